@@ -1,0 +1,1 @@
+"""Device drivers, one file each; found by name through `latency_lab.measure.get_device`."""

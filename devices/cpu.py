@@ -1,0 +1,125 @@
+"""The host CPU through the real LiteRT interpreter (ai-edge-litert): the default device.
+
+One interpreter per network, built from the dynamic-shape TFLite model (`build_keras`) and
+resized per resolution; XNNPACK on unless asked otherwise; one thread by default; the process
+optionally pinned to a CPU set (Linux). Times each `invoke()` with a monotonic clock.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from latency_lab.build_keras import tflite_path
+from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.spec import NetworkSpec
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parse_cpu_set(text: str) -> set[int]:
+    """'0', '0,2', '0-3' -> set of CPU indices."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise DeviceError(f"malformed CPU set {text!r}: use e.g. 0 or 0,1 or 0-3") from None
+    return cpus
+
+
+class CpuDevice(Device):
+    name = "cpu"
+
+    def __init__(self, threads: int = 1, affinity: str = "", xnnpack: bool = True,
+                 model_dir: str | None = None):
+        if threads < 1:
+            raise DeviceError("threads must be at least 1")
+        self.threads = int(threads)
+        self.xnnpack = bool(xnnpack)
+        self.model_dir = model_dir
+        self.affinity = ""
+        if affinity:
+            cpus = parse_cpu_set(affinity)
+            if not hasattr(os, "sched_setaffinity"):
+                raise DeviceError("CPU pinning needs Linux (os.sched_setaffinity)")
+            try:
+                os.sched_setaffinity(0, cpus)
+            except OSError as exc:
+                raise DeviceError(f"cannot pin to CPUs {affinity}: {exc.strerror}") from None
+            self.affinity = ",".join(str(c) for c in sorted(cpus))
+        self._interpreters: dict[str, tuple[object, list[int]]] = {}
+
+    def info(self) -> DeviceInfo:
+        try:
+            litert = version("ai-edge-litert")
+        except PackageNotFoundError:
+            litert = "unknown"
+        return DeviceInfo(
+            name=self.name,
+            hardware=f"{_cpu_model()} ({os.cpu_count()} logical CPUs, {platform.machine()})",
+            runtime="litert",
+            runtime_version=litert,
+            precision="fp32",
+            threads=self.threads,
+            affinity=self.affinity,
+            extra={"delegate": "xnnpack" if self.xnnpack else "none", "os": platform.system()},
+        )
+
+    def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
+        self._interpreter(spec)
+
+    def _interpreter(self, spec: NetworkSpec):
+        entry = self._interpreters.get(spec.fingerprint)
+        if entry is None:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            path = tflite_path(spec, self.model_dir)
+            resolver = (OpResolverType.AUTO if self.xnnpack
+                        else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            try:
+                interp = Interpreter(model_path=str(path), num_threads=self.threads,
+                                     experimental_op_resolver_type=resolver)
+            except ValueError as exc:
+                raise DeviceError(f"LiteRT cannot load {path}: {exc}") from None
+            entry = (interp, [0])  # [current resolution]
+            self._interpreters[spec.fingerprint] = entry
+        return entry
+
+    def sample(self, spec: NetworkSpec, resolution: int, runs: int,
+               warmup_runs: int = 1) -> RunResult:
+        interp, current = self._interpreter(spec)
+        if current[0] != resolution:
+            index = interp.get_input_details()[0]["index"]
+            interp.resize_tensor_input(index, [1, resolution, resolution, 3], strict=True)
+            interp.allocate_tensors()
+            rng = np.random.default_rng(resolution)
+            interp.set_tensor(index, rng.random((1, resolution, resolution, 3), np.float32))
+            current[0] = resolution
+        invoke = interp.invoke
+        for _ in range(warmup_runs):
+            invoke()
+        samples = []
+        clock = time.perf_counter_ns
+        for _ in range(runs):
+            t0 = clock()
+            invoke()
+            samples.append((clock() - t0) / 1e6)
+        return RunResult(samples_ms=tuple(samples))
+
+    def close(self) -> None:
+        self._interpreters.clear()

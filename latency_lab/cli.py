@@ -1,0 +1,195 @@
+"""The `latency-lab` command line: parses arguments, calls the library, prints.
+
+Heavy libraries (TensorFlow, LiteRT, pandas, torch) are imported inside the commands that
+need them, so `--help` and `network show` start fast. Errors a user can cause are printed as
+one line on stderr with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Measure CNN latency over input resolution and scale networks to a budget.")
+network_app = typer.Typer(no_args_is_help=True, help="Network presets and specs.")
+app.add_typer(network_app, name="network")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@network_app.command("list")
+def network_list() -> None:
+    """List the preset networks."""
+    from latency_lab import complexity, presets
+
+    for name in presets.names():
+        spec = presets.get(name)
+        print(f"{name:26s} {spec.fingerprint}  {complexity.params(spec):>10,d} params  "
+              f"{complexity.macs(spec) / 1e9:6.3f} GMACs @ {spec.resolution}  ({spec.source})")
+
+
+@network_app.command("show")
+def network_show(
+    name: str = typer.Argument(..., help="Preset name or path to a network JSON file."),
+    resolution: Optional[int] = typer.Option(None, help="Count MACs at this resolution."),
+    as_json: bool = typer.Option(False, "--json", help="Print the spec as JSON."),
+) -> None:
+    """Print a network's spec, parameter count and MACs."""
+    from latency_lab import complexity
+    from latency_lab.presets import load_network
+    from latency_lab.spec import check_resolution
+
+    spec = load_network(name)
+    res = check_resolution(resolution) if resolution else spec.resolution
+    n_params, n_macs = complexity.params(spec), complexity.macs(spec, res)
+    if as_json:
+        print(json.dumps({**spec.to_dict(), "fingerprint": spec.fingerprint,
+                          "params": n_params, "macs": n_macs, "macs_resolution": res}, indent=2))
+        return
+    print(f"{spec.name}  fingerprint {spec.fingerprint}  ({spec.source or 'custom'})")
+    print(f"resolution {spec.resolution}, activation {spec.activation}, classes {spec.num_classes}")
+    print(f"stem   width {spec.stem.width:5d}  k{spec.stem.kernel} s{spec.stem.stride}")
+    for i, s in enumerate(spec.stages):
+        blocks = " ".join(f"k{b.kernel}e{b.expansion:g}" + ("s2" if b.stride == 2 else "")
+                          for b in s.blocks)
+        print(f"stage {i} width {s.width:5d}  depth {s.depth:2d}  se {s.se_ratio:g}  {blocks}")
+    print(f"head   width {spec.head_width:5d}")
+    print(f"params {n_params:,d}   MACs {n_macs:,d} ({n_macs / 1e9:.3f} G) at {res}x{res}")
+
+
+@app.command("devices")
+def devices() -> None:
+    """List the device drivers that can be named with --device."""
+    from latency_lab.measure import device_names
+
+    for name in device_names():
+        print(name)
+
+
+@app.command("sweep")
+def sweep(
+    device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    resolutions: str = typer.Option("160:400:4", help="start:stop:step (inclusive) or a,b,c."),
+    out: Path = typer.Option(Path("sweep.csv"), help="CSV to write, one row per resolution."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
+    affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store of samples."),
+    remeasure: bool = typer.Option(False, help="Measure again even where the store has results."),
+    ci_target_pct: float = typer.Option(1.0, help="Stop a point at this CI half-width (% of median)."),
+    min_rounds: int = typer.Option(8, help="Rounds before a point may stop."),
+    max_rounds: int = typer.Option(100, help="Rounds after which a point stops anyway."),
+    runs_per_visit: int = typer.Option(8, help="Samples per point per round."),
+    time_cap_s: float = typer.Option(900.0, help="Wall-time cap of the sweep, seconds."),
+) -> None:
+    """Sweep a network's input resolution on a device and write the latency curve as CSV."""
+    from latency_lab.measure import get_device
+    from latency_lab.paths import default_store_path
+    from latency_lab.presets import load_network
+    from latency_lab.protocol import Protocol
+    from latency_lab.store import Store
+    from latency_lab.sweep import parse_resolutions, run_sweep, write_csv
+
+    spec = load_network(network)
+    grid = parse_resolutions(resolutions)
+    _check_writable(out)
+    try:
+        protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
+                            max_rounds=max_rounds, ci_target_pct=ci_target_pct,
+                            time_cap_s=time_cap_s)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    store = Store(store_path or default_store_path())
+    dev = get_device(device, threads=threads, affinity=affinity)
+    console = _console()
+    info = dev.info()
+    console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "
+                  f"{info.runtime} {info.runtime_version}, {info.threads} thread(s); "
+                  f"{len(grid)} resolutions {grid[0]}..{grid[-1]}; store {store.path}")
+    with dev, _progress(console) as bar:
+        frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
+    write_csv(frame, out)
+    reasons = frame["stop_reason"].value_counts().to_dict()
+    console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
+                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
+                  f"stopped: {reasons}")
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"output {path} is a directory")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is not a directory")
+    probe = parent if parent.exists() else next((p for p in parent.parents if p.exists()), Path("."))
+    import os
+
+    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied")
+
+
+class _progress:
+    """A rich progress bar on a terminal; silent otherwise. Called as progress(done, total, s)."""
+
+    def __init__(self, console):
+        self.console = console
+        self.bar = None
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+            self.bar.start()
+            self.task = self.bar.add_task("points done", total=None)
+        return self
+
+    def __call__(self, done: int, total: int, elapsed: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from latency_lab.errors import user_errors
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was measured is in the store; run again to resume",
+              file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # typer/click exits (--help, usage errors)
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors arrive as ClickException in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

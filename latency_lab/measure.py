@@ -1,0 +1,215 @@
+"""The measurement API: what a device is, what it returns, and how drivers are found.
+
+A driver (in `devices/`) is a `Device`: it describes itself (`info()`, a `DeviceInfo` whose
+fields are everything that changes a latency) and runs a network at a resolution
+(`sample()`, raw per-inference latencies in ms). Drivers only measure; *how often* and *in
+which order* is the protocol's business (`protocol.py`), persistence the store's (`store.py`).
+
+A `Measurement` is what a user keeps: the raw samples, their statistics, how they were taken
+and why sampling stopped.
+
+Drivers are found by name (`get_device("cpu")`) through the `latency_lab.devices` entry-point
+group, so a third-party package adds a device by declaring, in its pyproject.toml::
+
+    [project.entry-points."latency_lab.devices"]
+    mydev = "my_package.module:MyDevice"
+
+`module:Class` may also be given directly in place of a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from importlib.metadata import entry_points
+from typing import Any, Mapping
+
+from latency_lab.spec import NetworkSpec
+from latency_lab.stats import Stats, summarize
+
+ENTRY_POINT_GROUP = "latency_lab.devices"
+
+# The drivers this distribution ships (also declared as entry points in pyproject.toml);
+# listed here too so that a source checkout that was never pip-installed finds them.
+BUILTIN_DEVICES = {
+    "cpu": "devices.cpu:CpuDevice",
+}
+
+
+class DeviceError(RuntimeError):
+    """A device that cannot be found, opened or run; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Everything about how latencies are taken that can change them.
+
+    `context_key` hashes these fields: measurements with equal keys are comparable and share
+    cache entries. Facts that are observed per measurement rather than configured (thermal
+    state, clock readings during the run) belong in `Measurement.facts`, not here.
+    """
+
+    name: str                 # registry name: "cpu", "pixel2", "cuda", "jetson", "table"
+    hardware: str             # "Intel Xeon @ 2.1GHz x2", "Pixel 2", "NVIDIA GeForce RTX 3090"
+    runtime: str              # "litert", "tflite-benchmark", "torch-cuda", "tensorrt"
+    runtime_version: str
+    precision: str = "fp32"   # "fp32", "fp16", "int8"
+    threads: int | None = None
+    affinity: str = ""        # CPU set or mask the runs are pinned to; "" when not pinned
+    batch_size: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)  # delegate, governor, power mode...
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["extra"] = dict(sorted(self.extra.items()))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DeviceInfo":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    @cached_property
+    def context_key(self) -> str:
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return f"{self.name}-{hashlib.sha256(canon.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one `Device.sample` call returns."""
+
+    samples_ms: tuple[float, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)   # observed during the call
+    summary_only: bool = False  # True when the device reported only a summary, not per-run times
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A network at a resolution on a device: raw samples, statistics, context."""
+
+    context: DeviceInfo
+    network: str
+    fingerprint: str
+    resolution: int
+    samples_ms: tuple[float, ...]
+    rounds: tuple[int, ...] = ()          # round index of each sample (see protocol.py)
+    stop_reason: str = ""                 # "ci_target", "time_cap", "max_rounds", "replayed"
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    confidence: float = 0.95
+
+    @cached_property
+    def stats(self) -> Stats:
+        return summarize(self.samples_ms, self.rounds or None, self.confidence)
+
+    @property
+    def latency_ms(self) -> float:
+        """The headline figure: the median."""
+        return self.stats.median_ms
+
+    @property
+    def n_rounds(self) -> int:
+        return len(set(self.rounds))
+
+    def row(self) -> dict[str, Any]:
+        """A flat record for CSV reports (one row per resolution)."""
+        s = self.stats
+        c = self.context
+        return {
+            "resolution": self.resolution,
+            "latency_ms": s.median_ms,
+            "ci_low_ms": s.ci_low_ms,
+            "ci_high_ms": s.ci_high_ms,
+            "n_samples": s.count,
+            "n_rounds": self.n_rounds,
+            "min_ms": s.min_ms,
+            "mean_ms": s.mean_ms,
+            "std_ms": s.std_ms,
+            "p5_ms": s.p5_ms,
+            "p95_ms": s.p95_ms,
+            "ci_halfwidth_pct": 100 * s.ci_halfwidth_rel,
+            "stop_reason": self.stop_reason,
+            "network": self.network,
+            "fingerprint": self.fingerprint,
+            "device": c.name,
+            "hardware": c.hardware,
+            "runtime": c.runtime,
+            "runtime_version": c.runtime_version,
+            "precision": c.precision,
+            "threads": c.threads,
+            "affinity": c.affinity,
+            "batch_size": c.batch_size,
+            "context_key": c.context_key,
+        }
+
+
+class Device(ABC):
+    """A driver: describes itself and runs networks. Subclasses only measure."""
+
+    #: registry name of the driver
+    name: str = ""
+
+    @abstractmethod
+    def info(self) -> DeviceInfo:
+        """The context measurements are taken in (cheap; may query the device once)."""
+
+    @abstractmethod
+    def sample(self, spec: NetworkSpec, resolution: int, runs: int,
+               warmup_runs: int = 1) -> RunResult:
+        """Run `spec` at `resolution` `warmup_runs` times unrecorded, then `runs` times, and
+        return the per-run latencies in ms. Preparing the network (conversion, upload, engine
+        build) happens on first use and is cached by the driver, never counted in samples."""
+
+    def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
+        """Optional: do expensive per-network work up front (called once per sweep)."""
+
+    def close(self) -> None:
+        """Release models, interpreters, connections."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise DeviceError(f"cannot load device driver {target!r}: {exc}") from None
+    return obj
+
+
+def device_names() -> list[str]:
+    names = set(BUILTIN_DEVICES)
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def device_class(name: str) -> type[Device]:
+    """The driver class registered as `name` (entry point or built-in), or a `module:Class`."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return _load(ep.value)
+    if name in BUILTIN_DEVICES:
+        return _load(BUILTIN_DEVICES[name])
+    if ":" in name:
+        return _load(name)
+    raise DeviceError(f"unknown device {name!r}; known: {', '.join(device_names())}")
+
+
+def get_device(name: str, **options: Any) -> Device:
+    """An opened driver. `options` are the driver's keyword arguments (threads=..., ...)."""
+    cls = device_class(name)
+    try:
+        return cls(**{k: v for k, v in options.items() if v is not None})
+    except TypeError as exc:
+        raise DeviceError(f"device {name!r} does not take these options: {exc}") from None

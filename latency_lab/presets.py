@@ -1,0 +1,119 @@
+"""Named network presets, each with the source its numbers come from.
+
+`get(name)` returns a `NetworkSpec`; `names()` lists them. A path to a JSON file is accepted
+wherever a preset name is (see `load_network`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from latency_lab.scaling import scale_uniform, set_depth
+from latency_lab.spec import BlockSpec, NetworkSpec, SpecError, StageSpec, StemSpec
+
+# EfficientNet-B0 block arguments, from keras.applications.efficientnet DEFAULT_BLOCKS_ARGS
+# (= the official TPU repo's efficientnet_builder.py): kernel, repeats, expand, stride, out.
+_B0_STAGES = (
+    (3, 1, 1, 1, 16),
+    (3, 2, 6, 2, 24),
+    (5, 2, 6, 2, 40),
+    (3, 3, 6, 2, 80),
+    (5, 3, 6, 1, 112),
+    (5, 4, 6, 2, 192),
+    (3, 1, 6, 1, 320),
+)
+
+# (width, depth, resolution) multipliers of EfficientNet-B1 and -B2 (Tan & Le 2019, Table 1;
+# keras.applications.efficientnet EfficientNetB1/B2).
+EFFICIENTNET_COEFFICIENTS = {"b1": (1.0, 1.1, 240), "b2": (1.1, 1.2, 260)}
+
+# RBIS result for the B1 budget at 256 px: rbis-method.md Table 5.1 (stages 0..6, head).
+_RBIS_B1_WIDTHS = (16, 24, 40, 104, 112, 192, 384)
+_RBIS_B1_DEPTHS = (1, 2, 2, 5, 3, 7, 1)
+_RBIS_B1_HEAD = 1408
+
+# S3NAS-B0 (Lee et al., IEEE TCAD 2021), the MBConv-only search result published as
+# models/mbconv_super_4_4_4_4_4_search_parsed_model.json in the public S3NAS code:
+# per stage, the blocks as (kernel, expansion, stride); the width is the stage's output.
+_S3NAS_STAGES = (
+    (32, ((3, 4, 2),) + ((3, 2, 1),) * 3),
+    (64, ((5, 2, 2),) + ((5, 2, 1),) * 3),
+    (128, ((5, 2, 2),) + ((3, 2, 1),) * 2),
+    (160, ((5, 4, 1),) + ((3, 2, 1),) * 2),
+    (256, ((5, 4, 2),) + ((5, 4, 1),) * 3),
+)
+
+
+def _stage(width: int, blocks, se_ratio: float) -> StageSpec:
+    return StageSpec(width=width, blocks=tuple(BlockSpec(k, e, s) for k, e, s in blocks),
+                     se_ratio=se_ratio)
+
+
+def efficientnet_b0() -> NetworkSpec:
+    stages = tuple(
+        _stage(out, ((k, e, s),) + ((k, e, 1),) * (r - 1), 0.25)
+        for k, r, e, s, out in _B0_STAGES
+    )
+    return NetworkSpec(name="efficientnet-b0", stem=StemSpec(32, 3, 2), stages=stages,
+                       head_width=1280, activation="swish", resolution=224,
+                       source="keras.applications.efficientnet DEFAULT_BLOCKS_ARGS")
+
+
+def _efficientnet(variant: str) -> Callable[[], NetworkSpec]:
+    def make() -> NetworkSpec:
+        w, d, r = EFFICIENTNET_COEFFICIENTS[variant]
+        spec = scale_uniform(efficientnet_b0(), w, d, r, name=f"efficientnet-{variant}")
+        return replace(spec, source=f"efficientnet-b0 compound-scaled w={w} d={d} r={r}")
+    return make
+
+
+def efficientnet_b0_rbis_b1() -> NetworkSpec:
+    b0 = efficientnet_b0()
+    stages = tuple(set_depth(replace(s, width=w), d)
+                   for s, w, d in zip(b0.stages, _RBIS_B1_WIDTHS, _RBIS_B1_DEPTHS))
+    return NetworkSpec(name="efficientnet-b0-rbis-b1", stem=b0.stem, stages=stages,
+                       head_width=_RBIS_B1_HEAD, activation="swish", resolution=256,
+                       source="RBIS thesis Table 5.1 (B0 scaled to the B1 budget on Pixel2)")
+
+
+def s3nas_b0() -> NetworkSpec:
+    return NetworkSpec(name="s3nas-b0", stem=StemSpec(32, 7, 2),
+                       stages=tuple(_stage(w, b, 0.0) for w, b in _S3NAS_STAGES),
+                       head_width=1280, activation="relu", resolution=224,
+                       source="S3NAS mbconv_super_4_4_4_4_4_search_parsed_model.json")
+
+
+PRESETS: dict[str, Callable[[], NetworkSpec]] = {
+    "efficientnet-b0": efficientnet_b0,
+    "efficientnet-b1": _efficientnet("b1"),
+    "efficientnet-b2": _efficientnet("b2"),
+    "efficientnet-b0-rbis-b1": efficientnet_b0_rbis_b1,
+    "s3nas-b0": s3nas_b0,
+}
+
+
+def names() -> list[str]:
+    return list(PRESETS)
+
+
+def get(name: str) -> NetworkSpec:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise SpecError(f"unknown network {name!r}; presets: {', '.join(PRESETS)}") from None
+
+
+def load_network(name_or_path: str) -> NetworkSpec:
+    """A preset by name, or a network JSON file by path."""
+    if name_or_path in PRESETS:
+        return get(name_or_path)
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError(f"cannot read network file {path}: {exc.strerror}") from None
+        return NetworkSpec.from_json(text)
+    return get(name_or_path)

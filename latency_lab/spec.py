@@ -1,0 +1,261 @@
+"""Network specs as plain data: stem, body stages of MBConv blocks, head.
+
+A `NetworkSpec` is the one description of a network that every other part of the tool
+(builders, complexity counts, devices, the store, the search) reads. It round-trips through
+JSON and has a stable `fingerprint`: the hash of the canonical JSON of the *architecture*,
+i.e. everything except the display `name` and the input `resolution`. Latencies and
+accuracies are keyed by (fingerprint, resolution), so one converted model serves a whole
+resolution sweep.
+
+JSON form (other tools read these keys)::
+
+    {"name": "...", "resolution": 224, "num_classes": 1000, "activation": "swish",
+     "stem": {"width": 32, "kernel": 3, "stride": 2},
+     "head": {"width": 1280},
+     "stages": [{"kind": "mbconv", "width": 16, "depth": 1, "kernel": 3, "expansion": 1,
+                 "stride": 1, "se_ratio": 0.25,
+                 "blocks": [{"kernel": 3, "expansion": 1, "stride": 1}]}, ...]}
+
+A stage's `kernel`, `expansion` and `stride` are those of its first block; `blocks` lists
+every block and may vary kernel and expansion inside a stage (S3NAS does). A stage given
+without `blocks` gets `depth` copies of its first block, stride 1 after the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
+BLOCK_KINDS = ("mbconv",)
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 2048
+
+
+class SpecError(ValueError):
+    """A network description that is not a valid network."""
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One MBConv block: kernel of the depthwise conv, expansion ratio, stride."""
+
+    kernel: int
+    expansion: float
+    stride: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "expansion": _num(self.expansion), "stride": self.stride}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A body stage: `width` output channels, blocks of one kind, one SE ratio and activation."""
+
+    width: int
+    blocks: tuple[BlockSpec, ...]
+    se_ratio: float = 0.0
+    kind: str = "mbconv"
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def kernel(self) -> int:
+        return self.blocks[0].kernel
+
+    @property
+    def expansion(self) -> float:
+        return self.blocks[0].expansion
+
+    @property
+    def stride(self) -> int:
+        return self.blocks[0].stride
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "width": self.width,
+            "depth": self.depth,
+            "kernel": self.kernel,
+            "expansion": _num(self.expansion),
+            "stride": self.stride,
+            "se_ratio": _num(self.se_ratio),
+            "blocks": [b.to_dict() for b in self.blocks],
+        }
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    width: int
+    kernel: int = 3
+    stride: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "kernel": self.kernel, "stride": self.stride}
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network: stem conv, body stages, 1x1 head conv, global pool, classifier."""
+
+    name: str
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    head_width: int
+    num_classes: int = 1000
+    activation: str = "swish"
+    resolution: int = 224
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- JSON -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "name": self.name,
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "activation": self.activation,
+            "stem": self.stem.to_dict(),
+            "head": {"width": self.head_width},
+            "stages": [s.to_dict() for s in self.stages],
+        }
+        if self.source:
+            d["source"] = self.source
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkSpec":
+        try:
+            return _from_dict(d)
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SpecError(f"not a network spec: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetworkSpec":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"not valid JSON: {exc}") from None
+        return cls.from_dict(d)
+
+    # -- identity ---------------------------------------------------------------------------
+    def arch_dict(self) -> dict[str, Any]:
+        """The JSON form without what does not change the computation graph's weights."""
+        d = self.to_dict()
+        for key in ("name", "resolution", "source"):
+            d.pop(key, None)
+        return d
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over the canonical architecture JSON (name, resolution out)."""
+        canon = json.dumps(self.arch_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    # -- convenience ------------------------------------------------------------------------
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(s.width for s in self.stages)
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(s.depth for s in self.stages)
+
+    def with_resolution(self, resolution: int) -> "NetworkSpec":
+        return replace(self, resolution=int(resolution))
+
+    def with_stage(self, index: int, stage: StageSpec) -> "NetworkSpec":
+        stages = list(self.stages)
+        stages[index] = stage
+        return replace(self, stages=tuple(stages))
+
+
+def _num(x: float) -> float | int:
+    """Write 6.0 as 6 so that JSON and fingerprints do not depend on int/float spelling."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _from_dict(d: dict[str, Any]) -> NetworkSpec:
+    if not isinstance(d, dict):
+        raise SpecError("a network spec is a JSON object")
+    missing = [k for k in ("stem", "head", "stages") if k not in d]
+    if missing:
+        raise SpecError(f"network spec lacks key(s): {', '.join(missing)}")
+    stem = d["stem"]
+    stem = StemSpec(width=int(stem["width"]), kernel=int(stem.get("kernel", 3)),
+                    stride=int(stem.get("stride", 2)))
+    head = d["head"]
+    head_width = int(head["width"] if isinstance(head, dict) else head)
+    stages = []
+    for i, s in enumerate(d["stages"]):
+        if "width" not in s:
+            raise SpecError(f"stage {i} lacks 'width'")
+        if "blocks" in s:
+            blocks = tuple(BlockSpec(int(b["kernel"]), float(b["expansion"]), int(b.get("stride", 1)))
+                           for b in s["blocks"])
+            if "depth" in s and int(s["depth"]) != len(blocks):
+                raise SpecError(f"stage {i}: depth {s['depth']} but {len(blocks)} blocks listed")
+        else:
+            depth = int(s["depth"])
+            if depth < 1:
+                raise SpecError(f"stage {i}: depth must be at least 1, got {depth}")
+            first = BlockSpec(int(s["kernel"]), float(s["expansion"]), int(s.get("stride", 1)))
+            blocks = (first,) + tuple(replace(first, stride=1) for _ in range(depth - 1))
+        stages.append(StageSpec(width=int(s["width"]), blocks=blocks,
+                                se_ratio=float(s.get("se_ratio", 0.0)), kind=s.get("kind", "mbconv")))
+    return NetworkSpec(
+        name=str(d.get("name", "custom")),
+        stem=stem,
+        stages=tuple(stages),
+        head_width=head_width,
+        num_classes=int(d.get("num_classes", 1000)),
+        activation=str(d.get("activation", "swish")),
+        resolution=int(d.get("resolution", 224)),
+        source=str(d.get("source", "")),
+    )
+
+
+def check_resolution(resolution: int) -> int:
+    r = int(resolution)
+    if not MIN_RESOLUTION <= r <= MAX_RESOLUTION:
+        raise SpecError(f"resolution {r} outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
+    return r
+
+
+def _validate(n: NetworkSpec) -> None:
+    if n.activation not in ACTIVATIONS:
+        raise SpecError(f"unknown activation {n.activation!r}; known: {', '.join(ACTIVATIONS)}")
+    check_resolution(n.resolution)
+    if not n.stages:
+        raise SpecError("a network needs at least one stage")
+    for what, v in (("stem width", n.stem.width), ("head width", n.head_width),
+                    ("num_classes", n.num_classes), ("stem kernel", n.stem.kernel),
+                    ("stem stride", n.stem.stride)):
+        if v < 1:
+            raise SpecError(f"{what} must be positive, got {v}")
+    for i, s in enumerate(n.stages):
+        if s.kind not in BLOCK_KINDS:
+            raise SpecError(f"stage {i}: unknown block kind {s.kind!r}")
+        if s.width < 1 or s.depth < 1:
+            raise SpecError(f"stage {i}: width and depth must be positive")
+        if not 0.0 <= s.se_ratio <= 1.0:
+            raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
+        for j, b in enumerate(s.blocks):
+            if b.kernel < 1 or b.kernel % 2 == 0:
+                raise SpecError(f"stage {i} block {j}: kernel must be odd and positive")
+            if b.expansion < 1:
+                raise SpecError(f"stage {i} block {j}: expansion must be at least 1")
+            if b.stride not in (1, 2):
+                raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
+            if j > 0 and b.stride != 1:
+                raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")

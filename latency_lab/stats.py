@@ -1,0 +1,97 @@
+"""Robust statistics of latency samples, and a confidence interval of the median.
+
+Samples taken in rounds (see `protocol.py`) are correlated within a round: the machine's state
+drifts between rounds, not between consecutive runs. The CI of the median is therefore a
+cluster bootstrap over rounds when there are enough rounds, and the distribution-free
+order-statistic (binomial) interval otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+MIN_ROUNDS_FOR_BOOTSTRAP = 5
+BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Stats:
+    count: int
+    min_ms: float
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    p5_ms: float
+    p95_ms: float
+    ci_low_ms: float
+    ci_high_ms: float
+    confidence: float
+
+    @property
+    def ci_halfwidth_rel(self) -> float:
+        """Half the CI's width relative to the median (0.01 = +-1%)."""
+        return (self.ci_high_ms - self.ci_low_ms) / 2 / self.median_ms if self.median_ms else float("inf")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def median_ci_order(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free CI of the median from order statistics (binomial(n, 1/2))."""
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan")
+    # 1-based ranks j and n - j + 1 with j the alpha/2 quantile of Binomial(n, 1/2).
+    j = int(sps.binom.ppf((1 - confidence) / 2, n, 0.5))
+    lo, hi = (j - 1, n - j) if j >= 1 else (0, n - 1)
+    return float(x[lo]), float(x[hi])
+
+
+def median_ci_rounds(rounds: list[np.ndarray], confidence: float = 0.95,
+                     seed: int = 0) -> tuple[float, float]:
+    """Cluster-bootstrap CI of the median: resample whole rounds with replacement."""
+    rng = np.random.default_rng(seed)
+    k = len(rounds)
+    lengths = np.array([len(r) for r in rounds])
+    flat = np.concatenate(rounds)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    picks = rng.integers(0, k, size=(BOOTSTRAP_RESAMPLES, k))
+    if np.all(lengths == lengths[0]):
+        m = lengths[0]
+        idx = starts[picks][..., None] + np.arange(m)
+        medians = np.median(flat[idx.reshape(BOOTSTRAP_RESAMPLES, -1)], axis=1)
+    else:
+        medians = np.array([np.median(np.concatenate([rounds[i] for i in p])) for p in picks])
+    alpha = 1 - confidence
+    lo, hi = np.quantile(medians, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def summarize(samples, rounds=None, confidence: float = 0.95) -> Stats:
+    """Statistics of `samples` (ms); `rounds[i]` is the round sample i was taken in, if known."""
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        raise ValueError("no samples to summarize")
+    if rounds is not None and len(set(rounds)) >= MIN_ROUNDS_FOR_BOOTSTRAP:
+        r = np.asarray(rounds)
+        groups = [x[r == k] for k in np.unique(r)]
+        lo, hi = median_ci_rounds(groups, confidence)
+    else:
+        lo, hi = median_ci_order(x, confidence)
+    med = float(np.median(x))
+    return Stats(
+        count=int(x.size),
+        min_ms=float(x.min()),
+        median_ms=med,
+        mean_ms=float(x.mean()),
+        std_ms=float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        p5_ms=float(np.percentile(x, 5)),
+        p95_ms=float(np.percentile(x, 95)),
+        ci_low_ms=min(lo, med),
+        ci_high_ms=max(hi, med),
+        confidence=confidence,
+    )

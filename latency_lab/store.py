@@ -1,0 +1,159 @@
+"""SQLite store of every latency sample taken, so that nothing measured is ever lost.
+
+Tables: `contexts` (DeviceInfo JSON by context key), `networks` (spec JSON by fingerprint),
+`measurements` (one per context x fingerprint x resolution x attempt: status open/done, stop
+reason, facts) and `samples` (every raw sample with its round). Samples are committed as they
+are taken; an interrupted sweep finds its open measurements and goes on. A re-measurement
+opens a new measurement; old samples stay.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from latency_lab.measure import DeviceInfo, Measurement
+from latency_lab.spec import NetworkSpec
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contexts (key TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (fingerprint TEXT PRIMARY KEY, name TEXT, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    context_key TEXT NOT NULL REFERENCES contexts(key),
+    fingerprint TEXT NOT NULL REFERENCES networks(fingerprint),
+    resolution INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'done')),
+    stop_reason TEXT NOT NULL DEFAULT '',
+    protocol TEXT NOT NULL DEFAULT '{}',
+    facts TEXT NOT NULL DEFAULT '{}',
+    started_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS measurements_key ON measurements(context_key, fingerprint, resolution);
+CREATE TABLE IF NOT EXISTS samples (
+    measurement_id INTEGER NOT NULL REFERENCES measurements(id),
+    round INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    taken_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_measurement ON samples(measurement_id);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store file is unusable (not a database, wrong schema, unwritable)."""
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                self.db.commit()
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} has schema {row[0]}, expected {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use store {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def register(self, info: DeviceInfo, spec: NetworkSpec) -> None:
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
+                            (info.context_key, json.dumps(info.to_dict(), sort_keys=True)))
+            self.db.execute("INSERT OR IGNORE INTO networks VALUES (?, ?, ?)",
+                            (spec.fingerprint, spec.name, json.dumps(spec.arch_dict(), sort_keys=True)))
+
+    def open_measurement(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
+                         protocol: dict[str, Any] | None = None) -> int:
+        self.register(info, spec)
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO measurements (context_key, fingerprint, resolution, status, protocol,"
+                " started_at) VALUES (?, ?, ?, 'open', ?, ?)",
+                (info.context_key, spec.fingerprint, int(resolution),
+                 json.dumps(protocol or {}, sort_keys=True), time.time()))
+        return int(cur.lastrowid)
+
+    def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
+                    facts: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        with self.db:
+            self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)",
+                                [(measurement_id, round_index, float(s), now) for s in samples_ms])
+            if facts:
+                old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
+                                                 (measurement_id,)).fetchone()[0])
+                old.update(facts)
+                self.db.execute("UPDATE measurements SET facts=? WHERE id=?",
+                                (json.dumps(old, sort_keys=True, default=str), measurement_id))
+
+    def finish(self, measurement_id: int, stop_reason: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE measurements SET status='done', stop_reason=?, finished_at=?"
+                            " WHERE id=?", (stop_reason, time.time(), measurement_id))
+
+    # -- reading -------------------------------------------------------------------------
+    def latest(self, context_key: str, fingerprint: str, resolution: int) -> tuple[int, str] | None:
+        """(id, status) of the newest measurement for this key, or None."""
+        row = self.db.execute(
+            "SELECT id, status FROM measurements WHERE context_key=? AND fingerprint=? AND"
+            " resolution=? ORDER BY id DESC LIMIT 1", (context_key, fingerprint, int(resolution))
+        ).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def samples(self, measurement_id: int) -> tuple[list[float], list[int]]:
+        rows = self.db.execute("SELECT latency_ms, round FROM samples WHERE measurement_id=?"
+                               " ORDER BY rowid", (measurement_id,)).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def measurement(self, measurement_id: int) -> Measurement:
+        row = self.db.execute(
+            "SELECT m.context_key, m.fingerprint, m.resolution, m.stop_reason, m.facts, c.info,"
+            " n.name FROM measurements m JOIN contexts c ON c.key = m.context_key"
+            " JOIN networks n ON n.fingerprint = m.fingerprint WHERE m.id=?", (measurement_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(measurement_id)
+        samples, rounds = self.samples(measurement_id)
+        return Measurement(context=DeviceInfo.from_dict(json.loads(row[5])), network=row[6],
+                           fingerprint=row[1], resolution=row[2], samples_ms=tuple(samples),
+                           rounds=tuple(rounds), stop_reason=row[3], facts=json.loads(row[4]))
+
+    def network_spec(self, fingerprint: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT name, spec FROM networks WHERE fingerprint=?",
+                              (fingerprint,)).fetchone()
+        return {"name": row[0], **json.loads(row[1])} if row else None
+
+    def done_measurements(self, context_key: str | None = None,
+                          fingerprint: str | None = None) -> list[int]:
+        """Ids of the newest finished measurement per (context, fingerprint, resolution)."""
+        q = ("SELECT MAX(id) FROM measurements WHERE status='done'"
+             + (" AND context_key=?" if context_key else "")
+             + (" AND fingerprint=?" if fingerprint else "")
+             + " GROUP BY context_key, fingerprint, resolution ORDER BY context_key, fingerprint,"
+               " resolution")
+        args = [a for a in (context_key, fingerprint) if a]
+        return [r[0] for r in self.db.execute(q, args).fetchall()]

@@ -1,0 +1,1 @@
+"""Scaling strategies (RBIS, compound, fast, ResNet-RS) and accuracy evaluators."""
