@@ -1,0 +1,258 @@
+"""Benchmark of the jump detector on synthetic sweeps with known jumps.
+
+Generator (per the issue): resolutions 160..400 step 4 (61 points); a trend that is piecewise
+linear with slope-only kinks (which must not be reported) or quadratic in resolution (MACs grow
+as r^2) with kinks; 1-4 upward jumps of 3-15% of the local latency, at least 5 steps apart and
+5 steps from the ends; Gaussian noise with sigma 1% or 2% of the local latency; optionally 3% of
+the points replaced by outliers (+-5..15%), CI columns (95% intervals of the true sigma, with
+20% error on their width), or downward steps (GPU kernel switches) of 3-10%.
+
+Scoring: a detection matches a true jump when its `resolution_before` is within one grid step
+(4 px); precision, recall and F1 are pooled over all seeds of a scenario. Side by side in the
+same run: this project's detector (`latency_lab.jumps.detect`) and plain ruptures Pelt with the
+linear cost and a BIC-like penalty (3 ln(n) sigma^2, sigma from the MAD of second differences),
+where every breakpoint whose right line starts above the left one counts as an upward jump.
+Also printed: recall of the detector per jump size in noise units, and for each scenario the
+share of true jumps an oracle (true segment ends known, linear lines on 5-10 points each side)
+could see at z >= 4 -- the ceiling any detector with that false-alarm level has.
+
+Run:  PYTHONPATH=. python benchmarks/jumps_benchmark.py [--seeds 200]
+Writes results/benchmarks/jumps_benchmark.csv and jumps_benchmark.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latency_lab import jumps as J
+
+GRID = np.arange(160, 401, 4)
+MIN_GAP_STEPS = 5
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    trend: str            # "linear" (piecewise linear with kinks) | "quadratic" | "staircase"
+    noise: float          # sigma as a fraction of latency
+    outliers: float = 0.0
+    ci: bool = False
+    drops: int = 0        # downward steps (GPU-like)
+    jump_range: tuple[float, float] = (0.03, 0.15)
+    n_jumps: tuple[int, int] = (1, 4)
+
+
+SCENARIOS = [
+    Scenario("linear-kinks 1%", "linear", 0.01),
+    Scenario("linear-kinks 2%", "linear", 0.02),
+    Scenario("quadratic 1%", "quadratic", 0.01),
+    Scenario("quadratic 2%", "quadratic", 0.02),
+    Scenario("quadratic 1% +3% outliers", "quadratic", 0.01, outliers=0.03),
+    Scenario("quadratic 2% +3% outliers", "quadratic", 0.02, outliers=0.03),
+    Scenario("quadratic 1% with CIs", "quadratic", 0.01, ci=True),
+    Scenario("quadratic 2% with CIs", "quadratic", 0.02, ci=True),
+    Scenario("no jumps, kinks 1%", "quadratic", 0.01, n_jumps=(0, 0)),
+    Scenario("cpu-like: quadratic, 1-4% steps, 0.5% CIs", "quadratic", 0.005, ci=True,
+             jump_range=(0.01, 0.04)),
+    Scenario("gpu-like: staircase, up 3-15%, 2 drops, 1%", "staircase", 0.01, drops=2),
+]
+
+
+def _positions(rng, n_pick, n, forbid=()):
+    """n_pick break indices k (jump between k and k+1), >= MIN_GAP_STEPS apart and from ends."""
+    for _ in range(1000):
+        ks = np.sort(rng.choice(np.arange(MIN_GAP_STEPS - 1, n - MIN_GAP_STEPS), n_pick,
+                                replace=False))
+        allk = np.sort(np.concatenate([ks, list(forbid)])).astype(int)
+        if n_pick == 0 or np.all(np.diff(allk) >= MIN_GAP_STEPS):
+            return ks
+    raise RuntimeError("could not place breaks")
+
+
+def generate(sc: Scenario, rng: np.random.Generator):
+    """One synthetic sweep: (DataFrame, true upward jump ks, true drop ks)."""
+    n = len(GRID)
+    x = (GRID - GRID[0]) / (GRID[-1] - GRID[0])          # 0..1
+    base = rng.uniform(20, 200)                           # ms at 160 px
+    if sc.trend == "staircase":
+        trend = base * (1 + 0.15 * x)
+    elif sc.trend == "quadratic":
+        trend = base * (GRID / 160.0) ** 2 * rng.uniform(0.8, 1.0) + base * 0.2
+    else:
+        trend = base * (1 + rng.uniform(1.0, 3.0) * x)
+    # slope-only kinks: a hinge added at 1-2 places (continuous, slope change +-30..150%)
+    kinks = rng.integers(1, 3)
+    mean_slope = (trend[-1] - trend[0]) / (n - 1)
+    kink_at = rng.uniform(0.15, 0.85, kinks) * (n - 1)
+    for c in kink_at:
+        trend = trend + rng.choice([-1, 1]) * rng.uniform(0.3, 1.5) * mean_slope * \
+            np.maximum(0, np.arange(n) - c)
+    trend = np.maximum(trend, 0.3 * base)
+    n_up = int(rng.integers(sc.n_jumps[0], sc.n_jumps[1] + 1))
+    ks = _positions(rng, n_up + sc.drops, n)
+    rng.shuffle(ks)
+    up, down = np.sort(ks[:n_up]), np.sort(ks[n_up:])
+    y = trend.copy()
+    for k in np.sort(ks):
+        sign = 1.0 if k in up else -1.0
+        lo_, hi_ = sc.jump_range if sign > 0 else (0.03, 0.10)
+        y[k + 1:] += sign * rng.uniform(lo_, hi_) * y[k]
+    sigma = sc.noise * y
+    obs = y + rng.normal(0, 1, n) * sigma
+    if sc.outliers:
+        m = max(1, int(round(sc.outliers * n)))
+        idx = rng.choice(n, m, replace=False)
+        obs[idx] *= 1 + rng.choice([-1, 1], m) * rng.uniform(0.05, 0.15, m)
+    frame = pd.DataFrame({"resolution": GRID, "latency_ms": obs})
+    if sc.ci:
+        half = J.CI_Z95 * sigma * rng.uniform(0.8, 1.2, n)
+        frame["ci_low_ms"], frame["ci_high_ms"] = obs - half, obs + half
+    return frame, up, down, y, sigma
+
+
+def plain_pelt(frame: pd.DataFrame) -> list[int]:
+    """Plain ruptures Pelt, linear cost on [1, r], BIC-like penalty; up-breaks only."""
+    import ruptures as rpt
+
+    r = frame["resolution"].to_numpy(float)
+    y = frame["latency_ms"].to_numpy(float)
+    sig = J._robust_scale(J.curve_residuals(r, y))
+    signal = np.column_stack([y, np.ones_like(r), r])
+    ends = rpt.Pelt(model="linear", min_size=2, jump=1).fit(signal).predict(
+        pen=3 * np.log(len(r)) * sig ** 2)
+    bounds = [0] + ends
+    out = []
+    for a, b, c in zip(bounds[:-2], bounds[1:-1], bounds[2:]):
+        cl = np.polyfit(r[a:b], y[a:b], 1)
+        cr = np.polyfit(r[b:c], y[b:c], 1)
+        mid = (r[b - 1] + r[b]) / 2
+        if np.polyval(cr, mid) > np.polyval(cl, mid):
+            out.append(b - 1)
+    return out
+
+
+def ours(frame: pd.DataFrame, **kw) -> tuple[list[int], list[int]]:
+    res = J.detect(frame, **kw)
+    idx = {int(v): i for i, v in enumerate(GRID)}
+    return ([idx[int(v)] for v in res.jumps["resolution_before"]],
+            [idx[int(v)] for v in res.drops["resolution_before"]])
+
+
+def match(pred, true, tol=1):
+    """Greedy one-to-one matching within tol steps: (tp, fp, fn, matched true ks)."""
+    pred, free = sorted(pred), list(sorted(true))
+    tp, hit = 0, []
+    for p in pred:
+        near = [t for t in free if abs(t - p) <= tol]
+        if near:
+            t = min(near, key=lambda t: abs(t - p))
+            free.remove(t)
+            hit.append(t)
+            tp += 1
+    return tp, len(pred) - tp, len(free), hit
+
+
+def oracle_z(y_true, sigma, k, ks_all, window=10):
+    """z of the gap at k for lines fitted on noiseless-known segment ends (expected value)."""
+    bounds = [0] + [b + 1 for b in sorted(ks_all)] + [len(y_true)]
+    i = sorted(ks_all).index(k)
+    lo, hi = max(bounds[i], k + 1 - window), min(bounds[i + 2], k + 1 + window)
+    curve = J.Curve(GRID.astype(float), y_true, None, None)
+    g = J.level_gap(curve, sigma, k, (lo, k + 1), (k + 1, hi))
+    return g.z
+
+
+def prf(tp, fp, fn):
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else float("nan")
+    f = 2 * p * r / (p + r) if tp + fn and p + r else (float("nan") if not tp + fn else 0.0)
+    return p, r, f
+
+
+def run(seeds: int, detector_kw: dict | None = None, scenarios=SCENARIOS, verbose=True):
+    detector_kw = detector_kw or {}
+    rows, size_rows = [], []
+    for sc in scenarios:
+        rng = np.random.default_rng(abs(hash(sc.name)) % 2 ** 32 if False else _seed(sc.name))
+        acc = {"ours": [0, 0, 0], "pelt": [0, 0, 0], "drops": [0, 0, 0]}
+        oracle_seen = oracle_total = 0
+        t0 = time.perf_counter()
+        for _ in range(seeds):
+            frame, up, down, y_true, sigma = generate(sc, rng)
+            o_up, o_down = ours(frame, **detector_kw)
+            tp, fp, fn, hit = match(o_up, up)
+            acc["ours"] = [a + b for a, b in zip(acc["ours"], (tp, fp, fn))]
+            tp2, fp2, fn2, _ = match(plain_pelt(frame), up)
+            acc["pelt"] = [a + b for a, b in zip(acc["pelt"], (tp2, fp2, fn2))]
+            if sc.drops:
+                tpd, fpd, fnd, _ = match(o_down, down)
+                acc["drops"] = [a + b for a, b in zip(acc["drops"], (tpd, fpd, fnd))]
+            allks = sorted(list(up) + list(down))
+            for k in up:
+                z = oracle_z(y_true, sigma, k, allks)
+                oracle_total += 1
+                oracle_seen += z >= J.DEFAULT_Z_MIN
+                size_rows.append({"scenario": sc.name, "oracle_z": z, "found": k in hit})
+        dt = (time.perf_counter() - t0) / seeds
+        p, r, f = prf(*acc["ours"])
+        pp, pr, pf = prf(*acc["pelt"])
+        row = {"scenario": sc.name, "seeds": seeds, "true_jumps": acc["ours"][0] + acc["ours"][2],
+               "ours_precision": p, "ours_recall": r, "ours_f1": f,
+               "ours_fp_per_curve": acc["ours"][1] / seeds,
+               "pelt_precision": pp, "pelt_recall": pr, "pelt_f1": pf,
+               "pelt_fp_per_curve": acc["pelt"][1] / seeds,
+               "oracle_visible_pct": 100 * oracle_seen / oracle_total if oracle_total else np.nan,
+               "drops_f1": prf(*acc["drops"])[2] if sc.drops else np.nan,
+               "ms_per_curve": 1000 * dt}
+        rows.append(row)
+        if verbose:
+            print(f"{sc.name:44s} F1 ours {f:.3f}  pelt {pf:.3f}  ({1000 * dt:.0f} ms/curve)",
+                  flush=True)
+    return pd.DataFrame(rows), pd.DataFrame(size_rows)
+
+
+def _seed(name: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(name))
+
+
+def size_table(sizes: pd.DataFrame) -> pd.DataFrame:
+    bins = [0, 2, 3, 4, 5, 6, 8, 1e9]
+    labels = ["<2", "2-3", "3-4", "4-5", "5-6", "6-8", ">=8"]
+    sizes = sizes.assign(z_bin=pd.cut(sizes["oracle_z"], bins, labels=labels, right=False))
+    return sizes.groupby("z_bin", observed=False)["found"].agg(["count", "mean"]).rename(
+        columns={"count": "jumps", "mean": "recall"})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks"))
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    table, sizes = run(args.seeds)
+    by_size = size_table(sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "jumps_benchmark.csv", index=False, float_format="%.4f")
+    cols = ["scenario", "true_jumps", "ours_precision", "ours_recall", "ours_f1",
+            "ours_fp_per_curve", "pelt_precision", "pelt_recall", "pelt_f1", "pelt_fp_per_curve",
+            "oracle_visible_pct", "drops_f1", "ms_per_curve"]
+    text = (f"# Jump detector benchmark ({args.seeds} seeds per scenario, "
+            f"{time.perf_counter() - t0:.0f} s)\n\n"
+            f"Detector defaults: z_min {J.DEFAULT_Z_MIN}, Pelt penalty {J.DEFAULT_PENALTY} ln(n), "
+            f"min_size {J.DEFAULT_MIN_SIZE}, window {J.DEFAULT_WINDOW}.\n\n"
+            + table[cols].to_markdown(index=False, floatfmt=".3f")
+            + "\n\nRecall of the detector by the jump's oracle z (expected gap / its standard "
+              "error with the true segments known):\n\n"
+            + by_size.to_markdown(floatfmt=".3f") + "\n")
+    (args.out / "jumps_benchmark.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,498 @@
+"""Resolution-jump detection (RBIS step 1): latency vs resolution -> jumps, drops, candidates.
+
+A sweep (DataFrame with `resolution`, `latency_ms`, optionally `ci_low_ms`/`ci_high_ms`) is
+validated (`prepare_curve`), its per-point noise estimated (`estimate_noise`: from the CIs when
+present, else from the curve's own scatter), segmented into linear pieces with ruptures' Pelt on
+a noise-weighted linear cost (`segment`), and every breakpoint is then put through a level-gap
+test (`level_gap`): robust weighted lines are fitted left and right of it and their difference is
+evaluated over the whole interval between the two resolutions. If the lines cross inside the
+interval the break is a change of slope, not a jump; otherwise the smaller gap, in standard
+errors, must exceed `z_min`. Upward gaps are jumps; downward ones (GPU kernel switches) are drops,
+reported separately. `candidates` turns jumps into candidate resolutions (the last resolution
+before each jump plus N grid neighbours each side), `analyze_sweep` writes jumps.csv,
+drops.csv, candidates.csv and sweep.png.
+
+Everything is expressed in noise units, so the answer does not change when latency is scaled or
+shifted (a constant offset is absorbed by each line's intercept; the noise scales with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
+CI_Z95 = 1.959964
+# Normal-consistency factor of the MAD (MAD / 0.6745 estimates sigma).
+MAD_TO_SIGMA = 1.0 / 0.6744898
+MIN_POINTS = 8
+# Defaults tuned with benchmarks/jumps_benchmark.py (see results/benchmarks/).
+DEFAULT_Z_MIN = 3.5          # step needed, in standard errors (common-trend step model)
+DEFAULT_Z_FREE_MIN = 2.0     # ... and the free-slope gap (kink-proof) must pass this
+SHIFT = 0                    # points a break may move to where its step is strongest (0: moving
+                             # a kink next to its break faked steps in the benchmark)
+Z_KINK = 3.0                 # a slope change this significant bounds the lines of its neighbours
+DEFAULT_PENALTY = 2.0        # Pelt penalty per breakpoint, in units of ln(n) (chi-square scale)
+DEFAULT_MIN_SIZE = 3         # points per Pelt segment: one point alone is never a level
+DEFAULT_WINDOW = 10          # at most this many points each side feed a gap test's lines
+NOISE_WINDOW = 15            # residuals per group in the curve-only noise estimate
+OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
+# When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
+CI_TRUST_RATIO = 1.5
+
+
+class JumpInputError(ValueError):
+    """A sweep the detector cannot use (missing columns, non-numeric values, too few points)."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    resolution: np.ndarray        # float, sorted, unique
+    latency_ms: np.ndarray
+    ci_low_ms: np.ndarray | None
+    ci_high_ms: np.ndarray | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.resolution)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The level-gap test at the break between points k and k+1."""
+    k: int
+    step_ms: float           # the step of one trend (quadratic) with a level shift after r_k
+    step_se_ms: float
+    z: float                 # step_ms / step_se_ms: how sure the jump is
+    gap_ms: float            # right line minus left line, the smaller over [r_k, r_k+1]; 0 if they cross
+    se_ms: float
+    z_free: float            # gap_ms / se_ms: the step even if the slope changed at the break
+    z_slope: float           # (right slope - left slope) / its standard error: a kink
+    left: tuple[int, int]    # index range [start, end) of the points the left line used
+    right: tuple[int, int]
+    left_coef: tuple[float, float]   # intercept, slope (ms, ms per pixel) of the left line
+    right_coef: tuple[float, float]
+
+
+@dataclass
+class JumpResult:
+    curve: Curve
+    sigma_ms: np.ndarray
+    noise_source: str
+    breaks: list[int]                    # Pelt breaks (index of the last point before each)
+    tests: list[Gap]                     # one per Pelt break, after location refinement
+    jumps: pd.DataFrame
+    drops: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def segments(self) -> list[tuple[int, int, float, float]]:
+        """Pieces between breaks as (start, end, intercept, slope), lines fitted per piece."""
+        bounds = [0] + [k + 1 for k in sorted({g.k for g in self.tests})] + [self.curve.n]
+        out = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b - a >= 2:
+                c, _, _ = _robust_line(self.curve.resolution[a:b], self.curve.latency_ms[a:b],
+                                       self.sigma_ms[a:b])
+                out.append((a, b, float(c[0]), float(c[1])))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# input
+
+def prepare_curve(frame: pd.DataFrame) -> Curve:
+    """Validate a sweep and return it sorted by resolution.
+
+    Rules: `resolution` and `latency_ms` are required, numeric, finite; resolutions are positive
+    integers; latencies positive. Rows are sorted by resolution. Duplicate resolutions are merged:
+    the median latency, and the CI envelope (lowest ci_low, highest ci_high), noted in `notes`.
+    CI columns are used only when present, numeric and non-degenerate on every row (else ignored,
+    with a note). Fewer than 8 distinct resolutions is refused.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise JumpInputError("expected a table with columns resolution and latency_ms")
+    missing = [c for c in ("resolution", "latency_ms") if c not in frame.columns]
+    if missing:
+        raise JumpInputError(f"sweep has no column {', '.join(missing)} "
+                             f"(columns: {', '.join(map(str, frame.columns)) or 'none'})")
+    notes: list[str] = []
+    res = _numeric(frame["resolution"], "resolution")
+    lat = _numeric(frame["latency_ms"], "latency_ms")
+    if np.any(res <= 0) or np.any(res != np.round(res)):
+        bad = int(np.flatnonzero((res <= 0) | (res != np.round(res)))[0])
+        raise JumpInputError(f"row {bad + 1}: resolution {frame['resolution'].iloc[bad]!r} "
+                             "is not a positive integer")
+    if np.any(lat <= 0):
+        bad = int(np.flatnonzero(lat <= 0)[0])
+        raise JumpInputError(f"row {bad + 1}: latency_ms {lat[bad]:g} is not positive")
+    lo = hi = None
+    if "ci_low_ms" in frame.columns and "ci_high_ms" in frame.columns:
+        lo = pd.to_numeric(frame["ci_low_ms"], errors="coerce").to_numpy(float)
+        hi = pd.to_numeric(frame["ci_high_ms"], errors="coerce").to_numpy(float)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            notes.append("CI columns have empty or non-numeric values: CIs ignored, "
+                          "noise estimated from the curve")
+            lo = hi = None
+        elif np.any(hi < lo):
+            bad = int(np.flatnonzero(hi < lo)[0])
+            raise JumpInputError(f"row {bad + 1}: ci_high_ms {hi[bad]:g} < ci_low_ms {lo[bad]:g}")
+    order = np.argsort(res, kind="stable")
+    if np.any(np.diff(order) < 0):
+        notes.append("rows were not sorted by resolution: sorted")
+    res, lat = res[order], lat[order]
+    if lo is not None:
+        lo, hi = lo[order], hi[order]
+    uniq, first, counts = np.unique(res, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        dups = uniq[counts > 1].astype(int).tolist()
+        notes.append(f"duplicate resolutions {dups[:5]}{'...' if len(dups) > 5 else ''} merged: "
+                     "median latency, widest CI")
+        groups = np.split(np.arange(len(res)), first[1:])
+        lat = np.array([np.median(lat[g]) for g in groups])
+        if lo is not None:
+            lo = np.array([lo[g].min() for g in groups])
+            hi = np.array([hi[g].max() for g in groups])
+        res = uniq
+    if len(res) < MIN_POINTS:
+        raise JumpInputError(f"need at least {MIN_POINTS} distinct resolutions to find jumps, "
+                             f"got {len(res)}")
+    if lo is not None and np.any(hi - lo <= 0):
+        notes.append("some CIs have zero width: CIs ignored, noise estimated from the curve")
+        lo = hi = None
+    return Curve(res.astype(float), lat.astype(float), lo, hi, tuple(notes))
+
+
+def _numeric(col: pd.Series, name: str) -> np.ndarray:
+    values = pd.to_numeric(col, errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        raise JumpInputError(f"row {i + 1}: {name} {col.iloc[i]!r} is not a finite number"
+                             + (f" ({bad.size} such rows)" if bad.size > 1 else ""))
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# noise
+
+def curve_residuals(r: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each interior point minus the line through its two neighbours, divided by that
+    residual's noise gain sqrt(1 + w1^2 + w2^2): for white noise sigma its scale is sigma
+    (on any grid, gaps included). A constant curvature shows as a constant offset."""
+    h1, h2 = r[1:-1] - r[:-2], r[2:] - r[1:-1]
+    w1, w2 = h2 / (h1 + h2), h1 / (h1 + h2)
+    e = y[1:-1] - (w1 * y[:-2] + w2 * y[2:])
+    return e / np.sqrt(1 + w1 ** 2 + w2 ** 2)
+
+
+def _robust_scale(e: np.ndarray) -> float:
+    return float(np.median(np.abs(e - np.median(e))) * MAD_TO_SIGMA)
+
+
+def estimate_noise(curve: Curve, window: int = NOISE_WINDOW) -> tuple[np.ndarray, str]:
+    """Per-point noise sigma (ms) and a word on where it came from.
+
+    Curve only: the MAD of `curve_residuals`, robust to the few residuals a jump or an outlier
+    touches, per group of `window` points, smoothed as a power law in resolution.
+    With CIs: sigma_i = (ci_high - ci_low) / (2 * 1.96); if the curve scatters more (or less)
+    than that by over `CI_TRUST_RATIO`, the CI-based sigmas are rescaled to the scatter.
+    """
+    r, y = curve.resolution, curve.latency_ms
+    e = curve_residuals(r, y)
+    n = curve.n
+    floor = 1e-9 * max(float(np.median(np.abs(y))), 1e-300)
+    if curve.ci_low_ms is not None:
+        se = (curve.ci_high_ms - curve.ci_low_ms) / (2 * CI_Z95)
+        gain_se = _neighbour_se(r, se)
+        ratio = _robust_scale(e / gain_se)
+        if ratio > CI_TRUST_RATIO or ratio < 1 / CI_TRUST_RATIO:
+            return np.maximum(se * ratio, floor), f"CIs rescaled x{ratio:.2f} to the curve's scatter"
+        return np.maximum(se, floor), "CIs"
+    glob = _robust_scale(e)
+    if glob == 0:
+        return np.full(n, floor), "noiseless curve"
+    # Noise usually grows with latency, hence with resolution: MADs of consecutive groups of
+    # `window` residuals, then a power law sigma = c * r^b through them (log-log line). A
+    # power law in r (not in latency) keeps the estimate invariant to shifting latency.
+    groups = max(1, len(e) // window)
+    parts = np.array_split(np.arange(len(e)), groups)
+    rr = np.array([np.median(r[1:-1][g]) for g in parts])
+    ss = np.array([_robust_scale(e[g]) for g in parts])
+    if groups >= 2 and np.all(ss > 0):
+        b, a = np.polyfit(np.log(rr), np.log(ss), 1)
+        b = float(np.clip(b, -1.0, 3.0))
+        a = float(np.mean(np.log(ss) - b * np.log(rr)))
+        sig = np.exp(a + b * np.log(r))
+        how = f"curve scatter (MAD of second differences, ~ r^{b:.1f})"
+    else:
+        sig, how = np.full(n, glob), "curve scatter (MAD of second differences)"
+    return np.maximum(sig, floor), how
+
+
+def _neighbour_se(r: np.ndarray, se: np.ndarray) -> np.ndarray:
+    h1, h2 = r[1:-1] - r[:-2], r[2:] - r[1:-1]
+    w1, w2 = h2 / (h1 + h2), h1 / (h1 + h2)
+    var = se[1:-1] ** 2 + (w1 * se[:-2]) ** 2 + (w2 * se[2:]) ** 2
+    return np.sqrt(var / (1 + w1 ** 2 + w2 ** 2))
+
+
+# --------------------------------------------------------------------------------------------
+# segmentation and the level-gap test
+
+def segment(curve: Curve, sigma_ms: np.ndarray, penalty: float = DEFAULT_PENALTY,
+            min_size: int = DEFAULT_MIN_SIZE) -> list[int]:
+    """Pelt (ruptures) with the linear cost on noise-weighted data: rows y/s ~ [1/s, x/s], so
+    a segment's cost is its chi-square around its best line and the penalty per break is
+    `penalty` * ln(n) in those units. Returns k for each break (k = last index on the left)."""
+    import ruptures as rpt
+
+    r, y, s = curve.resolution, curve.latency_ms, sigma_ms
+    x = (r - r.mean()) / (r.std() or 1.0)
+    yc = (y - np.median(y)) / np.median(s)
+    sc = s / np.median(s)
+    signal = np.column_stack([yc / sc, 1 / sc, x / sc])
+    algo = rpt.Pelt(custom_cost=rpt.costs.CostLinear(), min_size=min_size, jump=1).fit(signal)
+    ends = algo.predict(pen=penalty * np.log(curve.n))
+    return [e - 1 for e in ends[:-1]]
+
+
+def _robust_fit(X: np.ndarray, y: np.ndarray, s: np.ndarray):
+    """Weighted least squares of y on the columns of X; points whose residual exceeds OUTLIER_Z
+    sigma are left out (one at a time, the worst first, keeping p + 1). Returns (coef, cov,
+    kept mask); the covariance is inflated by the reduced chi-square when the fit is worse
+    than the noise says (curvature, a missed kink)."""
+    keep = np.ones(len(y), bool)
+    p = X.shape[1]
+    while True:
+        w = 1 / s[keep]
+        Xw = X[keep] * w[:, None]
+        coef, *_ = np.linalg.lstsq(Xw, y[keep] * w, rcond=None)
+        resid = (y - X @ coef) / s
+        worst = int(np.argmax(np.where(keep, np.abs(resid), -1)))
+        if keep.sum() > p + 1 and abs(resid[worst]) > OUTLIER_Z:
+            keep[worst] = False
+            continue
+        break
+    cov = np.linalg.pinv(Xw.T @ Xw)
+    dof = int(keep.sum()) - p
+    if dof > 0:
+        cov = cov * max(1.0, float(np.sum(resid[keep] ** 2)) / dof)
+    return coef, cov, keep
+
+
+def _robust_line(r: np.ndarray, y: np.ndarray, s: np.ndarray):
+    """Robust weighted line: ((intercept at r = 0, slope), its covariance, kept mask)."""
+    r0 = float(r.mean())
+    coef, cov, keep = _robust_fit(np.column_stack([np.ones(len(r)), r - r0]), y, s)
+    J = np.array([[1.0, -r0], [0.0, 1.0]])
+    return J @ coef, J @ cov @ J.T, keep
+
+
+def level_gap(curve: Curve, sigma_ms: np.ndarray, k: int, left: tuple[int, int],
+              right: tuple[int, int]) -> Gap:
+    """Test a level shift between r_k and r_k+1 with the points [left) and [right), two ways.
+
+    Step: one smooth trend (quadratic in r) through both sides plus a step after r_k -- the
+    powerful test when the slope is the same on both sides, as in a piecewise-linear curve.
+    Free gap: separate lines left and right, compared over [r_k, r_k+1] -- zero when the lines
+    cross there, so a change of slope alone (a kink) never passes it."""
+    r, y, s = curve.resolution, curve.latency_ms, sigma_ms
+    cl, vl, _ = _robust_line(r[slice(*left)], y[slice(*left)], s[slice(*left)])
+    cr, vr, _ = _robust_line(r[slice(*right)], y[slice(*right)], s[slice(*right)])
+    ends = np.array([r[k], r[k + 1]])
+    d = (cr[0] + cr[1] * ends) - (cl[0] + cl[1] * ends)
+    at = int(np.argmin(np.abs(d)))
+    gap = 0.0 if d[0] * d[1] <= 0 else float(d[at])   # lines crossing in between: a kink
+    v = np.array([1.0, ends[at]])
+    se = float(np.sqrt(v @ vl @ v + v @ vr @ v))
+    idx = np.arange(left[0], right[1])
+    h = float(np.median(np.diff(r))) or 1.0
+    u = (r[idx] - (r[k] + r[k + 1]) / 2) / h
+    cols = [np.ones(len(idx)), u] + ([u ** 2] if len(idx) >= 8 else []) + [(idx > k) * 1.0]
+    coef, cov, _ = _robust_fit(np.column_stack(cols), y[idx], s[idx])
+    step, step_se = float(coef[-1]), float(np.sqrt(cov[-1, -1]))
+    z_slope = _ratio(cr[1] - cl[1], float(np.sqrt(vl[1, 1] + vr[1, 1])))
+    return Gap(k, step, step_se, _ratio(step, step_se), gap, se, _ratio(gap, se), z_slope,
+               left, right, (float(cl[0]), float(cl[1])), (float(cr[0]), float(cr[1])))
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else (float(np.sign(a)) * np.inf if a else 0.0)
+
+
+def strength(g: Gap | None, z_free_min: float = DEFAULT_Z_FREE_MIN) -> float:
+    """|z| of the step when the free-slope gap agrees in sign and passes z_free_min, else 0."""
+    if g is None or np.sign(g.z) != np.sign(g.z_free) or abs(g.z_free) < z_free_min:
+        return 0.0
+    return abs(g.z)
+
+
+def _test_break(curve, sigma, k, lo, hi, window, min_size, shift, z_free_min):
+    """Gap test of a break at k within the piece pair [lo, hi), moving it up to `shift`
+    points either way to where the step is strongest."""
+    best, best_s = None, -1.0
+    for kk in range(k - shift, k + shift + 1):
+        if kk + 1 - lo < min_size or hi - (kk + 1) < min_size:
+            continue
+        g = level_gap(curve, sigma, kk, (max(lo, kk + 1 - window), kk + 1),
+                      (kk + 1, min(hi, kk + 1 + window)))
+        st = strength(g, z_free_min)
+        if st > best_s or (st == best_s and abs(g.z) > abs(best.z)):
+            best, best_s = g, st
+    return best
+
+
+def _eliminate(curve, sigma, ks, z_min, z_free_min, window, min_size):
+    """Backward elimination: test every break with lines bounded by its neighbouring breaks,
+    drop the weakest one if it is neither a jump (step z >= z_min) nor a kink (slope change
+    z >= Z_KINK), and retest, so each surviving break's lines are as long as the jumps and
+    kinks around it allow, and never straddle either."""
+    while ks:
+        bounds = [0] + [k + 1 for k in ks] + [curve.n]
+        tests = [_test_break(curve, sigma, k, bounds[i], bounds[i + 2], window, min_size, SHIFT,
+                             z_free_min) for i, k in enumerate(ks)]
+        st = [max(strength(g, z_free_min) / z_min, abs(g.z_slope) / Z_KINK if g else 0.0)
+              for g in tests]
+        weakest = int(np.argmin(st))
+        if st[weakest] < 1.0:
+            del ks[weakest]
+            continue
+        return tests
+    return []
+
+
+def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAULT_PENALTY,
+           min_size: int = DEFAULT_MIN_SIZE, window: int = DEFAULT_WINDOW,
+           z_free_min: float = DEFAULT_Z_FREE_MIN, use_ci: bool = True) -> JumpResult:
+    """Find upward jumps and downward drops in a latency-vs-resolution curve."""
+    curve = frame_or_curve if isinstance(frame_or_curve, Curve) else prepare_curve(frame_or_curve)
+    if not use_ci and curve.ci_low_ms is not None:
+        curve = Curve(curve.resolution, curve.latency_ms, None, None, curve.notes)
+    sigma, source = estimate_noise(curve)
+    breaks = segment(curve, sigma, penalty, min_size)
+    tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
+    jumps = [g for g in tests if strength(g, z_free_min) >= z_min]
+    up = [g for g in jumps if g.z > 0]
+    down = [g for g in jumps if g.z < 0]
+    return JumpResult(curve, sigma, source, breaks, tests, _table(curve, up), _table(curve, down),
+                      list(curve.notes))
+
+
+JUMP_COLUMNS = ["resolution_before", "resolution_after", "latency_before_ms", "latency_after_ms",
+                "jump_ms", "jump_pct", "z", "se_ms", "gap_free_ms", "z_free", "slope_before_ms_per_px",
+                "slope_after_ms_per_px", "points_before", "points_after"]
+
+
+def _table(curve: Curve, gaps: list[Gap]) -> pd.DataFrame:
+    rows = []
+    for g in sorted(gaps, key=lambda g: g.k):
+        r0, r1 = curve.resolution[g.k], curve.resolution[g.k + 1]
+        level = g.left_coef[0] + g.left_coef[1] * r0
+        rows.append({
+            "resolution_before": int(r0), "resolution_after": int(r1),
+            "latency_before_ms": float(curve.latency_ms[g.k]),
+            "latency_after_ms": float(curve.latency_ms[g.k + 1]),
+            "jump_ms": g.step_ms, "jump_pct": 100 * g.step_ms / level if level > 0 else np.nan,
+            "z": g.z, "se_ms": g.step_se_ms, "gap_free_ms": g.gap_ms, "z_free": g.z_free,
+            "slope_before_ms_per_px": g.left_coef[1], "slope_after_ms_per_px": g.right_coef[1],
+            "points_before": g.left[1] - g.left[0], "points_after": g.right[1] - g.right[0],
+        })
+    return pd.DataFrame(rows, columns=JUMP_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# candidates and the report
+
+CANDIDATE_COLUMNS = ["resolution", "latency_ms", "role", "offset", "jump_resolution_before",
+                     "jump_pct", "reason"]
+
+
+def candidates(result: JumpResult, neighbours: int = 1, max_latency_ms: float | None = None,
+               min_latency_ms: float | None = None) -> pd.DataFrame:
+    """Candidate resolutions: the last one before each upward jump ("before-jump") and up to
+    `neighbours` grid points on each side ("neighbour", offset -N..N; offset > 0 lies after the
+    step), clipped to the measured grid, then to the latency window. A resolution claimed by
+    several jumps is listed once, with its closest role and every reason."""
+    if neighbours < 0:
+        raise JumpInputError(f"neighbours must be >= 0, got {neighbours}")
+    curve = result.curve
+    picked: dict[int, list] = {}
+    for row in result.jumps.itertuples():
+        k = int(np.flatnonzero(curve.resolution == row.resolution_before)[0])
+        for off in range(-neighbours, neighbours + 1):
+            i = k + off
+            if not 0 <= i < curve.n:
+                continue
+            if off == 0:
+                why = f"last resolution before the {row.jump_pct:+.1f}% jump to {row.resolution_after}"
+            else:
+                side = "after" if off > 0 else "before"
+                why = (f"neighbour {off:+d} of {row.resolution_before} ({abs(off)} step(s) {side} "
+                       f"the jump{', past the step' if off > 0 else ''})")
+            picked.setdefault(i, []).append((abs(off), off, row.resolution_before, row.jump_pct, why))
+    rows = []
+    for i in sorted(picked):
+        claims = sorted(picked[i])
+        _, off, before, pct, _ = claims[0]
+        lat = float(curve.latency_ms[i])
+        if max_latency_ms is not None and lat > max_latency_ms:
+            continue
+        if min_latency_ms is not None and lat < min_latency_ms:
+            continue
+        rows.append({"resolution": int(curve.resolution[i]), "latency_ms": lat,
+                     "role": "before-jump" if off == 0 else "neighbour", "offset": off,
+                     "jump_resolution_before": before, "jump_pct": pct,
+                     "reason": "; ".join(c[4] for c in claims)})
+    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+
+
+@dataclass
+class SweepAnalysis:
+    result: JumpResult
+    candidates: pd.DataFrame
+    files: dict[str, Path]
+
+    @property
+    def jumps(self) -> pd.DataFrame:
+        return self.result.jumps
+
+    @property
+    def drops(self) -> pd.DataFrame:
+        return self.result.drops
+
+
+def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 1,
+                  max_latency_ms: float | None = None, min_latency_ms: float | None = None,
+                  plot: bool = True, title: str | None = None, **detector_options) -> SweepAnalysis:
+    """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png."""
+    result = detect(frame, **detector_options)
+    cands = candidates(result, neighbours, max_latency_ms, min_latency_ms)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",
+             "candidates": out / "candidates.csv"}
+    result.jumps.to_csv(files["jumps"], index=False, float_format="%.4f")
+    result.drops.to_csv(files["drops"], index=False, float_format="%.4f")
+    cands.to_csv(files["candidates"], index=False, float_format="%.4f")
+    if plot:
+        from latency_lab.plots import plot_sweep
+
+        files["plot"] = plot_sweep(result, cands, out / "sweep.png",
+                                   title=title or _title(frame))
+    return SweepAnalysis(result, cands, files)
+
+
+def _title(frame: pd.DataFrame) -> str:
+    parts = []
+    for col in ("network", "hardware", "device", "runtime", "precision"):
+        if col in frame.columns and frame[col].notna().any():
+            v = str(frame[col].dropna().iloc[0])
+            if v and v not in parts:
+                parts.append(v)
+        if len(parts) >= 3:
+            break
+    return " · ".join(parts) or "latency vs input resolution"
