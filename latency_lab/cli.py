@@ -165,6 +165,11 @@ class _progress:
             self.bar.stop()
 
 
+from latency_lab.cli_jumps import jumps_command  # noqa: E402
+
+app.command("jumps")(jumps_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     from latency_lab.errors import user_errors
 

@@ -12,8 +12,9 @@ class UserError(RuntimeError):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from latency_lab.jumps import JumpInputError
     from latency_lab.measure import DeviceError
     from latency_lab.spec import SpecError
     from latency_lab.store import StoreError
 
-    return (UserError, SpecError, DeviceError, StoreError)
+    return (UserError, SpecError, DeviceError, StoreError, JumpInputError)

@@ -204,7 +204,9 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW) -> tuple[np.ndarray
     r, y = curve.resolution, curve.latency_ms
     e = curve_residuals(r, y)
     n = curve.n
-    floor = 1e-9 * max(float(np.median(np.abs(y))), 1e-300)
+    # A floor for exact (or typed, rounded) curves: 1e-4 of the latency range, which scales
+    # with latency and ignores a shift, like everything else here.
+    floor = 1e-4 * max(float(np.ptp(y)), 1e-300)
     if curve.ci_low_ms is not None:
         se = (curve.ci_high_ms - curve.ci_low_ms) / (2 * CI_Z95)
         gain_se = _neighbour_se(r, se)
@@ -312,7 +314,7 @@ def level_gap(curve: Curve, sigma_ms: np.ndarray, k: int, left: tuple[int, int],
     idx = np.arange(left[0], right[1])
     h = float(np.median(np.diff(r))) or 1.0
     u = (r[idx] - (r[k] + r[k + 1]) / 2) / h
-    cols = [np.ones(len(idx)), u] + ([u ** 2] if len(idx) >= 8 else []) + [(idx > k) * 1.0]
+    cols = [np.ones(len(idx)), u] + ([u ** 2] if len(idx) >= 7 else []) + [(idx > k) * 1.0]
     coef, cov, _ = _robust_fit(np.column_stack(cols), y[idx], s[idx])
     step, step_se = float(coef[-1]), float(np.sqrt(cov[-1, -1]))
     z_slope = _ratio(cr[1] - cl[1], float(np.sqrt(vl[1, 1] + vr[1, 1])))

@@ -1,0 +1,69 @@
+"""The `latency-lab jumps` command: a sweep CSV -> jumps.csv, drops.csv, candidates.csv, sweep.png.
+
+Thin over `latency_lab.jumps.analyze_sweep`; pandas and matplotlib are imported inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.errors import UserError
+
+
+def jumps_command(
+    sweep_csv: Path = typer.Argument(..., help="Sweep CSV with resolution and latency_ms "
+                                               "(ci_low_ms/ci_high_ms used when present)."),
+    out: Path = typer.Option(..., "--out", help="Directory for jumps.csv, drops.csv, "
+                                                "candidates.csv and sweep.png (created)."),
+    neighbours: int = typer.Option(1, min=0, help="Grid neighbours on each side of each "
+                                                 "before-jump resolution."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or below this "
+                                                              "latency (a budget)."),
+    min_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or above this."),
+    z_min: float = typer.Option(3.5, help="Step needed, in standard errors."),
+    no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
+                                                      "the curve."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),
+) -> None:
+    """Find latency jumps in a resolution sweep and list the candidate resolutions."""
+    import pandas as pd
+
+    from latency_lab.jumps import analyze_sweep
+
+    if not sweep_csv.is_file():
+        raise UserError(f"no such file: {sweep_csv}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    try:
+        frame = pd.read_csv(sweep_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {sweep_csv} as CSV: {str(exc).splitlines()[0]}") from None
+    try:
+        analysis = analyze_sweep(frame, out, neighbours=neighbours, max_latency_ms=max_latency_ms,
+                                 min_latency_ms=min_latency_ms, plot=not no_plot, z_min=z_min,
+                                 use_ci=not no_ci)
+    except PermissionError as exc:
+        raise UserError(f"cannot write to {out}: {exc.strerror}") from None
+    print(summary(analysis))
+
+
+def summary(analysis) -> str:
+    res = analysis.result
+    lines = [f"{res.curve.n} points {int(res.curve.resolution[0])}..{int(res.curve.resolution[-1])}"
+             f"; noise: {res.noise_source}"]
+    lines += [f"note: {n}" for n in res.notes]
+    for row in analysis.jumps.itertuples():
+        lines.append(f"jump  {row.resolution_before} -> {row.resolution_after}: "
+                     f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
+    for row in analysis.drops.itertuples():
+        lines.append(f"drop  {row.resolution_before} -> {row.resolution_after}: "
+                     f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
+    if not len(analysis.jumps):
+        lines.append("no upward jumps found")
+    cands = ", ".join(str(r) for r in analysis.candidates["resolution"])
+    lines.append(f"candidates: {cands or 'none'}")
+    lines.append("wrote " + ", ".join(str(p) for p in analysis.files.values()))
+    return "\n".join(lines)
