@@ -193,28 +193,36 @@ def _robust_scale(e: np.ndarray) -> float:
     return float(np.median(np.abs(e - np.median(e))) * MAD_TO_SIGMA)
 
 
-def estimate_noise(curve: Curve, window: int = NOISE_WINDOW) -> tuple[np.ndarray, str]:
+def estimate_noise(curve: Curve, window: int = NOISE_WINDOW,
+                   breaks: list[int] = ()) -> tuple[np.ndarray, str]:
     """Per-point noise sigma (ms) and a word on where it came from.
 
     Curve only: the MAD of `curve_residuals`, robust to the few residuals a jump or an outlier
     touches, per group of `window` points, smoothed as a power law in resolution.
     With CIs: sigma_i = (ci_high - ci_low) / (2 * 1.96); if the curve scatters more (or less)
     than that by over `CI_TRUST_RATIO`, the CI-based sigmas are rescaled to the scatter.
+    Residuals next to `breaks` (k: last index before a break) are left out: a jump or a kink
+    there is signal, not noise.
     """
     r, y = curve.resolution, curve.latency_ms
     e = curve_residuals(r, y)
     n = curve.n
+    use = np.ones(len(e), bool)
+    for k in breaks:      # residual j belongs to point j + 1; a break k..k+1 touches k and k+1
+        use[max(0, k - 1):k + 1] = False
+    if use.sum() < len(e) // 2:
+        use[:] = True
     # A floor for exact (or typed, rounded) curves: 1e-4 of the latency range, which scales
     # with latency and ignores a shift, like everything else here.
     floor = 1e-4 * max(float(np.ptp(y)), 1e-300)
     if curve.ci_low_ms is not None:
         se = (curve.ci_high_ms - curve.ci_low_ms) / (2 * CI_Z95)
         gain_se = _neighbour_se(r, se)
-        ratio = _robust_scale(e / gain_se)
+        ratio = _robust_scale((e / gain_se)[use])
         if ratio > CI_TRUST_RATIO or ratio < 1 / CI_TRUST_RATIO:
             return np.maximum(se * ratio, floor), f"CIs rescaled x{ratio:.2f} to the curve's scatter"
         return np.maximum(se, floor), "CIs"
-    glob = _robust_scale(e)
+    glob = _robust_scale(e[use])
     if glob == 0:
         return np.full(n, floor), "noiseless curve"
     # Noise usually grows with latency, hence with resolution: MADs of consecutive groups of
@@ -222,6 +230,8 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW) -> tuple[np.ndarray
     # power law in r (not in latency) keeps the estimate invariant to shifting latency.
     groups = max(1, len(e) // window)
     parts = np.array_split(np.arange(len(e)), groups)
+    parts = [g[use[g]] for g in parts if use[g].sum() >= 3]
+    groups = len(parts)
     rr = np.array([np.median(r[1:-1][g]) for g in parts])
     ss = np.array([_robust_scale(e[g]) for g in parts])
     if groups >= 2 and np.all(ss > 0):
@@ -377,6 +387,10 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
     sigma, source = estimate_noise(curve)
     breaks = segment(curve, sigma, penalty, min_size)
     tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
+    if tests:   # second pass: the noise without the residuals the found breaks inflated
+        sigma, source = estimate_noise(curve, breaks=[g.k for g in tests])
+        breaks = segment(curve, sigma, penalty, min_size)
+        tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
     jumps = [g for g in tests if strength(g, z_free_min) >= z_min]
     up = [g for g in jumps if g.z > 0]
     down = [g for g in jumps if g.z < 0]
