@@ -35,9 +35,9 @@ DEFAULT_Z_FREE_MIN = 2.0     # ... and the free-slope gap (kink-proof) must pass
 SHIFT = 0                    # points a break may move to where its step is strongest (0: moving
                              # a kink next to its break faked steps in the benchmark)
 Z_KINK = 3.0                 # a slope change this significant bounds the lines of its neighbours
-DEFAULT_PENALTY = 2.0        # Pelt penalty per breakpoint, in units of ln(n) (chi-square scale)
+DEFAULT_PENALTY = 3.0        # Pelt penalty per breakpoint, in units of ln(n) (chi-square scale)
 DEFAULT_MIN_SIZE = 3         # points per Pelt segment: one point alone is never a level
-DEFAULT_WINDOW = 10          # at most this many points each side feed a gap test's lines
+DEFAULT_WINDOW = 12          # at most this many points each side feed a gap test's lines
 NOISE_WINDOW = 15            # residuals per group in the curve-only noise estimate
 OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
 # When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
