@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     from latency_lab.errors import user_errors
 
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -177,17 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: what was measured is in the store; run again to resume",
               file=sys.stderr)
         return 130
-    except SystemExit as exc:  # typer/click exits (--help, usage errors)
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors arrive as ClickException in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     return 0
 
 
