@@ -10,7 +10,8 @@
 #   LL_PROBE <phase> <key>=<value>     phase: before | after
 #   LL_BEGIN <i> / LL_END <i> rc=<exit status>   around the output of invocation i
 # Arguments are used only as "$@": nothing the host sends is re-split or evaluated.
-# Plain POSIX sh (Android's mksh, toybox): no bash-isms.
+# Plain POSIX sh (Android's mksh, toybox): no bash-isms. LL_SYSFS_ROOT prefixes /sys (unset on
+# a phone; the tests' simulated phone points it at its sandbox).
 
 repeat=$1
 cpus=$2
@@ -24,7 +25,7 @@ probe() {
         [ -n "$status" ] && echo "LL_PROBE $phase thermal_status=$status"
     fi
     hottest=""
-    for zone in /sys/class/thermal/thermal_zone*/temp; do
+    for zone in "${LL_SYSFS_ROOT:-}"/sys/class/thermal/thermal_zone*/temp; do
         [ -r "$zone" ] || continue
         t=$(cat "$zone" 2>/dev/null)
         case "$t" in ''|*[!0-9-]*) continue ;; esac
@@ -34,7 +35,7 @@ probe() {
     old_ifs=$IFS
     IFS=,
     for c in $cpus; do
-        d=/sys/devices/system/cpu/cpu$c/cpufreq
+        d="${LL_SYSFS_ROOT:-}/sys/devices/system/cpu/cpu$c/cpufreq"
         for f in scaling_governor scaling_cur_freq scaling_min_freq scaling_max_freq cpuinfo_max_freq; do
             [ -r "$d/$f" ] && echo "LL_PROBE $phase cpu${c}_$f=$(cat "$d/$f" 2>/dev/null)"
         done

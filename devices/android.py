@@ -40,7 +40,7 @@ from latency_lab.spec import NetworkSpec
 from devices import tflite_bench
 from devices.profiles import AndroidProfile, get_profile, mask_cpus
 
-RUN_SCRIPT = Path(__file__).resolve().parent.parent / "android_bench" / "run_bench.sh"
+RUN_SCRIPT = Path(__file__).resolve().parent.parent / "android_bench" / "run_bench.sh"  # package data
 BINARY_ENV = "LATENCY_LAB_BENCHMARK_BINARY"
 INPUT_LAYER = "image"  # build_keras names the input tensor "image"
 # Android thermal status (android.os.PowerManager.THERMAL_STATUS_*): 0 none, 1 light,
@@ -101,6 +101,14 @@ def split_invocations(output: str) -> list[tuple[str, int]]:
     if current is not None:  # the shell died inside an invocation
         runs.append(("\n".join(current), -1))
     return runs
+
+
+def _facts(probes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What a visit records: thermal state and the pinned cores' governor and clocks after it."""
+    keep = ("thermal_status", "temp_max_mc", "_scaling_governor", "_scaling_cur_freq",
+            "_scaling_max_freq")
+    return {k: (int(v) if v.lstrip("-").isdigit() else v)
+            for k, v in probes.get("after", {}).items() if k.endswith(keep)}
 
 
 def _failure_message(rc: int, text: str, binary: str) -> str:
@@ -435,7 +443,7 @@ class AndroidDevice(Device):
                warmup_runs: int = 1) -> RunResult:
         self._calls += 1
         samples, summary_only, probes = self._run_visit(spec, resolution, runs, warmup_runs)
-        facts: dict[str, Any] = {f"{k}": v for k, v in probes.get("after", {}).items()}
+        facts: dict[str, Any] = _facts(probes)
         key = (spec.fingerprint, resolution)
         reason = self._throttled(spec, probes) if self.throttle_check else ""
         if reason:
@@ -444,7 +452,7 @@ class AndroidDevice(Device):
             t = self._throttle.setdefault(key, {"throttle_events": 0, "cooldown_s": 0.0})
             t["throttle_events"] += 1
             t["cooldown_s"] += waited
-            facts.update(probes.get("after", {}))
+            facts.update(_facts(probes))
             facts.update(t, throttle_reason=reason, throttle_cleared=cleared, remeasured=True)
         elif key in self._throttle:
             facts.update(self._throttle[key])
