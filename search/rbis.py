@@ -307,9 +307,7 @@ def write_trace(rows: list[dict], path: Path) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TRACE_COLUMNS, lineterminator="\n")
     w.writeheader()
-    for row in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v)
-                    for k, v in row.items()})
+    w.writerows(rows)   # floats at full precision: the trace re-derives every decision
     write_atomic(path, buf.getvalue())
 
 
@@ -387,6 +385,14 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
     return result
 
 
+def pick_winner(per_res: Sequence[ResolutionResult]) -> ResolutionResult | None:
+    """Highest accuracy; ties: lower latency, then lower resolution. None if none feasible."""
+    feasible = [p for p in per_res if p.feasible]
+    if not feasible:
+        return None
+    return min(feasible, key=lambda p: (-p.best.accuracy, p.best.latency_ms, p.resolution))
+
+
 def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
              source: LatencySource, evaluator: Evaluator, stages: Sequence[int] | None = None,
              k: int = DEFAULT_K, out_dir: str | Path | None = None, max_iterations: int = 200,
@@ -416,10 +422,8 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
                                              max_iterations, log))
             if out:
                 write_trace(trace, out / "trace.csv")
-        feasible = [p for p in per_res if p.feasible]
-        if feasible:
-            result.winner = min(feasible, key=lambda p: (-p.best.accuracy, p.best.latency_ms,
-                                                         p.resolution))
+        result.winner = pick_winner(per_res)
+        feasible = result.winner is not None
         if out:
             write_atomic(out / "result.json", json.dumps(result.to_dict(), indent=2))
         if not feasible:
@@ -432,6 +436,6 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
     return result
 
 
-__all__ = ["run_rbis", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
+__all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
            "Cache", "Node", "score", "choose", "check_stages", "default_stages", "write_trace",
            "write_atomic", "TRACE_COLUMNS", "DEFAULT_K"]
