@@ -37,6 +37,8 @@ class SourceError(UserError):
 class LatencySource:
     """Interface: the latency in ms of a network at a resolution."""
 
+    batched = False  # True: the search calls latency_many once per iteration (e.g. a device)
+
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
         raise NotImplementedError
 
@@ -135,6 +137,8 @@ class _Adapter(LatencySource):
 
 class DeviceLatency(LatencySource):
     """A live device: medians measured by the interleaved protocol, cached in the store."""
+
+    batched = True   # the search hands over all candidates of an iteration at once
 
     def __init__(self, name: str, store_path=None, protocol=None, device_options=None,
                  progress=None):
