@@ -9,8 +9,8 @@ from latency_lab.spec import NetworkSpec
 from search.sources import DeviceLatency, parse_latency_source
 
 TINY = {"name": "tiny", "resolution": 64, "stem": {"width": 8}, "head": {"width": 32},
-        "stages": [{"width": 8, "depth": 1, "kernel": 3, "expansion": 1, "stride": 1},
-                   {"width": 16, "depth": 1, "kernel": 3, "expansion": 2, "stride": 2}]}
+        "stages": [{"width": 24, "depth": 1, "kernel": 3, "expansion": 1, "stride": 1},
+                   {"width": 40, "depth": 1, "kernel": 3, "expansion": 2, "stride": 2}]}
 
 
 @pytest.mark.slow
