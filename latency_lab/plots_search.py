@@ -28,7 +28,7 @@ def _pyplot():
 def plot_paths(result: dict, trace: Sequence[dict], path: str | Path) -> Path:
     """`result` is result.json's dict, `trace` the trace rows (dicts as in trace.csv)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=120)
     budget = float(result["budget_ms"])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for n, pr in enumerate(result["per_resolution"]):
@@ -64,7 +64,7 @@ def plot_paths(result: dict, trace: Sequence[dict], path: str | Path) -> Path:
     ax.set_title(f"RBIS: {result['baseline']} to {budget:g} ms, incremental path per resolution",
                  fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.text(0.01, 0.005, f"latency: {result['latency_source']}   accuracy: {result['evaluator']}",
              fontsize=6, color="gray")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
@@ -93,7 +93,7 @@ def plot_compare(rows: Sequence[dict], budget_ms: float, path: str | Path,
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "RBIS vs compound, fast and ResNet-RS scaling", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     if footnote:
         fig.text(0.01, 0.005, footnote, fontsize=6, color="gray")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
