@@ -153,6 +153,7 @@ def scale_command(
         raise UserError(f"--budget-ms must be positive, got {budget_ms}")
     with parse_latency_source(latency) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
+        described = source.describe()
     d, w, r = res.factors
     s = res.spec
     print(f"{method} ({res.label}) {family.parameter} = {res.x:.2f}: depth x{d:.3f}, width "
@@ -166,7 +167,7 @@ def scale_command(
         from search.rbis import write_atomic
 
         write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
-                                      "latency_source": source.describe()}, indent=2))
+                                      "latency_source": described}, indent=2))
         print(f"wrote {out}")
 
 
