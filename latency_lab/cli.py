@@ -181,6 +181,13 @@ class _progress:
             self.bar.stop()
 
 
+from latency_lab.cli_search import compare_command, scale_command, search_command  # noqa: E402
+
+app.command("search")(search_command)
+app.command("scale")(scale_command)
+app.command("compare")(compare_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     from latency_lab.errors import user_errors
 
