@@ -85,6 +85,10 @@ def sweep(
     out: Path = typer.Option(Path("sweep.csv"), help="CSV to write, one row per resolution."),
     threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
     affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    serial: Optional[str] = typer.Option(None, help="ADB serial of the phone (android, pixel2)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O",
+                                            help="Driver option KEY=VALUE, repeatable "
+                                                 "(e.g. adb_port=5037, binary=PATH, precision=fp16)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store of samples."),
     remeasure: bool = typer.Option(False, help="Measure again even where the store has results."),
     ci_target_pct: float = typer.Option(1.0, help="Stop a point at this CI half-width (% of median)."),
@@ -111,7 +115,8 @@ def sweep(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     store = Store(store_path or default_store_path())
-    dev = get_device(device, threads=threads, affinity=affinity)
+    dev = get_device(device, threads=threads, affinity=affinity, serial=serial,
+                     **_device_options(device_option))
     console = _console()
     info = dev.info()
     console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "
@@ -124,6 +129,17 @@ def sweep(
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
+
+
+def _device_options(items: list[str]) -> dict[str, str]:
+    """['adb_port=5038', 'binary=/x'] -> {'adb_port': '5038', 'binary': '/x'}; drivers convert."""
+    options = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise UserError(f"malformed --device-option {item!r}: use KEY=VALUE")
+        options[key.strip()] = value
+    return options
 
 
 def _check_writable(path: Path) -> None:
@@ -165,6 +181,12 @@ class _progress:
             self.bar.stop()
 
 
+from latency_lab.cli_search import compare_command, scale_command, search_command  # noqa: E402
+
+app.command("search")(search_command)
+app.command("scale")(scale_command)
+app.command("compare")(compare_command)
+
 from latency_lab.cli_jumps import jumps_command  # noqa: E402
 
 app.command("jumps")(jumps_command)
@@ -174,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from latency_lab.errors import user_errors
 
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -182,17 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: what was measured is in the store; run again to resume",
               file=sys.stderr)
         return 130
-    except SystemExit as exc:  # typer/click exits (--help, usage errors)
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors arrive as ClickException in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     return 0
 
 

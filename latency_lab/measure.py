@@ -37,6 +37,10 @@ ENTRY_POINT_GROUP = "latency_lab.devices"
 # listed here too so that a source checkout that was never pip-installed finds them.
 BUILTIN_DEVICES = {
     "cpu": "devices.cpu:CpuDevice",
+    "android": "devices.android:AndroidDevice",
+    "pixel2": "devices.android:Pixel2Device",
+    "cuda": "devices.cuda:CudaDevice",
+    "jetson": "devices.tensorrt:JetsonDevice",
 }
 
 
@@ -144,6 +148,11 @@ class Measurement:
             "affinity": c.affinity,
             "batch_size": c.batch_size,
             "context_key": c.context_key,
+            # from the driver's facts: samples that are per-invocation averages, not single
+            # runs (a phone binary that reports only summaries), and throttling episodes
+            # after which the point was cooled down and measured again
+            "summary_only": bool(self.facts.get("summary_only", False)),
+            "throttle_events": int(self.facts.get("throttle_events", 0)),
         }
 
 

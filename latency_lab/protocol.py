@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from latency_lab.measure import Device, Measurement
@@ -57,12 +57,13 @@ class _State:
     samples: list[float]
     rounds: list[int]
     visited: bool = False
+    facts: dict = field(default_factory=dict)  # merged facts of every visit (as in the store)
 
     def measurement(self, device_info, reason: str, confidence: float) -> Measurement:
         return Measurement(context=device_info, network=self.spec.name,
                            fingerprint=self.spec.fingerprint, resolution=self.resolution,
                            samples_ms=tuple(self.samples), rounds=tuple(self.rounds),
-                           stop_reason=reason, confidence=confidence)
+                           stop_reason=reason, confidence=confidence, facts=dict(self.facts))
 
 
 def measure_points(device: Device, points: Sequence[Point], store: Store,
@@ -80,10 +81,11 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
                 results[i] = store.measurement(mid)
                 continue
             samples, rounds = store.samples(mid)
+            facts = dict(store.measurement(mid).facts)
         else:
             mid = store.open_measurement(info, spec, res, protocol.to_dict())
-            samples, rounds = [], []
-        active[i] = _State(spec, res, mid, samples, rounds)
+            samples, rounds, facts = [], [], {}
+        active[i] = _State(spec, res, mid, samples, rounds, facts=facts)
 
     by_network: dict[str, tuple[NetworkSpec, list[int]]] = {}
     for st in active.values():
@@ -116,8 +118,9 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
             warmup = protocol.warmup_per_visit if st.visited else protocol.warmup_first_visit
             run = device.sample(st.spec, st.resolution, protocol.runs_per_visit, warmup)
             round_index = (max(st.rounds) + 1) if st.rounds else 0
-            store.add_samples(st.measurement_id, round_index, run.samples_ms,
-                              {**run.facts, **({"summary_only": True} if run.summary_only else {})})
+            facts = {**run.facts, **({"summary_only": True} if run.summary_only else {})}
+            store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
+            st.facts.update(facts)
             st.samples.extend(run.samples_ms)
             st.rounds.extend([round_index] * len(run.samples_ms))
             st.visited = True

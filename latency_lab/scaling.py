@@ -28,6 +28,24 @@ def round_repeats_efficientnet(repeats: int, depth_mult: float) -> int:
     return int(math.ceil(depth_mult * repeats))
 
 
+def round_filters_pycls(filters: float) -> int:
+    """pycls's channel rounding (pycls/models/scaler.py): max(1, round(filters / 8)) * 8.
+
+    Python's round (halves to even), as pycls uses it.
+    """
+    return max(1, round(filters / 8)) * 8
+
+
+def round_repeats_pycls(repeats: int, depth_mult: float) -> int:
+    """pycls's depth rounding (pycls/models/scaler.py): max(1, round(depth_mult * repeats))."""
+    return max(1, round(depth_mult * repeats))
+
+
+def round_resolution(x: float, multiple: int = 4) -> int:
+    """Nearest multiple of `multiple`, Python's round (pycls: round(im_size * r / 4) * 4)."""
+    return int(round(x / multiple)) * multiple
+
+
 def round4(x: float) -> int:
     """Nearest multiple of 4, halves up: 4 * floor(x / 4 + 0.5) (RBIS width steps)."""
     return 4 * int(math.floor(x / 4 + 0.5))
@@ -44,11 +62,12 @@ def set_depth(stage: StageSpec, depth: int) -> StageSpec:
 
 
 def scale_uniform(spec: NetworkSpec, width_mult: float, depth_mult: float, resolution: int,
-                  round_filters=round_filters_efficientnet, name: str | None = None) -> NetworkSpec:
+                  round_filters=round_filters_efficientnet, name: str | None = None,
+                  round_repeats=round_repeats_efficientnet) -> NetworkSpec:
     """Scale every stage (and stem and head) alike, as EfficientNet's compound scaling does."""
     stages = tuple(
         set_depth(replace(s, width=round_filters(s.width * width_mult)),
-                  round_repeats_efficientnet(s.depth, depth_mult))
+                  round_repeats(s.depth, depth_mult))
         for s in spec.stages
     )
     return replace(spec, name=name or spec.name, stages=stages,
@@ -67,5 +86,6 @@ def widen(stage: StageSpec, base_width: int, steps_taken: int) -> StageSpec:
     return replace(stage, width=round4(base_width * (1 + 0.1 * (steps_taken + 1))))
 
 
-__all__ = ["round_filters_efficientnet", "round_repeats_efficientnet", "round4",
+__all__ = ["round_filters_efficientnet", "round_repeats_efficientnet", "round_filters_pycls",
+           "round_repeats_pycls", "round_resolution", "round4",
            "set_depth", "scale_uniform", "add_block", "widen"]

@@ -21,19 +21,17 @@ def parse_resolutions(text: str) -> list[int]:
     """'160:400:4' (inclusive) or '224,240,256' -> sorted unique resolutions, each checked."""
     text = text.strip()
     try:
-        if ":" in text:
-            parts = [int(p) for p in text.split(":")]
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start, stop = parts[0], parts[1]
-            step = parts[2] if len(parts) == 3 else 4
-            if step <= 0 or stop < start:
-                raise SpecError(f"resolution range {text!r}: need start <= stop and a positive step")
-            values = list(range(start, stop + 1, step))
-        else:
-            values = [int(p) for p in text.split(",") if p.strip()]
+        parts = [int(p) for p in text.split(":")] if ":" in text else None
+        values = None if parts else [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
         raise SpecError(f"malformed resolutions {text!r}: use start:stop:step or a comma list") from None
+    if parts is not None:
+        if len(parts) not in (2, 3):
+            raise SpecError(f"malformed resolutions {text!r}: use start:stop:step or a comma list")
+        start, stop, step = parts[0], parts[1], (parts[2] if len(parts) == 3 else 4)
+        if step <= 0 or stop < start:
+            raise SpecError(f"resolution range {text!r}: need start <= stop and a positive step")
+        values = list(range(start, stop + 1, step))
     if not values:
         raise SpecError(f"no resolutions in {text!r}")
     return sorted({check_resolution(v) for v in values})

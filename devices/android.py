@@ -1,0 +1,477 @@
+"""Android phones over ADB with the official TFLite/LiteRT `benchmark_model` binary.
+
+`pixel2` (the thesis's phone: one thread pinned to the big cores, `taskset f0`) and the generic
+`android` (no pinning unless asked) are the same driver with different profiles
+(`devices/profiles.py`). What happens:
+
+* adbutils talks to the ADB server over its socket (`adb_host`/`adb_port`, default from
+  `ANDROID_ADB_SERVER_HOST`/`ANDROID_ADB_SERVER_PORT`, i.e. 127.0.0.1:5037); the device is the
+  one `serial` names (or `ANDROID_SERIAL`), else the only one attached;
+* the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
+  pushed once under a name holding its content hash and made executable; the dynamic-shape
+  model (`build_keras.tflite_path`) is pushed per network and removed on `close()`;
+* each `sample()` is one `adb shell` running `android_bench/run_bench.sh`, which invokes the
+  binary (built and quoted by `tflite_bench.benchmark_command`) and reads thermal state and
+  the pinned cores' governor and clocks before and after;
+* per-run samples come from one timed run per invocation (see `tflite_bench`); with
+  `per_run=false` one invocation makes all runs and only its average is kept (summary_only);
+* throttling (thermal status >= `throttle_status`, or the probe, a short fixed benchmark,
+  slower than its baseline by more than `probe_slowdown`) pauses `cooldown_s` at a time until it
+  clears (at most `max_cooldown_s`) and takes the visit again; facts record it.
+
+Drivers only measure: the sweep protocol decides how often; the store keeps what was taken, so
+a phone unplugged mid-sweep loses at most one visit (`DeviceError`, then run again to resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from latency_lab.build_keras import tflite_path
+from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.spec import NetworkSpec
+
+from devices import tflite_bench
+from devices.profiles import AndroidProfile, get_profile, mask_cpus
+
+RUN_SCRIPT = Path(__file__).resolve().parent.parent / "android_bench" / "run_bench.sh"  # package data
+BINARY_ENV = "LATENCY_LAB_BENCHMARK_BINARY"
+INPUT_LAYER = "image"  # build_keras names the input tensor "image"
+# Android thermal status (android.os.PowerManager.THERMAL_STATUS_*): 0 none, 1 light,
+# 2 moderate, 3 severe, 4 critical, 5 emergency, 6 shutdown. Light throttling already lowers
+# big-core clocks on Pixels, hence the default threshold 1.
+DEFAULT_THROTTLE_STATUS = 1
+README_HINT = "see android_bench/README.md for where to get benchmark_model for arm64"
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise DeviceError(f"expected true or false, got {value!r}")
+    return bool(value)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cpu_set_to_mask(text: str) -> str:
+    from devices.cpu import parse_cpu_set
+
+    return format(sum(1 << c for c in parse_cpu_set(text)), "x")
+
+
+def parse_probes(output: str) -> dict[str, dict[str, str]]:
+    """`LL_PROBE phase key=value` lines -> {phase: {key: value}}."""
+    probes: dict[str, dict[str, str]] = {}
+    for line in output.splitlines():
+        parts = line.strip().split(" ", 2)
+        if len(parts) == 3 and parts[0] == "LL_PROBE" and "=" in parts[2]:
+            key, _, value = parts[2].partition("=")
+            probes.setdefault(parts[1], {})[key] = value.strip()
+    return probes
+
+
+def split_invocations(output: str) -> list[tuple[str, int]]:
+    """The output and exit status of each benchmark invocation between LL_BEGIN/LL_END."""
+    runs: list[tuple[str, int]] = []
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("LL_BEGIN "):
+            current = []
+        elif line.startswith("LL_END ") and current is not None:
+            rc = int(line.rsplit("rc=", 1)[1])
+            runs.append(("\n".join(current), rc))
+            current = None
+        elif current is not None:
+            current.append(line)
+    if current is not None:  # the shell died inside an invocation
+        runs.append(("\n".join(current), -1))
+    return runs
+
+
+def _facts(probes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What a visit records: thermal state and the pinned cores' governor and clocks after it."""
+    keep = ("thermal_status", "temp_max_mc", "_scaling_governor", "_scaling_cur_freq",
+            "_scaling_max_freq")
+    return {k: (int(v) if v.lstrip("-").isdigit() else v)
+            for k, v in probes.get("after", {}).items() if k.endswith(keep)}
+
+
+def _failure_message(rc: int, text: str, binary: str) -> str:
+    tail = " | ".join(l.strip() for l in text.strip().splitlines()[-3:]) or "no output"
+    if rc == 126:
+        return f"benchmark binary {binary} is not executable on the device ({tail})"
+    if rc == 127:
+        return f"benchmark binary {binary} not found on the device ({tail})"
+    if rc > 128:
+        import signal
+
+        try:
+            name = signal.Signals(rc - 128).name
+        except ValueError:
+            name = f"signal {rc - 128}"
+        return f"benchmark_model crashed ({name}): {tail}"
+    return f"benchmark_model failed with exit status {rc}: {tail}"
+
+
+class AndroidDevice(Device):
+    name = "android"
+    profile_name = "android"
+
+    def __init__(self, serial: str | None = None, adb_host: str | None = None,
+                 adb_port: int | str | None = None, binary: str | None = None,
+                 threads: int | str | None = None, affinity: str | None = None,
+                 mask: str | None = None, xnnpack: bool | str = True,
+                 per_run: bool | str = True, throttle_check: bool | str = True,
+                 throttle_status: int | str = DEFAULT_THROTTLE_STATUS,
+                 probe_slowdown: float | str = 0.10, probe_every: int | str = 10,
+                 probe_resolution: int | str | None = None,
+                 cooldown_s: float | str = 30.0, max_cooldown_s: float | str = 600.0,
+                 remote_dir: str | None = None, model_dir: str | None = None,
+                 timeout_s: float | str = 900.0, profile: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        try:
+            self.profile: AndroidProfile = get_profile(profile or self.profile_name)
+        except KeyError as exc:
+            raise DeviceError(str(exc.args[0])) from None
+        p = self.profile
+        try:
+            self.threads = int(threads) if threads is not None else p.threads
+            self.throttle_status = int(throttle_status)
+            self.probe_slowdown = float(probe_slowdown)
+            self.probe_every = int(probe_every)
+            self.probe_resolution = int(probe_resolution) if probe_resolution else None
+            self.cooldown_s = float(cooldown_s)
+            self.max_cooldown_s = float(max_cooldown_s)
+            self.timeout_s = float(timeout_s)
+            port = int(adb_port) if adb_port not in (None, "") else None
+        except ValueError as exc:
+            raise DeviceError(f"bad {self.name} device option: {exc}") from None
+        if self.threads < 1:
+            raise DeviceError("threads must be at least 1")
+        if affinity and mask:
+            raise DeviceError("give either affinity (CPU ids) or mask (hex), not both")
+        self.mask = (_cpu_set_to_mask(affinity) if affinity else (mask if mask is not None
+                                                                  else p.mask)).lower()
+        try:
+            self.cpus = mask_cpus(self.mask) if self.mask else ()
+        except ValueError:
+            raise DeviceError(f"malformed CPU mask {self.mask!r}: use hex such as f0") from None
+        self.xnnpack = _as_bool(xnnpack)
+        self.per_run = _as_bool(per_run)
+        self.throttle_check = _as_bool(throttle_check)
+        self.remote_dir = remote_dir or p.remote_dir
+        self.model_dir = model_dir
+        self._sleep = sleep
+
+        binary = binary or os.environ.get(BINARY_ENV) or p.binary
+        if not binary:
+            raise DeviceError(f"no benchmark binary given: pass --device-option binary=PATH or set "
+                              f"{BINARY_ENV}; {README_HINT}")
+        self.binary = Path(binary).expanduser()
+        if not self.binary.is_file():
+            raise DeviceError(f"benchmark binary {self.binary} does not exist; {README_HINT}")
+        self.binary_sha256 = _sha256(self.binary)
+
+        self._client, self._device, self.serial = self._connect(adb_host, port, serial)
+        self._props = self._getprops()
+        self._governors = self._read_governors()
+        self._remote_binary = ""
+        self._remote_script = ""
+        self._models: dict[str, str] = {}         # fingerprint -> remote model path
+        self._probe_res: dict[str, int] = {}      # fingerprint -> probe resolution
+        self._baseline_us: dict[str, float] = {}  # fingerprint -> probe baseline
+        self._calls = 0
+        self._throttle: dict[tuple[str, int], dict[str, float]] = {}
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connect(self, host: str | None, port: int | None, serial: str | None):
+        import adbutils
+
+        client = adbutils.AdbClient(host=host, port=port, socket_timeout=self.timeout_s)
+        where = f"{client.host}:{client.port}"
+        # adbutils would spawn `adb start-server` on a refused connection (a background daemon
+        # the user did not ask for, on the default port); check the socket ourselves first.
+        try:
+            socket.create_connection((client.host, client.port), timeout=3).close()
+        except OSError:
+            raise DeviceError(f"no ADB server at {where}: start it with `adb start-server` "
+                              f"(or set ANDROID_ADB_SERVER_PORT)") from None
+        try:
+            infos = client.list()
+        except (adbutils.AdbError, OSError) as exc:
+            raise DeviceError(f"ADB server at {where} does not answer: {exc}") from None
+        serial = serial or os.environ.get("ANDROID_SERIAL") or None
+        states = {i.serial: i.state for i in infos}
+        listed = ", ".join(f"{s} ({st})" for s, st in states.items()) or "none"
+        if serial:
+            state = states.get(serial)
+            if state is None:
+                raise DeviceError(f"no device {serial!r} on the ADB server at {where}; "
+                                  f"attached: {listed}")
+        else:
+            ready = [s for s, st in states.items() if st == "device"]
+            if len(ready) > 1:
+                raise DeviceError(f"several devices attached ({', '.join(ready)}): choose one "
+                                  f"with --serial")
+            if not ready:
+                if not states:
+                    raise DeviceError(f"no Android device attached (ADB server at {where} lists "
+                                      f"none): connect the phone and enable USB debugging")
+                serial = next(iter(states))
+            else:
+                serial = ready[0]
+            state = states[serial]
+        if state == "unauthorized":
+            raise DeviceError(f"device {serial} is unauthorized: unlock it and accept the "
+                              f"'Allow USB debugging' prompt, then run again")
+        if state != "device":
+            raise DeviceError(f"device {serial} is {state}, not ready (adb devices: {listed})")
+        return client, client.device(serial=serial), serial
+
+    def _shell(self, command: str, what: str) -> tuple[str, int]:
+        """Run one shell command line on the device: (stdout+stderr, exit status)."""
+        import adbutils
+
+        try:
+            r = self._device.shell2(command, timeout=self.timeout_s, v2=True)
+        except (adbutils.AdbError, OSError, EOFError) as exc:
+            raise DeviceError(f"lost device {self.serial} while {what} ({exc or type(exc).__name__}"
+                              f"); what was measured is in the store: reconnect it and run "
+                              f"again to resume") from None
+        return r.output, r.returncode
+
+    def _check(self, command: str, what: str) -> str:
+        out, rc = self._shell(command, what)
+        if rc != 0:
+            raise DeviceError(f"{what} failed on {self.serial} (exit {rc}): {out.strip()[-200:]}")
+        return out
+
+    def _push(self, local: Path | bytes, remote: str, mode: int, what: str) -> None:
+        import adbutils
+
+        try:
+            self._device.sync.push(local, remote, mode=mode)
+        except (adbutils.AdbError, OSError, EOFError) as exc:
+            raise DeviceError(f"cannot push {what} to {self.serial}:{remote} ({exc}); what was "
+                              f"measured is in the store: run again to resume") from None
+
+    def _getprops(self) -> dict[str, str]:
+        out = self._check("getprop", "reading device properties")
+        props = {}
+        for line in out.splitlines():
+            if line.startswith("[") and "]: [" in line:
+                key, _, value = line.partition("]: [")
+                props[key[1:]] = value.rstrip().rstrip("]")
+        return props
+
+    def _read_governors(self) -> dict[str, str]:
+        govs = {}
+        for c in self.cpus:
+            path = f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
+            out, rc = self._shell(f"cat {tflite_bench.shell_command([path])} 2>/dev/null",
+                                  "reading the CPU governor")
+            if rc == 0 and out.strip():
+                govs[f"cpu{c}"] = out.strip()
+        return govs
+
+    # -- Device API ----------------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        props = self._props
+        model = props.get("ro.product.model", "unknown Android device")
+        soc = props.get("ro.soc.model") or props.get("ro.board.platform", "")
+        extra = {
+            "android_version": props.get("ro.build.version.release", ""),
+            "sdk": props.get("ro.build.version.sdk", ""),
+            "abi": props.get("ro.product.cpu.abi", ""),
+            "build": props.get("ro.build.fingerprint", ""),
+            "delegate": "xnnpack" if self.xnnpack else "none",
+            "governors": ",".join(f"{k}={v}" for k, v in sorted(self._governors.items())),
+            "profile": self.profile.name,
+            "samples": "per-run" if self.per_run else "summary",
+        }
+        return DeviceInfo(name=self.name, hardware=f"{model} ({soc})" if soc else model,
+                          runtime="tflite-benchmark",
+                          runtime_version=f"benchmark_model sha256:{self.binary_sha256[:16]}",
+                          precision="fp32", threads=self.threads,
+                          affinity=f"mask {self.mask}" if self.mask else "",
+                          extra=extra)
+
+    def _ensure_tools(self) -> None:
+        if self._remote_binary:
+            return
+        d = self.remote_dir
+        q = tflite_bench.shell_command
+        self._check(f"mkdir -p {q([d + '/bin', d + '/models'])}", "creating the work directory")
+        remote_bin = posixpath.join(d, "bin", f"benchmark_model-{self.binary_sha256[:16]}")
+        out, rc = self._shell(f"test -f {q([remote_bin])}", "looking for the binary")
+        if rc != 0:  # not there yet: push once; the name holds the content hash
+            self._push(self.binary, remote_bin, 0o755, "the benchmark binary")
+        self._check(f"chmod 755 {q([remote_bin])}", "making the binary executable")
+        out, rc = self._shell(f"test -x {q([remote_bin])}", "checking the binary")
+        if rc != 0:
+            raise DeviceError(f"benchmark binary {remote_bin} is not executable on "
+                              f"{self.serial} (noexec storage?)")
+        script = RUN_SCRIPT.read_bytes()
+        remote_script = posixpath.join(d, f"run_bench-{hashlib.sha256(script).hexdigest()[:12]}.sh")
+        self._push(script, remote_script, 0o644, "the run script")
+        self._remote_binary, self._remote_script = remote_bin, remote_script
+
+    def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
+        self._model(spec)
+        if resolutions:
+            self._probe_res.setdefault(spec.fingerprint, self.probe_resolution or min(resolutions))
+        if self.throttle_check and self.probe_every > 0 and spec.fingerprint not in self._baseline_us:
+            # the probe's baseline: a short fixed benchmark on the cool phone, before the sweep
+            self._baseline_us[spec.fingerprint] = self._probe_us(spec)
+
+    def _model(self, spec: NetworkSpec) -> str:
+        remote = self._models.get(spec.fingerprint)
+        if remote is None:
+            self._ensure_tools()
+            local = tflite_path(spec, self.model_dir)
+            remote = posixpath.join(self.remote_dir, "models", f"{spec.fingerprint}.tflite")
+            self._push(local, remote, 0o644, f"model {spec.name}")
+            self._models[spec.fingerprint] = remote
+        return remote
+
+    def command(self, model: str, resolution: int, runs: int, warmup_runs: int) -> list[str]:
+        """argv of one benchmark invocation on the phone (see tflite_bench.benchmark_command)."""
+        return tflite_bench.benchmark_command(
+            self._remote_binary or "benchmark_model", model, resolution, runs=runs,
+            warmup_runs=warmup_runs, threads=self.threads, mask=self.mask,
+            input_layer=INPUT_LAYER, xnnpack=self.xnnpack)
+
+    def visit_command(self, model: str, resolution: int, runs: int, warmup_runs: int) -> str:
+        """The exact `adb shell` command line of one visit (run script + quoted argv)."""
+        if self.per_run:  # one timed run per invocation, each after its own warm-up
+            repeat, argv = runs, self.command(model, resolution, 1, max(1, warmup_runs))
+        else:
+            repeat, argv = 1, self.command(model, resolution, runs, warmup_runs)
+        cpus = ",".join(str(c) for c in self.cpus)
+        return tflite_bench.shell_command(
+            ["sh", self._remote_script or "run_bench.sh", str(repeat), cpus, "--", *argv])
+
+    def _run_visit(self, spec: NetworkSpec, resolution: int, runs: int, warmup_runs: int,
+                   per_run: bool | None = None) -> tuple[list[float], bool, dict[str, dict]]:
+        model = self._model(spec)
+        saved, self.per_run = self.per_run, self.per_run if per_run is None else per_run
+        try:
+            cmd = self.visit_command(model, resolution, runs, warmup_runs)
+            summary_mode = not self.per_run
+        finally:
+            self.per_run = saved
+        output, _ = self._shell(cmd, f"measuring {spec.name} at {resolution}")
+        invocations = split_invocations(output)
+        if not invocations:
+            raise DeviceError(f"the run script printed nothing on {self.serial}: "
+                              f"{output.strip()[-200:] or 'no output'}")
+        samples: list[float] = []
+        summary_only = False
+        for text, rc in invocations:
+            if rc != 0:
+                raise DeviceError(_failure_message(rc, text, self._remote_binary))
+            try:
+                parsed = tflite_bench.parse_benchmark_output(text)
+                st = tflite_bench.timed_runs(parsed)
+            except tflite_bench.BenchmarkOutputError as exc:
+                raise DeviceError(f"unreadable benchmark_model output at {resolution}: {exc}: "
+                                  f"{text.strip()[-200:]}") from None
+            if st is None:
+                samples.append(parsed.inference_avg_us / 1e3)
+                summary_only = True
+            elif st.is_single_run:
+                samples.append(st.curr_us / 1e3)
+            else:
+                samples.append(st.mean_us / 1e3)
+                summary_only = True
+        if not summary_mode and len(samples) != runs:
+            raise DeviceError(f"benchmark made {len(samples)} of {runs} runs at {resolution}")
+        return samples, summary_only, parse_probes(output)
+
+    def _probe_us(self, spec: NetworkSpec) -> float:
+        res = self._probe_res.get(spec.fingerprint) or self.probe_resolution or 224
+        samples, _, _ = self._run_visit(spec, res, 3, 1, per_run=False)
+        return samples[0] * 1e3
+
+    def _throttled(self, spec: NetworkSpec, probes: dict[str, dict]) -> str:
+        """Why the last visit counts as throttled, or ''."""
+        status = probes.get("after", {}).get("thermal_status")
+        if status is not None and status.isdigit() and int(status) >= self.throttle_status:
+            return f"thermal_status={status}"
+        fp = spec.fingerprint
+        if fp in self._baseline_us and self.probe_every > 0 and self._calls % self.probe_every == 0:
+            probe = self._probe_us(spec)
+            if probe > (1 + self.probe_slowdown) * self._baseline_us[fp]:
+                return (f"probe {probe:.0f}us > {1 + self.probe_slowdown:.2f} x baseline "
+                        f"{self._baseline_us[fp]:.0f}us")
+            self._baseline_us[fp] = min(self._baseline_us[fp], probe)
+        return ""
+
+    def _cool_down(self, spec: NetworkSpec) -> tuple[float, bool]:
+        """Wait until the phone is no longer throttled: (seconds waited, cleared)."""
+        waited = 0.0
+        while waited < self.max_cooldown_s:
+            self._sleep(self.cooldown_s)
+            waited += self.cooldown_s
+            out, _ = self._shell(tflite_bench.shell_command(
+                ["sh", self._remote_script, "0", ""]), "reading the thermal state")
+            status = parse_probes(out).get("before", {}).get("thermal_status")
+            if status is not None and status.isdigit() and int(status) >= self.throttle_status:
+                continue
+            fp = spec.fingerprint
+            if (fp not in self._baseline_us
+                    or self._probe_us(spec) <= (1 + self.probe_slowdown) * self._baseline_us[fp]):
+                return waited, True
+        return waited, False
+
+    def sample(self, spec: NetworkSpec, resolution: int, runs: int,
+               warmup_runs: int = 1) -> RunResult:
+        self._calls += 1
+        samples, summary_only, probes = self._run_visit(spec, resolution, runs, warmup_runs)
+        facts: dict[str, Any] = _facts(probes)
+        key = (spec.fingerprint, resolution)
+        reason = self._throttled(spec, probes) if self.throttle_check else ""
+        if reason:
+            waited, cleared = self._cool_down(spec)
+            samples, summary_only, probes = self._run_visit(spec, resolution, runs, warmup_runs)
+            t = self._throttle.setdefault(key, {"throttle_events": 0, "cooldown_s": 0.0})
+            t["throttle_events"] += 1
+            t["cooldown_s"] += waited
+            facts.update(_facts(probes))
+            facts.update(t, throttle_reason=reason, throttle_cleared=cleared, remeasured=True)
+        elif key in self._throttle:
+            facts.update(self._throttle[key])
+        return RunResult(samples_ms=tuple(samples), facts=facts, summary_only=summary_only)
+
+    def close(self) -> None:
+        """Remove the pushed models and run script (the binary stays, named by its hash)."""
+        paths = list(self._models.values()) + ([self._remote_script] if self._remote_script else [])
+        self._models.clear()
+        if paths and self._device is not None:
+            try:
+                self._shell(f"rm -f {tflite_bench.shell_command(paths)}", "removing pushed files")
+            except DeviceError:
+                pass  # the phone is gone; nothing to clean
+        self._remote_script = self._remote_binary = ""
+
+
+class Pixel2Device(AndroidDevice):
+    """Google Pixel 2: one thread on the big cores (taskset f0), as in the thesis."""
+
+    name = "pixel2"
+    profile_name = "pixel2"

@@ -1,0 +1,194 @@
+"""The pixel2/android driver end to end against a loopback ADB server (tests/fake_adb.py).
+
+adbutils talks the real ADB protocol over a real socket to the fake server, whose "phone" runs
+the driver's shell commands on the host in a sandbox, with tests/host_benchmark_model.py as the
+benchmark binary (real LiteRT timings, the binary's output format).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fake_adb import FakeAdbServer
+from latency_lab.cli import main
+from latency_lab.measure import DeviceError, get_device
+from latency_lab.protocol import Protocol
+from latency_lab.store import Store
+from latency_lab.sweep import run_sweep
+
+SERIAL = "FA79Y1A04111"
+HOST_BINARY = Path(__file__).with_name("host_benchmark_model.py")
+
+
+@pytest.fixture
+def adb(tmp_path, monkeypatch):
+    # never let adbutils start a real adb daemon if something goes wrong
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", "/bin/false")
+    monkeypatch.delenv("ANDROID_SERIAL", raising=False)
+    monkeypatch.delenv("LATENCY_LAB_BENCHMARK_BINARY", raising=False)
+    with FakeAdbServer(tmp_path / "adb") as server:
+        yield server
+
+
+@pytest.fixture
+def binary(tmp_path) -> Path:
+    """The host benchmark program, as a file the phone can execute (shebang = this Python)."""
+    path = tmp_path / "benchmark_model"
+    path.write_text(f"#!{sys.executable}\n" + HOST_BINARY.read_text())
+    return path
+
+
+def pixel2(adb, binary, model_dir, **kw):
+    kw.setdefault("cooldown_s", 0)
+    return get_device("pixel2", adb_port=adb.port, binary=str(binary), model_dir=model_dir, **kw)
+
+
+# -- finding the phone ---------------------------------------------------------------------------
+
+def test_no_server_no_device_unauthorized_several(adb, binary, tmp_path):
+    with pytest.raises(DeviceError, match="no Android device attached"):
+        pixel2(adb, binary, None)
+    adb.add_phone("0123456789", state="unauthorized")
+    with pytest.raises(DeviceError, match="unauthorized.*Allow USB debugging"):
+        pixel2(adb, binary, None)
+    adb.add_phone(SERIAL)
+    adb.add_phone("emulator-5554")
+    with pytest.raises(DeviceError, match="several devices.*--serial"):
+        pixel2(adb, binary, None)
+    with pytest.raises(DeviceError, match="no device 'nope'"):
+        pixel2(adb, binary, None, serial="nope")
+    dev = pixel2(adb, binary, None, serial=SERIAL)
+    assert dev.serial == SERIAL and dev.info().hardware == "Pixel 2 (msm8998)"
+    dev.close()
+    # a port nobody listens on: a clear error, and no adb daemon spawned
+    with pytest.raises(DeviceError, match="no ADB server at 127.0.0.1"):
+        get_device("pixel2", adb_port=1, binary=str(binary))
+
+
+def test_missing_binary_is_a_clear_error(adb, tmp_path):
+    adb.add_phone(SERIAL)
+    with pytest.raises(DeviceError, match="does not exist.*android_bench/README.md"):
+        get_device("pixel2", adb_port=adb.port, binary=str(tmp_path / "nope"))
+    with pytest.raises(DeviceError, match="no benchmark binary given"):
+        get_device("pixel2", adb_port=adb.port)
+
+
+def test_cli_errors_are_one_line(adb, binary, capsys):
+    code = main(["sweep", "--device", "pixel2", "--resolutions", "64", "-O", f"adb_port={adb.port}",
+                 "-O", f"binary={binary}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: no Android device attached") and err.count("\n") == 1
+    assert main(["sweep", "--device", "pixel2", "-O", "adb_port"]) == 2
+    assert "malformed --device-option" in capsys.readouterr().err
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sweep_command_on_the_fake_pixel2(adb, binary, tiny, model_dir, tmp_path):
+    phone = adb.add_phone(SERIAL)
+    adb.add_phone("emulator-5554")  # a second device: --serial picks the phone
+    net, out = tmp_path / "tiny.json", tmp_path / "sweep.csv"
+    net.write_text(tiny.to_json())
+    args = ["sweep", "--device", "pixel2", "--network", str(net), "--resolutions", "64,96",
+            "--serial", SERIAL, "-O", f"adb_port={adb.port}", "-O", f"binary={binary}",
+            "-O", f"model_dir={model_dir}", "-O", "cooldown_s=0", "--min-rounds", "2",
+            "--max-rounds", "2", "--runs-per-visit", "2", "--out", str(out),
+            "--store", str(tmp_path / "s.sqlite")]
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert list(df["resolution"]) == [64, 96]
+    assert (df["device"] == "pixel2").all() and (df["hardware"] == "Pixel 2 (msm8998)").all()
+    assert (df["affinity"] == "mask f0").all() and (df["threads"] == 1).all()
+    assert (df["n_samples"] == 4).all() and not df["summary_only"].any()
+    assert (df["throttle_events"] == 0).all() and (df["latency_ms"] > 0).all()
+    assert df["runtime_version"].str.startswith("benchmark_model sha256:").all()
+    # what ran on the phone: pinned to the big cores, one thread, resized per resolution
+    visits = [c for c in phone.commands if " -- taskset f0 " in c]
+    assert visits and all("--num_threads=1" in c for c in visits)
+    assert any("--input_layer_shape=1,96,96,3" in c for c in visits)
+    # the model was removed afterwards; the binary stays, named by its hash
+    work = phone.tmp / "latency_lab"
+    assert not list((work / "models").iterdir())
+    assert [p.name for p in (work / "bin").iterdir()] == [
+        f"benchmark_model-{__import__('hashlib').sha256(binary.read_bytes()).hexdigest()[:16]}"]
+    # measured twice? no: a second run replays the store without touching the phone
+    n = len(phone.commands)
+    assert main(args) == 0
+    assert not any("run_bench" in c and " -- " in c for c in phone.commands[n:])
+
+
+@pytest.mark.slow
+def test_facts_summary_mode_and_injection_safe_paths(adb, binary, tiny, model_dir, tmp_path):
+    phone = adb.add_phone(SERIAL)
+    evil = "/data/local/tmp/ll dir;touch pwned;"
+    with pixel2(adb, binary, model_dir, remote_dir=evil, per_run=False) as dev:
+        dev.prepare(tiny, [64])
+        run = dev.sample(tiny, 64, runs=5, warmup_runs=1)
+        assert run.summary_only and len(run.samples_ms) == 1 and run.samples_ms[0] > 0
+        assert run.facts["thermal_status"] == 0
+        assert run.facts["cpu4_scaling_governor"] == "schedutil"
+        assert run.facts["cpu7_scaling_cur_freq"] == 2457600
+        models = phone.tmp / "ll dir;touch pwned;" / "models"
+        assert len(list(models.iterdir())) == 1
+    assert not list(models.iterdir())
+    assert not list(phone.root.rglob("pwned")) and not Path("pwned").exists()
+
+
+@pytest.mark.slow
+def test_crash_is_reported(adb, binary, tiny, model_dir):
+    phone = adb.add_phone(SERIAL)
+    with pixel2(adb, binary, model_dir, throttle_check=False) as dev:
+        (phone.root / "crash").write_text("")
+        with pytest.raises(DeviceError, match=r"benchmark_model crashed \(SIGABRT\).*Check failed"):
+            dev.sample(tiny, 64, runs=2, warmup_runs=1)
+
+
+@pytest.mark.slow
+def test_throttling_cools_down_and_remeasures(adb, binary, tiny, model_dir):
+    phone = adb.add_phone(SERIAL)
+    status = phone.root / "thermal_status"
+    waits = []
+
+    def sleep(seconds):  # the phone cools while we wait
+        waits.append(seconds)
+        status.write_text("0\n")
+
+    with pixel2(adb, binary, model_dir, sleep=sleep, cooldown_s=5, probe_every=0) as dev:
+        dev.prepare(tiny, [64])
+        status.write_text("2\n")  # moderate throttling during the visit
+        run = dev.sample(tiny, 64, runs=2, warmup_runs=1)
+        assert waits == [5]
+        assert run.facts["throttle_events"] == 1 and run.facts["remeasured"]
+        assert run.facts["throttle_reason"] == "thermal_status=2" and run.facts["throttle_cleared"]
+        assert run.facts["thermal_status"] == 0 and len(run.samples_ms) == 2
+    # the probe: slower than its baseline by > 10% counts too; never clears -> recorded so
+    with pixel2(adb, binary, model_dir, sleep=lambda s: None, cooldown_s=1, max_cooldown_s=2,
+                probe_every=1) as dev:
+        dev.prepare(tiny, [64])
+        dev._baseline_us[tiny.fingerprint] = 0.001  # a baseline no real run can meet
+        run = dev.sample(tiny, 64, runs=2, warmup_runs=1)
+        assert run.facts["throttle_reason"].startswith("probe ")
+        assert run.facts["throttle_cleared"] is False and run.facts["cooldown_s"] == 2
+
+
+@pytest.mark.slow
+def test_unplugged_mid_sweep_keeps_samples_and_resumes(adb, binary, tiny, model_dir, tmp_path):
+    phone = adb.add_phone(SERIAL, unplug_after_visits=3)
+    store = Store(tmp_path / "s.sqlite")
+    protocol = Protocol(runs_per_visit=2, min_rounds=2, max_rounds=2)
+    dev = pixel2(adb, binary, model_dir, throttle_check=False)
+    with pytest.raises(DeviceError, match="lost device .*run again to resume"):
+        run_sweep(dev, tiny, [64, 96], store, protocol)
+    kept = sum(len(store.samples(m)[0]) for m in range(1, 3))
+    assert kept == 3 * 2  # three visits were stored before the cable went
+    phone.unplug_after_visits = None  # plugged back in
+    before = phone.visits
+    with pixel2(adb, binary, model_dir, throttle_check=False) as dev:
+        frame = run_sweep(dev, tiny, [64, 96], store, protocol)
+    assert list(frame["n_samples"]) == [4, 4]
+    assert phone.visits - before == 1  # only the missing visit was taken

@@ -1,0 +1,83 @@
+"""The Keras and torch builders against the spec (parameter counts, shapes, dynamic TFLite)."""
+
+import numpy as np
+import pytest
+
+from latency_lab import complexity, presets
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet-b0", "s3nas-b0", "efficientnet-b0-rbis-b1"])
+def test_keras_model_has_the_spec_parameter_count(name):
+    from latency_lab.build_keras import build_keras
+
+    spec = presets.get(name)
+    model = build_keras(spec, 224)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == complexity.params(spec)
+
+
+@pytest.mark.slow
+def test_keras_matches_keras_applications_b0():
+    import keras
+
+    from latency_lab.build_keras import build_keras
+
+    ref = keras.applications.EfficientNetB0(weights=None)
+    ours = build_keras(presets.get("efficientnet-b0"), 224)
+    count = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+    assert count(ours) == count(ref)
+
+
+@pytest.mark.parametrize("name", presets.names())
+def test_torch_model_has_the_spec_parameter_count(name):
+    torch = pytest.importorskip("torch")
+    from latency_lab.build_torch import build_torch, trainable_params
+
+    spec = presets.get(name)
+    model = build_torch(spec)
+    assert trainable_params(model) == complexity.params(spec)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, spec.num_classes)
+
+
+@pytest.mark.slow
+def test_tflite_converted_once_runs_at_any_resolution(tiny, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from latency_lab.build_keras import tflite_path
+
+    path = tflite_path(tiny, tmp_path)
+    assert path.name == f"{tiny.fingerprint}.tflite" and path.stat().st_size > 4 * complexity.params(tiny)
+    interp = Interpreter(model_path=str(path))
+    idx = interp.get_input_details()[0]["index"]
+    assert list(interp.get_input_details()[0]["shape_signature"]) == [1, -1, -1, 3]
+    for r in (64, 100):
+        interp.resize_tensor_input(idx, [1, r, r, 3], strict=True)
+        interp.allocate_tensors()
+        interp.set_tensor(idx, np.ones((1, r, r, 3), np.float32))
+        interp.invoke()
+        out = interp.get_tensor(interp.get_output_details()[0]["index"])
+        assert out.shape == (1, 10) and np.isfinite(out).all()
+    mtime = path.stat().st_mtime_ns
+    assert tflite_path(tiny, tmp_path).stat().st_mtime_ns == mtime  # cached, not re-converted
+
+
+@pytest.mark.slow
+def test_tflite_agrees_with_keras(tiny, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from latency_lab.build_keras import build_keras, convert_tflite
+
+    x = np.random.default_rng(0).random((1, 72, 72, 3), np.float32)
+    expected = np.asarray(build_keras(tiny)(x, training=False))
+    p = tmp_path / "m.tflite"
+    p.write_bytes(convert_tflite(tiny))
+    interp = Interpreter(model_path=str(p))
+    idx = interp.get_input_details()[0]["index"]
+    interp.resize_tensor_input(idx, [1, 72, 72, 3], strict=True)
+    interp.allocate_tensors()
+    interp.set_tensor(idx, x)
+    interp.invoke()
+    got = interp.get_tensor(interp.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)

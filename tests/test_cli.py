@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from latency_lab.cli import main
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_and_network_show_do_not_import_heavy_libraries():
+    code = ("import sys; from latency_lab.cli import main; main(['--help']);"
+            "main(['network', 'show', 'efficientnet-b0']);"
+            "heavy = [m for m in ('tensorflow', 'torch', 'pandas', 'ai_edge_litert') if m in sys.modules];"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_network_show_json(capsys):
+    code, out, _ = run(capsys, "network", "show", "efficientnet-b0", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["params"] == 5_288_548 and d["stages"][0]["width"] == 16
+
+
+def test_network_show_reads_a_json_file(capsys, tmp_path, tiny):
+    p = tmp_path / "net.json"
+    p.write_text(tiny.to_json())
+    code, out, _ = run(capsys, "network", "show", str(p))
+    assert code == 0 and tiny.fingerprint in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--device", "nope"], "unknown device 'nope'"),
+    (["sweep", "--network", "resnet9000"], "unknown network"),
+    (["sweep", "--resolutions", "400:160:4"], "start <= stop"),
+    (["sweep", "--resolutions", "a:b"], "malformed resolutions"),
+    (["sweep", "--resolutions", "16,32"], "resolution 16 outside 32..2048"),
+    (["sweep", "--resolutions", "224,4096"], "outside 32..2048"),
+    (["network", "show", "missing.json"], "cannot read network file"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unwritable_output_is_refused_before_measuring(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "x.csv").mkdir()
+    code, _, err = run(capsys, "sweep", "--out", str(ro / "x.csv"))
+    assert code == 2 and "is a directory" in err
+
+
+def test_corrupt_store_is_refused(capsys, tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"garbage" * 1000)
+    code, _, err = run(capsys, "sweep", "--store", str(bad), "--resolutions", "64",
+                       "--out", str(tmp_path / "o.csv"))
+    assert code == 2 and "cannot use store" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, err = run(capsys, "sweep", "--no-such-option")
+    assert code == 2 and "No such option" in err
+
+
+def test_devices_lists_cpu(capsys):
+    code, out, _ = run(capsys, "devices")
+    assert code == 0 and "cpu" in out.split()

@@ -1,0 +1,44 @@
+"""End to end on the real cpu device: LiteRT interpreter, SQLite store, CSV, resume."""
+
+import pandas as pd
+import pytest
+
+from latency_lab.cli import main
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["--min-rounds", "3", "--max-rounds", "4", "--runs-per-visit", "3", "--ci-target-pct", "50"]
+
+
+def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
+    net = tmp_path / "tiny.json"
+    net.write_text(tiny.to_json())
+    store, out = tmp_path / "store.sqlite", tmp_path / "sweep.csv"
+    args = ["sweep", "--device", "cpu", "--network", str(net), "--resolutions", "64:128:32",
+            "--out", str(out), "--store", str(store), *QUICK]
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert list(df["resolution"]) == [64, 96, 128]
+    for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
+                "device", "runtime", "fingerprint", "threads", "stop_reason"):
+        assert col in df.columns
+    assert (df["ci_low_ms"] <= df["latency_ms"]).all() and (df["latency_ms"] <= df["ci_high_ms"]).all()
+    assert (df["n_samples"] >= 9).all() and set(df["device"]) == {"cpu"}
+    assert (df["fingerprint"] == tiny.fingerprint).all() and (df["threads"] == 1).all()
+    assert df["latency_ms"].iloc[-1] > df["latency_ms"].iloc[0]  # 4x the pixels costs more
+    # the same sweep again reuses the store: identical figures
+    assert main(args) == 0
+    again = pd.read_csv(out)
+    pd.testing.assert_series_equal(again["latency_ms"], df["latency_ms"])
+
+
+def test_cpu_device_info_and_samples(tiny, model_dir):
+    from devices.cpu import CpuDevice
+
+    dev = CpuDevice(threads=1, model_dir=model_dir)
+    info = dev.info()
+    assert info.runtime == "litert" and info.threads == 1 and info.extra["delegate"] == "xnnpack"
+    run = dev.sample(tiny, 64, runs=5, warmup_runs=1)
+    assert len(run.samples_ms) == 5 and all(s > 0 for s in run.samples_ms)
+    other = CpuDevice(threads=2, model_dir=model_dir).info()
+    assert other.context_key != info.context_key  # threads change the context

@@ -1,0 +1,108 @@
+"""cuda and jetson drivers: everything up to the GPU runs here; the GPU parts skip with a reason.
+
+CI has no GPU: the ONNX export and its onnxruntime check, engine cache keys, version refusal,
+and the parsing of nvidia-smi / nvpmodel / jetson_clocks output are tested for real; timing on
+a GPU is validated by benchmarks/cuda_sweep.py on a GPU machine (see docs/validation.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from devices.cuda import parse_nvidia_smi
+from devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
+                              parse_jetson_clocks, parse_nvpmodel)
+from latency_lab.measure import DeviceError, get_device
+
+torch = pytest.importorskip("torch")
+HAS_CUDA = torch.cuda.is_available()
+NO_GPU = "no CUDA GPU on this machine (CI); validated by benchmarks/cuda_sweep.py on a GPU box"
+
+
+def test_cuda_refuses_clearly_without_a_gpu():
+    with pytest.raises(DeviceError, match="precision must be one of fp32, fp16"):
+        get_device("cuda", precision="int4")
+    if HAS_CUDA:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DeviceError, match="CUDA is not available: torch .*(CPU-only build|sees no GPU)"):
+        get_device("cuda")
+
+
+def test_nvidia_smi_csv_parsing():
+    out = ("NVIDIA GeForce RTX 3090, 535.129.03, 1695, 9751, 2100, 41, 112.45, P2\n"
+           "Orin (nvgpu), [N/A], 1300, [Not Supported], 1300, 38, [N/A], P0\n")
+    a, b = parse_nvidia_smi(out)
+    assert a["name"] == "NVIDIA GeForce RTX 3090" and a["driver_version"] == "535.129.03"
+    assert a["clocks.sm"] == 1695 and a["power.draw"] == 112.45 and a["pstate"] == "P2"
+    assert b["driver_version"] is None and b["clocks.mem"] is None and b["clocks.sm"] == 1300
+    assert parse_nvidia_smi("garbage line\n") == []
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason=NO_GPU)
+def test_cuda_samples_fp16_channels_last_with_graphs(tiny):
+    with get_device("cuda", precision="fp16", cuda_graphs="true") as dev:
+        info = dev.info()
+        assert info.precision == "fp16" and info.extra["cuda_graphs"]
+        run = dev.sample(tiny, 64, runs=5, warmup_runs=2)
+        assert len(run.samples_ms) == 5 and all(s > 0 for s in run.samples_ms)
+
+
+def test_tensorrt_version_gate():
+    assert check_trt_version("8.5.2.2") == (8, 5, 2)
+    assert check_trt_version("10.3.0") == (10, 3, 0)
+    with pytest.raises(DeviceError, match="TensorRT 11 removed the FP16 builder flag"):
+        check_trt_version("11.0.0")
+    with pytest.raises(DeviceError, match="too old.*8.5"):
+        check_trt_version("8.4.3")
+
+
+def test_engine_cache_keys_separate_what_changes_an_engine(tiny):
+    base = engine_key(tiny.fingerprint, 224, "10.3.0", "fp16", 1, "Orin")
+    assert base.startswith(f"{tiny.fingerprint}-r224-b1-fp16-trt10.3.0-")
+    others = {engine_key(tiny.fingerprint, 228, "10.3.0", "fp16", 1, "Orin"),
+              engine_key(tiny.fingerprint, 224, "8.5.2", "fp16", 1, "Orin"),
+              engine_key(tiny.fingerprint, 224, "10.3.0", "fp32", 1, "Orin"),
+              engine_key(tiny.fingerprint, 224, "10.3.0", "fp16", 8, "Orin"),
+              engine_key(tiny.fingerprint, 224, "10.3.0", "fp16", 1, "RTX 3090"),
+              engine_key("0" * 16, 224, "10.3.0", "fp16", 1, "Orin")}
+    assert base not in others and len(others) == 6
+    assert base == engine_key(tiny.fingerprint, 224, "10.3.0", "fp16", 1, "Orin")
+
+
+def test_jetson_tool_output_parsing():
+    assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"power_mode": "MAXN", "power_mode_id": 0}
+    assert parse_nvpmodel("NV Power Mode: MODE_30W_ALL\n3\n")["power_mode_id"] == 3
+    pinned = ("SOC family:tegra194  Machine:Jetson-AGX\nOnline CPUs: 0-7\n"
+              "cpu0: Online=1 Governor=schedutil MinFreq=2265600 MaxFreq=2265600 CurrentFreq=2265600 IdleStates: C1=0 c6=0\n"
+              "GPU MinFreq=1377000000 MaxFreq=1377000000 CurrentFreq=1377000000\n"
+              "EMC MinFreq=204000000 MaxFreq=2133000000 CurrentFreq=2133000000 FreqOverride=1\n")
+    got = parse_jetson_clocks(pinned)
+    assert got["gpu_cur_hz"] == 1377000000 and got["clocks_pinned"] is False  # EMC not pinned
+    assert parse_jetson_clocks(pinned.replace("MinFreq=204000000", "MinFreq=2133000000"))[
+        "clocks_pinned"] is True
+    assert parse_jetson_clocks("") == {}
+
+
+def test_jetson_refuses_clearly_without_tensorrt():
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    with pytest.raises(DeviceError, match="TensorRT is not installed"):
+        get_device("jetson")
+
+
+@pytest.mark.slow
+def test_onnx_export_is_dynamic_and_matches_torch(tiny, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    path = export_onnx(tiny, tmp_path / "tiny.onnx")
+    graph = onnx.load(str(path)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert graph.input[0].name == "image"
+    assert [d.dim_value or d.dim_param for d in dims] == [1, 3, "height", "width"]
+    diffs = check_onnx(tiny, path, resolutions=(64, 96))
+    assert set(diffs) == {64, 96} and max(diffs.values()) < 1e-4
+    # a graph that is not this torch model (other weights) is caught
+    export_onnx(tiny, tmp_path / "other.onnx", seed=1)
+    with pytest.raises(DeviceError, match="disagrees with torch"):
+        check_onnx(tiny, tmp_path / "other.onnx", resolutions=(64, 96))

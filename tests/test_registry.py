@@ -1,0 +1,68 @@
+"""Drivers are found by name through entry points, so other packages can add devices."""
+
+import sys
+import textwrap
+
+import pytest
+
+from latency_lab.measure import DeviceError, device_class, device_names, get_device
+
+
+def test_builtin_cpu_driver_is_found():
+    from devices.cpu import CpuDevice
+
+    assert device_class("cpu") is CpuDevice
+    assert "cpu" in device_names()
+
+
+def test_third_party_driver_through_an_entry_point(tmp_path, monkeypatch):
+    pkg = tmp_path / "acme_dev"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        from latency_lab.measure import Device, DeviceInfo, RunResult
+        class Acme(Device):
+            name = "acme"
+            def __init__(self, threads=1):
+                self.threads = threads
+            def info(self):
+                return DeviceInfo("acme", "acme board", "acme-rt", "0.1", threads=self.threads)
+            def sample(self, spec, resolution, runs, warmup_runs=1):
+                return RunResult((1.0,) * runs)
+    """))
+    dist = tmp_path / "acme_dev-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-dev\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[latency_lab.devices]\nacme = acme_dev:Acme\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "acme" in device_names()
+    dev = get_device("acme", threads=3)
+    assert dev.info().threads == 3 and dev.info().context_key.startswith("acme-")
+
+
+def test_module_colon_class_is_accepted():
+    assert device_class("devices.cpu:CpuDevice").name == "cpu"
+
+
+def test_unknown_driver_and_bad_options_are_clear_errors():
+    with pytest.raises(DeviceError, match="unknown device 'gpu9'; known: .*cpu"):
+        get_device("gpu9")
+    with pytest.raises(DeviceError, match="does not take these options"):
+        get_device("cpu", warp_speed=9)
+    with pytest.raises(DeviceError, match="cannot load device driver"):
+        device_class("no_such_module:Thing")
+
+
+def test_cpu_affinity_is_applied_and_recorded():
+    import os
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("CPU pinning is Linux-only")
+    before = os.sched_getaffinity(0)
+    try:
+        cpu = min(before)
+        dev = get_device("cpu", affinity=str(cpu))
+        assert os.sched_getaffinity(0) == {cpu} and dev.info().affinity == str(cpu)
+        with pytest.raises(DeviceError, match="malformed CPU set"):
+            get_device("cpu", affinity="zero")
+    finally:
+        os.sched_setaffinity(0, before)

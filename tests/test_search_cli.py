@@ -1,0 +1,125 @@
+"""`latency-lab search | scale | compare` end to end on synthetic py: sources, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from latency_lab.cli import main
+from search.sources import PyLatency, SourceError, parse_latency_source
+from search_helpers import nonlinear_module
+from latency_lab import presets
+
+B0 = presets.get("efficientnet-b0")
+
+
+@pytest.fixture
+def mod(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return nonlinear_module(tmp_path)
+
+
+def _budget(mod, factor=1.35):
+    return f"{factor * PyLatency(f'{mod}:latency_ms').latency_ms(B0, 224):.3f}"
+
+
+def test_search_writes_result_trace_and_plot(mod, tmp_path, capsys):
+    rc = main(["search", "--network", "efficientnet-b0", "--budget-ms", _budget(mod),
+               "--latency", f"py:{mod}:latency_ms", "--accuracy", f"py:{mod}:accuracy",
+               "--resolutions", "224,240", "--stages", "3,4,5,6", "--candidates", "4",
+               "--out", "out"])
+    assert rc == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["resolution"] in (224, 240) and result["latency_ms"] <= float(_budget(mod))
+    assert [p["resolution"] for p in result["per_resolution"]] == [224, 240]
+    assert result["stages"] == [3, 4, 5, 6] and result["candidates_k"] == 4
+    assert result["network"]["resolution"] == result["resolution"]
+    with open(tmp_path / "out" / "trace.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {"resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy", "score",
+            "chosen"} <= set(rows[0])
+    assert sum(r["kept"] == "True" for r in rows if r["iteration"] == "0"
+               and r["resolution"] == "224" and r["phase"] == "pair") == 4
+    png = (tmp_path / "out" / "paths.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "winner:" in capsys.readouterr().out
+
+
+def test_resolutions_from_candidates_csv(mod, tmp_path):
+    (tmp_path / "candidates.csv").write_text("resolution,latency_ms,why\n240,1,before\n224,1,x\n")
+    assert main(["search", "--budget-ms", _budget(mod), "--latency", f"py:{mod}:latency_ms",
+                 "--accuracy", f"py:{mod}:accuracy", "--resolutions-from", "candidates.csv",
+                 "--out", "o"]) == 0
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["resolutions"] == [224, 240] and result["stages"] == [2, 3, 4, 5, 6]
+
+
+def test_compare_writes_table_and_plot(mod, tmp_path):
+    rc = main(["compare", "--budget-ms", _budget(mod, 1.5), "--latency", f"py:{mod}:latency_ms",
+               "--accuracy", f"py:{mod}:accuracy", "--resolutions", "224,240,256",
+               "--out", "cmp"])
+    assert rc == 0
+    with open(tmp_path / "cmp" / "compare.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["baseline", "rbis", "compound", "fast", "rs"]
+    assert all(float(r["latency_ms"]) <= float(_budget(mod, 1.5)) for r in rows)
+    rs = next(r for r in rows if r["method"] == "rs")
+    assert rs["widths"] == " ".join(map(str, B0.widths))     # rs keeps width
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "result.json").exists()
+
+
+def test_scale_prints_and_writes(mod, tmp_path, capsys):
+    assert main(["scale", "--method", "compound", "--budget-ms", _budget(mod, 1.8),
+                 "--latency", f"py:{mod}:latency_ms", "--out", "c.json"]) == 0
+    d = json.loads((tmp_path / "c.json").read_text())
+    assert d["method"] == "compound" and d["latency_ms"] <= float(_budget(mod, 1.8))
+    assert d["resolution"] % 4 == 0 and d["x"] > 0
+    assert "compound (dwr)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget-ms", "1"], "below the baseline's latency at every resolution"),
+    (["--stages", "2,9"], "unknown stage index 9"),
+    (["--accuracy", "py:{mod}:raises"], "raised RuntimeError: trainer crashed"),
+    (["--accuracy", "py:{mod}:nan_after_baseline"], "returned nan"),
+    (["--accuracy", "table:acc.csv"], "has no row for network"),
+    (["--latency", "py:{mod}:nope"], "has no function 'nope'"),
+    (["--accuracy", "zen"], "unknown accuracy evaluator"),
+])
+def test_bad_input_one_line_exit_2_trace_kept(mod, tmp_path, capsys, args, message):
+    (tmp_path / "acc.csv").write_text(f"fingerprint,resolution,accuracy\n{B0.fingerprint},224,76.7\n")
+    base = {"--budget-ms": _budget(mod), "--latency": f"py:{mod}:latency_ms",
+            "--accuracy": f"py:{mod}:accuracy", "--resolutions": "224", "--out": "bad"}
+    base.update(zip(args[::2], (a.format(mod=mod) for a in args[1::2])))
+    rc = main(["search"] + [x for kv in base.items() for x in kv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    if message in ("raised RuntimeError: trainer crashed", "returned nan", "has no row for network"):
+        with open(tmp_path / "bad" / "trace.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and rows[0]["phase"] == "baseline"
+        assert (tmp_path / "bad" / "state.json").exists()
+
+
+def test_py_source_gets_the_json_dict_with_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "probe_src.py").write_text(
+        "seen = []\ndef f(net):\n    seen.append(net)\n    return 1.5\n"
+        "def bad(net):\n    return -1\n")
+    src = parse_latency_source("py:probe_src:f")
+    assert src.latency_ms(B0, 256) == 1.5 and src.describe() == "py:probe_src:f"
+    import probe_src
+    net = probe_src.seen[0]
+    assert net["resolution"] == 256 and net["stages"][3]["width"] == 80
+    assert net["stages"][3]["depth"] == 3 and net["head"] == {"width": 1280} and "stem" in net
+    with pytest.raises(SourceError, match="finite positive"):
+        parse_latency_source("py:probe_src:bad").latency_ms(B0, 224)
+    with pytest.raises(SourceError, match="cannot import"):
+        parse_latency_source("py:no_such_module_xyz:f")
+    with pytest.raises(SourceError, match="lacks its PATH"):
+        parse_latency_source("table:")

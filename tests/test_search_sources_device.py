@@ -1,0 +1,57 @@
+"""A device name as latency source: measured through the protocol, then served from the store."""
+
+from __future__ import annotations
+
+import pytest
+
+from latency_lab.protocol import Protocol
+from latency_lab.spec import NetworkSpec
+from search.sources import DeviceLatency, parse_latency_source
+
+TINY = {"name": "tiny", "resolution": 64, "stem": {"width": 8}, "head": {"width": 32},
+        "stages": [{"width": 24, "depth": 1, "kernel": 3, "expansion": 1, "stride": 1},
+                   {"width": 40, "depth": 1, "kernel": 3, "expansion": 2, "stride": 2}]}
+
+
+@pytest.mark.slow
+def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
+    spec = NetworkSpec.from_dict(TINY)
+    protocol = Protocol(runs_per_visit=3, min_rounds=2, max_rounds=3, ci_target_pct=50.0)
+    store = tmp_path / "m.sqlite"
+    with parse_latency_source("cpu", store_path=store, protocol=protocol) as src:
+        assert isinstance(src, DeviceLatency)
+        a, b = src.latency_many([(spec, 64), (spec, 72)])
+        m = src.measurement(spec, 64)
+        assert a > 0 and b > 0 and m.stats.count >= 6 and a == m.latency_ms
+        assert "cpu" in src.describe()
+    calls = []
+    with parse_latency_source("cpu", store_path=store, protocol=protocol) as again:
+        monkeypatch.setattr(again.device, "sample", lambda *a, **k: calls.append(a))
+        assert again.latency_ms(spec, 64) == a and again.latency_ms(spec, 72) == b
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_search_on_the_cpu_device_measures_each_iteration_as_one_batch(tmp_path, monkeypatch):
+    from search.evaluators import Evaluator
+    from search.rbis import run_rbis
+
+    class Capacity(Evaluator):   # accuracy: a known function of size (no training here)
+        def evaluate(self, points):
+            return [60 + sum(s.widths) / 10 + sum(s.depths) for s, _ in points]
+
+        def describe(self):
+            return "capacity"
+
+    monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
+    spec = NetworkSpec.from_dict(TINY)
+    protocol = Protocol(runs_per_visit=3, min_rounds=2, max_rounds=2, ci_target_pct=50.0)
+    with parse_latency_source("cpu", store_path=tmp_path / "m.sqlite", protocol=protocol) as src:
+        batches = []
+        real = src.latency_many
+        monkeypatch.setattr(src, "latency_many", lambda pts: batches.append(len(pts)) or real(pts))
+        base = src.latency_ms(spec, 64)
+        res = run_rbis(spec, 3 * base, [64], src, Capacity(), stages=[0, 1], k=3, max_iterations=1)
+    assert batches[:3] == [1, 1, 3]  # probe, baseline (store hit), the 3 pairs of iteration 0 together
+    assert res.winner.best.latency_ms <= 3 * base

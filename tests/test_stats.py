@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from latency_lab.stats import median_ci_order, median_ci_rounds, summarize
+
+
+def test_summary_statistics_of_known_samples():
+    s = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s.count == 5 and s.min_ms == 1.0 and s.median_ms == 3.0 and s.mean_ms == 22.0
+    assert s.ci_low_ms <= 3.0 <= s.ci_high_ms
+
+
+@pytest.mark.parametrize("n", [9, 31, 200])
+def test_order_statistic_ci_covers_the_true_median(n):
+    rng = np.random.default_rng(n)
+    true = np.log(2)  # median of Exp(1), a skewed distribution like latencies
+    hits = sum(lo <= true <= hi for lo, hi in
+               (median_ci_order(rng.exponential(1, n)) for _ in range(1000)))
+    assert 0.93 <= hits / 1000 <= 0.995
+
+
+def test_round_bootstrap_is_wider_when_rounds_drift():
+    rng = np.random.default_rng(0)
+    levels = 100 * (1 + 0.1 * rng.standard_normal(12))   # each round at its own level
+    rounds = [lv + rng.standard_normal(8) for lv in levels]
+    flat = np.concatenate(rounds)
+    lo_iid, hi_iid = median_ci_order(flat)
+    lo_r, hi_r = median_ci_rounds(rounds)
+    assert (hi_r - lo_r) > 2 * (hi_iid - lo_iid)
+
+
+def test_summarize_uses_rounds_when_given():
+    x = [10.0] * 8 + [12.0] * 8 + [11.0] * 8 + [10.5] * 8 + [11.5] * 8
+    r = [i // 8 for i in range(40)]
+    assert summarize(x, r).ci_high_ms - summarize(x, r).ci_low_ms > 0
+
+
+def test_no_samples_is_an_error():
+    with pytest.raises(ValueError):
+        summarize([])

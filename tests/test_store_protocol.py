@@ -1,0 +1,83 @@
+import sqlite3
+
+import pytest
+
+from latency_lab.protocol import Protocol, measure_points
+from latency_lab.store import Store, StoreError
+
+FAST = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=6, ci_target_pct=1.0, time_cap_s=60)
+
+
+def test_every_point_is_visited_once_per_round_in_shuffled_order(tmp_path, tiny, curve_device):
+    dev = curve_device(noise=0.0)
+    resolutions = [64, 96, 128, 160, 192]
+    with Store(tmp_path / "s.sqlite") as store:
+        ms = measure_points(dev, [(tiny, r) for r in resolutions], store, FAST)
+    assert [m.resolution for m in ms] == resolutions
+    # noiseless: every point meets the CI target as soon as min_rounds is reached
+    assert all(m.stop_reason == "ci_target" and m.n_rounds == 3 for m in ms)
+    rounds = [dev.calls[i:i + 5] for i in range(0, 15, 5)]
+    orders = [[c[1] for c in r] for r in rounds]
+    assert all(sorted(o) == resolutions for o in orders)
+    assert len({tuple(o) for o in orders}) > 1, "rounds should be shuffled"
+    # first visit warms up more than later visits
+    first = {c[1]: c[3] for c in reversed(dev.calls)}
+    assert set(first.values()) == {FAST.warmup_first_visit}
+    assert {c[3] for c in dev.calls[5:]} == {FAST.warmup_per_visit}
+    assert ms[0].latency_ms == pytest.approx(curve_device.true_ms(64))
+
+
+def test_noisy_points_stop_at_max_rounds(tmp_path, tiny, curve_device):
+    with Store(tmp_path / "s.sqlite") as store:
+        (m,) = measure_points(curve_device(noise=0.3), [(tiny, 128)], store, FAST)
+    assert m.stop_reason == "max_rounds" and m.n_rounds == 6 and m.stats.count == 24
+
+
+def test_time_cap_stops_everything(tmp_path, tiny, curve_device):
+    p = Protocol(runs_per_visit=2, min_rounds=50, max_rounds=100, time_cap_s=1e-9)
+    with Store(tmp_path / "s.sqlite") as store:
+        ms = measure_points(curve_device(), [(tiny, 64), (tiny, 96)], store, p)
+    assert {m.stop_reason for m in ms} == {"time_cap"}
+
+
+def test_interrupted_run_resumes_and_finished_points_are_reused(tmp_path, tiny, curve_device):
+    path = tmp_path / "s.sqlite"
+    points = [(tiny, r) for r in (64, 96, 128)]
+    with Store(path) as store, pytest.raises(KeyboardInterrupt):
+        measure_points(curve_device(noise=0.001, fail_after=4), points, store, FAST)
+    with Store(path) as store:
+        n_before = store.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        assert n_before == 4 * FAST.runs_per_visit  # every visit was committed
+        dev = curve_device(noise=0.001)
+        ms = measure_points(dev, points, store, FAST)
+        # 4 visits were kept: the rest of 3 rounds x 3 points is 5 visits
+        assert len(dev.calls) == 3 * 3 - 4
+        assert all(m.n_rounds == 3 and m.stats.count == 12 for m in ms)
+        again = curve_device()
+        measure_points(again, points, store, FAST)
+        assert again.calls == []  # finished measurements come from the store
+        fresh = curve_device()
+        measure_points(fresh, points, store, FAST, remeasure=True)
+        assert len(fresh.calls) == 9
+        # nothing is deleted by re-measuring
+        assert store.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 4 * 9 + 4 * 9
+
+
+def test_corrupt_store_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot use store"):
+        Store(bad)
+
+
+def test_store_keeps_context_and_network(tmp_path, tiny, curve_device):
+    with Store(tmp_path / "s.sqlite") as store:
+        (m,) = measure_points(curve_device(), [(tiny, 64)], store, FAST)
+        again = store.measurement(store.latest(m.context.context_key, tiny.fingerprint, 64)[0])
+        assert again.context == m.context and again.samples_ms == m.samples_ms
+        assert store.network_spec(tiny.fingerprint)["stages"][1]["width"] == 16
+
+
+def test_protocol_refuses_nonsense():
+    with pytest.raises(ValueError):
+        Protocol(min_rounds=5, max_rounds=2)
