@@ -11,8 +11,12 @@ class UserError(RuntimeError):
     """Bad input detected by the CLI itself."""
 
 
+class JumpInputError(ValueError):
+    """A sweep the jump detector cannot use (latency_lab.jumps); defined here so that matching
+    user errors never imports pandas."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
-    from latency_lab.jumps import JumpInputError
     from latency_lab.measure import DeviceError
     from latency_lab.spec import SpecError
     from latency_lab.store import StoreError

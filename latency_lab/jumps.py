@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
+
 # z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
 CI_Z95 = 1.959964
 # Normal-consistency factor of the MAD (MAD / 0.6745 estimates sigma).
@@ -42,10 +44,6 @@ NOISE_WINDOW = 15            # residuals per group in the curve-only noise estim
 OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
 # When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
 CI_TRUST_RATIO = 1.5
-
-
-class JumpInputError(ValueError):
-    """A sweep the detector cannot use (missing columns, non-numeric values, too few points)."""
 
 
 @dataclass(frozen=True)
