@@ -42,6 +42,9 @@ DEFAULT_MIN_SIZE = 3         # points per Pelt segment: one point alone is never
 DEFAULT_WINDOW = 12          # at most this many points each side feed a gap test's lines
 NOISE_WINDOW = 15            # residuals per group in the curve-only noise estimate
 OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
+SPIKE_Z = 4.0                # a single point this far off its neighbours' line may be a spike
+SPIKE_RATIO = 0.75           # ... if its neighbours' residuals are at most this share of its own
+SPIKE_WEIGHT = 1e3           # a spike's sigma is multiplied by this (it is all but left out)
 # When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
 CI_TRUST_RATIO = 1.5
 
@@ -86,6 +89,7 @@ class JumpResult:
     jumps: pd.DataFrame
     drops: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    outliers: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
     def segments(self) -> list[tuple[int, int, float, float]]:
         """Pieces between breaks as (start, end, intercept, slope), lines fitted per piece."""
@@ -250,6 +254,22 @@ def _neighbour_se(r: np.ndarray, se: np.ndarray) -> np.ndarray:
     return np.sqrt(var / (1 + w1 ** 2 + w2 ** 2))
 
 
+def isolated_outliers(curve: Curve, sigma_ms: np.ndarray, z: float | None = None) -> np.ndarray:
+    """Indices of single-point spikes: an interior point whose second-difference residual
+    exceeds z sigma while both neighbours' residuals have the opposite sign and at most
+    SPIKE_RATIO of its size (a spike of height A gives -A/2, A, -A/2; a jump gives two equal
+    residuals of opposite sign, so it is never taken for a spike). Pelt's squared-error cost
+    is not robust, so these points are down-weighted before segmenting."""
+    z = SPIKE_Z if z is None else z
+    e = curve_residuals(curve.resolution, curve.latency_ms) / sigma_ms[1:-1]
+    out = []
+    for j in range(1, len(e) - 1):
+        if (abs(e[j]) > z and np.sign(e[j - 1]) == np.sign(e[j + 1]) == -np.sign(e[j])
+                and max(abs(e[j - 1]), abs(e[j + 1])) <= SPIKE_RATIO * abs(e[j])):
+            out.append(j + 1)
+    return np.array(out, dtype=int)
+
+
 # --------------------------------------------------------------------------------------------
 # segmentation and the level-gap test
 
@@ -383,17 +403,27 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
     if not use_ci and curve.ci_low_ms is not None:
         curve = Curve(curve.resolution, curve.latency_ms, None, None, curve.notes)
     sigma, source = estimate_noise(curve)
+    spikes = isolated_outliers(curve, sigma)
+    if spikes.size:
+        sigma, source = estimate_noise(curve, breaks=list(spikes) + list(spikes - 1))
+        sigma[spikes] *= SPIKE_WEIGHT
     breaks = segment(curve, sigma, penalty, min_size)
     tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
     if tests:   # second pass: the noise without the residuals the found breaks inflated
-        sigma, source = estimate_noise(curve, breaks=[g.k for g in tests])
+        sigma, source = estimate_noise(curve, breaks=[g.k for g in tests] + list(spikes)
+                                       + list(spikes - 1))
+        sigma[spikes] *= SPIKE_WEIGHT
         breaks = segment(curve, sigma, penalty, min_size)
         tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
     jumps = [g for g in tests if strength(g, z_free_min) >= z_min]
     up = [g for g in jumps if g.z > 0]
     down = [g for g in jumps if g.z < 0]
+    notes = list(curve.notes)
+    if spikes.size:
+        notes.append("single-point outliers left out: "
+                     + ", ".join(str(int(curve.resolution[i])) for i in spikes))
     return JumpResult(curve, sigma, source, breaks, tests, _table(curve, up), _table(curve, down),
-                      list(curve.notes))
+                      notes, spikes)
 
 
 JUMP_COLUMNS = ["resolution_before", "resolution_after", "latency_before_ms", "latency_after_ms",

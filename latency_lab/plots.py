@@ -30,6 +30,9 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
                         color="tab:gray", alpha=0.15, linewidth=0,
                         label="±1.96σ (noise estimated from the curve)")
     ax.plot(r, y, "o", color="tab:blue", ms=3.5, label="median latency", zorder=3)
+    if len(result.outliers):
+        ax.plot(r[result.outliers], y[result.outliers], "x", color="tab:orange", ms=8, mew=2,
+                label="single-point outlier (left out)", zorder=4)
     for i, (a, b, c0, c1) in enumerate(result.segments()):
         xs = np.array([r[a], r[b - 1]])
         ax.plot(xs, c0 + c1 * xs, "-", color="black", lw=1.2, alpha=0.75,

@@ -63,7 +63,9 @@ def test_noiseless_steps_recovered_exactly():
 def test_noisy_steps_recovered_and_single_outlier_ignored():
     y = noisy(stepped({220: 12.0, 300: 20.0}, quadratic=True), 0.005, seed=1)
     y[GRID == 340] *= 1.15              # one slow point is not a jump
-    assert befores(sweep(y)) == [220, 300]
+    res = J.detect(sweep(y))
+    assert befores(res) == [220, 300] and res.drops.empty
+    assert list(res.curve.resolution[res.outliers]) == [340]
 
 
 def test_downward_steps_reported_separately_and_not_candidates():
