@@ -36,6 +36,7 @@ DEFAULT_Z_MIN = 3.5          # step needed, in standard errors (common-trend ste
 DEFAULT_Z_FREE_MIN = 2.0     # ... and the free-slope gap (kink-proof) must pass this
 SHIFT = 0                    # points a break may move to where its step is strongest (0: moving
                              # a kink next to its break faked steps in the benchmark)
+CROSS_MARGIN = 1             # grid steps around a break where crossing lines still mean a kink
 Z_KINK = 3.0                 # a slope change this significant bounds the lines of its neighbours
 DEFAULT_PENALTY = 3.0        # Pelt penalty per breakpoint, in units of ln(n) (chi-square scale)
 DEFAULT_MIN_SIZE = 3         # points per Pelt segment: one point alone is never a level
@@ -43,7 +44,8 @@ DEFAULT_WINDOW = 12          # at most this many points each side feed a gap tes
 NOISE_WINDOW = 15            # residuals per group in the curve-only noise estimate
 OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
 SPIKE_Z = 4.0                # a single point this far off its neighbours' line may be a spike
-SPIKE_RATIO = 0.75           # ... if its neighbours' residuals are at most this share of its own
+SPIKE_RATIO = 0.35           # ... if the curve without it is smooth to this share of its residual
+SPIKE_FLOOR = 1.5            # ... or to this many sigma (a jump next to it leaves ~J/3)
 SPIKE_WEIGHT = 1e3           # a spike's sigma is multiplied by this (it is all but left out)
 # When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
 CI_TRUST_RATIO = 1.5
@@ -255,19 +257,31 @@ def _neighbour_se(r: np.ndarray, se: np.ndarray) -> np.ndarray:
 
 
 def isolated_outliers(curve: Curve, sigma_ms: np.ndarray, z: float | None = None) -> np.ndarray:
-    """Indices of single-point spikes: an interior point whose second-difference residual
-    exceeds z sigma while both neighbours' residuals have the opposite sign and at most
-    SPIKE_RATIO of its size (a spike of height A gives -A/2, A, -A/2; a jump gives two equal
-    residuals of opposite sign, so it is never taken for a spike). Pelt's squared-error cost
-    is not robust, so these points are down-weighted before segmenting."""
+    """Indices of single-point spikes: a point at least two from the ends whose distance from
+    the line through its neighbours exceeds z sigma, while the curve without it is smooth: its
+    neighbours, each checked against the line through the points either side skipping it, are
+    within max(SPIKE_RATIO of its own residual, SPIKE_FLOOR) sigma. Next to a jump that check
+    fails (the neighbours sit on different levels, ~J/3 off), so jumps are not taken for
+    spikes. Pelt's squared-error cost is not robust: spikes are down-weighted before it."""
     z = SPIKE_Z if z is None else z
-    e = curve_residuals(curve.resolution, curve.latency_ms) / sigma_ms[1:-1]
+    r, y, s = curve.resolution, curve.latency_ms, sigma_ms
     out = []
-    for j in range(1, len(e) - 1):
-        if (abs(e[j]) > z and np.sign(e[j - 1]) == np.sign(e[j + 1]) == -np.sign(e[j])
-                and max(abs(e[j - 1]), abs(e[j + 1])) <= SPIKE_RATIO * abs(e[j])):
-            out.append(j + 1)
+    for i in range(2, curve.n - 2):
+        e = _line_residual(r, y, s, i - 1, i, i + 1)
+        if abs(e) <= z:
+            continue
+        left = _line_residual(r, y, s, i - 2, i - 1, i + 1)
+        right = _line_residual(r, y, s, i - 1, i + 1, i + 2)
+        if max(abs(left), abs(right)) <= max(SPIKE_RATIO * abs(e), SPIKE_FLOOR):
+            out.append(i)
     return np.array(out, dtype=int)
+
+
+def _line_residual(r, y, s, a, i, b) -> float:
+    """Point i minus the line through points a and b, in units of its standard error."""
+    w = (r[i] - r[a]) / (r[b] - r[a])
+    pred = (1 - w) * y[a] + w * y[b]
+    return float((y[i] - pred) / np.sqrt(s[i] ** 2 + ((1 - w) * s[a]) ** 2 + (w * s[b]) ** 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,7 +350,12 @@ def level_gap(curve: Curve, sigma_ms: np.ndarray, k: int, left: tuple[int, int],
     ends = np.array([r[k], r[k + 1]])
     d = (cr[0] + cr[1] * ends) - (cl[0] + cl[1] * ends)
     at = int(np.argmin(np.abs(d)))
-    gap = 0.0 if d[0] * d[1] <= 0 else float(d[at])   # lines crossing in between: a kink
+    # Lines crossing between r_k and r_k+1, or up to CROSS_MARGIN grid steps beyond (where a
+    # kink next to the break may really be), mean a change of slope: no level gap.
+    outer = np.array([r[max(0, k - CROSS_MARGIN)], r[min(curve.n - 1, k + 1 + CROSS_MARGIN)]])
+    d_outer = (cr[0] + cr[1] * outer) - (cl[0] + cl[1] * outer)
+    crossing = d[0] * d[1] <= 0 or d_outer[0] * d_outer[1] <= 0
+    gap = 0.0 if crossing else float(d[at])
     v = np.array([1.0, ends[at]])
     se = float(np.sqrt(v @ vl @ v + v @ vr @ v))
     idx = np.arange(left[0], right[1])
