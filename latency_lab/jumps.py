@@ -44,8 +44,7 @@ DEFAULT_WINDOW = 12          # at most this many points each side feed a gap tes
 NOISE_WINDOW = 15            # residuals per group in the curve-only noise estimate
 OUTLIER_Z = 3.5              # residual (in sigma) above which a point is left out of a line fit
 SPIKE_Z = 4.0                # a single point this far off its neighbours' line may be a spike
-SPIKE_RATIO = 0.35           # ... if the curve without it is smooth to this share of its residual
-SPIKE_FLOOR = 1.5            # ... or to this many sigma (a jump next to it leaves ~J/3)
+SPIKE_CHI2 = 9.0             # ... and leaving it out beats a step next to it by this chi-square
 SPIKE_WEIGHT = 1e3           # a spike's sigma is multiplied by this (it is all but left out)
 # When CIs and the curve's scatter disagree by more than this factor, the scatter wins.
 CI_TRUST_RATIO = 1.5
@@ -257,22 +256,24 @@ def _neighbour_se(r: np.ndarray, se: np.ndarray) -> np.ndarray:
 
 
 def isolated_outliers(curve: Curve, sigma_ms: np.ndarray, z: float | None = None) -> np.ndarray:
-    """Indices of single-point spikes: a point at least two from the ends whose distance from
-    the line through its neighbours exceeds z sigma, while the curve without it is smooth: its
-    neighbours, each checked against the line through the points either side skipping it, are
-    within max(SPIKE_RATIO of its own residual, SPIKE_FLOOR) sigma. Next to a jump that check
-    fails (the neighbours sit on different levels, ~J/3 off), so jumps are not taken for
-    spikes. Pelt's squared-error cost is not robust: spikes are down-weighted before it."""
+    """Indices of single-point spikes. A point at least two from the ends is one when it lies
+    more than z sigma off the line through its neighbours and, in the 7 points around it, a line
+    that leaves it out fits better (by SPIKE_CHI2 in chi-square) than a line with a step just
+    before or just after it -- so a jump, whose edge points look like spikes to the first test,
+    is not taken for one. Pelt's squared-error cost is not robust: spikes are down-weighted
+    before it."""
     z = SPIKE_Z if z is None else z
     r, y, s = curve.resolution, curve.latency_ms, sigma_ms
     out = []
     for i in range(2, curve.n - 2):
-        e = _line_residual(r, y, s, i - 1, i, i + 1)
-        if abs(e) <= z:
+        if abs(_line_residual(r, y, s, i - 1, i, i + 1)) <= z:
             continue
-        left = _line_residual(r, y, s, i - 2, i - 1, i + 1)
-        right = _line_residual(r, y, s, i - 1, i + 1, i + 2)
-        if max(abs(left), abs(right)) <= max(SPIKE_RATIO * abs(e), SPIKE_FLOOR):
+        idx = np.arange(max(0, i - 3), min(curve.n, i + 4))
+        base = [np.ones(len(idx)), (r[idx] - r[i]) / (r[idx[-1]] - r[idx[0]])]
+        chi2 = [_chi2(np.column_stack(base + [(idx == i) * 1.0]), y[idx], s[idx]),
+                _chi2(np.column_stack(base + [(idx >= i) * 1.0]), y[idx], s[idx]),
+                _chi2(np.column_stack(base + [(idx > i) * 1.0]), y[idx], s[idx])]
+        if chi2[0] + SPIKE_CHI2 < min(chi2[1:]):
             out.append(i)
     return np.array(out, dtype=int)
 
@@ -282,6 +283,11 @@ def _line_residual(r, y, s, a, i, b) -> float:
     w = (r[i] - r[a]) / (r[b] - r[a])
     pred = (1 - w) * y[a] + w * y[b]
     return float((y[i] - pred) / np.sqrt(s[i] ** 2 + ((1 - w) * s[a]) ** 2 + (w * s[b]) ** 2))
+
+
+def _chi2(X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+    coef, *_ = np.linalg.lstsq(X / s[:, None], y / s, rcond=None)
+    return float(np.sum(((y - X @ coef) / s) ** 2))
 
 
 # --------------------------------------------------------------------------------------------
