@@ -23,7 +23,8 @@ def jumps_command(
     max_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or below this "
                                                               "latency (a budget)."),
     min_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or above this."),
-    z_min: float = typer.Option(3.5, help="Step needed, in standard errors."),
+    z_min: float = typer.Option(3.5, help="Step needed, in standard errors (the library's "
+                                          "DEFAULT_Z_MIN; higher: fewer false jumps)."),
     no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
                                                       "the curve."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),

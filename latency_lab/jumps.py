@@ -70,7 +70,7 @@ class Gap:
     step_ms: float           # the step of one trend (quadratic) with a level shift after r_k
     step_se_ms: float
     z: float                 # step_ms / step_se_ms: how sure the jump is
-    gap_ms: float            # right line minus left line, the smaller over [r_k, r_k+1]; 0 if they cross
+    gap_ms: float            # right line minus left, the smaller over [r_k, r_k+1]; 0 if they cross
     se_ms: float
     z_free: float            # gap_ms / se_ms: the step even if the slope changed at the break
     z_slope: float           # (right slope - left slope) / its standard error: a kink
@@ -223,7 +223,8 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW,
         gain_se = _neighbour_se(r, se)
         ratio = _robust_scale((e / gain_se)[use])
         if ratio > CI_TRUST_RATIO or ratio < 1 / CI_TRUST_RATIO:
-            return np.maximum(se * ratio, floor), f"CIs rescaled x{ratio:.2f} to the curve's scatter"
+            return (np.maximum(se * ratio, floor),
+                    f"CIs rescaled x{ratio:.2f} to the curve's scatter")
         return np.maximum(se, floor), "CIs"
     glob = _robust_scale(e[use])
     if glob == 0:
@@ -452,7 +453,8 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
 
 
 JUMP_COLUMNS = ["resolution_before", "resolution_after", "latency_before_ms", "latency_after_ms",
-                "jump_ms", "jump_pct", "z", "se_ms", "gap_free_ms", "z_free", "slope_before_ms_per_px",
+                "jump_ms", "jump_pct", "z", "se_ms", "gap_free_ms", "z_free",
+                "slope_before_ms_per_px",
                 "slope_after_ms_per_px", "points_before", "points_after"]
 
 
@@ -497,12 +499,14 @@ def candidates(result: JumpResult, neighbours: int = 1, max_latency_ms: float | 
             if not 0 <= i < curve.n:
                 continue
             if off == 0:
-                why = f"last resolution before the {row.jump_pct:+.1f}% jump to {row.resolution_after}"
+                why = (f"last resolution before the {row.jump_pct:+.1f}% jump to "
+                       f"{row.resolution_after}")
             else:
                 side = "after" if off > 0 else "before"
                 why = (f"neighbour {off:+d} of {row.resolution_before} ({abs(off)} step(s) {side} "
                        f"the jump{', past the step' if off > 0 else ''})")
-            picked.setdefault(i, []).append((abs(off), off, row.resolution_before, row.jump_pct, why))
+            picked.setdefault(i, []).append((abs(off), off, row.resolution_before,
+                                             row.jump_pct, why))
     rows = []
     for i in sorted(picked):
         claims = sorted(picked[i])

@@ -36,7 +36,9 @@ def noisy(y, rel=0.005, seed=0):
 
 
 def befores(frame_or_result, col="jumps"):
-    res = frame_or_result if isinstance(frame_or_result, J.JumpResult) else J.detect(frame_or_result)
+    res = frame_or_result
+    if not isinstance(res, J.JumpResult):
+        res = J.detect(res)
     return list(getattr(res, col)["resolution_before"])
 
 
@@ -207,3 +209,11 @@ def test_cli_jumps_malformed_input_is_one_line_exit_2(tmp_path, capsys, content,
 def test_cli_jumps_missing_file(tmp_path, capsys):
     assert main(["jumps", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_default_threshold_matches_library():
+    import inspect
+
+    from latency_lab.cli_jumps import jumps_command
+
+    assert inspect.signature(jumps_command).parameters["z_min"].default.default == J.DEFAULT_Z_MIN
