@@ -105,14 +105,23 @@ class Measurement:
     stop_reason: str = ""                 # "ci_target", "time_cap", "max_rounds", "replayed"
     facts: Mapping[str, Any] = field(default_factory=dict)
     confidence: float = 0.95
+    drift: tuple[float, ...] = ()         # machine-drift factor of each sample's visit, or ()
 
     @cached_property
     def stats(self) -> Stats:
+        """Statistics of the drift-corrected samples (the raw ones when there is no drift)."""
+        samples = self.samples_ms
+        if self.drift:
+            samples = tuple(s / d for s, d in zip(self.samples_ms, self.drift))
+        return summarize(samples, self.rounds or None, self.confidence)
+
+    @cached_property
+    def raw_stats(self) -> Stats:
         return summarize(self.samples_ms, self.rounds or None, self.confidence)
 
     @property
     def latency_ms(self) -> float:
-        """The headline figure: the median."""
+        """The headline figure: the median (drift-corrected when the run allowed it)."""
         return self.stats.median_ms
 
     @property
@@ -136,6 +145,8 @@ class Measurement:
             "p5_ms": s.p5_ms,
             "p95_ms": s.p95_ms,
             "ci_halfwidth_pct": 100 * s.ci_halfwidth_rel,
+            "raw_median_ms": self.raw_stats.median_ms if self.drift else s.median_ms,
+            "drift_corrected": bool(self.drift),
             "stop_reason": self.stop_reason,
             "network": self.network,
             "fingerprint": self.fingerprint,

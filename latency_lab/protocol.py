@@ -7,6 +7,11 @@ samples after `warmup_per_visit` unrecorded runs; drift then hits every point al
 repeat until each point's 95% CI half-width of the median is under `ci_target_pct` of the
 median (after at least `min_rounds`), or a cap is hit; each point records why it stopped.
 
+After each round the machine's common-mode drift is fitted over all visits of the run and
+divided out of each point's samples before its CI is judged (`drift.py`; needs at least 8
+points, so a sweep gets it and a single network does not). Raw samples are kept as taken;
+the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_median_ms`).
+
 Every visit's samples are committed to the store before the next visit, so an interrupted run
 loses at most one visit; `measure_points` resumes open measurements and reuses finished ones.
 """
@@ -14,10 +19,12 @@ loses at most one visit; `measure_points` resumes open measurements and reuses f
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
+from latency_lab.drift import drift_factors
 from latency_lab.measure import Device, Measurement
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
@@ -56,14 +63,38 @@ class _State:
     measurement_id: int
     samples: list[float]
     rounds: list[int]
+    times: list[float]
+    drift: list[float]
     visited: bool = False
     facts: dict = field(default_factory=dict)  # merged facts of every visit (as in the store)
 
     def measurement(self, device_info, reason: str, confidence: float) -> Measurement:
+        corrected = any(d != 1.0 for d in self.drift)
         return Measurement(context=device_info, network=self.spec.name,
                            fingerprint=self.spec.fingerprint, resolution=self.resolution,
                            samples_ms=tuple(self.samples), rounds=tuple(self.rounds),
-                           stop_reason=reason, confidence=confidence, facts=dict(self.facts))
+                           stop_reason=reason, confidence=confidence, facts=dict(self.facts),
+                           drift=tuple(self.drift) if corrected else ())
+
+    def visits(self):
+        """(round, time, median ms) of every visit."""
+        by_round: dict[int, list] = {}
+        for s, r, t in zip(self.samples, self.rounds, self.times):
+            by_round.setdefault(r, [t, []])[1].append(s)
+        return [(r, t, statistics.median(v)) for r, (t, v) in by_round.items()]
+
+
+def _correct_drift(states: list[_State], store: Store) -> None:
+    """Fit the machine's drift over all visits of `states` and apply it (see drift.py)."""
+    ids, rounds, times, medians = [], [], [], []
+    for k, st in enumerate(states):
+        for r, t, m in st.visits():
+            ids.append(k), rounds.append(r), times.append(t), medians.append(m)
+    factors = drift_factors(ids, times, medians)
+    by_visit = {(k, r): f for k, r, f in zip(ids, rounds, factors)}
+    for k, st in enumerate(states):
+        st.drift = [by_visit[(k, r)] for r in st.rounds]
+    store.set_drift((states[k].measurement_id, r, f) for (k, r), f in by_visit.items())
 
 
 def measure_points(device: Device, points: Sequence[Point], store: Store,
@@ -80,12 +111,13 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
             if status == "done":
                 results[i] = store.measurement(mid)
                 continue
-            samples, rounds = store.samples(mid)
+            samples, rounds, times, drift = store.samples(mid)
             facts = dict(store.measurement(mid).facts)
         else:
             mid = store.open_measurement(info, spec, res, protocol.to_dict())
-            samples, rounds, facts = [], [], {}
-        active[i] = _State(spec, res, mid, samples, rounds, facts=facts)
+            samples, rounds, times, drift, facts = [], [], [], [], {}
+        active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+    measured = list(active.values())  # every point measured in this call, for the drift fit
 
     by_network: dict[str, tuple[NetworkSpec, list[int]]] = {}
     for st in active.values():
@@ -109,10 +141,12 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
     while active:
         order = list(active)
         rng.shuffle(order)
+        capped = False
         for i in order:
-            if time.monotonic() - start > protocol.time_cap_s:
-                for j in list(active):
-                    finish(j, "time_cap")
+            # the cap never leaves a point without samples: it applies once all were visited
+            if (time.monotonic() - start > protocol.time_cap_s
+                    and all(a.visited for a in active.values())):
+                capped = True
                 break
             st = active[i]
             warmup = protocol.warmup_per_visit if st.visited else protocol.warmup_first_visit
@@ -121,10 +155,20 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
             facts = {**run.facts, **({"summary_only": True} if run.summary_only else {})}
             store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
             st.facts.update(facts)
+            n = len(run.samples_ms)
             st.samples.extend(run.samples_ms)
-            st.rounds.extend([round_index] * len(run.samples_ms))
+            st.rounds.extend([round_index] * n)
+            st.times.extend([time.time()] * n)
+            st.drift.extend([1.0] * n)
             st.visited = True
-            n_rounds = round_index + 1
+        _correct_drift(measured, store)
+        if capped:
+            for j in list(active):
+                finish(j, "time_cap")
+            break
+        for i in list(active):
+            st = active[i]
+            n_rounds = len(set(st.rounds))
             if n_rounds >= protocol.min_rounds:
                 stats = st.measurement(info, "", protocol.confidence).stats
                 if 100 * stats.ci_halfwidth_rel <= protocol.ci_target_pct:

@@ -2,7 +2,8 @@
 
 Tables: `contexts` (DeviceInfo JSON by context key), `networks` (spec JSON by fingerprint),
 `measurements` (one per context x fingerprint x resolution x attempt: status open/done, stop
-reason, facts) and `samples` (every raw sample with its round). Samples are committed as they
+reason, facts) and `samples` (every raw sample with its round, time, and the machine-drift
+factor of its visit, see `drift.py`). Samples are committed as they
 are taken; an interrupted sweep finds its open measurements and goes on. A re-measurement
 opens a new measurement; old samples stay.
 """
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS samples (
     measurement_id INTEGER NOT NULL REFERENCES measurements(id),
     round INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
-    taken_at REAL NOT NULL
+    taken_at REAL NOT NULL,
+    drift REAL NOT NULL DEFAULT 1.0
 );
 CREATE INDEX IF NOT EXISTS samples_measurement ON samples(measurement_id);
 """
@@ -58,6 +60,9 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(_SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
+            if "drift" not in columns:  # stores written before drift correction existed
+                self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -101,7 +106,7 @@ class Store:
                     facts: dict[str, Any] | None = None) -> None:
         now = time.time()
         with self.db:
-            self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)",
+            self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, 1.0)",
                                 [(measurement_id, round_index, float(s), now) for s in samples_ms])
             if facts:
                 old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
@@ -109,6 +114,12 @@ class Store:
                 old.update(facts)
                 self.db.execute("UPDATE measurements SET facts=? WHERE id=?",
                                 (json.dumps(old, sort_keys=True, default=str), measurement_id))
+
+    def set_drift(self, factors: Iterable[tuple[int, int, float]]) -> None:
+        """Set the drift factor of visits given as (measurement id, round, factor)."""
+        with self.db:
+            self.db.executemany("UPDATE samples SET drift=? WHERE measurement_id=? AND round=?",
+                                [(float(f), int(m), int(r)) for m, r, f in factors])
 
     def finish(self, measurement_id: int, stop_reason: str) -> None:
         with self.db:
@@ -124,10 +135,11 @@ class Store:
         ).fetchone()
         return (int(row[0]), row[1]) if row else None
 
-    def samples(self, measurement_id: int) -> tuple[list[float], list[int]]:
-        rows = self.db.execute("SELECT latency_ms, round FROM samples WHERE measurement_id=?"
-                               " ORDER BY rowid", (measurement_id,)).fetchall()
-        return [r[0] for r in rows], [r[1] for r in rows]
+    def samples(self, measurement_id: int) -> tuple[list[float], list[int], list[float], list[float]]:
+        """(latencies ms, rounds, times taken, drift factors), in the order taken."""
+        rows = self.db.execute("SELECT latency_ms, round, taken_at, drift FROM samples WHERE"
+                               " measurement_id=? ORDER BY rowid", (measurement_id,)).fetchall()
+        return tuple(list(col) for col in zip(*rows)) if rows else ([], [], [], [])
 
     def measurement(self, measurement_id: int) -> Measurement:
         row = self.db.execute(
@@ -137,10 +149,11 @@ class Store:
         ).fetchone()
         if row is None:
             raise KeyError(measurement_id)
-        samples, rounds = self.samples(measurement_id)
+        samples, rounds, _, drift = self.samples(measurement_id)
         return Measurement(context=DeviceInfo.from_dict(json.loads(row[5])), network=row[6],
                            fingerprint=row[1], resolution=row[2], samples_ms=tuple(samples),
-                           rounds=tuple(rounds), stop_reason=row[3], facts=json.loads(row[4]))
+                           rounds=tuple(rounds), stop_reason=row[3], facts=json.loads(row[4]),
+                           drift=tuple(drift) if any(d != 1.0 for d in drift) else ())
 
     def network_spec(self, fingerprint: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT name, spec FROM networks WHERE fingerprint=?",

@@ -49,13 +49,15 @@ class CurveDevice(Device):
 
     name = "curve"
 
-    def __init__(self, noise: float = 0.0, seed: int = 0, fail_after: int | None = None):
+    def __init__(self, noise: float = 0.0, seed: int = 0, fail_after: int | None = None,
+                 drift=None):
         import random
 
         self.rng = random.Random(seed)
         self.noise = noise
         self.calls: list[tuple[str, int, int, int]] = []
         self.fail_after = fail_after
+        self.drift = drift  # drift(call number) -> factor common to every point at that time
 
     def info(self) -> DeviceInfo:
         return DeviceInfo(name="curve", hardware="formula", runtime="python",
@@ -69,7 +71,7 @@ class CurveDevice(Device):
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt
         self.calls.append((spec.fingerprint, resolution, runs, warmup_runs))
-        base = self.true_ms(resolution)
+        base = self.true_ms(resolution) * (self.drift(len(self.calls)) if self.drift else 1.0)
         return RunResult(tuple(base * (1 + self.noise * self.rng.gauss(0, 1)) for _ in range(runs)))
 
 
