@@ -92,6 +92,12 @@ class JumpResult:
     notes: list[str] = field(default_factory=list)
     outliers: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
+    def __str__(self) -> str:
+        def fmt(t):
+            return ", ".join(f"{r.resolution_before}->{r.resolution_after} {r.jump_pct:+.1f}% "
+                             f"(z {r.z:.1f})" for r in t.itertuples()) or "none"
+        return f"jumps: {fmt(self.jumps)}; drops: {fmt(self.drops)}"
+
     def segments(self) -> list[tuple[int, int, float, float]]:
         """Pieces between breaks as (start, end, intercept, slope), lines fitted per piece."""
         bounds = [0] + [k + 1 for k in sorted({g.k for g in self.tests})] + [self.curve.n]

@@ -217,3 +217,10 @@ def test_cli_default_threshold_matches_library():
     from latency_lab.cli_jumps import jumps_command
 
     assert inspect.signature(jumps_command).parameters["z_min"].default.default == J.DEFAULT_Z_MIN
+
+
+def test_result_prints_a_one_line_summary():
+    res = J.detect(sweep(stepped({220: 15.0, 300: -20.0})))
+    text = str(res)
+    assert text.startswith("jumps: 220->224 +") and "drops: 300->304 -" in text
+    assert "\n" not in text
