@@ -96,8 +96,15 @@ def sweep(
     max_rounds: int = typer.Option(100, help="Rounds after which a point stops anyway."),
     runs_per_visit: int = typer.Option(8, help="Samples per point per round."),
     time_cap_s: float = typer.Option(900.0, help="Wall-time cap of the sweep, seconds."),
+    jumps: bool = typer.Option(True, help="Detect latency jumps at the end (`latency-lab jumps`)."),
+    jumps_out: Optional[Path] = typer.Option(None, help="Directory of the jump report "
+                                                        "(default: next to --out, OUT_jumps/)."),
 ) -> None:
-    """Sweep a network's input resolution on a device and write the latency curve as CSV."""
+    """Sweep a network's input resolution on a device and write the latency curve as CSV.
+
+    At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
+    (see `latency-lab jumps`) unless --no-jumps.
+    """
     from latency_lab.measure import get_device
     from latency_lab.paths import default_store_path
     from latency_lab.presets import load_network
@@ -129,6 +136,23 @@ def sweep(
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
+    if jumps:
+        _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
+
+
+def _report_jumps(console, frame, out_dir: Path) -> None:
+    from latency_lab.errors import JumpInputError
+    from latency_lab.jumps import analyze_sweep
+
+    try:
+        analysis = analyze_sweep(frame, out_dir)
+    except JumpInputError as exc:  # e.g. too few points: the sweep itself is fine and written
+        console.print(f"no jump analysis: {exc}")
+        return
+    before = [int(r) for r in analysis.result.jumps["resolution_before"]]
+    picks = [int(r) for r in analysis.candidates["resolution"]]
+    console.print(f"jumps after {before or 'none'}; candidate resolutions {picks}; "
+                  f"report in {out_dir}/")
 
 
 def _device_options(items: list[str]) -> dict[str, str]:

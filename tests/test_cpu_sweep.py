@@ -14,11 +14,15 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     net = tmp_path / "tiny.json"
     net.write_text(tiny.to_json())
     store, out = tmp_path / "store.sqlite", tmp_path / "sweep.csv"
-    args = ["sweep", "--device", "cpu", "--network", str(net), "--resolutions", "64:128:32",
+    args = ["sweep", "--device", "cpu", "--network", str(net), "--resolutions", "64:120:8",
             "--out", str(out), "--store", str(store), *QUICK]
     assert main(args) == 0
     df = pd.read_csv(out)
-    assert list(df["resolution"]) == [64, 96, 128]
+    assert list(df["resolution"]) == list(range(64, 121, 8))
+    report = tmp_path / "sweep_jumps"  # the jump analysis runs at the end of a sweep
+    for name in ("jumps.csv", "drops.csv", "candidates.csv", "sweep.png"):
+        assert (report / name).stat().st_size > 0
+    assert "candidate resolutions" in capsys.readouterr().err
     for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
                 "device", "runtime", "fingerprint", "threads", "stop_reason"):
         assert col in df.columns
@@ -27,7 +31,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     assert (df["fingerprint"] == tiny.fingerprint).all() and (df["threads"] == 1).all()
     assert df["latency_ms"].iloc[-1] > df["latency_ms"].iloc[0]  # 4x the pixels costs more
     # the same sweep again reuses the store: identical figures
-    assert main(args) == 0
+    assert main(args + ["--no-jumps"]) == 0
     again = pd.read_csv(out)
     pd.testing.assert_series_equal(again["latency_ms"], df["latency_ms"])
 
