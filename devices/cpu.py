@@ -3,6 +3,8 @@
 One interpreter per network, built from the dynamic-shape TFLite model (`build_keras`) and
 resized per resolution; XNNPACK on unless asked otherwise; one thread by default; the process
 optionally pinned to a CPU set (Linux). Times each `invoke()` with a monotonic clock.
+Takes a `NetworkSpec` or a single-block `blocks.BlockModel` (the lookup table's blocks): both
+convert to a dynamic-shape model whose input channels the interpreter reports.
 """
 
 from __future__ import annotations
@@ -104,11 +106,13 @@ class CpuDevice(Device):
                warmup_runs: int = 1) -> RunResult:
         interp, current = self._interpreter(spec)
         if current[0] != resolution:
-            index = interp.get_input_details()[0]["index"]
-            interp.resize_tensor_input(index, [1, resolution, resolution, 3], strict=True)
+            detail = interp.get_input_details()[0]
+            index = detail["index"]
+            channels = int(detail["shape_signature"][-1])  # 3, or a block model's c_in
+            interp.resize_tensor_input(index, [1, resolution, resolution, channels], strict=True)
             interp.allocate_tensors()
             rng = np.random.default_rng(resolution)
-            interp.set_tensor(index, rng.random((1, resolution, resolution, 3), np.float32))
+            interp.set_tensor(index, rng.random((1, resolution, resolution, channels), np.float32))
             current[0] = resolution
         invoke = interp.invoke
         for _ in range(warmup_runs):

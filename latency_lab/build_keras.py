@@ -4,6 +4,10 @@ A network is converted once (about 30 s for EfficientNet-B0 on a laptop-class CP
 shape [1, H, W, 3], H and W dynamic; interpreters resize the input per resolution. Converted
 models are cached on disk by fingerprint (`tflite_path`), so a sweep, a resumed sweep and a
 later search share one conversion. TensorFlow is imported only when a model is built.
+
+A single block (`blocks.BlockModel`: stem, MBConv block or head) converts the same way, from
+the same layer code, with input [1, H, W, c_in]; the per-block lookup table (`lut.py`)
+measures those.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from latency_lab.blocks import BlockModel
 from latency_lab.complexity import expanded_channels, se_channels
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
@@ -20,15 +25,9 @@ _KERAS_ACTIVATIONS = {"swish": "swish", "relu": "relu", "relu6": "relu6", "hswis
 BN_EPSILON = 1e-3  # keras.applications.efficientnet
 
 
-def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0):
-    """The Keras functional model of `spec`; input (None, None, 3) unless `resolution` is given."""
-    import keras
+def _layers(act: str):
+    """Layer helpers shared by whole networks and single-block models (same layers, names)."""
     from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    act = _KERAS_ACTIVATIONS[spec.activation]
-    shape = (resolution, resolution, 3) if resolution else (None, None, 3)
-    inputs = keras.Input(shape=shape, batch_size=1, name="image")
 
     def conv_bn(x, filters, kernel, stride, name, activate=True, depthwise=False):
         if depthwise:
@@ -40,48 +39,89 @@ def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
         return layers.Activation(act, name=f"{name}_act")(x) if activate else x
 
+    def mbconv(x, c_in, c_out, kernel, expansion, stride, c_se, name):
+        c_mid = expanded_channels(c_in, expansion)
+        y = conv_bn(x, c_mid, 1, 1, f"{name}_expand") if c_mid != c_in else x
+        y = conv_bn(y, c_mid, kernel, stride, f"{name}_dw", depthwise=True)
+        if c_se > 0:
+            s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
+            s = layers.Conv2D(c_se, 1, activation=act, name=f"{name}_se_reduce")(s)
+            s = layers.Conv2D(c_mid, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
+            y = layers.Multiply(name=f"{name}_se")([y, s])
+        y = conv_bn(y, c_out, 1, 1, f"{name}_project", activate=False)
+        if stride == 1 and c_in == c_out:
+            y = layers.Add(name=f"{name}_add")([x, y])
+        return y
+
+    def head(x, width, num_classes):
+        x = conv_bn(x, width, 1, 1, "head")
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        return layers.Dense(num_classes, name="classifier")(x)
+
+    return conv_bn, mbconv, head
+
+
+def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0):
+    """The Keras functional model of `spec`; input (None, None, 3) unless `resolution` is given."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    conv_bn, mbconv, head = _layers(_KERAS_ACTIVATIONS[spec.activation])
+    shape = (resolution, resolution, 3) if resolution else (None, None, 3)
+    inputs = keras.Input(shape=shape, batch_size=1, name="image")
+
     x = conv_bn(inputs, spec.stem.width, spec.stem.kernel, spec.stem.stride, "stem")
     c_in = spec.stem.width
     for i, stage in enumerate(spec.stages):
         for j, b in enumerate(stage.blocks):
-            name = f"s{i}b{j}"
-            c_mid = expanded_channels(c_in, b.expansion)
-            y = conv_bn(x, c_mid, 1, 1, f"{name}_expand") if c_mid != c_in else x
-            y = conv_bn(y, c_mid, b.kernel, b.stride, f"{name}_dw", depthwise=True)
-            if stage.se_ratio > 0:
-                s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
-                s = layers.Conv2D(se_channels(c_in, stage.se_ratio), 1, activation=act,
-                                  name=f"{name}_se_reduce")(s)
-                s = layers.Conv2D(c_mid, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
-                y = layers.Multiply(name=f"{name}_se")([y, s])
-            y = conv_bn(y, stage.width, 1, 1, f"{name}_project", activate=False)
-            if b.stride == 1 and c_in == stage.width:
-                y = layers.Add(name=f"{name}_add")([x, y])
-            x, c_in = y, stage.width
-    x = conv_bn(x, spec.head_width, 1, 1, "head")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dense(spec.num_classes, name="classifier")(x)
+            c_se = se_channels(c_in, stage.se_ratio) if stage.se_ratio > 0 else 0
+            x = mbconv(x, c_in, stage.width, b.kernel, b.expansion, b.stride, c_se, f"s{i}b{j}")
+            c_in = stage.width
+    x = head(x, spec.head_width, spec.num_classes)
     return keras.Model(inputs, x, name=spec.name)
 
 
-def convert_tflite(spec: NetworkSpec) -> bytes:
-    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, 3], H and W dynamic."""
+def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0):
+    """A one-block Keras model (stem, MBConv or head+pool+classifier, see `blocks.BlockModel`)
+    built from the same layer code as `build_keras`; input (None, None, c_in) unless `size`."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    conv_bn, mbconv, head = _layers(_KERAS_ACTIVATIONS[block.activation])
+    inputs = keras.Input(shape=(size, size, block.c_in), batch_size=1, name="image")
+    if block.kind == "stem":
+        x = conv_bn(inputs, block.c_out, block.kernel, block.stride, "stem")
+    elif block.kind == "head":
+        x = head(inputs, block.c_out, block.num_classes)
+    else:
+        x = mbconv(inputs, block.c_in, block.c_out, block.kernel, block.expansion, block.stride,
+                   block.se_channels, "b")
+    return keras.Model(inputs, x, name=f"block_{block.fingerprint}")
+
+
+def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
+    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, C], H and W dynamic
+    (C = 3 for a network, the block's input channels for a `BlockModel`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    model = build_keras(spec)
+    if isinstance(spec, BlockModel):
+        model, channels = build_block_keras(spec), spec.c_in
+    else:
+        model, channels = build_keras(spec), 3
     fn = tf.function(lambda image: model(image, training=False),
-                     input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="image")])
+                     input_signature=[tf.TensorSpec([1, None, None, channels], tf.float32,
+                                                    name="image")])
     # Freeze first: converting the function with its variables captured keeps them as
     # resource variables (VAR_HANDLE ops, no weights in the file) in TF 2.21 + Keras 3.
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
-def tflite_path(spec: NetworkSpec, root: Path | None = None) -> Path:
+def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Path:
     """Path of the converted model of `spec`, converting and caching it on first use."""
     root = Path(root) if root else cache_dir() / "models"
     path = root / f"{spec.fingerprint}.tflite"
