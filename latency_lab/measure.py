@@ -14,7 +14,9 @@ group, so a third-party package adds a device by declaring, in its pyproject.tom
     [project.entry-points."latency_lab.devices"]
     mydev = "my_package.module:MyDevice"
 
-`module:Class` may also be given directly in place of a name.
+`module:Class` may also be given directly in place of a name, and `NAME:PATH` for a registered
+driver that replays a file (`table:results/cpu/table.csv`, `lut:results/cpu/lut.json`) passes
+PATH as its `path` option.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ BUILTIN_DEVICES = {
     "pixel2": "devices.android:Pixel2Device",
     "cuda": "devices.cuda:CudaDevice",
     "jetson": "devices.tensorrt:JetsonDevice",
+    "table": "devices.table:TableDevice",
+    "lut": "devices.table:LutDevice",
 }
 
 
@@ -228,6 +232,9 @@ def device_class(name: str) -> type[Device]:
 
 def get_device(name: str, **options: Any) -> Device:
     """An opened driver. `options` are the driver's keyword arguments (threads=..., ...)."""
+    head, sep, arg = name.partition(":")
+    if sep and head in device_names():   # "table:PATH", "lut:PATH"
+        name, options = head, {**options, "path": arg}
     cls = device_class(name)
     try:
         return cls(**{k: v for k, v in options.items() if v is not None})

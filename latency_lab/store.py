@@ -6,6 +6,15 @@ reason, facts) and `samples` (every raw sample with its round, time, and the mac
 factor of its visit, see `drift.py`). Samples are committed as they
 are taken; an interrupted sweep finds its open measurements and goes on. A re-measurement
 opens a new measurement; old samples stay.
+
+`imported` holds rows imported from a latency table (`tables.py`): a table carries only
+summary statistics (median, CI, sample count, spread), never raw samples, so they are kept
+apart from `measurements`/`samples` and never mistaken for raw data: the protocol does not
+resume from them (a real device measures again), and exports prefer a real measurement of the
+same key. A `networks` row may also describe a single block of the lookup table
+(`lut.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves those out.
+The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS` adds it to
+older stores on open.
 """
 
 from __future__ import annotations
@@ -45,7 +54,26 @@ CREATE TABLE IF NOT EXISTS samples (
     drift REAL NOT NULL DEFAULT 1.0
 );
 CREATE INDEX IF NOT EXISTS samples_measurement ON samples(measurement_id);
+CREATE TABLE IF NOT EXISTS imported (
+    context_key TEXT NOT NULL REFERENCES contexts(key),
+    fingerprint TEXT NOT NULL REFERENCES networks(fingerprint),
+    resolution INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    ci_low_ms REAL NOT NULL,
+    ci_high_ms REAL NOT NULL,
+    n_samples INTEGER NOT NULL,
+    std_ms REAL,
+    p5_ms REAL,
+    p95_ms REAL,
+    measured_at TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    imported_at REAL NOT NULL,
+    PRIMARY KEY (context_key, fingerprint, resolution)
+);
 """
+
+SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms", "p5_ms",
+                  "p95_ms")
 
 
 class StoreError(RuntimeError):
@@ -90,6 +118,16 @@ class Store:
                             (info.context_key, json.dumps(info.to_dict(), sort_keys=True)))
             self.db.execute("INSERT OR IGNORE INTO networks VALUES (?, ?, ?)",
                             (spec.fingerprint, spec.name, json.dumps(spec.arch_dict(), sort_keys=True)))
+
+    def add_summary(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
+                    summary: dict[str, Any], measured_at: str, source: str = "") -> None:
+        """Keep an imported summary row (no raw samples); replaces one with the same key."""
+        self.register(info, spec)
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO imported VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (info.context_key, spec.fingerprint, int(resolution),
+                 *(summary.get(k) for k in SUMMARY_FIELDS), measured_at, source, time.time()))
 
     def open_measurement(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
                          protocol: dict[str, Any] | None = None) -> int:
@@ -159,6 +197,34 @@ class Store:
         row = self.db.execute("SELECT name, spec FROM networks WHERE fingerprint=?",
                               (fingerprint,)).fetchone()
         return {"name": row[0], **json.loads(row[1])} if row else None
+
+    def contexts(self) -> dict[str, DeviceInfo]:
+        return {k: DeviceInfo.from_dict(json.loads(v))
+                for k, v in self.db.execute("SELECT key, info FROM contexts ORDER BY key")}
+
+    def network_fingerprints(self, kind: str = "network") -> dict[str, str]:
+        """fingerprint -> name of the stored networks (kind "network") or LUT blocks ("block")."""
+        out = {}
+        for fp, name, spec in self.db.execute("SELECT fingerprint, name, spec FROM networks"
+                                              " ORDER BY name, fingerprint"):
+            if ("block" in json.loads(spec)) == (kind == "block"):
+                out[fp] = name
+        return out
+
+    def finished_at(self, measurement_id: int) -> float | None:
+        row = self.db.execute("SELECT finished_at FROM measurements WHERE id=?",
+                              (measurement_id,)).fetchone()
+        return row[0] if row else None
+
+    def summaries(self, context_key: str | None = None,
+                  fingerprint: str | None = None) -> list[dict[str, Any]]:
+        """Imported summary rows (dicts with the `imported` table's columns)."""
+        q = ("SELECT * FROM imported WHERE 1=1" + (" AND context_key=?" if context_key else "")
+             + (" AND fingerprint=?" if fingerprint else "")
+             + " ORDER BY context_key, fingerprint, resolution")
+        cur = self.db.execute(q, [a for a in (context_key, fingerprint) if a])
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def done_measurements(self, context_key: str | None = None,
                           fingerprint: str | None = None) -> list[int]:
