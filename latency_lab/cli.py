@@ -215,6 +215,11 @@ from latency_lab.cli_jumps import jumps_command  # noqa: E402
 
 app.command("jumps")(jumps_command)
 
+from latency_lab.cli_tables import lut_app, table_app  # noqa: E402
+
+app.add_typer(table_app, name="table")
+app.add_typer(lut_app, name="lut")
+
 
 def main(argv: list[str] | None = None) -> int:
     from latency_lab.errors import user_errors

@@ -1,0 +1,223 @@
+"""`latency-lab table ...` and `latency-lab lut ...`: thin commands over tables.py and lut.py.
+
+table export|import|show move latencies between the SQLite store and table files;
+lut record measures a per-block lookup table on a device, lut predict|show read one. Only
+`lut record` imports TensorFlow (through the device); the others stay light.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.errors import UserError
+
+table_app = typer.Typer(no_args_is_help=True, help="Recorded latency tables (CSV/Parquet).")
+lut_app = typer.Typer(no_args_is_help=True, help="Per-block lookup tables that predict latency.")
+
+_STORE_HELP = "SQLite store of samples (default: the cache's measurements.sqlite)."
+
+
+def _store(path: Optional[Path]):
+    from latency_lab.paths import default_store_path
+    from latency_lab.store import Store
+
+    return Store(path or default_store_path())
+
+
+def _network_filter(network: Optional[str]) -> Optional[str]:
+    """A preset name or JSON file becomes its fingerprint; anything else is a name/fingerprint."""
+    if network is None:
+        return None
+    from latency_lab.presets import PRESETS, load_network
+
+    if network in PRESETS or network.endswith(".json"):
+        return load_network(network).fingerprint
+    return network
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{x:.3f}"
+
+
+@table_app.command("export")
+def table_export(
+    out: Path = typer.Argument(..., help="Table file to write (.csv, or .parquet with pyarrow)."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
+    network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
+                                                     "preset or JSON file)."),
+) -> None:
+    """Write the store's finished measurements as a latency table."""
+    from latency_lab.cli import _check_writable
+    from latency_lab.tables import export_table
+
+    _check_writable(out)
+    with _store(store_path) as store:
+        table = export_table(store, out, device=device, network=_network_filter(network))
+    nets = len({r.spec.fingerprint for r in table.rows})
+    print(f"wrote {out}: {len(table)} rows, {nets} network(s), "
+          f"{len(table.contexts)} device context(s)")
+
+
+@table_app.command("import")
+def table_import(
+    path: Path = typer.Argument(..., help="Table file to import."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    context: Optional[str] = typer.Option(None, help="Refuse the table unless all of it is "
+                                                     "from this context key."),
+) -> None:
+    """Import a latency table into the store as summary rows (tables hold no raw samples)."""
+    from latency_lab.tables import import_table
+
+    with _store(store_path) as store:
+        n = import_table(path, store, context)
+        print(f"imported {n} summary rows from {path} into {store.path}")
+
+
+@table_app.command("show")
+def table_show(
+    path: Path = typer.Argument(..., help="Table file to show."),
+    device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
+    network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
+                                                     "preset or JSON file)."),
+) -> None:
+    """Validate a latency table and print its contexts and rows."""
+    from latency_lab.tables import describe_context, load_table
+
+    table = load_table(path)
+    if device:
+        table = table.for_context(device)
+    wanted = _network_filter(network)
+    rows = [r for r in table.rows if wanted is None or wanted in (r.network, r.spec.fingerprint)]
+    if network and not rows:
+        raise UserError(f"table {path} has no rows for network {network}")
+    print(f"{path}: {len(table)} rows, format version ok")
+    for key, c in table.contexts.items():
+        print(f"context {describe_context(c)}")
+        for r in rows:
+            if r.context.context_key != key:
+                continue
+            print(f"  {r.network:28s} {r.spec.fingerprint} {r.resolution:5d}  "
+                  f"{r.latency_ms:10.3f} ms  CI [{_fmt(r.ci_low_ms)}, {_fmt(r.ci_high_ms)}]  "
+                  f"n={r.n_samples:<5d} {r.origin} {r.measured_at}")
+
+
+@lut_app.command("record")
+def lut_record(
+    device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    resolutions: str = typer.Option("240,256,272,288", help="start:stop:step or a,b,c."),
+    max_width_steps: int = typer.Option(2, help="RBIS width steps per stage the LUT covers."),
+    max_depth_steps: int = typer.Option(1, help="RBIS depth steps per stage the LUT covers."),
+    out: Optional[Path] = typer.Option(None, help="LUT file (default lut-NETWORK-DEVICE.json)."),
+    calibration: int = typer.Option(2, help="Random scaled networks measured whole, besides "
+                                            "the base network at every resolution, to fit the "
+                                            "overhead and estimate the error."),
+    seed: int = typer.Option(0, help="Seed of the calibration networks."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
+    affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    ci_target_pct: float = typer.Option(2.0, help="Stop a point at this CI half-width (%)."),
+    min_rounds: int = typer.Option(5, help="Rounds before a point may stop."),
+    max_rounds: int = typer.Option(30, help="Rounds after which a point stops anyway."),
+    runs_per_visit: int = typer.Option(10, help="Samples per point per round."),
+    time_cap_s: float = typer.Option(900.0, help="Wall-time cap of each phase, seconds."),
+) -> None:
+    """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
+    from latency_lab.blocks import blocks_by_kind, scaled_space_blocks
+    from latency_lab.cli import _check_writable, _console
+    from latency_lab.lut import record_lut
+    from latency_lab.measure import get_device
+    from latency_lab.presets import load_network
+    from latency_lab.protocol import Protocol
+    from latency_lab.sweep import parse_resolutions
+
+    spec = load_network(network)
+    grid = parse_resolutions(resolutions)
+    if max_width_steps < 0 or max_depth_steps < 0 or calibration < 0:
+        raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
+    out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
+    _check_writable(out)
+    try:
+        protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
+                            max_rounds=max_rounds, ci_target_pct=ci_target_pct,
+                            time_cap_s=time_cap_s)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
+    console = _console()
+    with _store(store_path) as store, get_device(device, threads=threads, affinity=affinity) as dev:
+        info = dev.info()
+        console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
+                      f"{len(points)} block points {blocks_by_kind(points)}, "
+                      f"{len({b.fingerprint for b, _ in points})} block models, resolutions "
+                      f"{grid}; store {store.path}")
+        last = {"phase": ""}
+
+        def progress(phase: str, done: int, total: int, elapsed: float) -> None:
+            if phase != last["phase"] or done == total or done % 25 == 0:
+                console.print(f"  {phase}: {done}/{total} done, {elapsed:.0f} s")
+                last["phase"] = phase
+
+        lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
+                         n_calibration=calibration, seed=seed, progress=progress)
+    lut.save(out)
+    o = lut.overhead
+    err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"
+    console.print(f"wrote {out}: {len(lut.blocks)} blocks; overhead model {o.model} "
+                  f"(scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) from "
+                  f"{len(lut.calibration)} whole networks; expected error (leave-one-out RMS) {err}")
+
+
+@lut_app.command("predict")
+def lut_predict(
+    lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
+    network: str = typer.Option(..., help="Preset name or network JSON file."),
+    resolution: int = typer.Option(..., help="Input resolution (one the LUT covers)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
+) -> None:
+    """Predict a network's latency from a LUT (sum of blocks + fitted overhead)."""
+    from dataclasses import asdict
+
+    from latency_lab.lut import load_lut
+    from latency_lab.presets import load_network
+    from latency_lab.spec import check_resolution
+
+    table = load_lut(lut)
+    spec = load_network(network)
+    p = table.predict(spec, check_resolution(resolution))
+    if as_json:
+        print(json.dumps({**asdict(p), "context_key": table.context.context_key}, indent=2))
+        return
+    err = (f"expected error +-{p.expected_error_pct:.1f}% (leave-one-out RMS over "
+           f"{len(table.calibration)} measured networks)" if p.expected_error_pct is not None
+           else "expected error unknown (no calibration networks)")
+    print(f"{p.latency_ms:.3f} ms  {spec.name} ({spec.fingerprint}) at {p.resolution} on "
+          f"{table.context.context_key}: sum of {p.n_blocks} blocks {p.sum_ms:.3f} ms "
+          f"(+-{p.blocks_ci_halfwidth_ms:.3f} ms block CI), overhead model {p.overhead_model}; "
+          f"{err}")
+
+
+@lut_app.command("show")
+def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
+    """Validate a LUT and print what it covers and how well it predicted its calibration."""
+    from latency_lab.lut import load_lut
+    from latency_lab.tables import describe_context
+
+    t = load_lut(lut)
+    print(f"{lut}: LUT of {t.network.name} ({t.network.fingerprint}) recorded {t.created_at}")
+    print(f"context {describe_context(t.context)}")
+    print(f"resolutions {t.resolutions}, up to {t.max_width_steps} width and "
+          f"{t.max_depth_steps} depth steps per stage; {len(t.blocks)} block points")
+    o = t.overhead
+    print(f"overhead model {o.model}: scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms; "
+          "leave-one-out RMS % " + ", ".join(f"{k} {v:.2f}" for k, v in o.loo_rms_pct.items()))
+    for c in t.calibration:
+        pred = o.scale * c.sum_ms + o.offset_ms
+        print(f"  {c.network:34s} {c.resolution:4d}  measured {c.measured_ms:9.3f} ms "
+              f"(n={c.n_samples})  sum {c.sum_ms:9.3f}  predicted {pred:9.3f} "
+              f"({100 * (pred - c.measured_ms) / c.measured_ms:+.2f}%)")
