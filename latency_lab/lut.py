@@ -396,7 +396,13 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     def phase(name: str):
         return (lambda done, total, s: progress(name, done, total, s)) if progress else None
 
-    measured = measure_points(device, points, store, protocol, progress=phase("blocks"))
+    calib = calibration_networks(spec, resolutions, max_width_steps, max_depth_steps,
+                                 n_calibration, seed)
+    # One interleaved run for blocks and calibration networks: the machine's drift and load
+    # hit both alike, so the fitted overhead is not the difference of two different moments.
+    measured = measure_points(device, list(points) + calib, store, protocol,
+                              progress=phase("blocks+calibration"))
+    whole = measured[len(points):]
     rows: dict[tuple[str, int], BlockRow] = {}
     for (block, size), m in zip(points, measured):
         s = m.stats
@@ -406,9 +412,6 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     lut = Lut(info, spec, sorted(int(r) for r in resolutions), max_width_steps,
               max_depth_steps, rows, protocol=protocol.to_dict(),
               created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    calib = calibration_networks(spec, resolutions, max_width_steps, max_depth_steps,
-                                 n_calibration, seed)
-    whole = measure_points(device, calib, store, protocol, progress=phase("calibration"))
     lut.calibration = [calibration_point(lut, net, r, m) for (net, r), m in zip(calib, whole)]
     lut.overhead = fit_overhead(lut.calibration)
     return lut
