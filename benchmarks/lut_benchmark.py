@@ -9,7 +9,12 @@
    session, and compares with the LUT's prediction.
 3. Prints the share of networks predicted within 5% and within 10% of the measurement, for the
    calibrated predictor and the plain block sum, with the error distribution, and writes them
-   under results/benchmarks/ (CSV per network, JSON summary, histogram PNG).
+   under results/benchmarks/ (CSV per network, JSON summary, histogram PNG). Twice: with the
+   median (the project's headline statistic: LUT of block medians vs network medians) and
+   with the 5th percentile (a second LUT file from the same samples: block p5 vs network p5).
+   On a shared machine other processes preempt a 20-40 ms whole-network run far more often
+   than a 0.05-3 ms block run, so network medians are inflated and the median comparison
+   mostly measures the load; the p5 comparison estimates the uncontended latency of both.
 
 Issue targets (same session): 99% within 5%; nn-Meter's reference: 99% within 10% on a phone
 CPU. This machine is shared (2 cores, other jobs running): the load average is recorded.
@@ -93,11 +98,19 @@ def main() -> None:
                          progress=progress)
         lut.save(lut_path)
         lut = load_lut(lut_path, context=dev.info())   # predict from the file, as a user would
+        # The same samples, summarised by their 5th percentile (no new measurement: resumed).
+        p5_path = lut_path.with_name(lut_path.stem + "-p5.json")
+        record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
+                   block_protocol, n_calibration=args.calibration, seed=args.seed,
+                   statistic="p5").save(p5_path)
+        lut_p5 = load_lut(p5_path, context=dev.info())
         t_lut = time.perf_counter() - t0
         print(f"LUT: {len(lut.blocks)} block points in {t_lut:.0f} s; overhead model "
               f"{lut.overhead.model} scale {lut.overhead.scale:.4f} offset "
-              f"{lut.overhead.offset_ms:.3f} ms; leave-one-out RMS % {lut.overhead.loo_rms_pct}",
-              flush=True)
+              f"{lut.overhead.offset_ms:.3f} ms; leave-one-out RMS % {lut.overhead.loo_rms_pct}; "
+              f"p5 LUT: {lut_p5.overhead.model} scale {lut_p5.overhead.scale:.4f} offset "
+              f"{lut_p5.overhead.offset_ms:.3f} ms; leave-one-out RMS % "
+              f"{lut_p5.overhead.loo_rms_pct}", flush=True)
         dev.close()
 
         exclude = {(c.fingerprint, c.resolution) for c in lut.calibration}
@@ -112,6 +125,7 @@ def main() -> None:
             dev.close()   # frees the batch's interpreters
             for (net, res), m in zip(batch, ms):
                 p = lut.predict(net, res)
+                q = lut_p5.predict(net, res)
                 s = m.stats
                 rows.append({
                     "network": net.name, "fingerprint": net.fingerprint, "resolution": res,
@@ -121,6 +135,10 @@ def main() -> None:
                     "predicted_ms": p.latency_ms, "sum_ms": p.sum_ms, "n_blocks": p.n_blocks,
                     "error_pct": 100 * (p.latency_ms - s.median_ms) / s.median_ms,
                     "sum_error_pct": 100 * (p.sum_ms - s.median_ms) / s.median_ms,
+                    "measured_p5_ms": s.p5_ms, "predicted_p5_ms": q.latency_ms,
+                    "sum_p5_ms": q.sum_ms,
+                    "p5_error_pct": 100 * (q.latency_ms - s.p5_ms) / s.p5_ms,
+                    "p5_sum_error_pct": 100 * (q.sum_ms - s.p5_ms) / s.p5_ms,
                 })
             print(f"  networks: {len(rows)}/{len(points)} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
@@ -143,12 +161,15 @@ def main() -> None:
         "n_block_points": len(lut.blocks), "context_key": lut.context.context_key,
         "hardware": lut.context.hardware, "threads": lut.context.threads,
         "lut_file": str(lut_path.relative_to(ROOT)) if lut_path.is_relative_to(ROOT) else str(lut_path),
-        "overhead": lut.overhead.to_dict(), "n_calibration_networks": len(lut.calibration),
+        "lut_p5_file": str(p5_path.relative_to(ROOT)) if p5_path.is_relative_to(ROOT) else str(p5_path),
+        "overhead": lut.overhead.to_dict(), "overhead_p5": lut_p5.overhead.to_dict(),
+        "n_calibration_networks": len(lut.calibration),
         "calibrated": figures("error_pct"), "plain_sum": figures("sum_error_pct"),
         # the networks whose own measurement reached the CI target (+-2%): where the check
         # itself is precise enough to judge a 5% prediction
         "calibrated_precise_checks": figures("error_pct", frame["stop_reason"] == "ci_target"),
         "plain_sum_precise_checks": figures("sum_error_pct", frame["stop_reason"] == "ci_target"),
+        "p5_calibrated": figures("p5_error_pct"), "p5_plain_sum": figures("p5_sum_error_pct"),
         "measurement_ci_halfwidth_pct_median": float(frame["ci_halfwidth_pct"].median()),
         "measurement_stop_reasons": frame["stop_reason"].value_counts().to_dict(),
         "block_protocol": block_protocol.to_dict(), "network_protocol": net_protocol.to_dict(),
@@ -165,16 +186,19 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        bins = np.arange(np.floor(frame[["error_pct", "sum_error_pct"]].min().min()) - 1,
-                         np.ceil(frame[["error_pct", "sum_error_pct"]].max().max()) + 2, 1.0)
-        ax.hist(frame["sum_error_pct"], bins=bins, alpha=0.5, label="plain block sum")
-        ax.hist(frame["error_pct"], bins=bins, alpha=0.7,
-                label=f"calibrated ({lut.overhead.model})")
+        cols = ["error_pct", "p5_error_pct"]
+        bins = np.arange(np.floor(frame[cols].min().min()) - 1,
+                         np.ceil(frame[cols].max().max()) + 2, 1.0)
+        ax.hist(frame["error_pct"], bins=bins, alpha=0.5,
+                label=f"median LUT vs median ({lut.overhead.model})")
+        ax.hist(frame["p5_error_pct"], bins=bins, alpha=0.7,
+                label=f"p5 LUT vs p5 ({lut_p5.overhead.model})")
         for x in (-5, 5):
             ax.axvline(x, color="k", lw=0.8, ls="--")
         ax.set_xlabel("prediction error, % of measured latency")
         ax.set_ylabel("networks")
-        ax.set_title(f"LUT predictor, {len(frame)} scaled {base.name} on cpu")
+        ax.set_title(f"LUT predictor, {len(frame)} scaled {base.name}, shared 2-core cpu",
+                     fontsize=10)
         ax.legend()
         fig.tight_layout()
         fig.savefig(out_dir / "lut_benchmark_errors.png", dpi=120)
@@ -183,22 +207,26 @@ def main() -> None:
 
     c, s = summary["calibrated"], summary["plain_sum"]
     cp, sp = summary["calibrated_precise_checks"], summary["plain_sum_precise_checks"]
+    c5, s5 = summary["p5_calibrated"], summary["p5_plain_sum"]
     print(f"\n{len(frame)} random scaled {base.name} networks at {grid}, measured whole on "
           f"{lut.context.hardware}, {lut.context.threads} thread(s), same session as the LUT")
     print(f"measurement: median CI half-width {summary['measurement_ci_halfwidth_pct_median']:.2f}%"
           f", stop reasons {summary['measurement_stop_reasons']}")
-    for name, f in (("calibrated " + lut.overhead.model, c), ("plain sum", s),
-                    ("calibrated, precise checks only", cp), ("plain sum, precise checks only", sp)):
+    for name, f in (("median, calibrated " + lut.overhead.model, c), ("median, plain sum", s),
+                    ("median, calibrated, precise checks", cp),
+                    ("median, plain sum, precise checks", sp),
+                    ("p5, calibrated " + lut_p5.overhead.model, c5), ("p5, plain sum", s5)):
         if not f["n"]:
             continue
-        print(f"{name:32s} n={f['n']:3d} within 5%: {100 * f['within_5pct']:5.1f}%  within 10%: "
+        print(f"{name:36s} n={f['n']:3d} within 5%: {100 * f['within_5pct']:5.1f}%  within 10%: "
               f"{100 * f['within_10pct']:5.1f}%  mean {f['mean_signed_pct']:+.2f}%  "
               f"|err| median {f['median_abs_pct']:.2f}% p90 {f['p90_abs_pct']:.2f}% "
               f"p95 {f['p95_abs_pct']:.2f}% max {f['max_abs_pct']:.2f}%")
     print(f"LUT {summary['lut_file']} ({len(lut.blocks)} block points) in {t_lut:.0f} s; total "
           f"{summary['total_seconds']} s; load average before {load_before[0]:.2f}, after "
           f"{summary['load_average_after'][0]:.2f}")
-    print(f"wrote {out_dir / 'lut_benchmark.csv'}, lut_benchmark.json, lut_benchmark_errors.png")
+    print(f"wrote {out_dir / 'lut_benchmark.csv'}, lut_benchmark.json, lut_benchmark_errors.png; "
+          f"LUTs {lut_path.name}, {p5_path.name}")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,9 @@ def lut_record(
                                             "the base network at every resolution, to fit the "
                                             "overhead and estimate the error."),
     seed: int = typer.Option(0, help="Seed of the calibration networks."),
+    statistic: str = typer.Option("median", help="What the LUT adds up and predicts: median, "
+                                                 "or p5 (robust to other processes on a shared "
+                                                 "machine)."),
     threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
     affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
@@ -138,6 +141,10 @@ def lut_record(
 
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
+    from latency_lab.lut import STATISTICS
+
+    if statistic not in STATISTICS:
+        raise UserError(f"--statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
     if max_width_steps < 0 or max_depth_steps < 0 or calibration < 0:
         raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
@@ -164,11 +171,13 @@ def lut_record(
                 last["phase"] = phase
 
         lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
-                         n_calibration=calibration, seed=seed, progress=progress)
+                         n_calibration=calibration, seed=seed, progress=progress,
+                         statistic=statistic)
     lut.save(out)
     o = lut.overhead
     err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"
-    console.print(f"wrote {out}: {len(lut.blocks)} blocks; overhead model {o.model} "
+    console.print(f"wrote {out}: {len(lut.blocks)} blocks ({lut.statistic}); overhead model "
+                  f"{o.model} "
                   f"(scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) from "
                   f"{len(lut.calibration)} whole networks; expected error (leave-one-out RMS) {err}")
 
@@ -196,7 +205,8 @@ def lut_predict(
     err = (f"expected error +-{p.expected_error_pct:.1f}% (leave-one-out RMS over "
            f"{len(table.calibration)} measured networks)" if p.expected_error_pct is not None
            else "expected error unknown (no calibration networks)")
-    print(f"{p.latency_ms:.3f} ms  {spec.name} ({spec.fingerprint}) at {p.resolution} on "
+    print(f"{p.latency_ms:.3f} ms ({p.statistic})  {spec.name} ({spec.fingerprint}) at "
+          f"{p.resolution} on "
           f"{table.context.context_key}: sum of {p.n_blocks} blocks {p.sum_ms:.3f} ms "
           f"(+-{p.blocks_ci_halfwidth_ms:.3f} ms block CI), overhead model {p.overhead_model}; "
           f"{err}")
@@ -211,7 +221,8 @@ def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
     t = load_lut(lut)
     print(f"{lut}: LUT of {t.network.name} ({t.network.fingerprint}) recorded {t.created_at}")
     print(f"context {describe_context(t.context)}")
-    print(f"resolutions {t.resolutions}, up to {t.max_width_steps} width and "
+    print(f"statistic {t.statistic}; resolutions {t.resolutions}, up to {t.max_width_steps} "
+          "width and "
           f"{t.max_depth_steps} depth steps per stage; {len(t.blocks)} block points")
     o = t.overhead
     print(f"overhead model {o.model}: scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms; "

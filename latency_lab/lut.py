@@ -7,7 +7,8 @@ the ordinary protocol (interleaved rounds, CI stopping rule, every sample commit
 store as taken, so an interrupted recording resumes). It also measures a few whole networks
 (the base network at every resolution plus some random scaled ones) to calibrate the predictor.
 
-`Lut.predict(spec, resolution)` sums the network's block latencies and applies the
+`Lut.predict(spec, resolution)` sums the network's block latencies (the median, or the 5th
+percentile on a shared machine: see STATISTICS) and applies the
 calibration that predicted the calibration networks best in leave-one-out: the plain sum, a
 fixed per-network offset (the sum counts one interpreter call per block, the network makes
 one), a scale, or both. The leave-one-out error is the predictor's expected error.
@@ -39,6 +40,11 @@ from latency_lab.spec import NetworkSpec, SpecError
 LUT_FORMAT = "latency-lab-lut"
 LUT_FORMAT_VERSION = 1
 OVERHEAD_MODELS = ("sum", "offset", "scale", "affine")
+# Which statistic of each block's and network's samples the LUT adds up and predicts. "median"
+# is the project's headline figure; "p5" (5th percentile) estimates the uncontended latency
+# on a shared machine, where other processes preempt long runs (whole networks) far more often
+# than short ones (single blocks), which biases a sum of block medians (benchmarks/lut_benchmark).
+STATISTICS = ("median", "p5")
 _BLOCK_FIELDS = ("fingerprint", "block", "input_size", "latency_ms", "ci_low_ms", "ci_high_ms",
                  "n_samples")
 
@@ -81,18 +87,26 @@ class BlockRow:
     n_samples: int
     std_ms: float = float("nan")
     stop_reason: str = ""
+    p5_ms: float = float("nan")
+
+    def value(self, statistic: str) -> float:
+        return self.latency_ms if statistic == "median" else self.p5_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {"fingerprint": self.block.fingerprint, "block": self.block.to_dict(),
                 "name": self.block.name, "input_size": self.input_size,
                 "latency_ms": self.latency_ms, "ci_low_ms": self.ci_low_ms,
                 "ci_high_ms": self.ci_high_ms, "n_samples": self.n_samples,
+                "p5_ms": None if math.isnan(self.p5_ms) else self.p5_ms,
                 "std_ms": None if math.isnan(self.std_ms) else self.std_ms,
                 "stop_reason": self.stop_reason}
 
 
 @dataclass(frozen=True)
 class CalibrationPoint:
+    """A whole network measured for the fit: `measured_ms` and `sum_ms` are the LUT's statistic
+    (median or p5) of the network and the sum of that statistic over its blocks."""
+
     network: str
     fingerprint: str
     resolution: int
@@ -178,9 +192,10 @@ class Prediction:
     latency_ms: float
     sum_ms: float
     n_blocks: int
-    blocks_ci_halfwidth_ms: float   # the blocks' CI half-widths added in quadrature
+    blocks_ci_halfwidth_ms: float   # the blocks' median CI half-widths added in quadrature
     expected_error_pct: float | None
     overhead_model: str
+    statistic: str = "median"
 
 
 @dataclass
@@ -196,6 +211,7 @@ class Lut:
     protocol: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     source: str = ""   # the file it was loaded from
+    statistic: str = "median"   # see STATISTICS
 
     # -- prediction ------------------------------------------------------------------------
     def block_sum(self, spec: NetworkSpec, resolution: int) -> tuple[float, float, int]:
@@ -206,7 +222,11 @@ class Lut:
             row = self.blocks.get((block.fingerprint, size))
             if row is None:
                 raise LutError(self._missing(spec, int(resolution), where, block, size))
-            total += row.latency_ms
+            value = row.value(self.statistic)
+            if math.isnan(value):
+                raise LutError(f"LUT has no {self.statistic} for block "
+                               f"{describe_point(block, size)}")
+            total += value
             var += ((row.ci_high_ms - row.ci_low_ms) / 2) ** 2
         return total, math.sqrt(var), len(parts)
 
@@ -215,7 +235,7 @@ class Lut:
         o = self.overhead
         return Prediction(spec.name, spec.fingerprint, int(resolution),
                           o.scale * total + o.offset_ms, total, n, half,
-                          o.expected_error_pct, o.model)
+                          o.expected_error_pct, o.model, self.statistic)
 
     def predict_ms(self, spec: NetworkSpec, resolution: int) -> float:
         return self.predict(spec, resolution).latency_ms
@@ -241,6 +261,7 @@ class Lut:
             "format": LUT_FORMAT,
             "format_version": LUT_FORMAT_VERSION,
             "created_at": self.created_at,
+            "statistic": self.statistic,
             "context_key": self.context.context_key,
             "context": self.context.to_dict(),
             "network": {"name": self.network.name, "fingerprint": self.network.fingerprint,
@@ -316,11 +337,13 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
             hi = _num(r["ci_high_ms"], f"block row {i} ci_high_ms")
             if not lo <= lat <= hi:
                 raise LutError(f"block row {i}: latency {lat} outside its CI [{lo}, {hi}]")
-            std = r.get("std_ms")
+            std, p5 = r.get("std_ms"), r.get("p5_ms")
             blocks[key] = BlockRow(block, size, lat, lo, hi,
                                    int(_num(r["n_samples"], f"block row {i} n_samples", True)),
                                    float("nan") if std is None else _num(std, f"block row {i} std_ms"),
-                                   str(r.get("stop_reason", "")))
+                                   str(r.get("stop_reason", "")),
+                                   float("nan") if p5 is None else _num(p5, f"block row {i} p5_ms",
+                                                                        positive=True))
         o = d["overhead"]
         if o.get("model") not in OVERHEAD_MODELS:
             raise LutError(f"unknown overhead model {o.get('model')!r}")
@@ -329,9 +352,13 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
                             {k: float(v) for k, v in o.get("loo_rms_pct", {}).items()},
                             {k: float(v) for k, v in o.get("loo_max_pct", {}).items()})
         calibration = [CalibrationPoint(**p) for p in d.get("calibration", [])]
+        statistic = d.get("statistic", "median")
+        if statistic not in STATISTICS:
+            raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
         return Lut(context, network, [int(r) for r in d["resolutions"]],
                    int(d["max_width_steps"]), int(d["max_depth_steps"]), blocks, calibration,
-                   overhead, dict(d.get("protocol", {})), str(d.get("created_at", "")), source)
+                   overhead, dict(d.get("protocol", {})), str(d.get("created_at", "")), source,
+                   statistic)
     except LutError as exc:
         raise LutError(where + str(exc)) from None
     except SpecError as exc:
@@ -382,7 +409,8 @@ def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_widt
 
 def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
                max_width_steps: int, max_depth_steps: int, store, protocol,
-               n_calibration: int = 2, seed: int = 0, progress: Progress | None = None) -> Lut:
+               n_calibration: int = 2, seed: int = 0, progress: Progress | None = None,
+               statistic: str = "median") -> Lut:
     """Measure every block of the scaled space and a few whole networks; return the LUT.
 
     Resumable: blocks and networks already measured in `store` on this device context are
@@ -390,6 +418,8 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     """
     from latency_lab.protocol import measure_points
 
+    if statistic not in STATISTICS:
+        raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
     info = device.info()
     points = scaled_space_blocks(spec, resolutions, max_width_steps, max_depth_steps)
 
@@ -408,10 +438,11 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
         s = m.stats
         rows[(block.fingerprint, size)] = BlockRow(block, size, s.median_ms, s.ci_low_ms,
                                                    s.ci_high_ms, s.count, s.std_ms,
-                                                   m.stop_reason)
+                                                   m.stop_reason, s.p5_ms)
     lut = Lut(info, spec, sorted(int(r) for r in resolutions), max_width_steps,
               max_depth_steps, rows, protocol=protocol.to_dict(),
-              created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+              created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              statistic=statistic)
     lut.calibration = [calibration_point(lut, net, r, m) for (net, r), m in zip(calib, whole)]
     lut.overhead = fit_overhead(lut.calibration)
     return lut
@@ -419,6 +450,7 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
 
 def calibration_point(lut: Lut, spec: NetworkSpec, resolution: int, m) -> CalibrationPoint:
     s = m.stats
-    return CalibrationPoint(spec.name, spec.fingerprint, int(resolution), s.median_ms,
+    return CalibrationPoint(spec.name, spec.fingerprint, int(resolution),
+                            s.median_ms if lut.statistic == "median" else s.p5_ms,
                             s.ci_low_ms, s.ci_high_ms, s.count,
                             lut.block_sum(spec, resolution)[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -123,6 +124,20 @@ def test_prediction_sums_the_network_blocks_and_names_a_missing_one(small, tmp_p
         lut.predict(scaled_variant(small, [0, 2], [0, 0]), 64)
 
 
+def test_p5_statistic_sums_block_p5(small, tmp_path):
+    lut = _lut(small)
+    lut.blocks = {k: replace(r, p5_ms=0.5 * r.latency_ms) for k, r in lut.blocks.items()}
+    net = scaled_variant(small, [1, 0], [0, 1])
+    median = lut.predict_ms(net, 64)
+    lut.statistic = "p5"
+    p = load_lut(lut.save(tmp_path / "lut.json")).predict(net, 64)
+    assert p.statistic == "p5" and p.latency_ms == pytest.approx(0.5 * median)
+    no_p5 = _lut(small)
+    no_p5.statistic = "p5"
+    with pytest.raises(LutError, match="LUT has no p5 for block stem"):
+        no_p5.predict(net, 64)
+
+
 def test_lut_file_round_trip_and_context(small, tmp_path):
     lut = _lut(small)
     lut.overhead = fit_overhead([_point("a", 10.5, 10.0), _point("b", 21.0, 20.0)])
@@ -160,6 +175,7 @@ def _rewrite(path, change):
     (lambda p: _rewrite(p, lambda d: d["overhead"].update(model="magic")),
      r"unknown overhead model 'magic'"),
     (lambda p: _rewrite(p, lambda d: d.update(format_version=9)), r"format version 9"),
+    (lambda p: _rewrite(p, lambda d: d.update(statistic="mean")), r"unknown statistic 'mean'"),
 ])
 def test_bad_lut_files_are_refused(small, tmp_path, change, message):
     path = _lut(small).save(tmp_path / "lut.json")
