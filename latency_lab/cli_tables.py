@@ -179,7 +179,8 @@ def lut_record(
     console.print(f"wrote {out}: {len(lut.blocks)} blocks ({lut.statistic}); overhead model "
                   f"{o.model} "
                   f"(scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) from "
-                  f"{len(lut.calibration)} whole networks; expected error (leave-one-out RMS) {err}")
+                  f"{o.n_points} whole networks ({o.n_excluded} left out: CI too wide); expected "
+                  f"error (leave-one-out RMS) {err}")
 
 
 @lut_app.command("predict")
@@ -203,8 +204,8 @@ def lut_predict(
         print(json.dumps({**asdict(p), "context_key": table.context.context_key}, indent=2))
         return
     err = (f"expected error +-{p.expected_error_pct:.1f}% (leave-one-out RMS over "
-           f"{len(table.calibration)} measured networks)" if p.expected_error_pct is not None
-           else "expected error unknown (no calibration networks)")
+           f"{table.overhead.n_points} measured networks)" if p.expected_error_pct is not None
+           else "expected error unknown (no precise calibration networks)")
     print(f"{p.latency_ms:.3f} ms ({p.statistic})  {spec.name} ({spec.fingerprint}) at "
           f"{p.resolution} on "
           f"{table.context.context_key}: sum of {p.n_blocks} blocks {p.sum_ms:.3f} ms "
@@ -225,7 +226,8 @@ def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
           "width and "
           f"{t.max_depth_steps} depth steps per stage; {len(t.blocks)} block points")
     o = t.overhead
-    print(f"overhead model {o.model}: scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms; "
+    print(f"overhead model {o.model}: scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms, from "
+          f"{o.n_points} networks ({o.n_excluded} left out: CI too wide); "
           "leave-one-out RMS % " + ", ".join(f"{k} {v:.2f}" for k, v in o.loo_rms_pct.items()))
     for c in t.calibration:
         pred = o.scale * c.sum_ms + o.offset_ms

@@ -45,6 +45,11 @@ OVERHEAD_MODELS = ("sum", "offset", "scale", "affine")
 # on a shared machine, where other processes preempt long runs (whole networks) far more often
 # than short ones (single blocks), which biases a sum of block medians (benchmarks/lut_benchmark).
 STATISTICS = ("median", "p5")
+# A calibration network whose median is known only to +-5% cannot calibrate a predictor meant
+# to be right within 5% (on a loaded machine whole-network medians wander by 30%+, see
+# results/benchmarks/lut_benchmark.json): with the median statistic such points are left out of
+# the fit. (The stored CI is the median's; it says nothing about a p5's precision.)
+MAX_CALIBRATION_CI_PCT = 5.0
 _BLOCK_FIELDS = ("fingerprint", "block", "input_size", "latency_ms", "ci_low_ms", "ci_high_ms",
                  "n_samples")
 
@@ -129,6 +134,8 @@ class Overhead:
     offset_ms: float = 0.0
     loo_rms_pct: dict[str, float] = field(default_factory=dict)
     loo_max_pct: dict[str, float] = field(default_factory=dict)
+    n_points: int = 0      # calibration networks the fit used
+    n_excluded: int = 0    # left out as too imprecise (MAX_CALIBRATION_CI_PCT)
 
     @property
     def expected_error_pct(self) -> float | None:
@@ -138,7 +145,8 @@ class Overhead:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "scale": self.scale, "offset_ms": self.offset_ms,
-                "loo_rms_pct": self.loo_rms_pct, "loo_max_pct": self.loo_max_pct}
+                "loo_rms_pct": self.loo_rms_pct, "loo_max_pct": self.loo_max_pct,
+                "n_points": self.n_points, "n_excluded": self.n_excluded}
 
 
 def _fit(model: str, sums: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
@@ -158,8 +166,15 @@ def _fit(model: str, sums: Sequence[float], measured: Sequence[float]) -> tuple[
     return float(scale), float(offset)
 
 
-def fit_overhead(points: Sequence[CalibrationPoint]) -> Overhead:
-    """Choose among OVERHEAD_MODELS by leave-one-out relative error and fit it on all points."""
+def fit_overhead(points: Sequence[CalibrationPoint],
+                 max_ci_pct: float | None = None) -> Overhead:
+    """Choose among OVERHEAD_MODELS by leave-one-out relative error and fit it on all points
+    (those whose CI half-width is at most `max_ci_pct` % of the measurement, if given)."""
+    n_all = len(points)
+    if max_ci_pct is not None:
+        points = [p for p in points
+                  if 100 * (p.ci_high_ms - p.ci_low_ms) / 2 / p.measured_ms <= max_ci_pct]
+    excluded = n_all - len(points)
     sums = [p.sum_ms for p in points]
     meas = [p.measured_ms for p in points]
     rms: dict[str, float] = {}
@@ -178,10 +193,10 @@ def fit_overhead(points: Sequence[CalibrationPoint]) -> Overhead:
         rms[model] = math.sqrt(sum(e * e for e in errs) / len(errs))
         worst[model] = max(abs(e) for e in errs)
     if not rms:
-        return Overhead()
+        return Overhead(n_excluded=excluded)
     best = min(rms, key=lambda k: (rms[k], OVERHEAD_MODELS.index(k)))
     scale, offset = _fit(best, sums, meas)
-    return Overhead(best, scale, offset, rms, worst)
+    return Overhead(best, scale, offset, rms, worst, len(points), excluded)
 
 
 @dataclass(frozen=True)
@@ -350,7 +365,8 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
         overhead = Overhead(o["model"], _num(o["scale"], "overhead scale", positive=True),
                             _num(o["offset_ms"], "overhead offset_ms"),
                             {k: float(v) for k, v in o.get("loo_rms_pct", {}).items()},
-                            {k: float(v) for k, v in o.get("loo_max_pct", {}).items()})
+                            {k: float(v) for k, v in o.get("loo_max_pct", {}).items()},
+                            int(o.get("n_points", 0)), int(o.get("n_excluded", 0)))
         calibration = [CalibrationPoint(**p) for p in d.get("calibration", [])]
         statistic = d.get("statistic", "median")
         if statistic not in STATISTICS:
@@ -444,7 +460,8 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
               created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
               statistic=statistic)
     lut.calibration = [calibration_point(lut, net, r, m) for (net, r), m in zip(calib, whole)]
-    lut.overhead = fit_overhead(lut.calibration)
+    lut.overhead = fit_overhead(lut.calibration,
+                                MAX_CALIBRATION_CI_PCT if statistic == "median" else None)
     return lut
 
 

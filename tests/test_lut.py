@@ -102,6 +102,11 @@ def test_overhead_fit_chooses_by_leave_one_out():
     assert o.model == "affine" and o.scale == pytest.approx(0.9) and o.offset_ms == pytest.approx(2)
     assert o.loo_rms_pct["sum"] > 1 and o.expected_error_pct == pytest.approx(0, abs=1e-9)
     assert fit_overhead([]).expected_error_pct is None
+    noisy = affine + [CalibrationPoint("loaded", "f" * 16, 224, 60.0, 40.0, 80.0, 10, 30.0)]
+    o = fit_overhead(noisy, max_ci_pct=5)
+    assert (o.model, o.n_points, o.n_excluded) == ("affine", 4, 1)
+    assert o.scale == pytest.approx(0.9)
+    assert fit_overhead(noisy).scale != pytest.approx(0.9)
 
 
 def _lut(small, latency=lambda b, s: 1e-4 * b.c_out * s) -> Lut:
@@ -215,7 +220,8 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
     with Store(tmp_path / "s.sqlite") as store, CpuDevice(model_dir=model_dir) as dev:
         lut = record_lut(dev, small, [64, 96], 1, 1, store, protocol, n_calibration=1)
         assert len(lut.blocks) == 26 and all(r.n_samples >= 30 for r in lut.blocks.values())
-        assert len(lut.calibration) == 3 and lut.overhead.expected_error_pct is not None
+        o = lut.overhead
+        assert len(lut.calibration) == 3 and o.n_points + o.n_excluded == 3
         n_measured = store.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
         again = record_lut(dev, small, [64, 96], 1, 1, store, protocol, n_calibration=1)
         assert store.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == n_measured
