@@ -1,10 +1,13 @@
 """Replay devices: a recorded latency table (`table`) or a per-block LUT (`lut`) behind the
 measurement API, so that everything that takes a device can run on a recording.
 
-`TableDevice(path, context=None)` answers with the table's device context (`info()` is the
-recorded `DeviceInfo`) and, for a network and resolution, the recorded median as one sample
-marked `summary_only` (the table holds no raw samples); a network or resolution missing from
-the table is a `DeviceError` naming it, never a guess.
+`TableDevice(path, context=None)` answers, for a network and resolution, with the recorded
+median as one sample marked `summary_only` (the table holds no raw samples); a network or
+resolution missing from the table is a `DeviceError` naming it, never a guess. Its context is
+a replay context (name "table", the recorded hardware, runtime "table(<recorded runtime>)",
+the recorded context key and the file's digest in `extra`), so that replayed figures stored by
+a sweep are never taken for real measurements of the recorded device; `recorded_context` is
+the recorded `DeviceInfo`.
 
 `LutDevice(path)` answers with the LUT's prediction, also `summary_only` and marked
 `predicted`. Its context is *not* the recorded device's (predictions are not measurements and
@@ -20,6 +23,19 @@ from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
 
 
+def _replay_info(kind: str, c: DeviceInfo, path: str, digest: str | None = None) -> DeviceInfo:
+    """The context of figures replayed from a file recorded in context `c`."""
+    if digest is None:
+        import hashlib
+
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    return DeviceInfo(name=kind, hardware=c.hardware, runtime=f"{kind}({c.runtime})",
+                      runtime_version=c.runtime_version, precision=c.precision,
+                      threads=c.threads, affinity=c.affinity, batch_size=c.batch_size,
+                      extra={f"{kind}_of_context": c.context_key, f"{kind}_sha256": digest[:16]})
+
+
 class TableDevice(Device):
     name = "table"
 
@@ -30,9 +46,10 @@ class TableDevice(Device):
         try:
             table = load_table(path)
             self.table = table.for_context(context) if context else table
-            self._info = self.table.context   # refuses a mixed table without `context`
+            self.recorded_context = self.table.context  # refuses a mixed table without `context`
         except TableError as exc:
             raise DeviceError(str(exc)) from None
+        self._info = _replay_info(self.name, self.recorded_context, path)
 
     def info(self) -> DeviceInfo:
         return self._info
@@ -62,12 +79,7 @@ class LutDevice(Device):
             self.lut = load_lut(path)
         except LutError as exc:
             raise DeviceError(str(exc)) from None
-        c = self.lut.context
-        self._info = DeviceInfo(
-            name=self.name, hardware=c.hardware, runtime=f"lut({c.runtime})",
-            runtime_version=c.runtime_version, precision=c.precision, threads=c.threads,
-            affinity=c.affinity, batch_size=c.batch_size,
-            extra={"lut_of_context": c.context_key, "lut_sha256": self.lut.sha256[:16]})
+        self._info = _replay_info(self.name, self.lut.context, path, self.lut.sha256)
 
     def info(self) -> DeviceInfo:
         return self._info

@@ -84,17 +84,21 @@ class _State:
         return [(r, t, statistics.median(v)) for r, (t, v) in by_round.items()]
 
 
-def _correct_drift(states: list[_State], store: Store) -> None:
-    """Fit the machine's drift over all visits of `states` and apply it (see drift.py)."""
+def _correct_drift(states: list[_State], open_states: list[_State], store: Store) -> None:
+    """Fit the machine's drift over all visits of `states` (see drift.py) and apply it to the
+    points still open; a finished point keeps the factors it was judged and reported with."""
     ids, rounds, times, medians = [], [], [], []
     for k, st in enumerate(states):
         for r, t, m in st.visits():
             ids.append(k), rounds.append(r), times.append(t), medians.append(m)
     factors = drift_factors(ids, times, medians)
     by_visit = {(k, r): f for k, r, f in zip(ids, rounds, factors)}
+    updates = []
     for k, st in enumerate(states):
-        st.drift = [by_visit[(k, r)] for r in st.rounds]
-    store.set_drift((states[k].measurement_id, r, f) for (k, r), f in by_visit.items())
+        if any(st is o for o in open_states):
+            st.drift = [by_visit[(k, r)] for r in st.rounds]
+            updates.extend((st.measurement_id, r, by_visit[(k, r)]) for r in set(st.rounds))
+    store.set_drift(updates)
 
 
 def measure_points(device: Device, points: Sequence[Point], store: Store,
@@ -138,10 +142,23 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
         if progress:
             progress(len(results), total, time.monotonic() - start)
 
+    capped = False
     while active:
+        _correct_drift(measured, list(active.values()), store)
+        for i in list(active):
+            st = active[i]
+            n_rounds = len(set(st.rounds))
+            if n_rounds >= protocol.min_rounds:
+                stats = st.measurement(info, "", protocol.confidence).stats
+                if 100 * stats.ci_halfwidth_rel <= protocol.ci_target_pct:
+                    finish(i, "ci_target")
+                elif n_rounds >= protocol.max_rounds:
+                    finish(i, "max_rounds")
+        if capped:
+            for i in list(active):
+                finish(i, "time_cap")
         order = list(active)
         rng.shuffle(order)
-        capped = False
         for i in order:
             # the cap never leaves a point without samples: it applies once all were visited
             if (time.monotonic() - start > protocol.time_cap_s
@@ -161,18 +178,4 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
             st.times.extend([time.time()] * n)
             st.drift.extend([1.0] * n)
             st.visited = True
-        _correct_drift(measured, store)
-        if capped:
-            for j in list(active):
-                finish(j, "time_cap")
-            break
-        for i in list(active):
-            st = active[i]
-            n_rounds = len(set(st.rounds))
-            if n_rounds >= protocol.min_rounds:
-                stats = st.measurement(info, "", protocol.confidence).stats
-                if 100 * stats.ci_halfwidth_rel <= protocol.ci_target_pct:
-                    finish(i, "ci_target")
-                elif n_rounds >= protocol.max_rounds:
-                    finish(i, "max_rounds")
     return [results[i] for i in range(total)]

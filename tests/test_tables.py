@@ -77,7 +77,10 @@ def test_round_trip_store_csv_store_table_device(tmp_path, store, tiny, wide, ph
         == [(r.key, r.latency_ms, r.ci_low_ms, r.n_samples, r.measured_at) for r in table.rows]
 
     dev = get_device(f"table:{tmp_path / 'again.csv'}")
-    assert dev.info() == PHONE and dev.info().context_key == PHONE.context_key
+    assert dev.recorded_context == PHONE
+    # replayed figures live under their own context, never under the phone's
+    assert dev.info().context_key != PHONE.context_key
+    assert dev.info().extra["table_of_context"] == PHONE.context_key
     run = dev.sample(wide, 64, runs=10)
     assert run.summary_only and run.samples_ms == (pytest.approx(1.5 + 0.02 + 0.0025, abs=0.003),)
     # the whole measurement API runs on the recording
@@ -119,7 +122,7 @@ def test_mixed_and_foreign_contexts_are_refused(tmp_path, store, tiny):
     with pytest.raises(TableError, match="mixes 2 device contexts"):
         load_table(both, context=PHONE)
     dev = get_device("table", path=str(both), context="cpu")
-    assert dev.info() == HOST and dev.sample(tiny, 64, 1).samples_ms[0] < 0.3
+    assert dev.recorded_context == HOST and dev.sample(tiny, 64, 1).samples_ms[0] < 0.3
     phone_only = tmp_path / "phone.csv"
     export_table(store, phone_only, device="pixel2")
     with pytest.raises(TableError, match="from another device context: .*pixel2.*not "
