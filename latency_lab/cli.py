@@ -115,12 +115,8 @@ def sweep(
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
     _check_writable(out)
-    try:
-        protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
-                            max_rounds=max_rounds, ci_target_pct=ci_target_pct,
-                            time_cap_s=time_cap_s)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
+                        max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
     dev = get_device(device, threads=threads, affinity=affinity, serial=serial,
                      **_device_options(device_option))

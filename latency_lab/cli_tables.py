@@ -149,12 +149,8 @@ def lut_record(
         raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
     _check_writable(out)
-    try:
-        protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
-                            max_rounds=max_rounds, ci_target_pct=ci_target_pct,
-                            time_cap_s=time_cap_s)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
+                        max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = _console()
     with _store(store_path) as store, get_device(device, threads=threads, affinity=affinity) as dev:

@@ -18,7 +18,8 @@ class JumpInputError(ValueError):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     from latency_lab.measure import DeviceError
+    from latency_lab.protocol import ProtocolError
     from latency_lab.spec import SpecError
     from latency_lab.store import StoreError
 
-    return (UserError, SpecError, DeviceError, StoreError, JumpInputError)
+    return (UserError, SpecError, DeviceError, StoreError, ProtocolError, JumpInputError)

@@ -30,6 +30,10 @@ from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
 
+class ProtocolError(ValueError):
+    """Protocol settings that cannot work (a user error: the CLI prints it in one line)."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     runs_per_visit: int = 8
@@ -44,9 +48,9 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
-            raise ValueError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
+            raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
         if self.ci_target_pct <= 0 or self.time_cap_s <= 0:
-            raise ValueError("protocol needs a positive CI target and time cap")
+            raise ProtocolError("protocol needs a positive CI target and time cap")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,6 +43,7 @@ def test_network_show_reads_a_json_file(capsys, tmp_path, tiny):
     (["sweep", "--resolutions", "16,32"], "resolution 16 outside 32..2048"),
     (["sweep", "--resolutions", "224,4096"], "outside 32..2048"),
     (["network", "show", "missing.json"], "cannot read network file"),
+    (["sweep", "--min-rounds", "0"], "protocol needs"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     code, out, err = run(capsys, *args)
