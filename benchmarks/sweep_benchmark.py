@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--resolutions", default="160:400:4")
     ap.add_argument("--skip-presets", action="store_true")
     ap.add_argument("--time-cap-s", type=float, default=900)
+    ap.add_argument("--keep-stores", type=Path, default=None,
+                    help="keep the sweeps' SQLite stores (raw samples) in this directory")
+    ap.add_argument("--tag", default="", help="suffix of the files written under results/")
     args = ap.parse_args()
     grid = parse_resolutions(args.resolutions)
     protocol = Protocol(time_cap_s=args.time_cap_s)
@@ -82,10 +85,13 @@ def main() -> None:
     bench_dir.mkdir(parents=True, exist_ok=True)
     figures: dict = {"protocol": protocol.to_dict(), "grid": args.resolutions}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep_stores:
+            args.keep_stores.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep_stores)
         a, fa = one_sweep(b0, grid, protocol, "a", tmp)
         b, fb = one_sweep(b0, grid, protocol, "b", tmp)
-        write_csv(a, out_dir / "efficientnet-b0_sweep_a.csv")
-        write_csv(b, out_dir / "efficientnet-b0_sweep_b.csv")
+        write_csv(a, out_dir / f"efficientnet-b0_sweep_a{args.tag}.csv")
+        write_csv(b, out_dir / f"efficientnet-b0_sweep_b{args.tag}.csv")
         figures["sweep_a"], figures["sweep_b"] = fa, fb
         rel = (a["latency_ms"] - b["latency_ms"]).abs() / ((a["latency_ms"] + b["latency_ms"]) / 2)
         overlap = (a["ci_low_ms"] <= b["ci_high_ms"]) & (b["ci_low_ms"] <= a["ci_high_ms"])
@@ -117,9 +123,9 @@ def main() -> None:
                                "thesis_pixel2_ratio": THESIS_PIXEL2_MS[s.name] / THESIS_PIXEL2_MS["efficientnet-b0"]})
             figures["ratios"] = {"b0_224_ms": base.latency_ms, "rows": ratios}
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (bench_dir / "sweep_benchmark.json").write_text(json.dumps(figures, indent=2, default=str))
+    (bench_dir / f"sweep_benchmark{args.tag}.json").write_text(json.dumps(figures, indent=2, default=str))
     print(report(figures))
-    (bench_dir / "sweep_benchmark.md").write_text(report(figures) + "\n")
+    (bench_dir / f"sweep_benchmark{args.tag}.md").write_text(report(figures) + "\n")
 
 
 def report(f: dict) -> str:
