@@ -1,3 +1,5 @@
+"""The command line: exit codes, one-line errors, fast start-up without heavy imports."""
+
 import json
 import subprocess
 import sys

@@ -1,3 +1,5 @@
+"""Presets and analytic counts against Keras, the thesis's Table 5.1 and the rounding rules."""
+
 import csv
 import math
 from pathlib import Path

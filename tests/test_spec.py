@@ -1,3 +1,5 @@
+"""Network specs: JSON round trip, fingerprint identity, validation."""
+
 import json
 
 import pytest

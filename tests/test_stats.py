@@ -1,3 +1,5 @@
+"""Statistics of samples and the confidence intervals of the median."""
+
 import numpy as np
 import pytest
 

@@ -1,3 +1,5 @@
+"""The interleaved protocol and the SQLite store: order, stopping, caps, resume, corruption."""
+
 import sqlite3
 
 import pytest
