@@ -12,6 +12,7 @@ measures those.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -118,7 +119,15 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
     # Freeze first: converting the function with its variables captured keeps them as
     # resource variables (VAR_HANDLE ops, no weights in the file) in TF 2.21 + Keras 3.
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
-    return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    # The frozen function has no variables left to track, so the converter's warning that
+    # asks for a trackable object does not apply; keep it off the user's terminal.
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
+    try:
+        return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    finally:
+        absl_log.setLevel(level)
 
 
 def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Path:
