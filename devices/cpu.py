@@ -14,11 +14,16 @@ import platform
 import time
 from importlib.metadata import PackageNotFoundError, version
 
+from collections import OrderedDict
+
 import numpy as np
 
 from latency_lab.build_keras import tflite_path
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
+
+
+MAX_INTERPRETERS = 32  # loaded networks kept per device (each holds weights + arena)
 
 
 def _cpu_model() -> str:
@@ -64,7 +69,9 @@ class CpuDevice(Device):
             except OSError as exc:
                 raise DeviceError(f"cannot pin to CPUs {affinity}: {exc.strerror}") from None
             self.affinity = ",".join(str(c) for c in sorted(cpus))
-        self._interpreters: dict[str, tuple[object, list[int]]] = {}
+        # most recently used last; a search visits hundreds of networks, so only the
+        # MAX_INTERPRETERS most recent stay loaded (a reload costs milliseconds, no conversion)
+        self._interpreters: OrderedDict[str, tuple[object, list[int]]] = OrderedDict()
 
     def info(self) -> DeviceInfo:
         try:
@@ -87,7 +94,9 @@ class CpuDevice(Device):
 
     def _interpreter(self, spec: NetworkSpec):
         entry = self._interpreters.get(spec.fingerprint)
-        if entry is None:
+        if entry is not None:
+            self._interpreters.move_to_end(spec.fingerprint)
+        else:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
             path = tflite_path(spec, self.model_dir)
@@ -100,6 +109,8 @@ class CpuDevice(Device):
                 raise DeviceError(f"LiteRT cannot load {path}: {exc}") from None
             entry = (interp, [0])  # [current resolution]
             self._interpreters[spec.fingerprint] = entry
+            while len(self._interpreters) > MAX_INTERPRETERS:
+                self._interpreters.popitem(last=False)
         return entry
 
     def sample(self, spec: NetworkSpec, resolution: int, runs: int,

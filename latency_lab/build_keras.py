@@ -128,6 +128,11 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
         return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
     finally:
         absl_log.setLevel(level)
+        # Keras keeps every model built in its global graph state: a search converts hundreds
+        # of networks, and without this one process grew past 24 GiB.
+        import keras
+
+        keras.backend.clear_session()
 
 
 def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Path:
