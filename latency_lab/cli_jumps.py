@@ -23,10 +23,19 @@ def jumps_command(
     max_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or below this "
                                                               "latency (a budget)."),
     min_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or above this."),
+    min_jump_pct: Optional[float] = typer.Option(None, help="Only jumps of at least this many "
+                                                            "percent give candidates (all are "
+                                                            "still listed in jumps.csv)."),
     z_min: float = typer.Option(3.5, help="Step needed, in standard errors (the library's "
                                           "DEFAULT_Z_MIN; higher: fewer false jumps)."),
     no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
                                                       "the curve."),
+    method: str = typer.Option("auto", help="auto (model with CIs, else pelt), model (sparse "
+                                            "model of the whole curve) or pelt (Pelt + local "
+                                            "step tests); see docs/jumps.md."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store whose raw "
+                                              "samples give CIs to rows that lack them (default:"
+                                              " the cache's store, when it exists)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),
 ) -> None:
     """Find latency jumps in a resolution sweep and list the candidate resolutions."""
@@ -42,19 +51,43 @@ def jumps_command(
         frame = pd.read_csv(sweep_csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {sweep_csv} as CSV: {str(exc).splitlines()[0]}") from None
+    if not no_ci:
+        frame = _cis_from_store(frame, store_path)
     try:
         analysis = analyze_sweep(frame, out, neighbours=neighbours, max_latency_ms=max_latency_ms,
-                                 min_latency_ms=min_latency_ms, plot=not no_plot, z_min=z_min,
-                                 use_ci=not no_ci)
+                                 min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
+                                 plot=not no_plot, z_min=z_min,
+                                 use_ci=not no_ci, method=method)
     except PermissionError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     print(summary(analysis))
 
 
+def _cis_from_store(frame, store_path: Optional[Path]):
+    """Rows without CIs get them from the store's raw samples (latency_lab.sweep)."""
+    from latency_lab.paths import default_store_path
+    from latency_lab.store import Store
+    from latency_lab.sweep import IDENTITY_COLUMNS, cis_from_store
+
+    has_ci = {"ci_low_ms", "ci_high_ms"} <= set(frame.columns) and \
+        frame[["ci_low_ms", "ci_high_ms"]].notna().all().all()
+    if has_ci or any(c not in frame.columns for c in IDENTITY_COLUMNS):
+        return frame
+    path = store_path or default_store_path()
+    if not path.is_file():
+        if store_path is not None:
+            raise UserError(f"no such store: {store_path}")
+        return frame
+    with Store(path) as store:
+        frame, filled = cis_from_store(frame, store)
+    print(f"CIs of {filled} of {len(frame)} rows computed from raw samples in {path}")
+    return frame
+
+
 def summary(analysis) -> str:
     res = analysis.result
     lines = [f"{res.curve.n} points {int(res.curve.resolution[0])}..{int(res.curve.resolution[-1])}"
-             f"; noise: {res.noise_source}"]
+             f"; noise: {res.noise_source}; method: {res.method}"]
     lines += [f"note: {n}" for n in res.notes]
     for row in analysis.jumps.itertuples():
         lines.append(f"jump  {row.resolution_before} -> {row.resolution_after}: "

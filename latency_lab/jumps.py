@@ -91,6 +91,8 @@ class JumpResult:
     drops: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     outliers: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
+    method: str = "pelt"                  # which detector ran: "pelt" or "model"
+    fitted_ms: np.ndarray | None = None   # the model's curve (method "model"), for the plot
 
     def __str__(self) -> str:
         def fmt(t):
@@ -202,8 +204,8 @@ def _robust_scale(e: np.ndarray) -> float:
     return float(np.median(np.abs(e - np.median(e))) * MAD_TO_SIGMA)
 
 
-def estimate_noise(curve: Curve, window: int = NOISE_WINDOW,
-                   breaks: list[int] = ()) -> tuple[np.ndarray, str]:
+def estimate_noise(curve: Curve, window: int = NOISE_WINDOW, breaks: list[int] = (),
+                   rescale_ci: bool = True) -> tuple[np.ndarray, str]:
     """Per-point noise sigma (ms) and a word on where it came from.
 
     Curve only: the MAD of `curve_residuals`, robust to the few residuals a jump or an outlier
@@ -211,7 +213,9 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW,
     With CIs: sigma_i = (ci_high - ci_low) / (2 * 1.96); if the curve scatters more (or less)
     than that by over `CI_TRUST_RATIO`, the CI-based sigmas are rescaled to the scatter.
     Residuals next to `breaks` (k: last index before a break) are left out: a jump or a kink
-    there is signal, not noise.
+    there is signal, not noise. `rescale_ci=False` keeps the CIs as they are: the "model"
+    method checks them against its own fit instead, because small real steps (the CPU's 16-px
+    staircase) inflate second differences and would be taken for noise.
     """
     r, y = curve.resolution, curve.latency_ms
     e = curve_residuals(r, y)
@@ -228,7 +232,7 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW,
         se = (curve.ci_high_ms - curve.ci_low_ms) / (2 * CI_Z95)
         gain_se = _neighbour_se(r, se)
         ratio = _robust_scale((e / gain_se)[use])
-        if ratio > CI_TRUST_RATIO or ratio < 1 / CI_TRUST_RATIO:
+        if rescale_ci and (ratio > CI_TRUST_RATIO or ratio < 1 / CI_TRUST_RATIO):
             return (np.maximum(se * ratio, floor),
                     f"CIs rescaled x{ratio:.2f} to the curve's scatter")
         return np.maximum(se, floor), "CIs"
@@ -427,18 +431,35 @@ def _eliminate(curve, sigma, ks, z_min, z_free_min, window, min_size):
     return []
 
 
+METHODS = ("auto", "model", "pelt")
+
+
 def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAULT_PENALTY,
            min_size: int = DEFAULT_MIN_SIZE, window: int = DEFAULT_WINDOW,
-           z_free_min: float = DEFAULT_Z_FREE_MIN, use_ci: bool = True) -> JumpResult:
-    """Find upward jumps and downward drops in a latency-vs-resolution curve."""
+           z_free_min: float = DEFAULT_Z_FREE_MIN, use_ci: bool = True,
+           method: str = "auto") -> JumpResult:
+    """Find upward jumps and downward drops in a latency-vs-resolution curve.
+
+    `method`: "pelt" (Pelt breaks, each tested with local lines), "model" (a sparse model of the
+    whole curve, `latency_lab.jumps_model`), or "auto": "model" when the curve has CIs (its
+    noise is known point by point), else "pelt" -- the better of the two on the benchmark in
+    each case (docs/jumps.md)."""
+    if method not in METHODS:
+        raise JumpInputError(f"unknown jump method {method!r} (one of {', '.join(METHODS)})")
     curve = frame_or_curve if isinstance(frame_or_curve, Curve) else prepare_curve(frame_or_curve)
     if not use_ci and curve.ci_low_ms is not None:
         curve = Curve(curve.resolution, curve.latency_ms, None, None, curve.notes)
+    if method == "auto":
+        method = "model" if curve.ci_low_ms is not None else "pelt"
     sigma, source = estimate_noise(curve)
     spikes = isolated_outliers(curve, sigma)
     if spikes.size:
         sigma, source = estimate_noise(curve, breaks=list(spikes) + list(spikes - 1))
-        sigma[spikes] *= SPIKE_WEIGHT
+    if method == "model":
+        if curve.ci_low_ms is not None:
+            sigma, source = estimate_noise(curve, rescale_ci=False)
+        return _detect_model(curve, sigma, source, spikes, z_min, z_free_min, window, min_size)
+    sigma[spikes] *= SPIKE_WEIGHT
     breaks = segment(curve, sigma, penalty, min_size)
     tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
     if tests:   # second pass: the noise without the residuals the found breaks inflated
@@ -448,6 +469,47 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
         breaks = segment(curve, sigma, penalty, min_size)
         tests = _eliminate(curve, sigma, list(breaks), z_min, z_free_min, window, min_size)
     jumps = [g for g in tests if strength(g, z_free_min) >= z_min]
+    return _result(curve, sigma, source, breaks, tests, jumps, spikes, "pelt", None)
+
+
+def _detect_model(curve, sigma, source, spikes, z_min, z_free_min, window, min_size):
+    """The "model" method: Pelt breaks seed `jumps_model.fit_model`; each chosen step becomes a
+    Gap with the whole model's z and its kink-proof gap."""
+    from latency_lab import jumps_model as M
+
+    r, y, n = curve.resolution, curve.latency_ms, curve.n
+    seeded = sigma.copy()
+    seeded[spikes] *= SPIKE_WEIGHT
+    breaks = segment(curve, seeded, M.PELT_PENALTY, min_size)
+    f = M.fit_model(r, y, sigma, breaks, list(spikes))
+    if f.reduced_chi2 > M.MISFIT:    # the noise is larger than the CIs (or the curve) say
+        factor = float(np.sqrt(f.reduced_chi2))
+        sigma = sigma * factor
+        source += f", x{factor:.2f} to the model's residuals"
+        f = M.fit_model(r, y, sigma, breaks, list(spikes))
+    spikes = np.array([j for _, j in f.terms("spike")], dtype=int)
+    steps = f.terms("step")
+    ks = [k for _, k in steps]
+    fit = f.fitted
+    tests = []
+    for col, k in steps:
+        step, se = float(f.coef[col]), float(np.sqrt(f.cov[col, col]))
+        gap, gap_se, z_slope = M.kink_proof_gap(f, r, col, k)
+        lo = max([b + 1 for b in ks if b < k] + [0, k + 1 - window])
+        hi = min([b + 1 for b in ks if b > k] + [n, k + 1 + window])
+        slope_l = (fit[k] - fit[k - 1]) / (r[k] - r[k - 1]) if k >= 1 else np.nan
+        slope_r = (fit[k + 2] - fit[k + 1]) / (r[k + 2] - r[k + 1]) if k + 2 < n else np.nan
+        slope_l = slope_r if np.isnan(slope_l) else slope_l
+        slope_r = slope_l if np.isnan(slope_r) else slope_r
+        tests.append(Gap(k, step, se, _ratio(step, se), gap, gap_se, _ratio(gap, gap_se),
+                         z_slope, (lo, k + 1), (k + 1, hi),
+                         (float(fit[k] - slope_l * r[k]), float(slope_l)),
+                         (float(fit[k + 1] - slope_r * r[k + 1]), float(slope_r))))
+    jumps = [g for g in tests if strength(g, z_free_min) >= z_min]
+    return _result(curve, sigma, source, breaks, tests, jumps, spikes, "model", fit)
+
+
+def _result(curve, sigma, source, breaks, tests, jumps, spikes, method, fitted) -> JumpResult:
     up = [g for g in jumps if g.z > 0]
     down = [g for g in jumps if g.z < 0]
     notes = list(curve.notes)
@@ -455,7 +517,7 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
         notes.append("single-point outliers left out: "
                      + ", ".join(str(int(curve.resolution[i])) for i in spikes))
     return JumpResult(curve, sigma, source, breaks, tests, _table(curve, up), _table(curve, down),
-                      notes, spikes)
+                      notes, spikes, method, fitted)
 
 
 JUMP_COLUMNS = ["resolution_before", "resolution_after", "latency_before_ms", "latency_after_ms",
@@ -489,16 +551,21 @@ CANDIDATE_COLUMNS = ["resolution", "latency_ms", "role", "offset", "jump_resolut
 
 
 def candidates(result: JumpResult, neighbours: int = 1, max_latency_ms: float | None = None,
-               min_latency_ms: float | None = None) -> pd.DataFrame:
+               min_latency_ms: float | None = None,
+               min_jump_pct: float | None = None) -> pd.DataFrame:
     """Candidate resolutions: the last one before each upward jump ("before-jump") and up to
     `neighbours` grid points on each side ("neighbour", offset -N..N; offset > 0 lies after the
-    step), clipped to the measured grid, then to the latency window. A resolution claimed by
-    several jumps is listed once, with its closest role and every reason."""
+    step), clipped to the measured grid, then to the latency window. Only jumps of at least
+    `min_jump_pct` percent give candidates (all jumps stay in jumps.csv). A resolution claimed
+    by several jumps is listed once, with its closest role and every reason."""
     if neighbours < 0:
         raise JumpInputError(f"neighbours must be >= 0, got {neighbours}")
     curve = result.curve
     picked: dict[int, list] = {}
-    for row in result.jumps.itertuples():
+    jumps = result.jumps
+    if min_jump_pct is not None:
+        jumps = jumps[jumps["jump_pct"] >= min_jump_pct]
+    for row in jumps.itertuples():
         k = int(np.flatnonzero(curve.resolution == row.resolution_before)[0])
         for off in range(-neighbours, neighbours + 1):
             i = k + off
@@ -546,10 +613,11 @@ class SweepAnalysis:
 
 def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 1,
                   max_latency_ms: float | None = None, min_latency_ms: float | None = None,
-                  plot: bool = True, title: str | None = None, **detector_options) -> SweepAnalysis:
+                  plot: bool = True, title: str | None = None,
+                  min_jump_pct: float | None = None, **detector_options) -> SweepAnalysis:
     """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png."""
     result = detect(frame, **detector_options)
-    cands = candidates(result, neighbours, max_latency_ms, min_latency_ms)
+    cands = candidates(result, neighbours, max_latency_ms, min_latency_ms, min_jump_pct)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",

@@ -33,7 +33,12 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     if len(result.outliers):
         ax.plot(r[result.outliers], y[result.outliers], "x", color="tab:orange", ms=8, mew=2,
                 label="single-point outlier (left out)", zorder=4)
-    for i, (a, b, c0, c1) in enumerate(result.segments()):
+    if result.fitted_ms is not None:      # the "model" method: trend + steps + hinges
+        cut = np.array(sorted({g.k for g in result.tests}), dtype=int)
+        xs, ys = np.insert(r, cut + 1, np.nan), np.insert(result.fitted_ms, cut + 1, np.nan)
+        ax.plot(xs, ys, "-", color="black", lw=1.2, alpha=0.75, zorder=2,
+                label="fitted model (trend, steps, slope changes)")
+    for i, (a, b, c0, c1) in enumerate(result.segments() if result.fitted_ms is None else []):
         xs = np.array([r[a], r[b - 1]])
         ax.plot(xs, c0 + c1 * xs, "-", color="black", lw=1.2, alpha=0.75,
                 label="fitted linear pieces" if i == 0 else None, zorder=2)
@@ -41,8 +46,9 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
         x = (row.resolution_before + row.resolution_after) / 2
         ax.axvline(x, color="tab:red", ls="--", lw=1, alpha=0.7,
                    label="upward jump" if i == 0 else None)
+        # below and right of the step's top: under a rising curve, away from the candidates
         ax.annotate(f"+{row.jump_pct:.1f}%\n(z {row.z:.0f})", (x, row.latency_after_ms),
-                    xytext=(4, 10), textcoords="offset points", fontsize=8,
+                    xytext=(4, -24), textcoords="offset points", fontsize=7.5,
                     color="tab:red", ha="left")
     for i, row in enumerate(result.drops.itertuples()):
         x = (row.resolution_before + row.resolution_after) / 2
@@ -65,7 +71,8 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     ax.set_ylabel("latency (ms)")
     n_up, n_down = len(result.jumps), len(result.drops)
     sub = (f"{curve.n} points, {n_up} jump(s), {n_down} downward step(s), "
-           f"{len(candidates)} candidate(s); noise: {result.noise_source}")
+           f"{len(candidates)} candidate(s); noise: {result.noise_source}; "
+           f"method: {result.method}")
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)

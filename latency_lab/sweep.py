@@ -3,6 +3,7 @@
 `parse_resolutions("160:400:4")` gives the grid (start:stop:step, stop inclusive, or a comma
 list); `run_sweep` measures it through the protocol (resumable, cached in the store) and
 returns a pandas DataFrame with one row per resolution, which `write_csv` saves.
+`cis_from_store` gives a sweep CSV without CIs its CIs back from the raw samples in the store.
 """
 
 from __future__ import annotations
@@ -55,3 +56,39 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, float_format="%.4f")
     return path
+
+
+IDENTITY_COLUMNS = ("context_key", "fingerprint", "resolution")
+
+
+def cis_from_store(frame: pd.DataFrame, store: Store) -> tuple[pd.DataFrame, int]:
+    """Fill missing `ci_low_ms`/`ci_high_ms` from the raw samples of the store's finished
+    measurement with the row's context_key, fingerprint and resolution (the statistics a sweep
+    writes: drift-corrected median, cluster bootstrap over rounds). Returns the frame (a copy)
+    and the number of rows filled; rows without samples there keep what they had. A frame
+    without the identity columns is returned unchanged."""
+    if any(c not in frame.columns for c in IDENTITY_COLUMNS):
+        return frame, 0
+    out = frame.copy()
+    for col in ("ci_low_ms", "ci_high_ms"):
+        if col not in out.columns:
+            out[col] = float("nan")
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    filled = 0
+    for i, row in out.iterrows():
+        if pd.notna(row["ci_low_ms"]) and pd.notna(row["ci_high_ms"]):
+            continue
+        try:
+            hit = store.latest(str(row["context_key"]), str(row["fingerprint"]),
+                               int(row["resolution"]))
+        except (TypeError, ValueError):
+            continue
+        if hit is None or hit[1] != "done":
+            continue
+        m = store.measurement(hit[0])
+        if len(m.samples_ms) < 2:
+            continue
+        stats = m.stats
+        out.at[i, "ci_low_ms"], out.at[i, "ci_high_ms"] = stats.ci_low_ms, stats.ci_high_ms
+        filled += 1
+    return out, filled

@@ -42,37 +42,45 @@ def befores(frame_or_result, col="jumps"):
     return list(getattr(res, col)["resolution_before"])
 
 
+@pytest.mark.parametrize("method", ["pelt", "model"])
 @pytest.mark.parametrize("quadratic", [False, True])
-def test_smooth_noiseless_curves_have_no_jumps(quadratic):
-    res = J.detect(sweep(stepped({}, quadratic=quadratic)))
+def test_smooth_noiseless_curves_have_no_jumps(quadratic, method):
+    res = J.detect(sweep(stepped({}, quadratic=quadratic)), method=method)
     assert res.jumps.empty and res.drops.empty
 
 
-def test_slope_change_is_not_a_jump():
+@pytest.mark.parametrize("method", ["pelt", "model"])
+def test_slope_change_is_not_a_jump(method):
     y = stepped({}, kinks=[(250, 2.0), (330, -1.5)])
-    assert J.detect(sweep(y)).jumps.empty
-    assert J.detect(sweep(noisy(y, 0.01, seed=3))).jumps.empty
+    assert J.detect(sweep(y), method=method).jumps.empty
+    assert J.detect(sweep(noisy(y, 0.01, seed=3)), method=method).jumps.empty
+    # a kink between two grid points (at 251.5) is a step plus a slope change on the grid
+    y = stepped({}, kinks=[(251.5, 3.0)])
+    assert J.detect(sweep(y, 0.002 * y), method=method).jumps.empty
 
 
-def test_noiseless_steps_recovered_exactly():
+@pytest.mark.parametrize("method", ["pelt", "model"])
+def test_noiseless_steps_recovered_exactly(method):
     frame = sweep(stepped({220: 12.0, 300: 20.0, 360: 15.0}, quadratic=True))
-    res = J.detect(frame)
+    res = J.detect(frame, method=method)
     assert befores(res) == [220, 300, 360]
     assert list(res.jumps["resolution_after"]) == [224, 304, 364]
     assert np.allclose(res.jumps["jump_ms"], [12.0, 20.0, 15.0], rtol=0.02)
 
 
-def test_noisy_steps_recovered_and_single_outlier_ignored():
+@pytest.mark.parametrize("method", ["pelt", "model"])
+def test_noisy_steps_recovered_and_single_outlier_ignored(method):
     y = noisy(stepped({220: 12.0, 300: 20.0}, quadratic=True), 0.005, seed=1)
     y[GRID == 340] *= 1.15              # one slow point is not a jump
-    res = J.detect(sweep(y))
+    res = J.detect(sweep(y), method=method)
     assert befores(res) == [220, 300] and res.drops.empty
     assert list(res.curve.resolution[res.outliers]) == [340]
 
 
-def test_downward_steps_reported_separately_and_not_candidates():
+@pytest.mark.parametrize("method", ["pelt", "model"])
+def test_downward_steps_reported_separately_and_not_candidates(method):
     y = stepped({220: 15.0, 300: -20.0})
-    res = J.detect(sweep(y))
+    res = J.detect(sweep(y), method=method)
     assert befores(res) == [220]
     assert befores(res, "drops") == [300]
     assert res.drops["jump_ms"].iloc[0] < 0
@@ -80,19 +88,21 @@ def test_downward_steps_reported_separately_and_not_candidates():
     assert 300 not in set(cands["resolution"])
 
 
+@pytest.mark.parametrize("method", ["pelt", "model"])
 @pytest.mark.parametrize("scale,shift", [(1000.0, 0.0), (0.001, 0.0), (1.0, 500.0), (3.0, -20.0)])
-def test_invariant_to_scaling_and_shifting_latency(scale, shift):
+def test_invariant_to_scaling_and_shifting_latency(scale, shift, method):
     y = noisy(stepped({200: 10.0, 280: 8.0, 340: -9.0}, quadratic=True), 0.01, seed=4)
-    base = J.detect(sweep(y))
-    moved = J.detect(sweep(y * scale + shift))
+    base = J.detect(sweep(y), method=method)
+    moved = J.detect(sweep(y * scale + shift), method=method)
     assert befores(base) == befores(moved) and befores(base, "drops") == befores(moved, "drops")
     assert np.allclose(base.jumps["z"], moved.jumps["z"], rtol=1e-6)
     assert np.allclose(base.jumps["jump_ms"] * scale, moved.jumps["jump_ms"], rtol=1e-6)
     # with CIs too
     ci = 0.01 * y
-    b2 = J.detect(sweep(y, ci))
-    m2 = J.detect(sweep(y * scale + shift, ci * scale))
-    assert befores(b2) == befores(m2)
+    b2 = J.detect(sweep(y, ci), method=method)
+    m2 = J.detect(sweep(y * scale + shift, ci * scale), method=method)
+    assert befores(b2) == befores(m2) and befores(b2, "drops") == befores(m2, "drops")
+    assert np.allclose(b2.jumps["z"], m2.jumps["z"], rtol=1e-6)
 
 
 def test_cis_are_used_and_scale_the_noise():
@@ -115,6 +125,20 @@ def test_candidates_neighbours_and_clipping_at_the_ends():
     assert "before the" in row["reason"] and "jump to 172" in row["reason"]
     assert (cands.set_index("resolution").loc[[164, 172], "role"] == "neighbour").all()
     assert list(J.candidates(res, neighbours=0)["resolution"]) == [168, 388]
+
+
+def test_candidates_min_jump_pct_keeps_only_big_jumps(tmp_path):
+    y = stepped({220: 30.0, 300: 4.0})          # +~14% and +~2%
+    res = J.detect(sweep(y))
+    assert befores(res) == [220, 300]
+    assert set(J.candidates(res, neighbours=0, min_jump_pct=5.0)["resolution"]) == {220}
+    assert set(J.candidates(res, neighbours=0)["resolution"]) == {220, 300}
+    src = tmp_path / "s.csv"
+    sweep(y).to_csv(src, index=False)
+    assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
+                 "--neighbours", "0", "--min-jump-pct", "5"]) == 0
+    assert list(pd.read_csv(tmp_path / "o" / "candidates.csv")["resolution"]) == [220]
+    assert len(pd.read_csv(tmp_path / "o" / "jumps.csv")) == 2
 
 
 def test_candidates_latency_window():
@@ -219,8 +243,70 @@ def test_cli_default_threshold_matches_library():
     assert inspect.signature(jumps_command).parameters["z_min"].default.default == J.DEFAULT_Z_MIN
 
 
+def test_auto_method_is_model_with_cis_and_pelt_without():
+    y = noisy(stepped({240: 10.0}, quadratic=True), 0.005, seed=2)
+    assert J.detect(sweep(y, 0.005 * y * 1.96)).method == "model"
+    assert J.detect(sweep(y)).method == "pelt"
+    assert J.detect(sweep(y, 0.005 * y * 1.96), use_ci=False).method == "pelt"
+    with pytest.raises(J.JumpInputError, match="unknown jump method"):
+        J.detect(sweep(y), method="magic")
+
+
+def test_model_sees_a_small_step_that_local_lines_cannot():
+    """A 3% step in 1% noise, far from any other break, with CIs: the model fits one trend
+    through both sides (step SE ~0.5 sigma), Pelt's local lines ~0.9 sigma. A hit is the one
+    jump reported, within one grid step of the truth (the benchmark's rule)."""
+    y = stepped({}, quadratic=True)
+    y = y + 0.03 * np.interp(280, GRID, y) * (GRID > 280)
+    hits = {"model": 0, "pelt": 0}
+    for seed in range(20):
+        yn = noisy(y, 0.01, seed=seed)
+        for method in hits:
+            found = befores(J.detect(sweep(yn, 0.01 * y * 1.96), method=method))
+            hits[method] += len(found) == 1 and abs(found[0] - 280) <= 4
+    assert hits["model"] >= 16 and hits["model"] >= hits["pelt"] + 6
+
+
+def test_model_plot_draws_the_fitted_curve(tmp_path):
+    y = noisy(stepped({220: 12.0}, quadratic=True), 0.004, seed=5)
+    res = J.detect(sweep(y, 0.004 * y * 1.96))
+    assert res.method == "model" and res.fitted_ms is not None
+    assert np.max(np.abs(res.fitted_ms - y) / y) < 0.02
+    analysis = J.analyze_sweep(sweep(y, 0.004 * y * 1.96), tmp_path / "m")
+    assert (tmp_path / "m" / "sweep.png").stat().st_size > 20_000
+    assert list(analysis.jumps["resolution_before"]) == [220]
+
+
 def test_result_prints_a_one_line_summary():
     res = J.detect(sweep(stepped({220: 15.0, 300: -20.0})))
     text = str(res)
     assert text.startswith("jumps: 220->224 +") and "drops: 300->304 -" in text
     assert "\n" not in text
+
+
+def test_cis_come_from_the_stores_raw_samples(tmp_path, tiny, curve_device, capsys):
+    """A sweep CSV stripped of its CI columns gets them back from the store's samples."""
+    from latency_lab.protocol import Protocol
+    from latency_lab.store import Store
+    from latency_lab.sweep import cis_from_store, run_sweep
+
+    grid = list(range(160, 241, 8))
+    with Store(tmp_path / "s.sqlite") as store:
+        frame = run_sweep(curve_device(noise=0.003, seed=1), tiny, grid, store,
+                          Protocol(runs_per_visit=4, min_rounds=3, max_rounds=3))
+        stripped = frame.drop(columns=["ci_low_ms", "ci_high_ms"])
+        back, filled = cis_from_store(stripped, store)
+        assert filled == len(grid)
+        assert np.allclose(back["ci_low_ms"], frame["ci_low_ms"])
+        assert np.allclose(back["ci_high_ms"], frame["ci_high_ms"])
+        assert cis_from_store(stripped.drop(columns=["context_key"]), store)[1] == 0
+    src = tmp_path / "stripped.csv"
+    stripped.to_csv(src, index=False)
+    assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
+                 "--store", str(tmp_path / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert f"CIs of {len(grid)} of {len(grid)} rows computed from raw samples" in out
+    assert "noise: CIs" in out and "method: model" in out
+    assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
+                 "--store", str(tmp_path / "missing.sqlite")]) == 2
+    assert "no such store" in capsys.readouterr().err
