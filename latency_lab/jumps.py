@@ -2,15 +2,22 @@
 
 A sweep (DataFrame with `resolution`, `latency_ms`, optionally `ci_low_ms`/`ci_high_ms`) is
 validated (`prepare_curve`), its per-point noise estimated (`estimate_noise`: from the CIs when
-present, else from the curve's own scatter), segmented into linear pieces with ruptures' Pelt on
-a noise-weighted linear cost (`segment`), and every breakpoint is then put through a level-gap
-test (`level_gap`): robust weighted lines are fitted left and right of it and their difference is
-evaluated over the whole interval between the two resolutions. If the lines cross inside the
-interval the break is a change of slope, not a jump; otherwise the smaller gap, in standard
-errors, must exceed `z_min`. Upward gaps are jumps; downward ones (GPU kernel switches) are drops,
-reported separately. `candidates` turns jumps into candidate resolutions (the last resolution
-before each jump plus N grid neighbours each side), `analyze_sweep` writes jumps.csv,
-drops.csv, candidates.csv and sweep.png.
+present, else from the curve's own scatter) and single-point spikes found
+(`isolated_outliers`). Then one of two detectors (`detect(method=...)`; "auto" picks "model"
+when the curve has CIs, else "pelt", see docs/jumps.md):
+
+- "model" (`latency_lab.jumps_model`): a sparse regression of the whole curve, trend plus
+  level steps, slope changes and spikes, each chosen step tested with the whole model's
+  covariance and a kink-proof gap;
+- "pelt": segments from ruptures' Pelt on a noise-weighted linear cost (`segment`), each break
+  put through a level-gap test (`level_gap`): robust weighted lines left and right, compared
+  over the interval between the two resolutions. If they cross there the break is a change of
+  slope, not a jump; otherwise the smaller gap, in standard errors, must exceed `z_min`.
+
+Upward steps are jumps; downward ones (GPU kernel switches) are drops, reported separately.
+`candidates` turns jumps into candidate resolutions (the last resolution before each jump plus
+N grid neighbours each side), `analyze_sweep` writes jumps.csv, drops.csv, candidates.csv and
+sweep.png.
 
 Everything is expressed in noise units, so the answer does not change when latency is scaled or
 shifted (a constant offset is absorbed by each line's intercept; the noise scales with it).
