@@ -19,6 +19,10 @@
 Issue targets (same session): 99% within 5%; nn-Meter's reference: 99% within 10% on a phone
 CPU. This machine is shared (2 cores, other jobs running): the load average is recorded.
 Usage: python benchmarks/lut_benchmark.py [--resolutions 240,256,272,288] [--networks 50]
+
+`--check` skips step 1: the committed LUT files are used as they are, against networks measured
+now in a fresh store (the later-session check of a recorded LUT), and the figures are written
+as lut_check.{csv,json} (`--tag` changes the suffix). Use another `--seed` for other networks.
 """
 
 from __future__ import annotations
@@ -68,12 +72,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0,
                     help="whole networks measured together (interleaved); 0: all at once")
     ap.add_argument("--store", type=Path, default=None)
-    ap.add_argument("--lut", type=Path, default=None, help="LUT file to write")
+    ap.add_argument("--lut", type=Path, default=None, help="LUT file to write (or to check)")
+    ap.add_argument("--check", action="store_true",
+                    help="do not record: check the existing LUT files against fresh networks")
+    ap.add_argument("--tag", default=None, help="output name suffix (default: '', or '_check')")
     args = ap.parse_args()
+    stem = "lut_check" if args.check and args.tag is None else "lut_benchmark" + (args.tag or "")
 
     base = presets.load_network(args.network)
     grid = parse_resolutions(args.resolutions)
-    store_path = args.store or cache_dir() / "lut-benchmark.sqlite"
+    store_path = args.store or cache_dir() / (
+        f"lut-check-{time.strftime('%Y%m%d-%H%M%S')}.sqlite" if args.check
+        else "lut-benchmark.sqlite")
     lut_path = args.lut or ROOT / "results" / "cpu" / f"lut-{base.name}.json"
     out_dir = ROOT / "results" / "benchmarks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,18 +101,18 @@ def main() -> None:
 
     with Store(store_path) as store:
         dev = get_device("cpu")
-        print(f"recording LUT of {base.name} at {grid}, <= {args.max_width_steps} width / "
-              f"{args.max_depth_steps} depth steps per stage; store {store_path}", flush=True)
-        lut = record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
-                         block_protocol, n_calibration=args.calibration, seed=args.seed,
-                         progress=progress)
-        lut.save(lut_path)
-        lut = load_lut(lut_path, context=dev.info())   # predict from the file, as a user would
-        # The same samples, summarised by their 5th percentile (no new measurement: resumed).
         p5_path = lut_path.with_name(lut_path.stem + "-p5.json")
-        record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
-                   block_protocol, n_calibration=args.calibration, seed=args.seed,
-                   statistic="p5").save(p5_path)
+        if not args.check:
+            print(f"recording LUT of {base.name} at {grid}, <= {args.max_width_steps} width / "
+                  f"{args.max_depth_steps} depth steps per stage; store {store_path}", flush=True)
+            record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
+                       block_protocol, n_calibration=args.calibration, seed=args.seed,
+                       progress=progress).save(lut_path)
+            # The same samples, summarised by their 5th percentile (no new measurement: resumed).
+            record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
+                       block_protocol, n_calibration=args.calibration, seed=args.seed,
+                       statistic="p5").save(p5_path)
+        lut = load_lut(lut_path, context=dev.info())   # predict from the file, as a user would
         lut_p5 = load_lut(p5_path, context=dev.info())
         t_lut = time.perf_counter() - t0
         print(f"LUT: {len(lut.blocks)} block points in {t_lut:.0f} s; overhead model "
@@ -143,7 +153,7 @@ def main() -> None:
             print(f"  networks: {len(rows)}/{len(points)} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
     frame = pd.DataFrame(rows)
-    frame.to_csv(out_dir / "lut_benchmark.csv", index=False, float_format="%.4f")
+    frame.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.4f")
 
     def figures(col, rows=None):
         e = frame[col].to_numpy() if rows is None else frame.loc[rows, col].to_numpy()
@@ -175,10 +185,13 @@ def main() -> None:
         "block_protocol": block_protocol.to_dict(), "network_protocol": net_protocol.to_dict(),
         "lut_seconds": round(t_lut), "total_seconds": round(time.perf_counter() - t0),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "note": "shared 2-core machine with other jobs running; table and checks measured in "
-                "the same session",
+        "lut_created_at": json.loads(lut_path.read_text()).get("created_at"),
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "note": "shared 2-core machine with other jobs running; " + (
+            "the LUT files as committed, checks measured in this later session" if args.check
+            else "table and checks measured in the same session"),
     }
-    (out_dir / "lut_benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     try:
         import matplotlib
 
@@ -201,7 +214,7 @@ def main() -> None:
                      fontsize=10)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out_dir / "lut_benchmark_errors.png", dpi=120)
+        fig.savefig(out_dir / f"{stem}_errors.png", dpi=120)
     except ImportError:
         pass
 
@@ -209,7 +222,9 @@ def main() -> None:
     cp, sp = summary["calibrated_precise_checks"], summary["plain_sum_precise_checks"]
     c5, s5 = summary["p5_calibrated"], summary["p5_plain_sum"]
     print(f"\n{len(frame)} random scaled {base.name} networks at {grid}, measured whole on "
-          f"{lut.context.hardware}, {lut.context.threads} thread(s), same session as the LUT")
+          f"{lut.context.hardware}, {lut.context.threads} thread(s), "
+          + (f"LUT recorded {summary['lut_created_at']}, checked {summary['checked_at']}"
+             if args.check else "same session as the LUT"))
     print(f"measurement: median CI half-width {summary['measurement_ci_halfwidth_pct_median']:.2f}%"
           f", stop reasons {summary['measurement_stop_reasons']}")
     for name, f in (("median, calibrated " + lut.overhead.model, c), ("median, plain sum", s),
@@ -225,7 +240,7 @@ def main() -> None:
     print(f"LUT {summary['lut_file']} ({len(lut.blocks)} block points) in {t_lut:.0f} s; total "
           f"{summary['total_seconds']} s; load average before {load_before[0]:.2f}, after "
           f"{summary['load_average_after'][0]:.2f}")
-    print(f"wrote {out_dir / 'lut_benchmark.csv'}, lut_benchmark.json, lut_benchmark_errors.png; "
+    print(f"wrote {out_dir / (stem + '.csv')}, {stem}.json, {stem}_errors.png; "
           f"LUTs {lut_path.name}, {p5_path.name}")
 
 

@@ -8,19 +8,33 @@ later search share one conversion. TensorFlow is imported only when a model is b
 A single block (`blocks.BlockModel`: stem, MBConv block or head) converts the same way, from
 the same layer code, with input [1, H, W, c_in]; the per-block lookup table (`lut.py`)
 measures those.
+
+`tflite_path` converts in a worker process (`convert_isolated`), replaced after
+`CONVERSIONS_PER_WORKER` conversions: TensorFlow keeps part of every converted graph for the
+life of the process (about 60 MB each, even after `keras.backend.clear_session`), and a search
+converts hundreds of networks. The measuring process never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
 import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from latency_lab.blocks import BlockModel
 from latency_lab.complexity import expanded_channels, se_channels
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
+
+# A fresh worker (and a fresh TensorFlow import, ~5 s) after this many conversions: bounds the
+# worker's leak at ~25 x 60 MB. LATENCY_LAB_CONVERT_IN_PROCESS=1 converts in this process.
+CONVERSIONS_PER_WORKER = 25
+_pool: ProcessPoolExecutor | None = None
 
 _KERAS_ACTIVATIONS = {"swish": "swish", "relu": "relu", "relu6": "relu6", "hswish": "hard_swish"}
 BN_EPSILON = 1e-3  # keras.applications.efficientnet
@@ -135,6 +149,32 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
         keras.backend.clear_session()
 
 
+class ConversionError(RuntimeError):
+    """The converter worker died (killed for memory, crashed) before returning a model."""
+
+
+def convert_isolated(spec: NetworkSpec | BlockModel) -> bytes:
+    """`convert_tflite` in the worker process (see the module docstring)."""
+    global _pool
+    if os.environ.get("LATENCY_LAB_CONVERT_IN_PROCESS") == "1":
+        return convert_tflite(spec)
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=CONVERSIONS_PER_WORKER,
+                                    mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return _pool.submit(convert_tflite, spec).result()
+    except BrokenProcessPool:
+        _pool = None
+        raise ConversionError(f"the converter process died converting {spec.fingerprint} "
+                              "(out of memory?)") from None
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+
+
 def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Path:
     """Path of the converted model of `spec`, converting and caching it on first use."""
     root = Path(root) if root else cache_dir() / "models"
@@ -142,7 +182,7 @@ def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Pat
     if path.exists() and path.stat().st_size > 0:
         return path
     root.mkdir(parents=True, exist_ok=True)
-    data = convert_tflite(spec)
+    data = convert_isolated(spec)
     fd, tmp = tempfile.mkstemp(dir=root, suffix=".part")
     with os.fdopen(fd, "wb") as f:
         f.write(data)

@@ -17,9 +17,11 @@ class JumpInputError(ValueError):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from latency_lab.build_keras import ConversionError
     from latency_lab.measure import DeviceError
     from latency_lab.protocol import ProtocolError
     from latency_lab.spec import SpecError
     from latency_lab.store import StoreError
 
-    return (UserError, SpecError, DeviceError, StoreError, ProtocolError, JumpInputError)
+    return (UserError, SpecError, DeviceError, StoreError, ProtocolError, JumpInputError,
+            ConversionError)

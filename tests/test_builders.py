@@ -81,3 +81,29 @@ def test_tflite_agrees_with_keras(tiny, tmp_path):
     interp.invoke()
     got = interp.get_tensor(interp.get_output_details()[0]["index"])
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_conversion_runs_in_a_worker_process(tiny, tmp_path):
+    """tflite_path converts in a worker: the calling process never imports TensorFlow (whose
+    per-conversion leak killed a 350-network search) and gets a working model."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from latency_lab.spec import NetworkSpec\n"
+        "from latency_lab.build_keras import tflite_path\n"
+        f"spec = NetworkSpec.from_json({tiny.to_json()!r})\n"
+        f"path = tflite_path(spec, {str(tmp_path)!r})\n"
+        "from ai_edge_litert.interpreter import Interpreter\n"
+        "interp = Interpreter(model_path=str(path))\n"
+        "interp.allocate_tensors()\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, path.stat().st_size)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, env={**__import__("os").environ,
+                                           "LATENCY_LAB_CONVERT_IN_PROCESS": "0"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    tf_loaded, keras_loaded, size = out.stdout.split()
+    assert tf_loaded == "False" and keras_loaded == "False" and int(size) > 1000
