@@ -11,7 +11,7 @@ measures those.
 
 `tflite_path` converts in a worker process (`convert_isolated`), replaced after
 `CONVERSIONS_PER_WORKER` conversions: TensorFlow keeps part of every converted graph for the
-life of the process (about 60 MB each, even after `keras.backend.clear_session`), and a search
+life of the process (about 40 MB each, even after `keras.backend.clear_session`), and a search
 converts hundreds of networks. The measuring process never imports TensorFlow.
 """
 
@@ -32,7 +32,8 @@ from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
 
 # A fresh worker (and a fresh TensorFlow import, ~5 s) after this many conversions: bounds the
-# worker's leak at ~25 x 60 MB. LATENCY_LAB_CONVERT_IN_PROCESS=1 converts in this process.
+# worker's leak at ~25 x 40 MB (benchmarks/conversion_memory.py). LATENCY_LAB_CONVERT_IN_PROCESS=1
+# converts in this process.
 CONVERSIONS_PER_WORKER = 25
 _pool: ProcessPoolExecutor | None = None
 
