@@ -234,7 +234,9 @@ def estimate_noise(curve: Curve, window: int = NOISE_WINDOW, breaks: list[int] =
         use[:] = True
     # A floor for exact (or typed, rounded) curves: 1e-4 of the latency range, which scales
     # with latency and ignores a shift, like everything else here.
-    floor = 1e-4 * max(float(np.ptp(y)), 1e-300)
+    # (A flat curve has no range: then 1e-4 of its level, so nothing divides by zero.)
+    spread = float(np.ptp(y))
+    floor = 1e-4 * (spread if spread > 0 else max(abs(float(np.median(y))), 1e-12))
     if curve.ci_low_ms is not None:
         se = (curve.ci_high_ms - curve.ci_low_ms) / (2 * CI_Z95)
         gain_se = _neighbour_se(r, se)

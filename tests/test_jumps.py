@@ -50,6 +50,17 @@ def test_smooth_noiseless_curves_have_no_jumps(quadratic, method):
 
 
 @pytest.mark.parametrize("method", ["pelt", "model"])
+def test_flat_curve_with_cis_is_quiet(method):
+    import warnings
+
+    frame = sweep(np.full(20, 5.0), ci_halfwidth=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no division by a zero noise
+        res = J.detect(frame, method=method)
+    assert res.jumps.empty and res.drops.empty
+
+
+@pytest.mark.parametrize("method", ["pelt", "model"])
 def test_slope_change_is_not_a_jump(method):
     y = stepped({}, kinks=[(250, 2.0), (330, -1.5)])
     assert J.detect(sweep(y), method=method).jumps.empty
