@@ -161,13 +161,30 @@ def convert_isolated(spec: NetworkSpec | BlockModel) -> bytes:
         return convert_tflite(spec)
     if _pool is None:
         _pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=CONVERSIONS_PER_WORKER,
-                                    mp_context=multiprocessing.get_context("spawn"))
+                                    mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_import_tensorflow_quietly)
     try:
         return _pool.submit(convert_tflite, spec).result()
     except BrokenProcessPool:
         _pool = None
         raise ConversionError(f"the converter process died converting {spec.fingerprint} "
                               "(out of memory?)") from None
+
+
+def _import_tensorflow_quietly() -> None:
+    """The worker's first step: import TensorFlow with the process's stderr closed, because its
+    C++ start-up lines (oneDNN, absl) ignore TF_CPP_MIN_LOG_LEVEL and would land in the middle
+    of a sweep's progress bar. Conversion errors still reach the caller as exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @atexit.register
