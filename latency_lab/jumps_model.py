@@ -24,7 +24,7 @@ without CIs, the noise estimated from the curve is too uncertain for it and Pelt
 Why written here: ruptures' costs fit every segment on its own (no shared trend, no
 continuity across a kink), and scikit-learn's greedy selectors (OMP, LARS) have neither a cost
 per kind of term, nor moves, nor per-point noise weights. Numpy least squares on at most ~180
-candidate columns of 61 rows: ~100 ms a curve.
+candidate columns of 61 rows: 60-90 ms a curve (5 s for 217 points with 27 jumps).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SPIKE_COST = 1.5       # a spike costs this many terms (one point should not be 
 PELT_PENALTY = 2.0     # ln(n) units for the Pelt breaks that seed the search (generous)
 MOVE_STEPS = 2         # a term may move this many grid steps in one move
 CROSS_MARGIN = 1       # grid steps beyond a break where crossing gaps still mean a kink
-MAX_TERMS = 25
+MAX_TERMS = 25         # ... or a third of the points, whichever is more (long, fine sweeps)
 MISFIT = 4.0           # reduced chi-square above which the noise is rescaled and the fit redone
 MAX_ROUNDS = 60
 ADD_AND_PRUNE = True   # the add-a-term-then-prune move (`_add_and_prune`)
@@ -105,18 +105,13 @@ def select(a: Atoms, y: np.ndarray, s: np.ndarray, init: list[int] = ()) -> list
         gain = np.where(norm > 1e-9 * aw_norm, (rw @ Ap) ** 2 / np.maximum(norm, 1e-300), 0.0)
         gain[chosen] = 0.0
         best = int(np.argmax(gain - pen))
-        if gain[best] > pen[best] and len(chosen) < MAX_TERMS:
+        if gain[best] > pen[best] and len(chosen) < max(MAX_TERMS, n // 3):
             chosen.append(best)
             changed = True
         # backward: drop the term whose loss is furthest below its penalty
-        while chosen:
-            full = _chi2(_design(a, chosen), y, s)
-            loss = [_chi2(_design(a, chosen[:m] + chosen[m + 1:]), y, s) - full - pen[c]
-                    for m, c in enumerate(chosen)]
-            worst = int(np.argmin(loss))
-            if loss[worst] >= 0:
-                break
-            del chosen[worst]
+        pruned = _prune(a, chosen, y, s, pen)
+        if len(pruned) < len(chosen):
+            chosen[:] = pruned
             changed = True
         # moves: the best replacement of one term by another within MOVE_STEPS
         if chosen:
@@ -140,12 +135,20 @@ def select(a: Atoms, y: np.ndarray, s: np.ndarray, init: list[int] = ()) -> list
     return chosen
 
 
+def _drop_losses(a: Atoms, chosen: list[int], y, s) -> np.ndarray:
+    """Rise in chi-square if each chosen term alone were dropped: coef^2 / (X'WX)^-1_jj, all
+    from one fit (the standard identity for removing one column from least squares)."""
+    Xw = _design(a, chosen) / s[:, None]
+    coef, *_ = np.linalg.lstsq(Xw, y / s, rcond=None)
+    inv = np.diag(np.linalg.pinv(Xw.T @ Xw))[N_BASE:]
+    return np.where(inv > 1e-12, coef[N_BASE:] ** 2 / np.maximum(inv, 1e-300), 0.0)
+
+
 def _prune(a: Atoms, chosen: list[int], y, s, pen) -> list[int]:
+    """Drop, one at a time, the term whose chi-square loss is furthest below its penalty."""
     chosen = list(chosen)
     while chosen:
-        full = _chi2(_design(a, chosen), y, s)
-        loss = [_chi2(_design(a, chosen[:m] + chosen[m + 1:]), y, s) - full - pen[c]
-                for m, c in enumerate(chosen)]
+        loss = _drop_losses(a, chosen, y, s) - pen[chosen]
         worst = int(np.argmin(loss))
         if loss[worst] >= 0:
             break
@@ -160,7 +163,7 @@ def _add_and_prune(a: Atoms, chosen: list[int], y, s, pen) -> bool:
     current = _chi2(_design(a, chosen), y, s) + pen[chosen].sum()
     best = (current - 1e-9, None)
     for c in np.flatnonzero(np.isin(a.kind, ADD_KINDS)):
-        if c in chosen or len(chosen) >= MAX_TERMS:
+        if c in chosen or len(chosen) >= max(MAX_TERMS, len(y) // 3):
             continue
         trial = _prune(a, chosen + [int(c)], y, s, pen)
         if int(c) not in trial:

@@ -321,3 +321,16 @@ def test_cis_come_from_the_stores_raw_samples(tmp_path, tiny, curve_device, caps
     assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
                  "--store", str(tmp_path / "missing.sqlite")]) == 2
     assert "no such store" in capsys.readouterr().err
+
+
+def test_model_finds_a_long_staircase_beyond_25_terms():
+    """160..1024 step 4: 27 steps of 4% every 32 px (more than the 25-term floor)."""
+    r = np.arange(160, 1025, 4)
+    k = np.floor(r / 32)
+    y = (1e-4 * r ** 2 + 2) * 1.04 ** (k - k[0])
+    yn = noisy(y, 0.005, seed=0)
+    frame = pd.DataFrame({"resolution": r, "latency_ms": yn,
+                          "ci_low_ms": yn - 0.0098 * y, "ci_high_ms": yn + 0.0098 * y})
+    found = set(befores(J.detect(frame, method="model")))
+    true = {int(v) for v in r[:-1][np.diff(k) > 0]}
+    assert len(found - true) == 0 and len(true - found) <= 1   # 1020 -> 1024: one point after
