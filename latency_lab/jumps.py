@@ -462,11 +462,11 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
         method = "model" if curve.ci_low_ms is not None else "pelt"
     sigma, source = estimate_noise(curve)
     spikes = isolated_outliers(curve, sigma)
-    if spikes.size:
+    if method == "model" and curve.ci_low_ms is not None:   # the CIs as given (estimate_noise)
+        sigma, source = estimate_noise(curve, rescale_ci=False)
+    elif spikes.size:
         sigma, source = estimate_noise(curve, breaks=list(spikes) + list(spikes - 1))
     if method == "model":
-        if curve.ci_low_ms is not None:
-            sigma, source = estimate_noise(curve, rescale_ci=False)
         return _detect_model(curve, sigma, source, spikes, z_min, z_free_min, window, min_size)
     sigma[spikes] *= SPIKE_WEIGHT
     breaks = segment(curve, sigma, penalty, min_size)

@@ -91,7 +91,7 @@ def select(a: Atoms, y: np.ndarray, s: np.ndarray, init: list[int] = ()) -> list
     """L0-penalised choice of terms: forward (best gain), backward (drop what does not pay),
     moves (a term to any term within MOVE_STEPS), until a round changes nothing."""
     n = len(y)
-    pen = PENALTY_LN * np.log(n) * np.where(a.kind == "spike", SPIKE_COST, 1.0)
+    pen = penalties(a, n)
     chosen = list(dict.fromkeys(int(c) for c in init))
     Aw = a.matrix / s[:, None]
     aw_norm = np.einsum("ij,ij->j", Aw, Aw)
@@ -177,10 +177,14 @@ def _add_and_prune(a: Atoms, chosen: list[int], y, s, pen) -> bool:
     return True
 
 
+def penalties(a: Atoms, n: int) -> np.ndarray:
+    """Chi-square cost of each term of the dictionary for a curve of n points."""
+    return PENALTY_LN * np.log(n) * np.where(a.kind == "spike", SPIKE_COST, 1.0)
+
+
 def cost(a: Atoms, chosen: list[int], y: np.ndarray, s: np.ndarray) -> float:
     """The penalised objective `select` minimises."""
-    pen = PENALTY_LN * np.log(len(y)) * np.where(a.kind == "spike", SPIKE_COST, 1.0)
-    return _chi2(_design(a, chosen), y, s) + float(pen[chosen].sum())
+    return _chi2(_design(a, chosen), y, s) + float(penalties(a, len(y))[chosen].sum())
 
 
 @dataclass(frozen=True)
