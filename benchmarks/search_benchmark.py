@@ -46,10 +46,10 @@ def main() -> int:
     os.chdir(ROOT)   # py: modules are imported relative to the current directory
     from latency_lab import presets
     from latency_lab.plots_search import plot_compare, plot_paths
-    from search.evaluators import parse_evaluator
-    from search.rbis import Cache, run_rbis, write_atomic, write_trace
-    from search.scaling import FAMILIES, scale_to_budget
-    from search.sources import parse_latency_source
+    from latency_lab.search.evaluators import parse_evaluator
+    from latency_lab.search.rbis import Cache, run_rbis, write_atomic, write_trace
+    from latency_lab.search.scaling import FAMILIES, scale_to_budget
+    from latency_lab.search.sources import parse_latency_source
 
     b0, b1 = presets.get("efficientnet-b0"), presets.get("efficientnet-b1")
     resolutions = [int(r) for r in args.resolutions.split(",")]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib import resources
 import posixpath
 import socket
 import time
@@ -37,10 +38,11 @@ from latency_lab.build_keras import tflite_path
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
 
-from devices import tflite_bench
-from devices.profiles import AndroidProfile, get_profile, mask_cpus
+from latency_lab.devices import tflite_bench
+from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 
-RUN_SCRIPT = Path(__file__).resolve().parent.parent / "android_bench" / "run_bench.sh"  # package data
+# package data of latency_lab.android_bench (the repository's android_bench/ folder)
+RUN_SCRIPT = Path(str(resources.files("latency_lab.android_bench") / "run_bench.sh"))
 BINARY_ENV = "LATENCY_LAB_BENCHMARK_BINARY"
 INPUT_LAYER = "image"  # build_keras names the input tensor "image"
 # Android thermal status (android.os.PowerManager.THERMAL_STATUS_*): 0 none, 1 light,
@@ -69,7 +71,7 @@ def _sha256(path: Path) -> str:
 
 
 def _cpu_set_to_mask(text: str) -> str:
-    from devices.cpu import parse_cpu_set
+    from latency_lab.devices.cpu import parse_cpu_set
 
     return format(sum(1 << c for c in parse_cpu_set(text)), "x")
 

@@ -27,7 +27,7 @@ SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.mem", "clocks.max.s
 
 
 def _as_bool(value: Any) -> bool:
-    from devices.android import _as_bool as parse
+    from latency_lab.devices.android import _as_bool as parse
 
     return parse(value)
 

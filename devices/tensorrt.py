@@ -163,7 +163,7 @@ class JetsonDevice(Device):
 
     def __init__(self, batch_size: int | str = 1, engine_dir: str | None = None,
                  onnx_check: bool | str = True, precision: str = "fp16"):
-        from devices.android import _as_bool
+        from latency_lab.devices.android import _as_bool
 
         if precision != "fp16":
             raise DeviceError("the jetson driver builds FP16 engines only (precision=fp16)")

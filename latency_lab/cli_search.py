@@ -1,6 +1,6 @@
 """CLI commands `search`, `scale` and `compare` (registered in latency_lab/cli.py).
 
-Thin wrappers over `search.rbis.run_rbis` and `search.scaling.scale_to_budget`: parse the
+Thin wrappers over `latency_lab.search.rbis.run_rbis` and `latency_lab.search.scaling.scale_to_budget`: parse the
 options, open the latency source and the evaluator, write the files, print a summary. The
 search library is imported inside the commands so that `latency-lab --help` stays fast.
 """
@@ -83,9 +83,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     """Shared by `search` and `compare`: returns (spec, result, cache)."""
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
-    from search.evaluators import parse_evaluator
-    from search.rbis import run_rbis
-    from search.sources import parse_latency_source
+    from latency_lab.search.evaluators import parse_evaluator
+    from latency_lab.search.rbis import run_rbis
+    from latency_lab.search.sources import parse_latency_source
 
     spec = load_network(network)
     grid = _resolutions(spec, resolutions, resolutions_from)
@@ -144,8 +144,8 @@ def scale_command(
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
-    from search.scaling import get_family, scale_to_budget
-    from search.sources import parse_latency_source
+    from latency_lab.search.scaling import get_family, scale_to_budget
+    from latency_lab.search.sources import parse_latency_source
 
     family = get_family(method)
     spec = load_network(network)
@@ -164,7 +164,7 @@ def scale_command(
     if res.note:
         print(f"note: {res.note}")
     if out:
-        from search.rbis import write_atomic
+        from latency_lab.search.rbis import write_atomic
 
         write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
                                       "latency_source": described}, indent=2))
@@ -185,8 +185,8 @@ def compare_command(
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     from latency_lab.plots_search import plot_compare
-    from search.rbis import write_atomic
-    from search.scaling import FAMILIES, scale_to_budget
+    from latency_lab.search.rbis import write_atomic
+    from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                        resolutions_from, stages, candidates, out)

@@ -8,8 +8,9 @@ which order* is the protocol's business (`protocol.py`), persistence the store's
 A `Measurement` is what a user keeps: the raw samples, their statistics, how they were taken
 and why sampling stopped.
 
-Drivers are found by name (`get_device("cpu")`) through the `latency_lab.devices` entry-point
-group, so a third-party package adds a device by declaring, in its pyproject.toml::
+Drivers are found by name (`get_device("cpu")`): the shipped ones from the one list in
+`latency_lab.devices.DRIVERS`, others through the `latency_lab.devices` entry-point group, so
+a third-party package adds a device by declaring, in its pyproject.toml::
 
     [project.entry-points."latency_lab.devices"]
     mydev = "my_package.module:MyDevice"
@@ -34,18 +35,6 @@ from latency_lab.spec import NetworkSpec
 from latency_lab.stats import Stats, summarize
 
 ENTRY_POINT_GROUP = "latency_lab.devices"
-
-# The drivers this distribution ships (also declared as entry points in pyproject.toml);
-# listed here too so that a source checkout that was never pip-installed finds them.
-BUILTIN_DEVICES = {
-    "cpu": "devices.cpu:CpuDevice",
-    "android": "devices.android:AndroidDevice",
-    "pixel2": "devices.android:Pixel2Device",
-    "cuda": "devices.cuda:CudaDevice",
-    "jetson": "devices.tensorrt:JetsonDevice",
-    "table": "devices.table:TableDevice",
-    "lut": "devices.table:LutDevice",
-}
 
 
 class DeviceError(RuntimeError):
@@ -212,8 +201,14 @@ def _load(target: str):
     return obj
 
 
+def _builtin() -> dict[str, str]:
+    from latency_lab.devices import DRIVERS   # the one list of shipped drivers (strings only)
+
+    return DRIVERS
+
+
 def device_names() -> list[str]:
-    names = set(BUILTIN_DEVICES)
+    names = set(_builtin())
     names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
     return sorted(names)
 
@@ -223,8 +218,8 @@ def device_class(name: str) -> type[Device]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             return _load(ep.value)
-    if name in BUILTIN_DEVICES:
-        return _load(BUILTIN_DEVICES[name])
+    if name in _builtin():
+        return _load(_builtin()[name])
     if ":" in name:
         return _load(name)
     raise DeviceError(f"unknown device {name!r}; known: {', '.join(device_names())}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from latency_lab.spec import NetworkSpec
-from search.sources import SourceError, check_value, load_py_callable, network_dict
+from latency_lab.search.sources import SourceError, check_value, load_py_callable, network_dict
 
 Point = tuple[NetworkSpec, int]
 

@@ -44,9 +44,9 @@ from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.spec import NetworkSpec, check_resolution
-from search.evaluators import Evaluator
-from search.scaling import DEPTH, WIDTH, rbis_step
-from search.sources import LatencySource, SourceError
+from latency_lab.search.evaluators import Evaluator
+from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
+from latency_lab.search.sources import LatencySource, SourceError
 
 STATE_VERSION = 1
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)

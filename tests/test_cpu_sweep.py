@@ -37,7 +37,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
 
 
 def test_cpu_device_info_and_samples(tiny, model_dir):
-    from devices.cpu import CpuDevice
+    from latency_lab.devices.cpu import CpuDevice
 
     dev = CpuDevice(threads=1, model_dir=model_dir)
     info = dev.info()

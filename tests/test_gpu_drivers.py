@@ -11,8 +11,8 @@ import importlib.util
 
 import pytest
 
-from devices.cuda import parse_nvidia_smi
-from devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
+from latency_lab.devices.cuda import parse_nvidia_smi
+from latency_lab.devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
                               parse_jetson_clocks, parse_nvpmodel)
 from latency_lab.measure import DeviceError, get_device
 

@@ -209,7 +209,7 @@ def test_cli_predict_and_errors(small, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, capsys):
-    from devices.cpu import CpuDevice
+    from latency_lab.devices.cpu import CpuDevice
     from latency_lab.lut import record_lut
     from latency_lab.measure import get_device
     from latency_lab.protocol import Protocol, measure_points

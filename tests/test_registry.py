@@ -9,7 +9,7 @@ from latency_lab.measure import DeviceError, device_class, device_names, get_dev
 
 
 def test_builtin_cpu_driver_is_found():
-    from devices.cpu import CpuDevice
+    from latency_lab.devices.cpu import CpuDevice
 
     assert device_class("cpu") is CpuDevice
     assert "cpu" in device_names()
@@ -40,7 +40,7 @@ def test_third_party_driver_through_an_entry_point(tmp_path, monkeypatch):
 
 
 def test_module_colon_class_is_accepted():
-    assert device_class("devices.cpu:CpuDevice").name == "cpu"
+    assert device_class("latency_lab.devices.cpu:CpuDevice").name == "cpu"
 
 
 def test_unknown_driver_and_bad_options_are_clear_errors():
@@ -66,3 +66,20 @@ def test_cpu_affinity_is_applied_and_recorded():
             get_device("cpu", affinity="zero")
     finally:
         os.sched_setaffinity(0, before)
+
+
+def test_one_installed_namespace(tmp_path):
+    """The repository's devices/ and search/ install as latency_lab.devices and
+    latency_lab.search; outside the checkout a bare `import devices` or `import search` finds
+    nothing of ours, and the shipped drivers are one list (latency_lab.devices.DRIVERS)."""
+    import subprocess
+
+    code = ("import importlib.util as u, latency_lab.devices as d, latency_lab.search\n"
+            "print(u.find_spec('devices'), u.find_spec('search'), u.find_spec('android_bench'))\n"
+            "print(sorted(d.DRIVERS))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out[0] == "None None None"
+    assert set(eval(out[1])) <= set(device_names())
+    for name in eval(out[1]):
+        assert device_class(name).__module__.startswith("latency_lab.devices.")

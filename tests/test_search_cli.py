@@ -8,7 +8,7 @@ import json
 import pytest
 
 from latency_lab.cli import main
-from search.sources import PyLatency, SourceError, parse_latency_source
+from latency_lab.search.sources import PyLatency, SourceError, parse_latency_source
 from search_helpers import nonlinear_module
 from latency_lab import presets
 

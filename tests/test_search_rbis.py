@@ -10,9 +10,9 @@ from itertools import combinations_with_replacement
 import pytest
 
 from latency_lab import presets
-from search.evaluators import Evaluator, PyEvaluator, TableEvaluator
-from search.rbis import (ResolutionResult, Node, SearchError, pick_winner, run_rbis, score)
-from search.sources import PyLatency, SourceError
+from latency_lab.search.evaluators import Evaluator, PyEvaluator, TableEvaluator
+from latency_lab.search.rbis import (ResolutionResult, Node, SearchError, pick_winner, run_rbis, score)
+from latency_lab.search.sources import PyLatency, SourceError
 from search_helpers import linear_module, nonlinear_module
 
 B0 = presets.get("efficientnet-b0")

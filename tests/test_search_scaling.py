@@ -8,7 +8,7 @@ import pytest
 
 from latency_lab import presets
 from latency_lab.scaling import round_filters_pycls, round_repeats_pycls, round_resolution
-from search.scaling import (DEPTH, FAMILIES, WIDTH, BudgetError, family_grid,
+from latency_lab.search.scaling import (DEPTH, FAMILIES, WIDTH, BudgetError, family_grid,
                             pycls_scaling_factors, rbis_step, scale_to_budget)
 from latency_lab.complexity import macs
 

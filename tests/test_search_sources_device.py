@@ -6,7 +6,7 @@ import pytest
 
 from latency_lab.protocol import Protocol
 from latency_lab.spec import NetworkSpec
-from search.sources import DeviceLatency, parse_latency_source
+from latency_lab.search.sources import DeviceLatency, parse_latency_source
 
 TINY = {"name": "tiny", "resolution": 64, "stem": {"width": 8}, "head": {"width": 32},
         "stages": [{"width": 24, "depth": 1, "kernel": 3, "expansion": 1, "stride": 1},
@@ -34,8 +34,8 @@ def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_search_on_the_cpu_device_measures_each_iteration_as_one_batch(tmp_path, monkeypatch):
-    from search.evaluators import Evaluator
-    from search.rbis import run_rbis
+    from latency_lab.search.evaluators import Evaluator
+    from latency_lab.search.rbis import run_rbis
 
     class Capacity(Evaluator):   # accuracy: a known function of size (no training here)
         def evaluate(self, points):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from devices.tflite_bench import (BenchmarkOutputError, benchmark_command, parse_benchmark_output,
+from latency_lab.devices.tflite_bench import (BenchmarkOutputError, benchmark_command, parse_benchmark_output,
                                   parse_stat_line, shell_command, timed_runs)
 
 # The binary's output around 2023-2025 (LiteRT/TF 2.1x): TFLITE_LOG lines with "INFO: ".
