@@ -28,6 +28,7 @@ from pathlib import Path
 
 from latency_lab.blocks import BlockModel
 from latency_lab.complexity import expanded_channels, se_channels
+from latency_lab.errors import UserError
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
 
@@ -150,7 +151,7 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
         keras.backend.clear_session()
 
 
-class ConversionError(RuntimeError):
+class ConversionError(UserError):
     """The converter worker died (killed for memory, crashed) before returning a model."""
 
 

@@ -218,11 +218,9 @@ app.add_typer(lut_app, name="lut")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from latency_lab.errors import user_errors
-
     try:
         app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
-    except user_errors() as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

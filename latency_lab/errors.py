@@ -1,27 +1,18 @@
-"""The exceptions that mean "the user asked for something that cannot be done".
+"""The one base of every error the user caused: `UserError`.
 
-The CLI prints these as one line and exits with code 2; anything else is a bug and keeps its
-traceback.
+The CLI catches `UserError` alone and prints it as one line with exit code 2; anything else is
+a bug and keeps its traceback. Each module derives its own error from it (SpecError,
+DeviceError, StoreError, ProtocolError, TableError, ...), so a library caller can catch either
+the specific error or all user errors, and this module imports nothing.
 """
 
 from __future__ import annotations
 
 
-class UserError(RuntimeError):
-    """Bad input detected by the CLI itself."""
+class UserError(Exception):
+    """Bad input or a request that cannot be carried out; the message is for the user."""
 
 
-class JumpInputError(ValueError):
+class JumpInputError(UserError):
     """A sweep the jump detector cannot use (latency_lab.jumps); defined here so that matching
     user errors never imports pandas."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    from latency_lab.build_keras import ConversionError
-    from latency_lab.measure import DeviceError
-    from latency_lab.protocol import ProtocolError
-    from latency_lab.spec import SpecError
-    from latency_lab.store import StoreError
-
-    return (UserError, SpecError, DeviceError, StoreError, ProtocolError, JumpInputError,
-            ConversionError)

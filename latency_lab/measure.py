@@ -31,13 +31,14 @@ from functools import cached_property
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
+from latency_lab.errors import UserError
 from latency_lab.spec import NetworkSpec
 from latency_lab.stats import Stats, summarize
 
 ENTRY_POINT_GROUP = "latency_lab.devices"
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UserError):
     """A device that cannot be found, opened or run; the message is for the user."""
 
 

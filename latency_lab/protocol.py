@@ -25,12 +25,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
+from latency_lab.errors import UserError
 from latency_lab.measure import Device, Measurement
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError):
     """Protocol settings that cannot work (a user error: the CLI prints it in one line)."""
 
 

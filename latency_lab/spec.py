@@ -28,12 +28,14 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from latency_lab.errors import UserError
+
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
 BLOCK_KINDS = ("mbconv",)
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 2048
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A network description that is not a valid network."""
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from latency_lab.errors import UserError
 from latency_lab.measure import DeviceInfo, Measurement
 from latency_lab.spec import NetworkSpec
 
@@ -76,7 +77,7 @@ SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms"
                   "p95_ms")
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError):
     """The store file is unusable (not a database, wrong schema, unwritable)."""
 
 

@@ -222,7 +222,7 @@ def get_family(method: str) -> Family:
     try:
         return FAMILIES[method]
     except KeyError:
-        raise BudgetError(f"unknown scaling method {method!r}; known: {', '.join(FAMILIES)}") from None
+        raise UserError(f"unknown scaling method {method!r}; known: {', '.join(FAMILIES)}") from None
 
 
 __all__ = ["WIDTH", "DEPTH", "rbis_step", "pycls_scaling_factors", "Family", "FAMILIES",

@@ -77,3 +77,37 @@ def test_usage_errors_exit_2(capsys):
 def test_devices_lists_cpu(capsys):
     code, out, _ = run(capsys, "devices")
     assert code == 0 and "cpu" in out.split()
+
+
+def test_every_user_error_derives_from_user_error():
+    """The CLI catches UserError alone: each module's error for bad input derives from it, so
+    none of them can escape as a traceback, and an unknown scaling method is not a BudgetError."""
+    import importlib
+    import pkgutil
+
+    import latency_lab
+    import latency_lab.devices
+    import latency_lab.search
+    from latency_lab.errors import UserError
+    from latency_lab.search.scaling import BudgetError, get_family
+
+    # internal (never shown to a user as such): the phone's output parser's error, which the
+    # android driver turns into a DeviceError
+    internal = {"BenchmarkOutputError"}
+    found = {}
+    modules = [mod for pkg in (latency_lab, latency_lab.devices, latency_lab.search)
+               for mod in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+    for mod in modules:
+        if mod.name.endswith(("build_torch", "devices.cuda", "devices.tensorrt")):
+            continue  # torch-only modules: their errors are checked where torch is present
+        m = importlib.import_module(mod.name)
+        for name, obj in vars(m).items():
+            if (isinstance(obj, type) and issubclass(obj, Exception) and name.endswith("Error")
+                    and obj.__module__ == m.__name__ and name not in internal):
+                found[name] = obj
+    assert {"SpecError", "DeviceError", "StoreError", "ProtocolError", "TableError",
+            "SearchError"} <= set(found)
+    assert [n for n, c in found.items() if not issubclass(c, UserError)] == []
+    with pytest.raises(UserError, match="unknown scaling method") as err:
+        get_family("quantum")
+    assert not isinstance(err.value, BudgetError)

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from latency_lab.protocol import Protocol, measure_points
+from latency_lab.protocol import Protocol, ProtocolError, measure_points
 from latency_lab.store import Store, StoreError
 
 FAST = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=6, ci_target_pct=1.0, time_cap_s=60)
@@ -81,5 +81,5 @@ def test_store_keeps_context_and_network(tmp_path, tiny, curve_device):
 
 
 def test_protocol_refuses_nonsense():
-    with pytest.raises(ValueError):
+    with pytest.raises(ProtocolError):
         Protocol(min_rounds=5, max_rounds=2)
