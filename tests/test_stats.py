@@ -32,9 +32,17 @@ def test_round_bootstrap_is_wider_when_rounds_drift():
 
 
 def test_summarize_uses_rounds_when_given():
+    """Five rounds at five levels: with rounds the CI is the cluster bootstrap's (whole rounds
+    resampled, so it spans the round levels, [10, 12]); without, the order-statistic interval
+    of 40 iid-looking samples ([10.5, 11.5]). Ignoring the rounds would give the narrower one."""
     x = [10.0] * 8 + [12.0] * 8 + [11.0] * 8 + [10.5] * 8 + [11.5] * 8
     r = [i // 8 for i in range(40)]
-    assert summarize(x, r).ci_high_ms - summarize(x, r).ci_low_ms > 0
+    with_rounds, without = summarize(x, r), summarize(x)
+    groups = [np.asarray(x[i * 8:(i + 1) * 8]) for i in range(5)]
+    assert (with_rounds.ci_low_ms, with_rounds.ci_high_ms) == median_ci_rounds(groups)
+    assert (without.ci_low_ms, without.ci_high_ms) == median_ci_order(np.asarray(x))
+    assert (with_rounds.ci_high_ms - with_rounds.ci_low_ms
+            > 1.5 * (without.ci_high_ms - without.ci_low_ms))
 
 
 def test_no_samples_is_an_error():
