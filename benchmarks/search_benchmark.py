@@ -47,7 +47,8 @@ def main() -> int:
     from latency_lab import presets
     from latency_lab.plots_search import plot_compare, plot_paths
     from latency_lab.search.evaluators import parse_evaluator
-    from latency_lab.search.rbis import Cache, run_rbis, write_atomic, write_trace
+    from latency_lab.fileio import write_atomic
+    from latency_lab.search.rbis import Cache, run_rbis, write_trace
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
     from latency_lab.search.sources import parse_latency_source
 

@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from latency_lab.fileio import atomic_path, write_atomic
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
@@ -66,14 +67,11 @@ def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_si
     model = build_torch(spec, seed=seed).eval()
     example = torch.zeros(batch_size, 3, spec.resolution, spec.resolution)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, on purpose
         torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
                           input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {2: "height", 3: "width"}})
-    tmp.replace(path)
     return path
 
 
@@ -238,10 +236,8 @@ class JetsonDevice(Device):
         if serialized is None:
             raise DeviceError(f"TensorRT failed to build an engine for {spec.name} at {resolution}")
         data = bytes(serialized)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-        cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        write_atomic(path, data)
+        write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
         return data
 
     def _context(self, spec: NetworkSpec, resolution: int):

@@ -21,7 +21,6 @@ import atexit
 import logging
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from latency_lab.blocks import BlockModel
 from latency_lab.complexity import expanded_channels, se_channels
 from latency_lab.errors import UserError
+from latency_lab.fileio import write_atomic
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
 
@@ -200,11 +200,7 @@ def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Pat
     path = root / f"{spec.fingerprint}.tflite"
     if path.exists() and path.stat().st_size > 0:
         return path
-    root.mkdir(parents=True, exist_ok=True)
     data = convert_isolated(spec)
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)  # atomic: a crash never leaves a truncated model under the final name
-    (root / f"{spec.fingerprint}.json").write_text(spec.to_json())
+    write_atomic(path, data)  # a crash never leaves a truncated model under the final name
+    write_atomic(root / f"{spec.fingerprint}.json", spec.to_json())
     return path

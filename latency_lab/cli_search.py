@@ -164,7 +164,7 @@ def scale_command(
     if res.note:
         print(f"note: {res.note}")
     if out:
-        from latency_lab.search.rbis import write_atomic
+        from latency_lab.fileio import write_atomic
 
         write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
                                       "latency_source": described}, indent=2))
@@ -185,7 +185,7 @@ def compare_command(
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     from latency_lab.plots_search import plot_compare
-    from latency_lab.search.rbis import write_atomic
+    from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
+from latency_lab.fileio import atomic_path
 
 # z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
 CI_Z95 = 1.959964
@@ -631,9 +632,9 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 1,
     out.mkdir(parents=True, exist_ok=True)
     files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",
              "candidates": out / "candidates.csv"}
-    result.jumps.to_csv(files["jumps"], index=False, float_format="%.4f")
-    result.drops.to_csv(files["drops"], index=False, float_format="%.4f")
-    cands.to_csv(files["candidates"], index=False, float_format="%.4f")
+    for key, frame in (("jumps", result.jumps), ("drops", result.drops), ("candidates", cands)):
+        with atomic_path(files[key]) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.4f")
     if plot:
         from latency_lab.plots import plot_sweep
 

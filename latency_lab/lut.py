@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from latency_lab.blocks import (BlockModel, describe_point, network_blocks,
                                 scaled_space_blocks)
 from latency_lab.errors import UserError
+from latency_lab.fileio import write_atomic
 from latency_lab.measure import Device, DeviceInfo
 from latency_lab.scaling import set_depth, widen
 from latency_lab.spec import NetworkSpec, SpecError
@@ -291,12 +292,7 @@ class Lut:
         }
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
-        return path
+        return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
     @property
     def sha256(self) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latency_lab.fileio import atomic_path
+
 
 def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     """Draw `result` (latency_lab.jumps.JumpResult) and `candidates` (its candidates table)."""
@@ -78,6 +80,7 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path

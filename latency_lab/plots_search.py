@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from latency_lab.fileio import atomic_path
+
 
 def _pyplot():
     import matplotlib
@@ -102,7 +104,7 @@ def plot_compare(rows: Sequence[dict], budget_ms: float, path: str | Path,
 
 def _save(fig, plt, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from latency_lab.fileio import atomic_path
 from latency_lab.measure import Device, Measurement
 from latency_lab.protocol import Progress, Protocol, measure_points
 from latency_lab.spec import NetworkSpec, SpecError, check_resolution
@@ -52,9 +53,8 @@ def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.4f")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4f")
     return path
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab.errors import UserError
+from latency_lab.fileio import atomic_path
 from latency_lab.measure import DeviceInfo
 from latency_lab.spec import NetworkSpec, SpecError, check_resolution
 
@@ -326,14 +327,13 @@ def write_table(table: LatencyTable | Iterable[TableRow], path: str | Path) -> P
         raise TableError(f"table file {path} must end in .csv or .parquet")
     frame = pd.DataFrame([r.record() for r in rows], columns=list(COLUMNS))
     frame["threads"] = frame["threads"].astype("Int64")  # None stays empty, not 1.0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     if path.suffix == ".parquet":
         _need_pyarrow("write")
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
     return path
 
 

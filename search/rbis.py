@@ -35,14 +35,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from itertools import combinations_with_replacement
 from pathlib import Path
 from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
+from latency_lab.fileio import write_atomic
 from latency_lab.spec import NetworkSpec, check_resolution
 from latency_lab.search.evaluators import Evaluator
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
@@ -76,20 +75,6 @@ def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, 
     if len(set(stages)) != len(stages) or not stages:
         raise SearchError(f"stages {list(stages)}: give distinct indices, at least one")
     return tuple(sorted(stages))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and os.replace (no torn files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -- cache and its file -------------------------------------------------------------------------
@@ -438,4 +423,4 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
 
 __all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
            "Cache", "Node", "score", "choose", "check_stages", "default_stages", "write_trace",
-           "write_atomic", "TRACE_COLUMNS", "DEFAULT_K"]
+           "TRACE_COLUMNS", "DEFAULT_K"]
