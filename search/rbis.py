@@ -1,6 +1,7 @@
 """The RBIS search driver: stage-dependent incremental scaling per candidate resolution.
 
-The algorithm is issue 5's, step by step (`../shared/rbis-method.md`, steps 2 and 3):
+The algorithm of the RBIS thesis (resolution-based incremental scaling, Seoul National
+University, 2023; steps 2 and 3: stage-dependent incremental scaling, then the best network):
 
 For each resolution r: the parent is the baseline at r (infeasible if slower than the budget
 T). Iteration i scales width when i is even, depth when i is odd. The candidates are every
@@ -16,7 +17,7 @@ the same rules (all of them evaluated); the best eligible one is taken and the s
 stops, or it stops with the current parent. The winner is the per-resolution result with the
 highest accuracy (ties: lower latency, then lower resolution).
 
-Choices made here where the issue is silent, each decision-neutral unless stated:
+Choices made here where the thesis is silent, each decision-neutral unless stated:
 - kept candidates slower than T are not evaluated (they cannot be chosen; accuracy is the
   costly part), and show in the trace with an empty accuracy;
 - a candidate whose network equals its parent's (a width step that rounds back, e.g.
@@ -49,7 +50,7 @@ from latency_lab.search.sources import LatencySource, SourceError
 
 STATE_VERSION = 1
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-DEFAULT_N_STAGES = 5    # issue 5: by default the last five body stages are scalable
+DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
