@@ -129,11 +129,34 @@ def sweep(
         frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
     write_csv(frame, out)
     reasons = frame["stop_reason"].value_counts().to_dict()
+    last = bar.last
+    if last is not None and (last.reused or last.resumed):
+        console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
+                      f"{last.resumed} measured further (--remeasure measures all anew)")
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
     if jumps:
         _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
+    advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid))
+    if advice:
+        console.print(advice, highlight=False)
+
+
+def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int) -> str:
+    """What to do when points stopped short of the CI target ('' when all reached it)."""
+    missed = frame[frame["ci_halfwidth_pct"] > target_pct]
+    if not len(missed):
+        return ""
+    why = missed["stop_reason"].value_counts().to_dict()
+    coarser = max(2, n_points // 2)
+    return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why}); the jump "
+            f"test above used these wider CIs. To narrow them: run the same command again (it "
+            f"goes on measuring the points the cap stopped, from the store); pin the process "
+            f"to a core other jobs use less (--affinity 1); measure fewer points (a coarser "
+            f"grid, e.g. {coarser} instead of {n_points}, gives each point about twice the "
+            f"rounds); or allow more time (--time-cap-s {int(time_cap_s * 2)}).")
 
 
 def _report_jumps(console, frame, out_dir: Path) -> None:
@@ -175,26 +198,55 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied")
 
 
-class _progress:
-    """A rich progress bar on a terminal; silent otherwise. Called as progress(done, total, s)."""
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (
+        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
 
-    def __init__(self, console):
-        self.console = console
-        self.bar = None
+
+def status_line(st) -> str:
+    """One line for a `protocol.RunStatus`: rounds, points done, current CI, time left."""
+    parts = [f"round {st.rounds}", f"{st.done}/{st.total} points done"]
+    if st.ci_pct is not None:
+        parts.append(f"CI +-{st.ci_pct:.2f}% median, {st.worst_ci_pct:.2f}% widest "
+                     f"(target {st.target_pct:g}%)")
+    parts.append(f"{_duration(st.elapsed_s)} elapsed")
+    if st.eta_s is not None:
+        parts.append(f"~{_duration(st.eta_s)} left" + (" (time cap)" if st.capped_eta else ""))
+    return ", ".join(parts)
+
+
+class _progress:
+    """Progress of a measuring run, called with a `protocol.RunStatus` after every round.
+
+    On a terminal a rich bar over the estimated time (elapsed / elapsed + time left) with the
+    status line beside it; otherwise (output to a file or a pipe) the status line printed once
+    per round, so a log shows how the run went."""
+
+    def __init__(self, console, label: str = ""):
+        self.console, self.label = console, label
+        self.bar = self.last = None
 
     def __enter__(self):
         if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
-            self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+            self.bar = Progress(BarColumn(), TextColumn("{task.description}"),
+                                console=self.console, transient=False)
             self.bar.start()
-            self.task = self.bar.add_task("points done", total=None)
+            self.task = self.bar.add_task("starting", total=None)
         return self
 
-    def __call__(self, done: int, total: int, elapsed: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total)
+    def __call__(self, status) -> None:
+        self.last = status
+        text = (f"{self.label}: " if self.label else "") + status_line(status)
+        if self.bar is None:
+            self.console.print(text, highlight=False, soft_wrap=True)
+            return
+        total = status.elapsed_s + status.eta_s if status.eta_s is not None else None
+        done = status.done == status.total
+        self.bar.update(self.task, description=text, completed=total if done else
+                        status.elapsed_s, total=total)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

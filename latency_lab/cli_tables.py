@@ -132,7 +132,7 @@ def lut_record(
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.blocks import blocks_by_kind, scaled_space_blocks
-    from latency_lab.cli import _check_writable, _console
+    from latency_lab.cli import _check_writable, _console, _progress
     from latency_lab.lut import record_lut
     from latency_lab.measure import get_device
     from latency_lab.presets import load_network
@@ -159,16 +159,14 @@ def lut_record(
                       f"{len(points)} block points {blocks_by_kind(points)}, "
                       f"{len({b.fingerprint for b, _ in points})} block models, resolutions "
                       f"{grid}; store {store.path}")
-        last = {"phase": ""}
+        with _progress(console) as bar:
+            def progress(phase: str, status) -> None:
+                bar.label = phase
+                bar(status)
 
-        def progress(phase: str, done: int, total: int, elapsed: float) -> None:
-            if phase != last["phase"] or done == total or done % 25 == 0:
-                console.print(f"  {phase}: {done}/{total} done, {elapsed:.0f} s")
-                last["phase"] = phase
-
-        lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
-                         n_calibration=calibration, seed=seed, progress=progress,
-                         statistic=statistic)
+            lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
+                             n_calibration=calibration, seed=seed, progress=progress,
+                             statistic=statistic)
     lut.save(out)
     o = lut.overhead
     err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"

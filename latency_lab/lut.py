@@ -436,7 +436,7 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     points = scaled_space_blocks(spec, resolutions, max_width_steps, max_depth_steps)
 
     def phase(name: str):
-        return (lambda done, total, s: progress(name, done, total, s)) if progress else None
+        return (lambda status: progress(name, status)) if progress else None
 
     calib = calibration_networks(spec, resolutions, max_width_steps, max_depth_steps,
                                  n_calibration, seed)

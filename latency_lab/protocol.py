@@ -13,11 +13,19 @@ points, so a sweep gets it and a single network does not). Raw samples are kept 
 the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_median_ms`).
 
 Every visit's samples are committed to the store before the next visit, so an interrupted run
-loses at most one visit; `measure_points` resumes open measurements and reuses finished ones.
+loses at most one visit; `measure_points` resumes open measurements, reuses finished ones and
+goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
+limit, not the point's answer).
+
+After every round the caller's `progress` gets a `RunStatus`: rounds so far, the open points'
+current CI half-widths, and an estimate of the time left (each open point needs about
+n * (CI / target)^2 rounds, since a CI narrows as 1/sqrt(rounds); visits cost what they have
+cost so far).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -58,7 +66,31 @@ class Protocol:
 
 
 Point = tuple[NetworkSpec, int]
-Progress = Callable[[int, int, float], None]  # (points finished, points total, elapsed s)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a `measure_points` call stands, handed to its `progress` callback."""
+
+    done: int                     # points finished (reused ones included)
+    total: int
+    elapsed_s: float              # since the clock started (after preparing the networks)
+    rounds: int                   # rounds of visits run in this call
+    ci_pct: float | None          # median CI half-width (% of median) of the open points
+    worst_ci_pct: float | None    # the widest of them
+    target_pct: float
+    eta_s: float | None           # estimated seconds left (None before the first round)
+    time_cap_s: float
+    reused: int = 0               # finished points taken from the store as they were
+    resumed: int = 0              # open or time-capped points measured further
+
+    @property
+    def capped_eta(self) -> bool:
+        """True when the estimate runs into the time cap (the cap will end the run)."""
+        return self.eta_s is not None and self.elapsed_s + self.eta_s >= self.time_cap_s
+
+
+Progress = Callable[[RunStatus], None]
 
 
 @dataclass
@@ -146,6 +178,15 @@ class _Run:
         self.measured: list[_State] = []   # every point measured in this call, for the drift fit
         self.total = 0
         self.start = time.monotonic()
+        self.rounds = 0
+        self.visits = 0
+        self.reused = self.resumed = 0
+        self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
+
+    def _met(self, m: Measurement) -> bool:
+        """Did a finished measurement meet this protocol's stopping rule for the CI?"""
+        return (m.n_rounds >= self.protocol.min_rounds
+                and 100 * m.stats.ci_halfwidth_rel <= self.protocol.ci_target_pct)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -161,8 +202,13 @@ class _Run:
             if latest and not remeasure:
                 mid, status = latest
                 if status == "done":
-                    self.results[i] = store.measurement(mid)
-                    continue
+                    done = store.measurement(mid)
+                    if done.stop_reason != "time_cap" or self._met(done):
+                        self.results[i] = done
+                        self.reused += 1
+                        continue
+                    store.reopen(mid)   # stopped by the cap, short of its target: go on
+                self.resumed += 1
                 samples, rounds, times, drift = store.samples(mid)
                 facts = dict(store.measurement(mid).facts)
             else:
@@ -190,15 +236,39 @@ class _Run:
         for i in list(self.active):
             st = self.active[i]
             n_rounds = len(set(st.rounds))
-            if n_rounds >= p.min_rounds:
+            if n_rounds >= 2:
                 stats = st.measurement(self.info, "", p.confidence).stats
-                if 100 * stats.ci_halfwidth_rel <= p.ci_target_pct:
+                self.ci_pct[i] = 100 * stats.ci_halfwidth_rel
+            if n_rounds >= p.min_rounds:
+                if self.ci_pct[i] <= p.ci_target_pct:
                     self._finish(i, "ci_target")
                 elif n_rounds >= p.max_rounds:
                     self._finish(i, "max_rounds")
         if stop_all:
             for i in list(self.active):
                 self._finish(i, stop_all)
+        self._report()
+        self.rounds += 1
+
+    def status(self) -> RunStatus:
+        p = self.protocol
+        cis = [self.ci_pct[i] for i in self.active if i in self.ci_pct]
+        eta = None
+        if self.visits:
+            left = sum(self._rounds_left(i) for i in self.active)
+            eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
+        return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
+                         statistics.median(cis) if cis else None, max(cis) if cis else None,
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed)
+
+    def _rounds_left(self, i: int) -> int:
+        """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
+        p, st = self.protocol, self.active[i]
+        n = len(set(st.rounds))
+        need = p.min_rounds
+        if i in self.ci_pct and n:
+            need = max(need, math.ceil(n * (self.ci_pct[i] / p.ci_target_pct) ** 2))
+        return max(1, min(need, p.max_rounds) - n)
 
     def visit(self, i: int) -> None:
         """One visit of point i: warm-up, `runs_per_visit` samples, committed to the store."""
@@ -215,13 +285,14 @@ class _Run:
         st.times.extend([time.time()] * n)
         st.drift.extend([1.0] * n)
         st.visited = True
+        self.visits += 1
 
     def _finish(self, i: int, reason: str) -> None:
         st = self.active.pop(i)
         self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
-        self._report()
+        self.ci_pct.pop(i, None)
 
     def _report(self) -> None:
         if self.progress:
-            self.progress(len(self.results), self.total, self.elapsed())
+            self.progress(self.status())

@@ -165,6 +165,13 @@ class Store:
             self.db.execute("UPDATE measurements SET status='done', stop_reason=?, finished_at=?"
                             " WHERE id=?", (stop_reason, time.time(), measurement_id))
 
+    def reopen(self, measurement_id: int) -> None:
+        """Mark a finished measurement open again, to add samples to it (one that a time cap
+        stopped short of its CI target); its samples stay."""
+        with self.db:
+            self.db.execute("UPDATE measurements SET status='open', stop_reason='',"
+                            " finished_at=NULL WHERE id=?", (measurement_id,))
+
     # -- reading -------------------------------------------------------------------------
     def latest(self, context_key: str, fingerprint: str, resolution: int) -> tuple[int, str] | None:
         """(id, status) of the newest measurement for this key, or None."""

@@ -22,7 +22,9 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     report = tmp_path / "sweep_jumps"  # the jump analysis runs at the end of a sweep
     for name in ("jumps.csv", "drops.csv", "candidates.csv", "sweep.png"):
         assert (report / name).stat().st_size > 0
-    assert "candidate resolutions" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "candidate resolutions" in err
+    assert "round 3, 8/8 points done" in err   # plain progress lines: stderr is not a terminal
     for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
                 "device", "runtime", "fingerprint", "threads", "stop_reason"):
         assert col in df.columns
@@ -32,6 +34,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     assert df["latency_ms"].iloc[-1] > df["latency_ms"].iloc[0]  # 4x the pixels costs more
     # the same sweep again reuses the store: identical figures
     assert main(args + ["--no-jumps"]) == 0
+    assert "8 finished point(s) reused" in capsys.readouterr().err
     again = pd.read_csv(out)
     pd.testing.assert_series_equal(again["latency_ms"], df["latency_ms"])
 
