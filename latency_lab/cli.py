@@ -18,6 +18,26 @@ from latency_lab.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Measure CNN latency over input resolution and scale networks to a budget.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"latency-lab {version('latency-lab')}")
+        except PackageNotFoundError:   # run from a checkout that was never installed
+            print("latency-lab (not installed: no version)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(show_version: bool = typer.Option(False, "--version", callback=_version,
+                                            is_eager=True, help="Print the version and exit.")
+          ) -> None:
+    """Measure CNN latency over input resolution and scale networks to a budget."""
+
+
 network_app = typer.Typer(no_args_is_help=True, help="Network presets and specs.")
 app.add_typer(network_app, name="network")
 

@@ -20,7 +20,8 @@ from latency_lab.errors import UserError
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
 ACCURACY_HELP = "Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy) or py:MODULE:FUNCTION."
-RES_HELP = "Candidate resolutions, e.g. 240,256,272,288 (default: the network's own resolution)."
+RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
+            "240,256,272,288 (default: the network's own resolution).")
 RES_FROM_HELP = "Read candidate resolutions from a CSV's `resolution` column (e.g. jumps' candidates.csv)."
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
 
@@ -63,7 +64,9 @@ def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Pa
     if resolutions_from:
         values = resolutions_from_csv(resolutions_from)
     elif resolutions:
-        values = parse_int_list(resolutions, "resolutions")
+        from latency_lab.sweep import parse_resolutions   # one syntax for every command
+
+        values = parse_resolutions(resolutions)
     else:
         values = [spec.resolution]
     return sorted({check_resolution(v) for v in values})
@@ -193,13 +196,15 @@ def compare_command(
     cache = result.cache
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
-        rows = []
+        rows, networks = [], {}
         [base_lat] = cache.latencies([(spec, spec.resolution)])
         [base_acc] = cache.accuracies([(spec, spec.resolution)])
         rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_acc, ""))
+        networks["baseline"] = spec
         w = result.winner.best
         rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.accuracy,
                                  f"{result.winner.iterations} steps"))
+        networks["rbis"] = result.provenance(result.winner)
         for method, family in FAMILIES.items():
             res = scale_to_budget(family, spec, budget_ms, lat)
             [acc] = cache.accuracies([(res.spec, res.spec.resolution)])
@@ -207,8 +212,14 @@ def compare_command(
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
                                      res.latency_ms, acc, f"{family.parameter}={res.x:.2f} "
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip()))
+            networks[method] = res.spec
     finally:
         source.close()
+    write_atomic(out / "compare.json", json.dumps({
+        "baseline": spec.name, "budget_ms": budget_ms, "latency_source": source.describe(),
+        "evaluator": cache.evaluator.describe(),
+        "methods": {r["method"]: {**r, "network": networks[r["method"]].to_dict()}
+                    for r in rows}}, indent=2))
     cols = list(rows[0])
     import io
 
@@ -224,7 +235,8 @@ def compare_command(
         print(f"{r['label']:16s} {r['accuracy']:8.3f}%  {r['latency_ms']:9.3f} ms  "
               f"{r['resolution']:4d} px  {r['detail']}")
     c = cache
-    print(f"wrote {out}/compare.csv, compare.png, result.json, trace.csv, paths.png; "
+    print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, trace.csv, "
+          f"paths.png; "
           f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
 
 

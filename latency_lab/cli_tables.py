@@ -34,7 +34,7 @@ def _network_filter(network: Optional[str]) -> Optional[str]:
         return None
     from latency_lab.presets import PRESETS, load_network
 
-    if network in PRESETS or network.endswith(".json"):
+    if network in PRESETS or ".json" in network:
         return load_network(network).fingerprint
     return network
 
@@ -181,7 +181,8 @@ def lut_record(
 def lut_predict(
     lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
     network: str = typer.Option(..., help="Preset name or network JSON file."),
-    resolution: int = typer.Option(..., help="Input resolution (one the LUT covers)."),
+    resolution: Optional[int] = typer.Option(None, help="Input resolution (one the LUT "
+                                                      "covers; default: the network's own)."),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
 ) -> None:
     """Predict a network's latency from a LUT (sum of blocks + fitted overhead)."""
@@ -193,7 +194,7 @@ def lut_predict(
 
     table = load_lut(lut)
     spec = load_network(network)
-    p = table.predict(spec, check_resolution(resolution))
+    p = table.predict(spec, check_resolution(resolution or spec.resolution))
     if as_json:
         print(json.dumps({**asdict(p), "context_key": table.context.context_key}, indent=2))
         return

@@ -200,7 +200,8 @@ class Node:
         if dimension == DEPTH:
             for i in stages:
                 depths[i] += 1
-        spec = replace(spec, name=f"{base.name}-rbis")
+        spec = replace(spec, name=f"{base.name}-rbis",
+                       source=f"RBIS-scaled from {base.name} ({base.fingerprint})")
         return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages))
 
 
@@ -262,19 +263,34 @@ class SearchResult:
     cache: Cache
     winner: ResolutionResult | None = None
 
+    def provenance(self, r: "ResolutionResult") -> NetworkSpec:
+        """The network of `r` named and sourced as what it is: scaled, from what, by what."""
+        b, c = r.best, self.cache
+        return replace(b.spec, name=f"{self.base.name}-rbis-{self.budget_ms:g}ms-{r.resolution}",
+                       source=f"RBIS: {self.base.name} ({self.base.fingerprint}) scaled to "
+                              f"{self.budget_ms:g} ms at {r.resolution} px in {r.iterations} "
+                              f"steps; latency {c.source.describe()}; accuracy "
+                              f"{c.evaluator.describe()}")
+
     def to_dict(self) -> dict:
-        w = self.winner.best if self.winner else None
+        w = self.provenance(self.winner) if self.winner else None
         c = self.cache
+        per_res = []
+        for r in self.per_resolution:
+            d = r.to_dict()
+            if "network" in d:
+                d["network"] = self.provenance(r).to_dict()
+            per_res.append(d)
         return {
             "baseline": self.base.name, "baseline_fingerprint": self.base.fingerprint,
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
             "latency_source": c.source.describe(), "evaluator": c.evaluator.describe(),
             "resolution": self.winner.resolution if self.winner else None,
-            "network": w.spec.to_dict() if w else None,
-            "accuracy": w.accuracy if w else None,
-            "latency_ms": w.latency_ms if w else None,
-            "per_resolution": [r.to_dict() for r in self.per_resolution],
+            "network": w.to_dict() if w else None,
+            "accuracy": self.winner.best.accuracy if w else None,
+            "latency_ms": self.winner.best.latency_ms if w else None,
+            "per_resolution": per_res,
             "counts": {"latency_reads": c.latency_calls, "accuracy_evaluations": c.accuracy_calls,
                        "latency_cache_hits": c.latency_hits,
                        "accuracy_cache_hits": c.accuracy_hits,

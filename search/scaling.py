@@ -30,7 +30,7 @@ baseline); x is log2 of the FLOPs multiplier they aim at (for compound x is phi)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from typing import Callable
 
 from latency_lab.errors import UserError
@@ -92,9 +92,12 @@ class Family:
     def network(self, base: NetworkSpec, x: float) -> NetworkSpec:
         d, w, r = self.factors(x)
         res = check_resolution(round_resolution(base.resolution * r, self.resolution_multiple))
-        return scale_uniform(base, w, d, res, round_filters=self.round_filters,
+        spec = scale_uniform(base, w, d, res, round_filters=self.round_filters,
                              round_repeats=self.round_repeats,
                              name=f"{base.name}-{self.method}-{x:.2f}")
+        return replace(spec, source=f"{self.method} scaling ({self.label}) of {base.name} "
+                                    f"({base.fingerprint}): {self.parameter}={x:.2f}, depth "
+                                    f"x{d:.3f}, width x{w:.3f}, resolution x{r:.3f}")
 
 
 def _compound(phi: float) -> tuple[float, float, float]:

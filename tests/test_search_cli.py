@@ -123,3 +123,35 @@ def test_py_source_gets_the_json_dict_with_resolution(tmp_path, monkeypatch):
         parse_latency_source("py:no_such_module_xyz:f")
     with pytest.raises(SourceError, match="lacks its PATH"):
         parse_latency_source("table:")
+
+
+def test_result_files_feed_back_in_with_their_provenance(mod, tmp_path, capsys):
+    """search's result.json, scale's --out and compare's compare.json are networks wherever a
+    network is taken, and say they were scaled, from what, by which method."""
+    budget = _budget(mod, 1.4)
+    lat, acc = f"py:{mod}:latency_ms", f"py:{mod}:accuracy"
+    assert main(["search", "--budget-ms", budget, "--latency", lat, "--accuracy", acc,
+                 "--resolutions", "224:240:16", "--candidates", "3", "--out", "s"]) == 0
+    result = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert result["resolutions"] == [224, 240]        # start:stop:step, as for sweep
+    capsys.readouterr()
+    assert main(["network", "show", "s/result.json", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["stages"] == result["network"]["stages"]
+    assert shown["source"].startswith("RBIS: efficientnet-b0 (48b9b6d0cd8f7976) scaled to")
+    assert f"py:{mod}:latency_ms" in shown["source"]
+    assert main(["network", "show", "s/result.json#224"]) == 0
+    assert "RBIS: efficientnet-b0" in capsys.readouterr().out
+    assert main(["scale", "--method", "compound", "--budget-ms", budget, "--latency", lat,
+                 "--out", "c.json"]) == 0
+    capsys.readouterr()
+    assert main(["network", "show", "c.json", "--json"]) == 0
+    scaled = json.loads(capsys.readouterr().out)
+    assert scaled["source"].startswith("compound scaling (dwr) of efficientnet-b0 (48b9b6d0")
+    assert main(["compare", "--budget-ms", budget, "--latency", lat, "--accuracy", acc,
+                 "--resolutions", "224", "--candidates", "3", "--out", "cmp"]) == 0
+    capsys.readouterr()
+    assert main(["network", "show", "cmp/compare.json"]) == 2
+    assert "holds 5 networks (baseline, rbis, compound, fast, rs)" in capsys.readouterr().err
+    assert main(["network", "show", "cmp/compare.json#fast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"].startswith("fast scaling (dWr)")
