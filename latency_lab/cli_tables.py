@@ -106,13 +106,30 @@ def table_show(
                   f"n={r.n_samples:<5d} {r.origin} {r.measured_at}")
 
 
+def _step_limit(text: str, spec, what: str):
+    """'2' -> 2 (every stage); '0,0,4,5,5,4,28' -> one per stage, checked."""
+    from latency_lab.blocks import per_stage
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: give a number or comma-separated numbers") from None
+    if not values:
+        raise UserError(f"{what}: no number in {text!r}")
+    per_stage(values if len(values) > 1 else values[0], len(spec.stages), what)  # checks
+    return values if len(values) > 1 else values[0]
+
+
 @lut_app.command("record")
 def lut_record(
     device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     resolutions: str = typer.Option("240,256,272,288", help="start:stop:step or a,b,c."),
-    max_width_steps: int = typer.Option(2, help="RBIS width steps per stage the LUT covers."),
-    max_depth_steps: int = typer.Option(1, help="RBIS depth steps per stage the LUT covers."),
+    max_width_steps: str = typer.Option("2", help="RBIS width steps the LUT covers: one number "
+                                                  "for every stage, or one per stage "
+                                                  "(0,0,4,5,5,4,28)."),
+    max_depth_steps: str = typer.Option("1", help="RBIS depth steps the LUT covers (1 covers "
+                                                  "any depth): one number, or one per stage."),
     out: Optional[Path] = typer.Option(None, help="LUT file (default lut-NETWORK-DEVICE.json)."),
     calibration: int = typer.Option(2, help="Random scaled networks measured whole, besides "
                                             "the base network at every resolution, to fit the "
@@ -145,8 +162,10 @@ def lut_record(
 
     if statistic not in STATISTICS:
         raise UserError(f"--statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
-    if max_width_steps < 0 or max_depth_steps < 0 or calibration < 0:
-        raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
+    if calibration < 0:
+        raise UserError("--calibration must be >= 0")
+    max_width_steps = _step_limit(max_width_steps, spec, "--max-width-steps")
+    max_depth_steps = _step_limit(max_depth_steps, spec, "--max-depth-steps")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
     _check_writable(out)
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from latency_lab.blocks import (BlockModel, describe_point, network_blocks,
+from latency_lab.blocks import (BlockModel, describe_point, network_blocks, per_stage,
                                 scaled_space_blocks)
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
@@ -74,12 +74,14 @@ def scaled_variant(spec: NetworkSpec, width_steps: Sequence[int], depth_steps: S
     return replace(spec, name=name or f"{spec.name}-{tag}", stages=tuple(stages))
 
 
-def random_scaled(spec: NetworkSpec, max_width_steps: int, max_depth_steps: int,
+def random_scaled(spec: NetworkSpec, max_width_steps, max_depth_steps,
                   rng: random.Random) -> NetworkSpec:
-    """A random point of the scaled space that `scaled_space_blocks` covers."""
+    """A random point of the scaled space that `scaled_space_blocks` covers (limits: one
+    number for every stage, or one per stage)."""
     n = len(spec.stages)
-    return scaled_variant(spec, [rng.randint(0, max_width_steps) for _ in range(n)],
-                          [rng.randint(0, max_depth_steps) for _ in range(n)])
+    w = per_stage(max_width_steps, n, "max width steps")
+    d = per_stage(max_depth_steps, n, "max depth steps")
+    return scaled_variant(spec, [rng.randint(0, k) for k in w], [rng.randint(0, k) for k in d])
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -219,8 +221,8 @@ class Lut:
     context: DeviceInfo
     network: NetworkSpec
     resolutions: list[int]
-    max_width_steps: int
-    max_depth_steps: int
+    max_width_steps: int | list[int]   # one limit for every stage, or one per stage
+    max_depth_steps: int | list[int]
     blocks: dict[tuple[str, int], BlockRow]
     calibration: list[CalibrationPoint] = field(default_factory=list)
     overhead: Overhead = field(default_factory=Overhead)
@@ -308,6 +310,16 @@ def _num(value: Any, what: str, positive: bool = False) -> float:
     return float(value)
 
 
+def _limit(value: Any, network: NetworkSpec, what: str) -> int | list[int]:
+    """A step limit as saved: one int, or a list with one int per stage."""
+    if isinstance(value, list):
+        try:
+            return per_stage(value, len(network.stages), what)
+        except (SpecError, TypeError, ValueError) as exc:
+            raise LutError(f"{what} {value!r}: {exc}") from None
+    return int(_num(value, what))
+
+
 def lut_from_dict(d: Any, source: str = "") -> Lut:
     """Validate and build a `Lut` from parsed JSON; LutError naming the first problem."""
     where = f"LUT {source}: " if source else "LUT: "
@@ -368,7 +380,8 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
         if statistic not in STATISTICS:
             raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
         return Lut(context, network, [int(r) for r in d["resolutions"]],
-                   int(d["max_width_steps"]), int(d["max_depth_steps"]), blocks, calibration,
+                   _limit(d["max_width_steps"], network, "max_width_steps"),
+                   _limit(d["max_depth_steps"], network, "max_depth_steps"), blocks, calibration,
                    overhead, dict(d.get("protocol", {})), str(d.get("created_at", "")), source,
                    statistic)
     except LutError as exc:
@@ -404,11 +417,11 @@ def load_lut(path: str | Path, context: DeviceInfo | str | None = None) -> Lut:
 
 
 # -- recording -----------------------------------------------------------------------------
-Progress = Callable[[str, int, int, float], None]   # (phase, done, total, elapsed s)
+Progress = Callable[[str, Any], None]   # (phase, protocol.RunStatus)
 
 
-def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps: int,
-                         max_depth_steps: int, n_random: int, seed: int = 0
+def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps,
+                         max_depth_steps, n_random: int, seed: int = 0
                          ) -> list[tuple[NetworkSpec, int]]:
     """The base network at every resolution, then `n_random` random scaled ones."""
     rng = random.Random(seed)
@@ -420,7 +433,7 @@ def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_widt
 
 
 def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
-               max_width_steps: int, max_depth_steps: int, store, protocol,
+               max_width_steps, max_depth_steps, store, protocol,
                n_calibration: int = 2, seed: int = 0, progress: Progress | None = None,
                statistic: str = "median") -> Lut:
     """Measure every block of the scaled space and a few whole networks; return the LUT.
