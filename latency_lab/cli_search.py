@@ -18,8 +18,12 @@ import typer
 from latency_lab.errors import UserError
 
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
-                "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
-ACCURACY_HELP = "Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy) or py:MODULE:FUNCTION."
+                "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
+                "what the first lacks is asked of the next (--latency table:T --latency lut:L "
+                "--latency cpu).")
+ACCURACY_HELP = ("Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy), "
+                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
+                 "resolution, for trying the search; marked SYNTHETIC in every output).")
 RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
             "240,256,272,288 (default: the network's own resolution).")
 RES_FROM_HELP = "Read candidate resolutions from a CSV's `resolution` column (e.g. jumps' candidates.csv)."
@@ -88,29 +92,44 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.presets import load_network
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
-    from latency_lab.search.sources import parse_latency_source
+    from latency_lab.search.sources import parse_latency_sources
 
     spec = load_network(network)
     grid = _resolutions(spec, resolutions, resolutions_from)
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     evaluator = parse_evaluator(accuracy)
-    source = parse_latency_source(latency)
+    source = parse_latency_sources(latency)
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log)
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
+        if hasattr(source, "report"):
+            _log(source.report())
+        _write_summary(out, result, spec)
     except BaseException:
         source.close()
         raise
     return spec, result, source
 
 
+def _write_summary(out: Path, result, spec) -> None:
+    """summary.md; the baseline at its own resolution too, where the sources have it."""
+    from latency_lab.summary import write_search_summary
+
+    try:
+        base_point = (result.cache.latencies([(spec, spec.resolution)])[0],
+                      result.cache.accuracies([(spec, spec.resolution)])[0])
+    except UserError:
+        base_point = None
+    write_search_summary(out / "summary.md", result, base_point)
+
+
 def search_command(
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
     accuracy: str = typer.Option(..., help=ACCURACY_HELP),
     resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
@@ -125,36 +144,44 @@ def search_command(
     source.close()
     d = result.to_dict()
     c = d["counts"]
+    kind = accuracy_word(d)
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"{pr['resolution']:5d}  {pr['accuracy']:.3f}%  {pr['latency_ms']:.3f} ms  "
-                  f"{pr['iterations']} steps  widths {pr['widths']} depths {pr['depths']}")
+            print(f"{pr['resolution']:5d}  {pr['accuracy']:.3f}% {kind}  {pr['latency_ms']:.3f} ms"
+                  f"  {pr['iterations']} steps  widths {pr['widths']} depths {pr['depths']}")
         else:
             print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
-    print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}%, {d['latency_ms']:.3f} ms "
+    print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}% {kind}, {d['latency_ms']:.3f} ms "
           f"(budget {budget_ms:g} ms); {c['latency_reads']} latency reads, "
           f"{c['accuracy_evaluations']} accuracy evaluations"
-          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png")
+          f"{' (resumed)' if c['resumed'] else ''}")
+    print(f"accuracy: {d['evaluator']}\nlatency: {d['latency_source']}")
+    print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
+
+
+def accuracy_word(d: dict) -> str:
+    """'accuracy', or 'SYNTHETIC accuracy' when the evaluator was synthetic."""
+    return "SYNTHETIC accuracy" if d.get("accuracy_synthetic") else "accuracy"
 
 
 def scale_command(
     method: str = typer.Option(..., help="compound (dwr), fast (dWr) or rs (ResNet-RS encoding)."),
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
     out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
                                                   "resolution and the search probes) as JSON."),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
     from latency_lab.search.scaling import get_family, scale_to_budget
-    from latency_lab.search.sources import parse_latency_source
+    from latency_lab.search.sources import parse_latency_sources
 
     family = get_family(method)
     spec = load_network(network)
     if not budget_ms > 0:
         raise UserError(f"--budget-ms must be positive, got {budget_ms}")
-    with parse_latency_source(latency) as source:
+    with parse_latency_sources(latency) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -177,7 +204,7 @@ def scale_command(
 def compare_command(
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
     accuracy: str = typer.Option(..., help=ACCURACY_HELP),
     resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
@@ -230,14 +257,24 @@ def compare_command(
     write_atomic(out / "compare.csv", buf.getvalue())
     foot = f"latency: {source.describe()}   accuracy: {cache.evaluator.describe()}"
     plot_compare(rows, budget_ms, out / "compare.png",
-                 title=f"{spec.name} scaled to {budget_ms:g} ms", footnote=foot)
+                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
+                       + _accuracy_title(cache.evaluator.describe(),
+                                         bool(cache.evaluator.synthetic)), footnote=foot,
+                 ylabel="SYNTHETIC accuracy (%)" if cache.evaluator.synthetic else "accuracy (%)")
+    kind = "SYNTHETIC accuracy" if cache.evaluator.synthetic else "accuracy"
     for r in rows:
-        print(f"{r['label']:16s} {r['accuracy']:8.3f}%  {r['latency_ms']:9.3f} ms  "
+        print(f"{r['label']:16s} {r['accuracy']:8.3f}% {kind}  {r['latency_ms']:9.3f} ms  "
               f"{r['resolution']:4d} px  {r['detail']}")
+    print(f"accuracy: {cache.evaluator.describe()}\nlatency: {source.describe()}")
     c = cache
     print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, trace.csv, "
           f"paths.png; "
           f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
+
+
+def _accuracy_title(evaluator: str, synthetic: bool) -> str:
+    return (f"accuracy SYNTHETIC, not trained: {evaluator}" if synthetic
+            else f"accuracy: {evaluator}")
 
 
 def _compare_row(method, label, spec, latency_ms, accuracy, detail) -> dict:

@@ -27,9 +27,13 @@ Point = tuple[NetworkSpec, int]
 
 
 class Evaluator:
-    """Interface: accuracies (%) of a batch of (network, resolution) points, in order."""
+    """Interface: accuracies (%) of a batch of (network, resolution) points, in order.
+
+    `synthetic` is '' for a real evaluator, else what the synthetic one is: every output
+    of a search then says so, so that a made-up number is never taken for an accuracy."""
 
     batch_size: int | None = None
+    synthetic: str = ""
 
     def evaluate(self, points: Sequence[Point]) -> list[float]:
         raise NotImplementedError
@@ -43,9 +47,11 @@ class PyEvaluator(Evaluator):
 
     batch_size = 1
 
-    def __init__(self, target: str):
-        self.target = target
+    def __init__(self, target: str, name: str | None = None):
+        self.target, self.name = target, name
         self.func = load_py_callable(target)
+        mark = getattr(self.func, "synthetic", "")
+        self.synthetic = (mark if isinstance(mark, str) else "synthetic") if mark else ""
 
     def evaluate(self, points: Sequence[Point]) -> list[float]:
         out = []
@@ -60,7 +66,8 @@ class PyEvaluator(Evaluator):
         return out
 
     def describe(self) -> str:
-        return f"py:{self.target}"
+        what = self.name or f"py:{self.target}"
+        return f"SYNTHETIC {what} ({self.synthetic})" if self.synthetic else what
 
 
 class TableEvaluator(Evaluator):
@@ -112,13 +119,16 @@ class TableEvaluator(Evaluator):
 
 
 def parse_evaluator(text: str) -> Evaluator:
-    """`table:PATH` or `py:MODULE:FUNCTION`."""
+    """`table:PATH`, `py:MODULE:FUNCTION` or `synthetic` (latency_lab.search.synthetic)."""
+    if text.strip() == "synthetic":
+        return PyEvaluator("latency_lab.search.synthetic:accuracy", name="synthetic")
     kind, sep, rest = text.strip().partition(":")
     if sep and rest and kind == "py":
         return PyEvaluator(rest)
     if sep and rest and kind == "table":
         return TableEvaluator(rest)
-    raise SourceError(f"unknown accuracy evaluator {text!r}; use table:PATH or py:MODULE:FUNCTION")
+    raise SourceError(f"unknown accuracy evaluator {text!r}; use table:PATH, py:MODULE:FUNCTION "
+                      "or synthetic")
 
 
 __all__ = ["Evaluator", "PyEvaluator", "TableEvaluator", "parse_evaluator"]

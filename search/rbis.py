@@ -53,7 +53,8 @@ DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one 
 DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
-                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
+                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
+                 "latency_from"]
 
 
 class SearchError(UserError):
@@ -86,6 +87,7 @@ class Cache:
         self.source, self.evaluator, self.path = source, evaluator, path
         self.latency: dict[str, float] = {}
         self.accuracy: dict[str, float] = {}
+        self.origin: dict[str, str] = {}    # which source answered (a chain has several)
         self.latency_calls = self.accuracy_calls = 0     # made by this process
         self.latency_hits = self.accuracy_hits = 0
         self.resumed = False
@@ -114,13 +116,16 @@ class Cache:
                 raise SearchError(f"search state {self.path} was made with {what} "
                                   f"{d.get(what)!r}, not {mine!r}; use another --out or delete it")
         self.latency, self.accuracy, self.resumed = latency, accuracy, True
+        self.origin = {str(k): str(v) for k, v in d.get("latency_from", {}).items()}
 
     def save(self) -> None:
         if self.path is None:
             return
         write_atomic(self.path, json.dumps({"version": STATE_VERSION, **self._ids(),
                                             "latency_ms": self.latency,
-                                            "accuracy": self.accuracy}, indent=1, sort_keys=True))
+                                            "accuracy": self.accuracy,
+                                            "latency_from": self.origin},
+                                           indent=1, sort_keys=True))
 
     def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
         todo: dict[str, tuple[NetworkSpec, int]] = {}
@@ -134,10 +139,12 @@ class Cache:
             values = self.source.latency_many(list(todo.values()))
             self.latency_calls += len(values)
             self.latency.update(zip(todo, (float(v) for v in values)))
+            self.origin.update((k, self.source.origin(*p)) for k, p in todo.items())
             self.save()
         else:
             for k, (spec, res) in todo.items():
                 self.latency[k] = float(self.source.latency_ms(spec, res))
+                self.origin[k] = self.source.origin(spec, res)
                 self.latency_calls += 1
                 self.save()
         return [self.latency[self.key(s, r)] for s, r in points]
@@ -286,6 +293,7 @@ class SearchResult:
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
             "latency_source": c.source.describe(), "evaluator": c.evaluator.describe(),
+            "accuracy_synthetic": bool(c.evaluator.synthetic),
             "resolution": self.winner.resolution if self.winner else None,
             "network": w.to_dict() if w else None,
             "accuracy": self.winner.best.accuracy if w else None,
@@ -316,9 +324,18 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
             "depths": " ".join(map(str, node.spec.depths))}
 
 
-def write_trace(rows: list[dict], path: Path) -> None:
+def mark_origins(rows: list[dict], cache: "Cache") -> None:
+    """Set each trace row's `latency_from`: which latency source answered it."""
+    for row in rows:
+        row["latency_from"] = cache.origin.get(f"{row['fingerprint']}@{row['resolution']}", "")
+
+
+def write_trace(rows: list[dict], path: Path, cache: "Cache | None" = None) -> None:
+    """trace.csv; with `cache`, each row says which latency source answered it."""
     import io
 
+    if cache is not None:
+        mark_origins(rows, cache)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TRACE_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -448,7 +465,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log))
             if out:
-                write_trace(trace, out / "trace.csv")
+                write_trace(trace, out / "trace.csv", cache)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None
         if out:
@@ -458,8 +475,9 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             raise SearchError(f"budget {budget_ms:g} ms is below the baseline's latency at every "
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
+        mark_origins(trace, cache)
         if out:
-            write_trace(trace, out / "trace.csv")
+            write_trace(trace, out / "trace.csv", cache)
     return result
 
 

@@ -49,6 +49,19 @@ class LatencySource:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        """How sure a latency this source returned is (CI, samples), for reports; '' if unknown."""
+        return ""
+
+    @property
+    def label(self) -> str:
+        """A short name: table, lut, py, or the device's name."""
+        return self.describe()
+
+    def origin(self, spec: NetworkSpec, resolution: int) -> str:
+        """Which source answered for this point (a chain has several)."""
+        return self.label
+
     def close(self) -> None:
         """Release what the source holds (a device); a closed source may be used again."""
 
@@ -102,6 +115,8 @@ class PyLatency(LatencySource):
     def __init__(self, target: str):
         self.target = target
         self.func = load_py_callable(target)
+        mark = getattr(self.func, "synthetic", "")
+        self.synthetic = (mark if isinstance(mark, str) else "synthetic") if mark else ""
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
         try:
@@ -113,6 +128,11 @@ class PyLatency(LatencySource):
         return check_value(value, f"latency function py:{self.target}", spec, resolution)
 
     def describe(self) -> str:
+        return f"SYNTHETIC py:{self.target} ({self.synthetic})" if self.synthetic \
+            else f"py:{self.target}"
+
+    @property
+    def label(self) -> str:
         return f"py:{self.target}"
 
 
@@ -133,6 +153,20 @@ class _Adapter(LatencySource):
 
     def describe(self) -> str:
         return f"{self.kind}:{self.path}"
+
+    @property
+    def label(self) -> str:
+        return self.kind
+
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        if self.kind == "table":
+            row = self.obj.row(spec, int(resolution))
+            return (f"median of {row.n_samples} samples, 95% CI {row.ci_low_ms:.3f}-"
+                    f"{row.ci_high_ms:.3f} ms, recorded {row.measured_at}")
+        p = self.obj.predict(spec, int(resolution))
+        err = (f"expected error +-{p.expected_error_pct:.1f}%" if p.expected_error_pct
+               is not None else "expected error unknown")
+        return f"LUT prediction, sum of {p.n_blocks} blocks + overhead ({p.overhead_model}), {err}"
 
 
 class DeviceLatency(LatencySource):
@@ -171,6 +205,18 @@ class DeviceLatency(LatencySource):
         """The full `Measurement` (samples, CI) behind a latency this source returned."""
         return self.measurements.get((spec.fingerprint, int(resolution)))
 
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        m = self.measurement(spec, resolution)
+        if m is None:
+            return ""
+        st = m.stats
+        return (f"median of {st.count} samples in {m.n_rounds} rounds, 95% CI "
+                f"{st.ci_low_ms:.3f}-{st.ci_high_ms:.3f} ms, stopped by {m.stop_reason}")
+
     def describe(self) -> str:
         info = self.device.info()
         return (f"device {info.name} ({info.hardware}, {info.runtime} {info.runtime_version}, "
@@ -178,6 +224,95 @@ class DeviceLatency(LatencySource):
 
     def close(self) -> None:
         self.device.close()
+
+
+class ChainSource(LatencySource):
+    """Sources tried in order for each point: what the first lacks (a network a table has no
+    row for, a block a LUT never measured) is asked of the next, e.g. a recorded table, then
+    a LUT, then a live device. Which one answered each point is kept (`origin`: the search's
+    trace.csv column `latency_from`), and how often each was passed over (`misses`)."""
+
+    def __init__(self, sources: Sequence[LatencySource]):
+        self.sources = list(sources)
+        self.batched = any(s.batched for s in self.sources)
+        self.answered: dict[tuple[str, int], int] = {}
+        self.misses = [0] * len(self.sources)
+        self.first_miss: dict[int, str] = {}
+
+    def latency_many(self, points: Sequence[Point]) -> list[float]:
+        out: list[float | None] = [None] * len(points)
+        todo, reasons = list(range(len(points))), {}
+        for n, src in enumerate(self.sources):
+            if not todo:
+                break
+            if src.batched:     # a device measures what is left, interleaved, and has it all
+                for i, v in zip(todo, src.latency_many([points[i] for i in todo])):
+                    out[i] = v
+                    self.answered[(points[i][0].fingerprint, int(points[i][1]))] = n
+                todo = []
+                break
+            rest = []
+            for i in todo:
+                spec, res = points[i]
+                try:
+                    out[i] = src.latency_ms(spec, res)
+                    self.answered[(spec.fingerprint, int(res))] = n
+                except UserError as exc:     # not covered here: ask the next source
+                    rest.append(i)
+                    self.misses[n] += 1
+                    self.first_miss.setdefault(n, str(exc))
+                    reasons.setdefault(i, []).append(f"{src.describe()}: {exc}")
+            todo = rest
+        if todo:
+            spec, res = points[todo[0]]
+            raise SourceError(f"no latency source has {spec.name} ({spec.fingerprint}) at "
+                              f"{res}: " + "; ".join(reasons.get(todo[0], [])))
+        return out
+
+    def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
+        return self.latency_many([(spec, resolution)])[0]
+
+    def _source(self, spec: NetworkSpec, resolution: int) -> LatencySource | None:
+        n = self.answered.get((spec.fingerprint, int(resolution)))
+        return None if n is None else self.sources[n]
+
+    def origin(self, spec: NetworkSpec, resolution: int) -> str:
+        src = self._source(spec, resolution)
+        return src.origin(spec, resolution) if src else ""
+
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        src = self._source(spec, resolution)
+        return src.detail(spec, resolution) if src else ""
+
+    def describe(self) -> str:
+        return " else ".join(s.describe() for s in self.sources)
+
+    def report(self) -> str:
+        """How many points each source answered and missed, in words."""
+        counts = [0] * len(self.sources)
+        for n in self.answered.values():
+            counts[n] += 1
+        parts = [f"{s.label} answered {c}" + (f", lacked {m} (first: {self.first_miss[k]})" if m else "")
+                 for k, (s, c, m) in enumerate(zip(self.sources, counts, self.misses))]
+        return "latency sources: " + "; ".join(parts)
+
+    def close(self) -> None:
+        for s in self.sources:
+            s.close()
+
+
+def parse_latency_sources(texts: Sequence[str], **kw) -> LatencySource:
+    """One source, or a `ChainSource` of several tried in order (e.g. table, lut, device)."""
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise SourceError("no latency source given")
+    if len(texts) == 1:
+        return parse_latency_source(texts[0], **kw)
+    devices = [t for t in texts if t.split(":")[0] not in ("py", "table", "lut")]
+    if devices and texts[-1] not in devices or len(devices) > 1:
+        raise SourceError("a device can only be the last latency source of a chain (it has "
+                          "every network, measuring what the recordings lack)")
+    return ChainSource([parse_latency_source(t, **kw) for t in texts])
 
 
 def parse_latency_source(text: str, store_path=None, protocol=None, device_options=None,
@@ -199,5 +334,6 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
     return DeviceLatency(text, store_path, protocol, device_options, progress)
 
 
-__all__ = ["LatencySource", "PyLatency", "DeviceLatency", "SourceError", "parse_latency_source",
+__all__ = ["LatencySource", "PyLatency", "DeviceLatency", "ChainSource", "SourceError",
+           "parse_latency_source", "parse_latency_sources",
            "load_py_callable", "network_dict", "check_value"]

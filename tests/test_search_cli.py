@@ -155,3 +155,37 @@ def test_result_files_feed_back_in_with_their_provenance(mod, tmp_path, capsys):
     assert "holds 5 networks (baseline, rbis, compound, fast, rs)" in capsys.readouterr().err
     assert main(["network", "show", "cmp/compare.json#fast", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"].startswith("fast scaling (dWr)")
+
+
+def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp_path, capsys):
+    """--latency A --latency B: B answers what A lacks; trace.csv says who answered what,
+    summary.md has baseline vs winner with the evaluator."""
+    (tmp_path / "partial.py").write_text(
+        "import importlib\n"
+        f"full = importlib.import_module({mod!r})\n"
+        "def latency_ms(net):\n"
+        "    if net['stages'][6]['width'] > 320:\n"
+        "        raise KeyError('not recorded')\n"
+        "    return full.latency_ms(net)\n")
+    assert main(["search", "--budget-ms", _budget(mod, 1.4), "--latency", "py:partial:latency_ms",
+                 "--latency", f"py:{mod}:latency_ms", "--accuracy", "synthetic",
+                 "--resolutions", "224", "--candidates", "3", "--out", "o"]) == 0
+    out, err = capsys.readouterr()
+    assert "latency sources: py:partial:latency_ms answered" in err and "lacked" in err
+    with open(tmp_path / "o" / "trace.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    origin = {r["latency_from"] for r in rows}
+    assert origin == {"py:partial:latency_ms", f"py:{mod}:latency_ms"}
+    assert all(r["latency_from"] == f"py:{mod}:latency_ms" for r in rows
+               if int(r["widths"].split()[6]) > 320)
+    # the synthetic evaluator is said to be synthetic everywhere
+    assert "SYNTHETIC accuracy" in out and "winner:" in out
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["accuracy_synthetic"] is True and result["evaluator"].startswith("SYNTHETIC")
+    summary = (tmp_path / "o" / "summary.md").read_text()
+    assert "accuracies are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
+    assert "RBIS winner" in summary and "| MACs | 0.386 G |" in summary
+    # a device anywhere but last is refused
+    assert main(["search", "--budget-ms", "10", "--latency", "cpu", "--latency",
+                 f"py:{mod}:latency_ms", "--accuracy", "synthetic", "--out", "x"]) == 2
+    assert "only be the last" in capsys.readouterr().err
