@@ -214,7 +214,7 @@ def compare_command(
                                                        "and RBIS's files."),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
-    from latency_lab.plots_search import plot_compare
+    from latency_lab.plots_search import accuracy_title, plot_compare
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
@@ -255,10 +255,10 @@ def compare_command(
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out / "compare.csv", buf.getvalue())
-    foot = f"latency: {source.describe()}   accuracy: {cache.evaluator.describe()}"
+    foot = f"latency: {source.describe()}\naccuracy: {cache.evaluator.describe()}"
     plot_compare(rows, budget_ms, out / "compare.png",
                  title=f"{spec.name} scaled to {budget_ms:g} ms\n"
-                       + _accuracy_title(cache.evaluator.describe(),
+                       + accuracy_title(cache.evaluator.describe(),
                                          bool(cache.evaluator.synthetic)), footnote=foot,
                  ylabel="SYNTHETIC accuracy (%)" if cache.evaluator.synthetic else "accuracy (%)")
     kind = "SYNTHETIC accuracy" if cache.evaluator.synthetic else "accuracy"
@@ -270,11 +270,6 @@ def compare_command(
     print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, trace.csv, "
           f"paths.png; "
           f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
-
-
-def _accuracy_title(evaluator: str, synthetic: bool) -> str:
-    return (f"accuracy SYNTHETIC, not trained: {evaluator}" if synthetic
-            else f"accuracy: {evaluator}")
 
 
 def _compare_row(method, label, spec, latency_ms, accuracy, detail) -> dict:

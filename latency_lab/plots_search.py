@@ -72,15 +72,22 @@ def plot_paths(result: dict, trace: Sequence[dict], path: str | Path) -> Path:
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("SYNTHETIC accuracy (%)" if synthetic else "accuracy (%)")
     ax.set_title(f"RBIS: {result['baseline']} to {budget:g} ms, incremental path per resolution\n"
-                 + (f"accuracy SYNTHETIC, not trained: {result['evaluator']}" if synthetic
-                    else f"accuracy: {result['evaluator']}"),
+                 + accuracy_title(result["evaluator"], synthetic),
                  fontsize=9, color="crimson" if synthetic else "black")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
               title=STEP_LABELS, title_fontsize=6)
-    fig.text(0.01, 0.005, f"latency: {result['latency_source']}", fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.text(0.01, 0.005, f"latency: {result['latency_source']}\naccuracy: {result['evaluator']}",
+             fontsize=6, color="gray")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, plt, path)
+
+
+def accuracy_title(evaluator: str, synthetic: bool, width: int = 100) -> str:
+    """The accuracy's evaluator for a plot title: SYNTHETIC said first when it is."""
+    text = ("accuracy SYNTHETIC, not a trained network's (evaluator below)"
+            if synthetic else f"accuracy: {evaluator}")
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def plot_compare(rows: Sequence[dict], budget_ms: float, path: str | Path,
@@ -109,7 +116,7 @@ def plot_compare(rows: Sequence[dict], budget_ms: float, path: str | Path,
     ax.legend(fontsize=7, loc="lower right")
     if footnote:
         fig.text(0.01, 0.005, footnote, fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, plt, path)
 
 

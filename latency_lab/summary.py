@@ -51,8 +51,7 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
     rows = list(next(iter(cols.values())))
     lines = [f"# RBIS: {base.name} scaled to {result.budget_ms:g} ms", ""]
     if synthetic:
-        lines += [f"**The accuracies are SYNTHETIC ({cache.evaluator.synthetic}), not a trained "
-                  "network's.**", ""]
+        lines += [f"**Accuracies are SYNTHETIC: {cache.evaluator.synthetic}.**", ""]
     lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {r} | " + " | ".join(cols[n][r] for n in names) + " |" for r in rows]
     lines += ["", f"- budget: {result.budget_ms:g} ms; resolutions searched: "

@@ -67,7 +67,10 @@ class PyEvaluator(Evaluator):
 
     def describe(self) -> str:
         what = self.name or f"py:{self.target}"
-        return f"SYNTHETIC {what} ({self.synthetic})" if self.synthetic else what
+        if self.synthetic:
+            where = "latency_lab.search.synthetic" if self.name == "synthetic" else what
+            return f"SYNTHETIC ({where}: {self.synthetic})"
+        return what
 
 
 class TableEvaluator(Evaluator):
