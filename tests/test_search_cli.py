@@ -183,7 +183,7 @@ def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["accuracy_synthetic"] is True and result["evaluator"].startswith("SYNTHETIC")
     summary = (tmp_path / "o" / "summary.md").read_text()
-    assert "accuracies are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
+    assert "Accuracies are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
     assert "RBIS winner" in summary and "| MACs | 0.386 G |" in summary
     # a device anywhere but last is refused
     assert main(["search", "--budget-ms", "10", "--latency", "cpu", "--latency",
