@@ -29,6 +29,7 @@ from latency_lab.blocks import BlockModel
 from latency_lab.complexity import expanded_channels, se_channels
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
+from latency_lab import model_cache
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
 
@@ -199,8 +200,11 @@ def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Pat
     root = Path(root) if root else cache_dir() / "models"
     path = root / f"{spec.fingerprint}.tflite"
     if path.exists() and path.stat().st_size > 0:
+        model_cache.touch(path)
         return path
     data = convert_isolated(spec)
     write_atomic(path, data)  # a crash never leaves a truncated model under the final name
     write_atomic(root / f"{spec.fingerprint}.json", spec.to_json())
+    model_cache.touch(path)
+    model_cache.enforce_cap(root)   # least recently used models go past the size cap
     return path

@@ -288,6 +288,10 @@ from latency_lab.cli_tables import lut_app, table_app  # noqa: E402
 app.add_typer(table_app, name="table")
 app.add_typer(lut_app, name="lut")
 
+from latency_lab.cli_cache import cache_app  # noqa: E402
+
+app.add_typer(cache_app, name="cache")
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
