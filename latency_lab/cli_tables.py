@@ -84,8 +84,10 @@ def table_show(
     device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
     network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
                                                      "preset or JSON file)."),
+    show_rows: bool = typer.Option(False, "--rows", help="Every row (by network, resolution, "
+                                                         "latency) with its widths and depths."),
 ) -> None:
-    """Validate a latency table and print its contexts and rows."""
+    """Validate a latency table and print it by network and resolution (--rows: every row)."""
     from latency_lab.tables import describe_context, load_table
 
     table = load_table(path)
@@ -98,12 +100,29 @@ def table_show(
     print(f"{path}: {len(table)} rows, format version ok")
     for key, c in table.contexts.items():
         print(f"context {describe_context(c)}")
-        for r in rows:
-            if r.context.context_key != key:
-                continue
-            print(f"  {r.network:28s} {r.spec.fingerprint} {r.resolution:5d}  "
-                  f"{r.latency_ms:10.3f} ms  CI [{_fmt(r.ci_low_ms)}, {_fmt(r.ci_high_ms)}]  "
-                  f"n={r.n_samples:<5d} {r.origin} {r.measured_at}")
+        mine = sorted((r for r in rows if r.context.context_key == key),
+                      key=lambda r: (r.network, r.resolution, r.latency_ms))
+        by_net: dict[str, list] = {}
+        for r in mine:
+            by_net.setdefault(r.network, []).append(r)
+        for name, group in by_net.items():
+            fps = {r.spec.fingerprint for r in group}
+            print(f"  {name}: {len(group)} rows, {len(fps)} architecture(s)")
+            by_res: dict[int, list] = {}
+            for r in group:
+                by_res.setdefault(r.resolution, []).append(r)
+            for res, rs in by_res.items():
+                lat = [r.latency_ms for r in rs]
+                n_fp = len({r.spec.fingerprint for r in rs})
+                span = (f"{lat[0]:.3f} ms" if len(rs) == 1
+                        else f"{min(lat):.3f} .. {max(lat):.3f} ms")
+                print(f"    {res:5d} px  {len(rs):4d} rows  {n_fp:4d} architecture(s)  {span}")
+                if show_rows:
+                    for r in rs:
+                        print(f"          {r.spec.fingerprint}  {r.latency_ms:9.3f} ms  CI "
+                              f"[{_fmt(r.ci_low_ms)}, {_fmt(r.ci_high_ms)}]  n={r.n_samples:<5d}"
+                              f" widths {' '.join(map(str, r.spec.widths))}  depths "
+                              f"{' '.join(map(str, r.spec.depths))}  {r.origin}")
 
 
 def _step_limit(text: str, spec, what: str):

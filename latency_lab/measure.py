@@ -152,6 +152,7 @@ class Measurement:
             "threads": c.threads,
             "affinity": c.affinity,
             "batch_size": c.batch_size,
+            "extra": json.dumps(dict(sorted(c.extra.items())), sort_keys=True, default=str),
             "context_key": c.context_key,
             # from the driver's facts: samples that are per-invocation averages, not single
             # runs (a phone binary that reports only summaries), and throttling episodes

@@ -226,7 +226,6 @@ class _Run:
         for spec, resolutions in by_network.values():
             self.device.prepare(spec, resolutions)
         self.start = time.monotonic()
-        self._report()
 
     def judge(self, stop_all: str | None = None) -> None:
         """Fit the drift, then stop the points that reached the CI target or max rounds (and

@@ -290,6 +290,8 @@ def load_table(path: str | Path, context: DeviceInfo | str | None = None) -> Lat
     from that device context (mixed, or another device)."""
     path = Path(path)
     frame, unit = _read_frame(path)
+    if "format_version" not in frame.columns and set(SWEEP_COLUMNS) <= set(frame.columns):
+        frame = _from_sweep(frame, path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise TableError(f"table {path} lacks column(s): {', '.join(missing)}")
@@ -309,6 +311,36 @@ def load_table(path: str | Path, context: DeviceInfo | str | None = None) -> Lat
     if context is not None:
         table.require_context(context)
     return table
+
+
+SWEEP_COLUMNS = ("resolution", "latency_ms", "ci_low_ms", "ci_high_ms", "n_samples",
+                 "stop_reason", "network", "fingerprint", "context_key", "device")
+
+
+def _from_sweep(frame, path: Path):
+    """A sweep CSV (`latency-lab sweep`) as table columns: the same statistics and context;
+    the network's JSON from the preset it names (a sweep CSV has only the fingerprint),
+    origin "sweep" (a sweep CSV does not say when it was measured)."""
+    from latency_lab import presets
+
+    if "extra" not in frame.columns:
+        raise TableError(f"sweep CSV {path} has no `extra` column (written before sweeps "
+                         "recorded it), so its device context cannot be checked; export a "
+                         "table from the store instead: latency-lab table export OUT.csv")
+    frame = frame.copy()
+    specs = {}
+    for name, fp in set(zip(frame["network"], frame["fingerprint"])):
+        spec = presets.get(name) if name in presets.PRESETS else None
+        if spec is None or spec.fingerprint != fp:
+            raise TableError(f"sweep CSV {path}: network {name} ({fp}) is not a preset, and a "
+                             "sweep CSV keeps only its fingerprint; export a table from the "
+                             f"store instead: latency-lab table export OUT.csv --network {fp}")
+        specs[fp] = json.dumps(spec.arch_dict(), sort_keys=True, separators=(",", ":"))
+    frame["network_json"] = frame["fingerprint"].map(specs)
+    frame["format_version"] = str(FORMAT_VERSION)
+    frame["measured_at"] = "not recorded (sweep CSV)"
+    frame["origin"] = "sweep"
+    return frame
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -116,9 +116,9 @@ def test_progress_reports_rounds_ci_and_time_left(tmp_path, tiny, curve_device):
     with Store(tmp_path / "s.sqlite") as store:
         measure_points(curve_device(noise=0.02), [(tiny, r) for r in (64, 96, 128)], store, p,
                        progress=seen.append)
-    assert [s.rounds for s in seen[:4]] == [0, 0, 1, 2]   # after prepare, then once per round
+    assert [s.rounds for s in seen[:3]] == [0, 1, 2]   # once per round, from the start
     assert seen[0].eta_s is None and seen[0].ci_pct is None
-    mid = seen[3]   # after 2 rounds: CIs known, an estimate of the time left
+    mid = seen[2]   # after 2 rounds: CIs known, an estimate of the time left
     assert mid.ci_pct is not None and mid.worst_ci_pct >= mid.ci_pct > 0
     assert mid.eta_s is not None and 0 <= mid.eta_s <= 60
     assert seen[-1].done == seen[-1].total == 3
