@@ -26,12 +26,6 @@ SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.mem", "clocks.max.s
               "temperature.gpu", "power.draw", "pstate")
 
 
-def _as_bool(value: Any) -> bool:
-    from latency_lab.devices.android import _as_bool as parse
-
-    return parse(value)
-
-
 def parse_nvidia_smi(csv_text: str, fields: tuple[str, ...] = SMI_FIELDS) -> list[dict[str, Any]]:
     """`nvidia-smi --query-gpu=F1,F2 --format=csv,noheader,nounits` -> one dict per GPU.
 
@@ -83,28 +77,25 @@ def require_cuda(torch) -> None:
 class CudaDevice(Device):
     name = "cuda"
 
-    def __init__(self, precision: str = "fp32", batch_size: int | str = 1,
-                 channels_last: bool | str = True, cuda_graphs: bool | str = False,
-                 gpu: int | str = 0, shape_warmup: int | str = 10, cudnn_benchmark: bool | str = True):
+    def __init__(self, precision: str = "fp32", batch_size: int = 1, channels_last: bool = True,
+                 cuda_graphs: bool = False, gpu: int = 0, shape_warmup: int = 10,
+                 cudnn_benchmark: bool = True):
         import torch
 
         if precision not in PRECISIONS:
             raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        try:
-            self.batch_size, self.gpu, self.shape_warmup = int(batch_size), int(gpu), int(shape_warmup)
-        except ValueError as exc:
-            raise DeviceError(f"bad cuda device option: {exc}") from None
-        if self.batch_size < 1:
-            raise DeviceError("batch_size must be at least 1")
+        self.batch_size, self.gpu, self.shape_warmup = batch_size, gpu, shape_warmup
+        if self.batch_size < 1 or self.shape_warmup < 0:
+            raise DeviceError("batch_size must be at least 1 and shape_warmup at least 0")
         require_cuda(torch)
         if self.gpu >= torch.cuda.device_count():
             raise DeviceError(f"no GPU {self.gpu}: torch sees {torch.cuda.device_count()}")
         self.torch = torch
         self.precision = precision
-        self.channels_last = _as_bool(channels_last)
-        self.cuda_graphs = _as_bool(cuda_graphs)
+        self.channels_last = channels_last
+        self.cuda_graphs = cuda_graphs
         self.device = torch.device("cuda", self.gpu)
-        torch.backends.cudnn.benchmark = _as_bool(cudnn_benchmark)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         self._models: dict[str, Any] = {}
         self._shapes: dict[tuple[str, int], Any] = {}  # (fingerprint, res) -> (input, graph, out)
         self._smi = nvidia_smi(self.gpu)
