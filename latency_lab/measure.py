@@ -103,10 +103,14 @@ class Measurement:
     facts: Mapping[str, Any] = field(default_factory=dict)
     confidence: float = 0.95
     drift: tuple[float, ...] = ()         # machine-drift factor of each sample's visit, or ()
+    recorded: Stats | None = None         # a replay's statistics as recorded (no samples here)
 
     @cached_property
     def stats(self) -> Stats:
-        """Statistics of the drift-corrected samples (the raw ones when there is no drift)."""
+        """Statistics of the drift-corrected samples (the raw ones when there is no drift);
+        a replayed measurement's recorded statistics."""
+        if self.recorded is not None:
+            return self.recorded
         samples = self.samples_ms
         if self.drift:
             samples = tuple(s / d for s, d in zip(self.samples_ms, self.drift))
@@ -114,6 +118,8 @@ class Measurement:
 
     @cached_property
     def raw_stats(self) -> Stats:
+        if self.recorded is not None:
+            return self.recorded
         return summarize(self.samples_ms, self.rounds or None, self.confidence)
 
     @property
@@ -192,6 +198,28 @@ class Device(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ReplayDevice(Device):
+    """A device that answers from a recording (a latency table, a per-block LUT) instead of
+    running anything: the one replay path, whether it is named as a device (`--device
+    table:PATH`) or as a search's latency source (`--latency table:PATH`).
+
+    A recorded figure is not a sample. `recorded` gives the recorded `Measurement` (median,
+    CI and sample count as recorded, stop reason "replayed" or "predicted"), which the
+    protocol returns as it is instead of sampling a constant again and again and storing
+    copies of it; `sample` gives the recorded median as one summary-only sample, for callers
+    of the plain Device API."""
+
+    @abstractmethod
+    def recorded(self, spec: NetworkSpec, resolution: int) -> Measurement:
+        """The recorded measurement of `spec` at `resolution`; a DeviceError naming what is
+        missing when the recording lacks it."""
+
+    def sample(self, spec: NetworkSpec, resolution: int, runs: int,
+               warmup_runs: int = 1) -> RunResult:
+        m = self.recorded(spec, resolution)
+        return RunResult(samples_ms=(m.latency_ms,), facts=dict(m.facts), summary_only=True)
 
 
 def _load(target: str):
