@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from contextlib import contextmanager
 from typing import Any
 
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
@@ -64,6 +65,21 @@ def nvidia_smi(index: int = 0) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
+@contextmanager
+def cudnn_benchmark_flag(torch, on: bool):
+    """`torch.backends.cudnn.benchmark` set to `on` inside, and back to what it was after.
+
+    The flag is process-wide and cuDNN consults its autotuning cache only while it is set, so
+    the driver sets it around each of its own forwards instead of once in `__init__`, where it
+    stayed changed for everything else in the process (another device, the caller's code)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def require_cuda(torch) -> None:
     if torch.version.cuda is None:
         raise DeviceError(f"CUDA is not available: torch {torch.__version__} is a CPU-only build; "
@@ -95,7 +111,7 @@ class CudaDevice(Device):
         self.channels_last = channels_last
         self.cuda_graphs = cuda_graphs
         self.device = torch.device("cuda", self.gpu)
-        torch.backends.cudnn.benchmark = cudnn_benchmark
+        self.cudnn_benchmark = cudnn_benchmark  # set only while this driver runs
         self._models: dict[str, Any] = {}
         self._shapes: dict[tuple[str, int], Any] = {}  # (fingerprint, res) -> (input, graph, out)
         self._smi = nvidia_smi(self.gpu)
@@ -111,7 +127,7 @@ class CudaDevice(Device):
             extra={"driver": self._smi.get("driver_version") or "unknown",
                    "compute_capability": f"{props.major}.{props.minor}",
                    "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs,
-                   "cudnn_benchmark": bool(t.backends.cudnn.benchmark),
+                   "cudnn_benchmark": self.cudnn_benchmark,
                    "max_sm_clock_mhz": self._smi.get("clocks.max.sm")})
 
     def _model(self, spec: NetworkSpec):
@@ -143,7 +159,7 @@ class CudaDevice(Device):
                        device=self.device, dtype=dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=t.channels_last)
-            with t.inference_mode():
+            with t.inference_mode(), cudnn_benchmark_flag(t, self.cudnn_benchmark):
                 for _ in range(self.shape_warmup):  # cudnn.benchmark autotunes this shape
                     model(x)
                 t.cuda.synchronize(self.device)
@@ -169,7 +185,8 @@ class CudaDevice(Device):
         x, graph = self._shape(spec, resolution)
         step = graph.replay if graph is not None else (lambda: model(x))
         samples = []
-        with t.inference_mode(), t.cuda.device(self.device):
+        with (t.inference_mode(), t.cuda.device(self.device),
+              cudnn_benchmark_flag(t, self.cudnn_benchmark)):
             for _ in range(warmup_runs):
                 step()
             events = [(t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True))
