@@ -1,6 +1,7 @@
 """The RBIS search driver: stage-dependent incremental scaling per candidate resolution.
 
-The algorithm is issue 5's, step by step (`../shared/rbis-method.md`, steps 2 and 3):
+The algorithm of the RBIS thesis (resolution-based incremental scaling, Seoul National
+University, 2023; steps 2 and 3: stage-dependent incremental scaling, then the best network):
 
 For each resolution r: the parent is the baseline at r (infeasible if slower than the budget
 T). Iteration i scales width when i is even, depth when i is odd. The candidates are every
@@ -16,7 +17,7 @@ the same rules (all of them evaluated); the best eligible one is taken and the s
 stops, or it stops with the current parent. The winner is the per-resolution result with the
 highest accuracy (ties: lower latency, then lower resolution).
 
-Choices made here where the issue is silent, each decision-neutral unless stated:
+Choices made here where the thesis is silent, each decision-neutral unless stated:
 - kept candidates slower than T are not evaluated (they cannot be chosen; accuracy is the
   costly part), and show in the trace with an empty accuracy;
 - a candidate whose network equals its parent's (a width step that rounds back, e.g.
@@ -49,7 +50,7 @@ from latency_lab.search.sources import LatencySource, SourceError
 
 STATE_VERSION = 1
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-DEFAULT_N_STAGES = 5    # issue 5: by default the last five body stages are scalable
+DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
@@ -171,14 +172,27 @@ class Cache:
 # -- the search ---------------------------------------------------------------------------------
 @dataclass
 class Node:
-    """A network on the search path with its per-stage width-step counts and depth steps."""
+    """A network on the search path: its per-stage width-step counts and depth steps, and the
+    step that made it from its parent (`dimension` and `stages`; empty for the baseline)."""
 
     spec: NetworkSpec
     width_steps: tuple[int, ...]
     depth_steps: tuple[int, ...]
     latency_ms: float = math.nan
     accuracy: float = math.nan
-    label: str = "baseline"
+    dimension: str = ""
+    stages: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """'w3+6': width step on stages 3 and 6; 'd5': depth step on stage 5; 'baseline'."""
+        if not self.dimension:
+            return "baseline"
+        return f"{self.dimension[0]}{'+'.join(map(str, self.stages))}"
+
+    @property
+    def stage_label(self) -> str:
+        return "+".join(map(str, self.stages))
 
     def step(self, base: NetworkSpec, dimension: str, stages: tuple[int, ...]) -> "Node":
         spec, widths = rbis_step(self.spec, base, self.width_steps, dimension, stages)
@@ -187,7 +201,7 @@ class Node:
             for i in stages:
                 depths[i] += 1
         spec = replace(spec, name=f"{base.name}-rbis")
-        return Node(spec, widths, tuple(depths), label=f"{dimension[0]}{'+'.join(map(str, stages))}")
+        return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages))
 
 
 def score(acc: float, lat: float, parent_acc: float, parent_lat: float) -> tuple[bool, float]:
@@ -274,8 +288,8 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
     preferred, s = (False, math.nan)
     if parent is not None and not math.isnan(node.accuracy):
         preferred, s = score(node.accuracy, node.latency_ms, parent.accuracy, parent.latency_ms)
-    return {"resolution": r, "iteration": it, "dimension": dim, "stages": node.label[1:]
-            if phase != "baseline" else "", "latency_ms": node.latency_ms,
+    return {"resolution": r, "iteration": it, "dimension": dim, "stages": node.stage_label,
+            "latency_ms": node.latency_ms,
             "accuracy": "" if math.isnan(node.accuracy) else node.accuracy,
             "score": "" if math.isnan(s) else s, "chosen": chosen, "phase": phase, "kept": kept,
             "eligible": eligible, "preferred": preferred,
@@ -302,65 +316,37 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
     """RBIS at one resolution; appends its rows to `trace` as it goes."""
     n = len(base.stages)
     parent = Node(base.with_resolution(r), (0,) * n, (0,) * n)
-    point = lambda node: (node.spec, r)  # noqa: E731
-    [parent.latency_ms] = cache.latencies([point(parent)])
+    [parent.latency_ms] = cache.latencies([(parent.spec, r)])
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
         trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False))
         return ResolutionResult(r, False, f"baseline latency {parent.latency_ms:.3f} ms exceeds "
                                           f"the budget {budget_ms:g} ms")
     trace.append(_row(r, -1, "baseline", parent, "baseline", False, True, None, True))
-    [parent.accuracy] = cache.accuracies([point(parent)])
+    [parent.accuracy] = cache.accuracies([(parent.spec, r)])
     trace[-1] = _row(r, -1, "baseline", parent, "baseline", False, True, None, True)
     result = ResolutionResult(r, True, "", [parent])
     pairs = list(combinations_with_replacement(stages, 2))
+    singles = [(a,) for a in stages]
     for it in range(max_iterations):
         dim = WIDTH if it % 2 == 0 else DEPTH
-        cands = [c for c in (parent.step(base, dim, p) for p in pairs)
-                 if c.spec.fingerprint != parent.spec.fingerprint]
-        for c, lat in zip(cands, cache.latencies([point(c) for c in cands])):
-            c.latency_ms = lat
-        order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
-        kept = set(order[:k])
-        rows = lambda pick: [_row(r, it, dim, c, "pair", j in kept,  # noqa: E731
-                                  c.latency_ms <= budget_ms, parent, j == pick)
-                             for j, c in enumerate(cands)]
-        start = len(trace)
-        trace.extend(rows(None))          # latencies are in the trace before evaluation starts
-        to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget_ms]
-        for j, acc in zip(to_eval, cache.accuracies([point(cands[j]) for j in to_eval])):
-            cands[j].accuracy = acc
-        pick = choose(cands, parent)
-        trace[start:] = rows(pick)
-        if pick is not None:
+        step = _Iteration(base, r, it, dim, budget_ms, cache, trace, parent)
+        chosen = step.run(pairs, "pair", k)
+        if chosen is not None:
             if log:
-                c = cands[pick]
-                log(f"r={r} iteration {it} {dim}: stages {c.label[1:]} -> "
-                    f"{c.latency_ms:.2f} ms, {c.accuracy:.3f}%")
-            parent = cands[pick]
+                log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
+                    f"{chosen.latency_ms:.2f} ms, {chosen.accuracy:.3f}")
+            parent = chosen
             result.path.append(parent)
             result.iterations = it + 1
             continue
-        # Last iteration: no pair fits, try one stage at a time (same dimension, same rules).
-        singles = [c for c in (parent.step(base, dim, (a,)) for a in stages)
-                   if c.spec.fingerprint != parent.spec.fingerprint]
-        for c, lat in zip(singles, cache.latencies([point(c) for c in singles])):
-            c.latency_ms = lat
-        rows = lambda pick: [_row(r, it, dim, c, "single", True,  # noqa: E731
-                                  c.latency_ms <= budget_ms, parent, j == pick)
-                             for j, c in enumerate(singles)]
-        start = len(trace)
-        trace.extend(rows(None))
-        to_eval = [j for j, c in enumerate(singles) if c.latency_ms <= budget_ms]
-        for j, acc in zip(to_eval, cache.accuracies([point(singles[j]) for j in to_eval])):
-            singles[j].accuracy = acc
-        pick = choose(singles, parent)
-        trace[start:] = rows(pick)
-        if pick is not None:
-            parent = singles[pick]
-            result.path.append(parent)
+        # Last iteration: no pair fits, try one stage at a time (same dimension, same rules,
+        # every single evaluated).
+        chosen = step.run(singles, "single", None)
+        if chosen is not None:
+            result.path.append(chosen)
             result.iterations = it + 1
-            result.reason = f"budget reached; last step on one stage ({dim} {parent.label[1:]})"
+            result.reason = f"budget reached; last step on one stage ({dim} {chosen.stage_label})"
         else:
             result.reason = "budget reached"
         if log:
@@ -368,6 +354,46 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
         return result
     result.reason = f"stopped at the iteration cap {max_iterations}"
     return result
+
+
+@dataclass
+class _Iteration:
+    """One RBIS iteration from `parent` along `dimension`: candidates, latencies, the kept ones
+    evaluated, the choice; the pair phase and the single-stage fallback are two `run`s."""
+
+    base: NetworkSpec
+    r: int
+    it: int
+    dimension: str
+    budget_ms: float
+    cache: Cache
+    trace: list[dict]
+    parent: Node
+
+    def run(self, groups: Sequence[tuple[int, ...]], phase: str, k: int | None) -> Node | None:
+        """Candidates for each stage group (minus steps that leave the network unchanged); the
+        k lowest-latency ones (all when k is None) within the budget are evaluated; returns the
+        chosen candidate or None. The trace gets every candidate's row before evaluation."""
+        parent, r, budget = self.parent, self.r, self.budget_ms
+        cands = [c for c in (parent.step(self.base, self.dimension, g) for g in groups)
+                 if c.spec.fingerprint != parent.spec.fingerprint]
+        for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
+            c.latency_ms = lat
+        order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
+        kept = set(order if k is None else order[:k])
+
+        def rows(pick: int | None) -> list[dict]:
+            return [_row(r, self.it, self.dimension, c, phase, j in kept, c.latency_ms <= budget,
+                         parent, j == pick) for j, c in enumerate(cands)]
+
+        start = len(self.trace)
+        self.trace.extend(rows(None))   # latencies are in the trace before evaluation starts
+        to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget]
+        for j, acc in zip(to_eval, self.cache.accuracies([(cands[j].spec, r) for j in to_eval])):
+            cands[j].accuracy = acc
+        pick = choose(cands, parent)
+        self.trace[start:] = rows(pick)
+        return None if pick is None else cands[pick]
 
 
 def pick_winner(per_res: Sequence[ResolutionResult]) -> ResolutionResult | None:

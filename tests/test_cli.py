@@ -119,3 +119,17 @@ def test_every_user_error_derives_from_user_error():
     with pytest.raises(UserError, match="unknown scaling method") as err:
         get_family("quantum")
     assert not isinstance(err.value, BudgetError)
+
+
+def test_sweep_options_default_to_the_protocols_own_defaults():
+    """The sweep command repeats Protocol's defaults in its options (importing the protocol
+    would pull scipy into `--help`, about 3 s); this pins them to one source of truth."""
+    import inspect
+
+    from latency_lab.cli import sweep
+    from latency_lab.protocol import Protocol
+
+    defaults = {name: p.default.default for name, p in inspect.signature(sweep).parameters.items()}
+    proto = Protocol()
+    for field in ("ci_target_pct", "min_rounds", "max_rounds", "runs_per_visit", "time_cap_s"):
+        assert defaults[field] == getattr(proto, field), field
