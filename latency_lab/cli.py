@@ -146,9 +146,12 @@ def _report_jumps(console, frame, out_dir: Path) -> None:
         console.print(f"no jump analysis: {exc}")
         return
     before = [int(r) for r in analysis.result.jumps["resolution_before"]]
-    picks = [int(r) for r in analysis.candidates["resolution"]]
-    console.print(f"jumps after {before or 'none'}; candidate resolutions {picks}; "
-                  f"report in {out_dir}/")
+    from latency_lab.candidates import kept
+
+    picks = kept(analysis.candidates)
+    console.print(f"jumps after {before or 'none'}; candidate resolutions {picks} (the "
+                  f"{len(picks)} largest jumps; `latency-lab jumps --budget-ms T` keeps those "
+                  f"with room under a budget); report in {out_dir}/")
 
 
 def _device_options(items: list[str], **flags) -> dict[str, object]:
