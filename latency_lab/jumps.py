@@ -139,6 +139,16 @@ def prepare_curve(frame: pd.DataFrame) -> Curve:
         raise JumpInputError(f"sweep has no column {', '.join(missing)} "
                              f"(columns: {', '.join(map(str, frame.columns)) or 'none'})")
     notes: list[str] = []
+    if "n_samples" in frame.columns and "stop_reason" in frame.columns:
+        # a sweep stopped by its time cap or an interruption lists the points it never
+        # reached (no samples, no latency): they are not part of the curve
+        unreached = (pd.to_numeric(frame["n_samples"], errors="coerce") == 0) & \
+            frame["latency_ms"].isna()
+        if unreached.any():
+            notes.append(f"{int(unreached.sum())} point(s) never measured (stop reason "
+                         f"{', '.join(sorted(set(frame.loc[unreached, 'stop_reason'].astype(str))))}"
+                         f"): left out")
+            frame = frame[~unreached]
     res = _numeric(frame["resolution"], "resolution")
     lat = _numeric(frame["latency_ms"], "latency_ms")
     if np.any(res <= 0) or np.any(res != np.round(res)):
