@@ -52,24 +52,46 @@ class SlowSetupDevice(Device):
 
 
 class FakeCudaDevice(Device):
-    """A cuda-like device whose host needs `launch_ms` to launch an eager forward: an eager
-    run takes max(GPU time, launch time) (the GPU waits for the host), a graph replay the GPU
-    time. With `cuda_graphs` it measures replays, else eager runs."""
+    """A cuda-like device with the cuda driver's options: the host needs `launch_ms` to launch
+    an eager forward, so an eager run takes max(GPU time, launch time) (the GPU waits for the
+    host) and a graph replay the GPU time; with `cuda_graphs` it measures replays. Time is
+    spent for real (sleeps), so scripts with time budgets can be run against it: a set-up
+    costs `autotune_s` with `cudnn_benchmark`, and a batch whose input exceeds `memory_mpx`
+    million pixels is out of memory, as on a GPU."""
 
     name = "fake-cuda"
 
-    def __init__(self, cuda_graphs: bool = True, launch_ms: float = 1.0):
-        self.cuda_graphs = cuda_graphs
-        self.launch_ms = launch_ms
+    def __init__(self, cuda_graphs: bool = True, launch_ms: float = 1.0, precision: str = "fp32",
+                 batch_size: int = 1, cudnn_benchmark: bool = True, shape_warmup: int = 10,
+                 autotune_s: float = 0.0, memory_mpx: float = 50.0):
+        from latency_lab.measure import DeviceError
+
+        if precision not in ("fp32", "fp16"):
+            raise DeviceError(f"precision must be one of fp32, fp16, not {precision!r}")
+        self.cuda_graphs, self.launch_ms, self.precision = cuda_graphs, launch_ms, precision
+        self.batch_size, self.cudnn_benchmark = batch_size, cudnn_benchmark
+        self.autotune_s, self.memory_mpx = autotune_s, memory_mpx
         self.facts: dict[int, dict] = {}
 
     def info(self) -> DeviceInfo:
-        return DeviceInfo("fake-cuda", "simulated GPU", "python", "1",
-                          extra={"cuda_graphs": self.cuda_graphs})
+        return DeviceInfo("fake-cuda", "simulated GPU", "python", "1", precision=self.precision,
+                          batch_size=self.batch_size,
+                          extra={"cuda_graphs": self.cuda_graphs,
+                                 "cudnn_benchmark": self.cudnn_benchmark})
+
+    def gpu_ms(self, resolution: int) -> float:
+        scale = 0.5 if self.precision == "fp16" else 1.0
+        return scale * (gpu_ms(resolution) + 0.002 * (self.batch_size - 1) * (resolution / 64) ** 2)
 
     def setup(self, spec, resolution):
-        eager = max(gpu_ms(resolution), self.launch_ms)
-        graph = gpu_ms(resolution) if self.cuda_graphs else None
+        from latency_lab.measure import DeviceError
+
+        if self.batch_size * resolution ** 2 / 1e6 > self.memory_mpx:
+            raise DeviceError(f"GPU out of memory at {resolution} px, batch {self.batch_size}")
+        if self.cudnn_benchmark:
+            time.sleep(self.autotune_s)
+        eager = max(self.gpu_ms(resolution), self.launch_ms)
+        graph = self.gpu_ms(resolution) if self.cuda_graphs else None
         facts = launch_check(eager, self.launch_ms, graph)
         facts["execution"] = "graph" if self.cuda_graphs else "eager"
         facts["launch_bound"] = not self.cuda_graphs and facts["eager_launch_bound"]
@@ -81,5 +103,6 @@ class FakeCudaDevice(Device):
             self.setup(spec, resolution)
         f = self.facts[resolution]
         ms = f["graph_ms"] if f["execution"] == "graph" else f["eager_ms"]
+        time.sleep(min(ms * (runs + warmup_runs) / 1e3, 1.0))
         return RunResult(tuple(ms * (1 + 0.0005 * k) for k in range(runs)),
                          facts={"execution": f["execution"], "launch_bound": f["launch_bound"]})

@@ -100,7 +100,8 @@ def test_cuda_sweep_of_efficientnet_reports_setup_and_execution(tmp_path):
         frame = run_sweep(dev, b0, [192, 224, 256], store,
                           Protocol(runs_per_visit=4, min_rounds=2, max_rounds=2, time_cap_s=60))
     assert list(frame["n_samples"]) == [8, 8, 8] and (frame["setup_s"] > 0).all()
-    assert set(frame["execution"]) == {"graph"} and frame["latency_ms"].is_monotonic_increasing
+    assert set(frame["execution"]) == {"graph"} and (frame["latency_ms"] > 0).all()
+    assert (frame["ci_high_ms"] >= frame["ci_low_ms"]).all()
 
 
 def test_tensorrt_version_gate():
