@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
 from latency_lab.errors import UserError
-from latency_lab.measure import Device, Measurement
+from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
@@ -106,16 +106,19 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
     store.set_drift(updates)
 
 
-def measure_points(device: Device, points: Sequence[Point], store: Store,
+def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
                    progress: Progress | None = None) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
+    A replay device's points are its recorded measurements, as recorded (no store needed).
 
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
     and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
     point has stopped.
     """
+    if isinstance(device, ReplayDevice):
+        return [device.recorded(spec, res) for spec, res in points]
     run = _Run(device, store, protocol, progress)
     run.open(points, remeasure)
     run.prepare()

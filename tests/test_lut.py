@@ -240,3 +240,8 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
     replay = get_device(f"lut:{path}")
     assert replay.info().context_key != dev.info().context_key
     assert replay.sample(fresh, 96, 5).samples_ms == (pytest.approx(predicted),)
+    # a prediction is not a measurement: no samples of its own, the blocks' CI around it
+    [p] = measure_points(replay, [(fresh, 96)], None)
+    assert p.stop_reason == "predicted" and p.stats.count == 0 and p.samples_ms == ()
+    assert p.latency_ms == pytest.approx(predicted)
+    assert p.stats.ci_low_ms < p.latency_ms < p.stats.ci_high_ms
