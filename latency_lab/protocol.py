@@ -17,10 +17,19 @@ loses at most one visit; `measure_points` resumes open measurements, reuses fini
 goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
 limit, not the point's answer).
 
-After every round the caller's `progress` gets a `RunStatus`: rounds so far, the open points'
-current CI half-widths, and an estimate of the time left (each open point needs about
-n * (CI / target)^2 rounds, since a CI narrows as 1/sqrt(rounds); visits cost what they have
-cost so far).
+The time cap holds between any two visits, also in the first round: a point's first visit in
+a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
+of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
+runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
+reached stop as "time_cap" with no samples (their store entries stay open and resume on the
+next run); the set-up time of each point is kept as its `setup_s`. An interruption (Ctrl-C,
+or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point as far as
+it got, so the caller can still write them.
+
+After every round (and while a point is being set up) the caller's `progress` gets a
+`RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time
+left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows as
+1/sqrt(rounds); visits cost what they have cost so far) and what happens now (`note`).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
 from latency_lab.errors import UserError
-from latency_lab.measure import Device, Measurement
+from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
@@ -83,6 +92,7 @@ class RunStatus:
     time_cap_s: float
     reused: int = 0               # finished points taken from the store as they were
     resumed: int = 0              # open or time-capped points measured further
+    note: str = ""                # what happens now ("setting up 224 px"), or ""
 
     @property
     def capped_eta(self) -> bool:
@@ -91,6 +101,15 @@ class RunStatus:
 
 
 Progress = Callable[[RunStatus], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A measurement interrupted from outside; `measurements` holds every point as far as it
+    got (stop reason "interrupted" for the open ones; their store entries stay open)."""
+
+    def __init__(self, measurements: list[Measurement]):
+        super().__init__("interrupted")
+        self.measurements = measurements
 
 
 @dataclass
@@ -138,31 +157,37 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
     store.set_drift(updates)
 
 
-def measure_points(device: Device, points: Sequence[Point], store: Store,
+def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
                    progress: Progress | None = None) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
+    A replay device's points are its recorded measurements, as recorded (no store needed).
 
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
     and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
     point has stopped.
     """
+    if isinstance(device, ReplayDevice):
+        return [device.recorded(spec, res) for spec, res in points]
     run = _Run(device, store, protocol, progress)
     run.open(points, remeasure)
     run.prepare()
     rng = random.Random(protocol.seed)
     capped = False
-    while run.active:
-        run.judge(stop_all="time_cap" if capped else None)
-        order = list(run.active)
-        rng.shuffle(order)
-        for i in order:
-            # the cap never leaves a point without samples: it applies once all were visited
-            if run.elapsed() > protocol.time_cap_s and run.all_visited():
-                capped = True
-                break
-            run.visit(i)
+    try:
+        while run.active:
+            run.judge(stop_all="time_cap" if capped else None)
+            order = list(run.active)
+            rng.shuffle(order)
+            for i in order:
+                # between any two visits, also before a first visit's set-up
+                if run.elapsed() > protocol.time_cap_s:
+                    capped = True
+                    break
+                run.visit(i)
+    except KeyboardInterrupt:
+        raise Interrupted(run.partial()) from None
     if run.rounds == 0:    # everything came from the store: say so once
         run._report()
     return [run.results[i] for i in range(run.total)]
@@ -180,6 +205,7 @@ class _Run:
         self.measured: list[_State] = []   # every point measured in this call, for the drift fit
         self.total = 0
         self.start = time.monotonic()
+        self.setup_s = 0.0          # time spent in Device.setup in this call
         self.rounds = 0
         self.visits = 0
         self.reused = self.resumed = 0
@@ -193,8 +219,13 @@ class _Run:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def all_visited(self) -> bool:
-        return all(a.visited for a in self.active.values())
+    def partial(self) -> list[Measurement]:
+        """Every point as far as it got, the open ones marked "interrupted" (not finished in
+        the store, so a new run resumes them)."""
+        out = dict(self.results)
+        for i, st in self.active.items():
+            out[i] = st.measurement(self.info, "interrupted", self.protocol.confidence)
+        return [out[i] for i in sorted(out)]
 
     def open(self, points: Sequence[Point], remeasure: bool) -> None:
         """Reuse finished measurements, resume open ones, open the rest."""
@@ -251,7 +282,7 @@ class _Run:
         self._report()
         self.rounds += 1
 
-    def status(self) -> RunStatus:
+    def status(self, note: str = "") -> RunStatus:
         p = self.protocol
         cis = [self.ci_pct[i] for i in self.active if i in self.ci_pct]
         eta = None
@@ -260,7 +291,7 @@ class _Run:
             eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
         return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
                          statistics.median(cis) if cis else None, max(cis) if cis else None,
-                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed)
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note)
 
     def _rounds_left(self, i: int) -> int:
         """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
@@ -272,12 +303,14 @@ class _Run:
         return max(1, min(need, p.max_rounds) - n)
 
     def visit(self, i: int) -> None:
-        """One visit of point i: warm-up, `runs_per_visit` samples, committed to the store."""
+        """One visit of point i: on the first, the device's set-up of the point (timed,
+        shown); then warm-up, `runs_per_visit` samples, committed to the store."""
         st, p = self.active[i], self.protocol
+        setup = {} if st.visited else self._setup(st)
         warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
         run = self.device.sample(st.spec, st.resolution, p.runs_per_visit, warmup)
         round_index = (max(st.rounds) + 1) if st.rounds else 0
-        facts = {**run.facts, **({"summary_only": True} if run.summary_only else {})}
+        facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
         self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
         st.facts.update(facts)
         n = len(run.samples_ms)
@@ -288,12 +321,24 @@ class _Run:
         st.visited = True
         self.visits += 1
 
+    def _setup(self, st: _State) -> dict:
+        """`Device.setup` of a point, timed and shown while it happens."""
+        self._report(f"setting up {st.resolution} px")
+        t0 = time.monotonic()
+        facts = dict(self.device.setup(st.spec, st.resolution) or {})
+        facts["setup_s"] = round(time.monotonic() - t0, 4)
+        self.setup_s += facts["setup_s"]
+        self._report(f"set-up of {st.resolution} px took {facts['setup_s']:.1f} s "
+                     f"(all set-ups {self.setup_s:.0f} s)")
+        return facts
+
     def _finish(self, i: int, reason: str) -> None:
         st = self.active.pop(i)
-        self.store.finish(st.measurement_id, reason)
+        if st.samples:   # a point never reached stays open in the store: the next run resumes it
+            self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
         self.ci_pct.pop(i, None)
 
-    def _report(self) -> None:
+    def _report(self, status: str = "") -> None:
         if self.progress:
-            self.progress(self.status())
+            self.progress(self.status(status))
