@@ -268,7 +268,7 @@ class _Run:
         for i in list(self.active):
             st = self.active[i]
             n_rounds = len(set(st.rounds))
-            if n_rounds >= 2:
+            if n_rounds >= min(2, p.min_rounds):
                 stats = st.measurement(self.info, "", p.confidence).stats
                 self.ci_pct[i] = 100 * stats.ci_halfwidth_rel
             if n_rounds >= p.min_rounds:
