@@ -16,8 +16,10 @@ from latency_lab.errors import UserError
 def jumps_command(
     sweep_csv: Path = typer.Argument(..., help="Sweep CSV with resolution and latency_ms "
                                                "(ci_low_ms/ci_high_ms used when present)."),
-    out: Path = typer.Option(..., "--out", help="Directory for jumps.csv, drops.csv, "
-                                                "candidates.csv and sweep.png (created)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for jumps.csv, drops.csv, "
+                                                           "candidates.csv and sweep.png (created;"
+                                                           " default SWEEP_jumps/ in the working "
+                                                           "directory)."),
     neighbours: int = typer.Option(0, min=0, help="Also propose this many grid neighbours "
                                                  "on each side of each before-jump resolution."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", "--max-latency-ms",
@@ -55,6 +57,7 @@ def jumps_command(
 
     if not sweep_csv.is_file():
         raise UserError(f"no such file: {sweep_csv}")
+    out = out or Path(f"{sweep_csv.stem}_jumps")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     try:

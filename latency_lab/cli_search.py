@@ -223,8 +223,9 @@ def scale_command(
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
     latency: list[str] = typer.Option(..., help=LATENCY_HELP),
-    out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
-                                                  "resolution and the search probes) as JSON."),
+    out: Optional[Path] = typer.Option(None, help="JSON of the scaled network (with its "
+                                                  "resolution, provenance and the search "
+                                                  "probes; default scale-METHOD.json)."),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
@@ -247,12 +248,12 @@ def scale_command(
           f"{s.head_width}  fingerprint {s.fingerprint}")
     if res.note:
         print(f"note: {res.note}")
-    if out:
-        from latency_lab.fileio import write_atomic
+    from latency_lab.fileio import write_atomic
 
-        write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
-                                      "latency_source": described}, indent=2))
-        print(f"wrote {out}")
+    out = out or Path(f"scale-{method}.json")
+    write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
+                                  "latency_source": described}, indent=2))
+    print(f"wrote {out}")
 
 
 def compare_command(

@@ -45,15 +45,21 @@ def _fmt(x: float) -> str:
 
 @table_app.command("export")
 def table_export(
-    out: Path = typer.Argument(..., help="Table file to write (.csv, or .parquet with pyarrow)."),
+    out_arg: Optional[Path] = typer.Argument(None, metavar="[OUT]", help="Same as --out."),
+    out: Optional[Path] = typer.Option(None, help="Table file to write (.csv, or .parquet with "
+                                                  "pyarrow; default latency-table.csv)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
     device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
     network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
-                                                     "preset or JSON file)."),
+                                                     "preset, network JSON or result file)."),
 ) -> None:
     """Write the store's finished measurements as a latency table."""
     from latency_lab.cli import _check_writable
     from latency_lab.tables import export_table
+
+    if out_arg and out and out_arg != out:
+        raise UserError(f"two outputs given ({out_arg} and --out {out}): give one")
+    out = out or out_arg or Path("latency-table.csv")
 
     _check_writable(out)
     with _store(store_path) as store:
