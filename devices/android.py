@@ -188,7 +188,7 @@ class AndroidDevice(Device):
 
     # -- connection ----------------------------------------------------------------------------
     def _connect(self, host: str | None, port: int | None, serial: str | None):
-        import adbutils
+        adbutils = _adbutils()
 
         client = adbutils.AdbClient(host=host, port=port, socket_timeout=self.timeout_s)
         where = f"{client.host}:{client.port}"
@@ -233,7 +233,7 @@ class AndroidDevice(Device):
 
     def _shell(self, command: str, what: str) -> tuple[str, int]:
         """Run one shell command line on the device: (stdout+stderr, exit status)."""
-        import adbutils
+        adbutils = _adbutils()
 
         try:
             r = self._device.shell2(command, timeout=self.timeout_s, v2=True)
@@ -250,7 +250,7 @@ class AndroidDevice(Device):
         return out
 
     def _push(self, local: Path | bytes, remote: str, mode: int, what: str) -> None:
-        import adbutils
+        adbutils = _adbutils()
 
         try:
             self._device.sync.push(local, remote, mode=mode)
@@ -463,3 +463,13 @@ class Pixel2Device(AndroidDevice):
 
     name = "pixel2"
     profile_name = "pixel2"
+
+
+def _adbutils():
+    """adbutils, or a one-line error saying how to install it (the `android` extra)."""
+    try:
+        import adbutils
+    except ImportError:
+        raise DeviceError("the android and pixel2 devices need adbutils, which is not installed:"
+                          " pip install 'latency-lab[android]'") from None
+    return adbutils

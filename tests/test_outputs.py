@@ -29,3 +29,23 @@ def test_defaults_land_in_the_working_directory_readable_by_others(tmp_path, mon
     capsys.readouterr()
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("latency-lab ")
+
+
+def test_android_without_adbutils_is_one_line(monkeypatch, capsys, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_adbutils(name, *a, **kw):
+        if name == "adbutils":
+            raise ModuleNotFoundError("No module named 'adbutils'")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_adbutils)
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF")
+    code = main(["sweep", "--device", "pixel2", "-O", f"binary={binary}",
+                 "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'latency-lab[android]'" in err
+    assert len(err.strip().splitlines()) == 1
