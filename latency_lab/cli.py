@@ -183,25 +183,34 @@ def sweep(
         console.print(note)
     if jumps:
         _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
-    advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid))
+    advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
     if advice:
         console.print(advice, highlight=False)
 
 
-def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int) -> str:
+def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
+              jumps: bool = True, max_rounds: int = 100) -> str:
     """What to do when points stopped short of the CI target ('' when all reached it)."""
     missed = frame[frame["ci_halfwidth_pct"] > target_pct]
     if not len(missed):
         return ""
     why = missed["stop_reason"].value_counts().to_dict()
     coarser = max(2, n_points // 2)
+    todo = []
+    if "time_cap" in why:
+        todo.append("run the same command again (it goes on measuring the points the cap "
+                    "stopped, from the store)")
+    todo.append("pin the process to a core other jobs use less (--affinity 1)")
+    if "time_cap" in why:
+        todo.append(f"measure fewer points (a coarser grid, e.g. {coarser} instead of "
+                    f"{n_points}, gives each point about twice the rounds)")
+        todo.append(f"allow more time (--time-cap-s {int(time_cap_s * 2)})")
+    if "max_rounds" in why:
+        todo.append(f"allow more rounds (--max-rounds {2 * max_rounds}) and --remeasure")
     return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
-            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why}); the jump "
-            f"test above used these wider CIs. To narrow them: run the same command again (it "
-            f"goes on measuring the points the cap stopped, from the store); pin the process "
-            f"to a core other jobs use less (--affinity 1); measure fewer points (a coarser "
-            f"grid, e.g. {coarser} instead of {n_points}, gives each point about twice the "
-            f"rounds); or allow more time (--time-cap-s {int(time_cap_s * 2)}).")
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why})"
+            + ("; the jump test above used these wider CIs" if jumps else "")
+            + ". To narrow them: " + "; ".join(todo) + ".")
 
 
 def _report_jumps(console, frame, out_dir: Path) -> None:
@@ -304,8 +313,8 @@ class _progress:
     def __call__(self, status) -> None:
         self.last = status
         text = (f"{self.label}: " if self.label else "") + status_line(status)
-        if status.note:   # what happens now (a set-up): beside the bar; in a log, now and then
-            self.note = status.note
+        self.note = status.note   # what happens now (a set-up): shown only while it does
+        if status.note:   # beside the bar; in a log, now and then
             if self.bar is None:
                 if time.monotonic() - self.noted < NOTE_EVERY_S:
                     return
