@@ -237,7 +237,8 @@ def fit_model(r: np.ndarray, y: np.ndarray, s: np.ndarray, init_breaks: list[int
 
 
 LOCAL_HALF_WINDOW = 3   # points each side of a local step test
-LOCAL_Z = 2.0           # |z| of a local step worth seeding the search with
+LOCAL_Z = 1.5           # |z| of a local step worth seeding the search with (2.0: 51, 1.5: 54 of
+                        # 57 real steps >= 8% found at busy +-3% CIs, no false jump either way)
 
 
 def local_steps(r: np.ndarray, y: np.ndarray, s: np.ndarray, w: int = LOCAL_HALF_WINDOW,
