@@ -49,14 +49,14 @@ class SqueezeExcite(nn.Module):
 
 class MBConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, expansion: float, stride: int,
-                 se_ratio: float, act: type):
+                 se_ratio: float, act: type, residual: bool = True):
         super().__init__()
         c_mid = expanded_channels(c_in, expansion)
         self.expand = ConvBN(c_in, c_mid, 1, 1, act) if c_mid != c_in else nn.Identity()
         self.depthwise = ConvBN(c_mid, c_mid, kernel, stride, act, groups=c_mid)
         self.se = SqueezeExcite(c_mid, se_channels(c_in, se_ratio), act) if se_ratio > 0 else nn.Identity()
         self.project = ConvBN(c_mid, c_out, 1, 1, None)
-        self.residual = stride == 1 and c_in == c_out
+        self.residual = residual and stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.se(self.depthwise(self.expand(x))))
@@ -64,7 +64,9 @@ class MBConv(nn.Module):
 
 
 class Network(nn.Module):
-    def __init__(self, spec: NetworkSpec):
+    """`residual=False` leaves out every skip connection (Zen-Score scores the plain network)."""
+
+    def __init__(self, spec: NetworkSpec, residual: bool = True):
         super().__init__()
         act = _ACTIVATIONS[spec.activation]
         self.stem = ConvBN(3, spec.stem.width, spec.stem.kernel, spec.stem.stride, act)
@@ -72,21 +74,24 @@ class Network(nn.Module):
         for stage in spec.stages:
             for b in stage.blocks:
                 blocks.append(MBConv(c, stage.width, b.kernel, b.expansion, b.stride,
-                                     stage.se_ratio, act))
+                                     stage.se_ratio, act, residual))
                 c = stage.width
         self.blocks = nn.Sequential(*blocks)
         self.head = ConvBN(c, spec.head_width, 1, 1, act)
         self.classifier = nn.Linear(spec.head_width, spec.num_classes)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before global pooling (after the head conv, BN, activation)."""
+        return self.head(self.blocks(self.stem(x)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.blocks(self.stem(x)))
-        return self.classifier(x.mean((2, 3)))
+        return self.classifier(self.forward_features(x).mean((2, 3)))
 
 
-def build_torch(spec: NetworkSpec, seed: int = 0) -> Network:
+def build_torch(spec: NetworkSpec, seed: int = 0, residual: bool = True) -> Network:
     """The torch model of `spec` in eval mode, weights initialised from `seed`."""
     torch.manual_seed(seed)
-    return Network(spec).eval()
+    return Network(spec, residual).eval()
 
 
 def trainable_params(model: nn.Module) -> int:
