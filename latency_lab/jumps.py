@@ -33,6 +33,7 @@ import pandas as pd
 
 from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
 from latency_lab.fileio import atomic_path
+from latency_lab.jumps_model import CROSS_MARGIN, chi2
 
 # z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
 CI_Z95 = 1.959964
@@ -42,9 +43,6 @@ MIN_POINTS = 8
 # Defaults tuned with benchmarks/jumps_benchmark.py (see results/benchmarks/).
 DEFAULT_Z_MIN = 3.5          # step needed, in standard errors (common-trend step model)
 DEFAULT_Z_FREE_MIN = 2.0     # ... and the free-slope gap (kink-proof) must pass this
-SHIFT = 0                    # points a break may move to where its step is strongest (0: moving
-                             # a kink next to its break faked steps in the benchmark)
-CROSS_MARGIN = 1             # grid steps around a break where crossing lines still mean a kink
 Z_KINK = 3.0                 # a slope change this significant bounds the lines of its neighbours
 DEFAULT_PENALTY = 3.0        # Pelt penalty per breakpoint, in units of ln(n) (chi-square scale)
 DEFAULT_MIN_SIZE = 3         # points per Pelt segment: one point alone is never a level
@@ -291,10 +289,9 @@ def isolated_outliers(curve: Curve, sigma_ms: np.ndarray, z: float | None = None
             continue
         idx = np.arange(max(0, i - 3), min(curve.n, i + 4))
         base = [np.ones(len(idx)), (r[idx] - r[i]) / (r[idx[-1]] - r[idx[0]])]
-        chi2 = [_chi2(np.column_stack(base + [(idx == i) * 1.0]), y[idx], s[idx]),
-                _chi2(np.column_stack(base + [(idx >= i) * 1.0]), y[idx], s[idx]),
-                _chi2(np.column_stack(base + [(idx > i) * 1.0]), y[idx], s[idx])]
-        if chi2[0] + SPIKE_CHI2 < min(chi2[1:]):
+        spike, step_at, step_after = (chi2(np.column_stack(base + [col * 1.0]), y[idx], s[idx])
+                                      for col in (idx == i, idx >= i, idx > i))
+        if spike + SPIKE_CHI2 < min(step_at, step_after):
             out.append(i)
     return np.array(out, dtype=int)
 
@@ -304,11 +301,6 @@ def _line_residual(r, y, s, a, i, b) -> float:
     w = (r[i] - r[a]) / (r[b] - r[a])
     pred = (1 - w) * y[a] + w * y[b]
     return float((y[i] - pred) / np.sqrt(s[i] ** 2 + ((1 - w) * s[a]) ** 2 + (w * s[b]) ** 2))
-
-
-def _chi2(X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
-    coef, *_ = np.linalg.lstsq(X / s[:, None], y / s, rcond=None)
-    return float(np.sum(((y - X @ coef) / s) ** 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,19 +399,14 @@ def strength(g: Gap | None, z_free_min: float = DEFAULT_Z_FREE_MIN) -> float:
     return abs(g.z)
 
 
-def _test_break(curve, sigma, k, lo, hi, window, min_size, shift, z_free_min):
-    """Gap test of a break at k within the piece pair [lo, hi), moving it up to `shift`
-    points either way to where the step is strongest."""
-    best, best_s = None, -1.0
-    for kk in range(k - shift, k + shift + 1):
-        if kk + 1 - lo < min_size or hi - (kk + 1) < min_size:
-            continue
-        g = level_gap(curve, sigma, kk, (max(lo, kk + 1 - window), kk + 1),
-                      (kk + 1, min(hi, kk + 1 + window)))
-        st = strength(g, z_free_min)
-        if st > best_s or (st == best_s and abs(g.z) > abs(best.z)):
-            best, best_s = g, st
-    return best
+def _test_break(curve, sigma, k, lo, hi, window, min_size):
+    """Gap test of a break at k with lines inside the piece pair [lo, hi), or None when a side
+    has fewer than `min_size` points. The break stays where Pelt put it: moving it to where
+    the step looks strongest put kinks next to breaks and faked steps in the benchmark."""
+    if k + 1 - lo < min_size or hi - (k + 1) < min_size:
+        return None
+    return level_gap(curve, sigma, k, (max(lo, k + 1 - window), k + 1),
+                     (k + 1, min(hi, k + 1 + window)))
 
 
 def _eliminate(curve, sigma, ks, z_min, z_free_min, window, min_size):
@@ -429,8 +416,8 @@ def _eliminate(curve, sigma, ks, z_min, z_free_min, window, min_size):
     kinks around it allow, and never straddle either."""
     while ks:
         bounds = [0] + [k + 1 for k in ks] + [curve.n]
-        tests = [_test_break(curve, sigma, k, bounds[i], bounds[i + 2], window, min_size, SHIFT,
-                             z_free_min) for i, k in enumerate(ks)]
+        tests = [_test_break(curve, sigma, k, bounds[i], bounds[i + 2], window, min_size)
+                 for i, k in enumerate(ks)]
         st = [max(strength(g, z_free_min) / z_min, abs(g.z_slope) / Z_KINK if g else 0.0)
               for g in tests]
         weakest = int(np.argmin(st))

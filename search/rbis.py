@@ -1,6 +1,7 @@
 """The RBIS search driver: stage-dependent incremental scaling per candidate resolution.
 
-The algorithm is issue 5's, step by step (`../shared/rbis-method.md`, steps 2 and 3):
+The algorithm of the RBIS thesis (resolution-based incremental scaling, Seoul National
+University, 2023; steps 2 and 3: stage-dependent incremental scaling, then the best network):
 
 For each resolution r: the parent is the baseline at r (infeasible if slower than the budget
 T). Iteration i scales width when i is even, depth when i is odd. The candidates are every
@@ -14,9 +15,11 @@ no slower than its parent and with no loss of accuracy ("preferred") beats every
 two-stage candidate is eligible, the single-stage steps of the same dimension are tried with
 the same rules (all of them evaluated); the best eligible one is taken and the search at r
 stops, or it stops with the current parent. The winner is the per-resolution result with the
-highest accuracy (ties: lower latency, then lower resolution).
+highest accuracy (ties: lower latency, then lower resolution). "Accuracy" here is whatever the
+evaluator measures (`Evaluator.metric`: top-1 %, or a proxy score such as Zen-Score); files
+name it by its metric.
 
-Choices made here where the issue is silent, each decision-neutral unless stated:
+Choices made here where the thesis is silent, each decision-neutral unless stated:
 - kept candidates slower than T are not evaluated (they cannot be chosen; accuracy is the
   costly part), and show in the trace with an empty accuracy;
 - a candidate whose network equals its parent's (a width step that rounds back, e.g.
@@ -50,7 +53,7 @@ from latency_lab.search.sources import LatencySource
 
 STATE_VERSION = 2
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-DEFAULT_N_STAGES = 5    # issue 5: by default the last five body stages are scalable
+DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
@@ -193,19 +196,28 @@ class Cache:
 # -- the search ---------------------------------------------------------------------------------
 @dataclass
 class Node:
-    """A network on the search path with its per-stage width-step counts and depth steps."""
+    """A network on the search path: its per-stage width-step counts and depth steps, and the
+    step that made it from its parent (`dimension` and `stages`; empty for the baseline)."""
 
     spec: NetworkSpec
     width_steps: tuple[int, ...]
     depth_steps: tuple[int, ...]
     latency_ms: float = math.nan
     value: float = math.nan            # the evaluator's value (accuracy, Zen-Score, ...)
-    how: Step | None = None            # the step that made it from its parent; None: baseline
-    request: EvalRequest | None = None
+    dimension: str = ""
+    stages: tuple[int, ...] = ()
+    request: EvalRequest | None = None  # its evaluation, with its parent's and the step
 
     @property
     def label(self) -> str:
-        return self.how.label if self.how else "baseline"
+        """'w3+6': width step on stages 3 and 6; 'd5': depth step on stage 5; 'baseline'."""
+        if not self.dimension:
+            return "baseline"
+        return f"{self.dimension[0]}{'+'.join(map(str, self.stages))}"
+
+    @property
+    def stage_label(self) -> str:
+        return "+".join(map(str, self.stages))
 
     def step(self, base: NetworkSpec, dimension: str, stages: tuple[int, ...],
              cache: "Cache") -> "Node":
@@ -216,9 +228,9 @@ class Node:
                 depths[i] += 1
         spec = replace(spec, name=f"{base.name}-rbis")
         how = Step(dimension, tuple(stages))
-        r = self.request.resolution
-        return Node(spec, widths, tuple(depths), how=how,
-                    request=cache.request(spec, r, self.request, how))
+        request = cache.request(spec, self.request.resolution, self.request, how)
+        return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages),
+                    request=request)
 
 
 def score(acc: float, lat: float, parent_acc: float, parent_lat: float) -> tuple[bool, float]:
@@ -317,8 +329,8 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
     preferred, s = (False, math.nan)
     if parent is not None and not math.isnan(node.value):
         preferred, s = score(node.value, node.latency_ms, parent.value, parent.latency_ms)
-    return {"resolution": r, "iteration": it, "dimension": dim, "stages": node.label[1:]
-            if phase != "baseline" else "", "latency_ms": node.latency_ms,
+    return {"resolution": r, "iteration": it, "dimension": dim, "stages": node.stage_label,
+            "latency_ms": node.latency_ms,
             metric: "" if math.isnan(node.value) else node.value,
             "score": "" if math.isnan(s) else s, "chosen": chosen, "phase": phase, "kept": kept,
             "eligible": eligible, "preferred": preferred,
@@ -342,16 +354,11 @@ def write_trace(rows: list[dict], path: Path, metric: str = "accuracy") -> None:
 def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple[int, ...],
                       k: int, cache: Cache, trace: list[dict], max_iterations: int = 200,
                       log: Callable[[str], None] | None = None) -> ResolutionResult:
-    """RBIS at one resolution; appends its rows to `trace` as it goes.
-
-    Every candidate's evaluation request carries its parent's request and the step between
-    them (`EvalRequest.parent`, `.step`), for evaluators that start from the parent.
-    """
+    """RBIS at one resolution; appends its rows to `trace` as it goes."""
     n = len(base.stages)
     spec = base.with_resolution(r)
     parent = Node(spec, (0,) * n, (0,) * n, request=cache.request(spec, r))
-    metric = cache.evaluator.metric
-    unit = cache.evaluator.unit
+    metric, unit = cache.evaluator.metric, cache.evaluator.unit
     [parent.latency_ms] = cache.latencies([(parent.spec, r)])
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
@@ -364,53 +371,26 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
     trace[-1] = _row(r, -1, "baseline", parent, "baseline", False, True, None, True, metric)
     result = ResolutionResult(r, True, "", [parent])
     pairs = list(combinations_with_replacement(stages, 2))
+    singles = [(a,) for a in stages]
     for it in range(max_iterations):
         dim = WIDTH if it % 2 == 0 else DEPTH
-        cands = [c for c in (parent.step(base, dim, p, cache) for p in pairs)
-                 if c.spec.fingerprint != parent.spec.fingerprint]
-        for c, lat in zip(cands, cache.latencies([(c.spec, r) for c in cands])):
-            c.latency_ms = lat
-        order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
-        kept = set(order[:k])
-        rows = lambda pick: [_row(r, it, dim, c, "pair", j in kept,  # noqa: E731
-                                  c.latency_ms <= budget_ms, parent, j == pick, metric)
-                             for j, c in enumerate(cands)]
-        start = len(trace)
-        trace.extend(rows(None))          # latencies are in the trace before evaluation starts
-        to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget_ms]
-        for j, v in zip(to_eval, cache.evaluate([cands[j].request for j in to_eval])):
-            cands[j].value = v
-        pick = choose(cands, parent)
-        trace[start:] = rows(pick)
-        if pick is not None:
+        step = _Iteration(base, r, it, dim, budget_ms, cache, trace, parent)
+        chosen = step.run(pairs, "pair", k)
+        if chosen is not None:
             if log:
-                c = cands[pick]
-                log(f"r={r} iteration {it} {dim}: stages {c.label[1:]} -> "
-                    f"{c.latency_ms:.2f} ms, {metric} {c.value:.3f}{unit}")
-            parent = cands[pick]
+                log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
+                    f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}")
+            parent = chosen
             result.path.append(parent)
             result.iterations = it + 1
             continue
-        # Last iteration: no pair fits, try one stage at a time (same dimension, same rules).
-        singles = [c for c in (parent.step(base, dim, (a,), cache) for a in stages)
-                   if c.spec.fingerprint != parent.spec.fingerprint]
-        for c, lat in zip(singles, cache.latencies([(c.spec, r) for c in singles])):
-            c.latency_ms = lat
-        rows = lambda pick: [_row(r, it, dim, c, "single", True,  # noqa: E731
-                                  c.latency_ms <= budget_ms, parent, j == pick, metric)
-                             for j, c in enumerate(singles)]
-        start = len(trace)
-        trace.extend(rows(None))
-        to_eval = [j for j, c in enumerate(singles) if c.latency_ms <= budget_ms]
-        for j, v in zip(to_eval, cache.evaluate([singles[j].request for j in to_eval])):
-            singles[j].value = v
-        pick = choose(singles, parent)
-        trace[start:] = rows(pick)
-        if pick is not None:
-            parent = singles[pick]
-            result.path.append(parent)
+        # Last iteration: no pair fits, try one stage at a time (same dimension, same rules,
+        # every single evaluated).
+        chosen = step.run(singles, "single", None)
+        if chosen is not None:
+            result.path.append(chosen)
             result.iterations = it + 1
-            result.reason = f"budget reached; last step on one stage ({dim} {parent.label[1:]})"
+            result.reason = f"budget reached; last step on one stage ({dim} {chosen.stage_label})"
         else:
             result.reason = "budget reached"
         if log:
@@ -418,6 +398,49 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
         return result
     result.reason = f"stopped at the iteration cap {max_iterations}"
     return result
+
+
+@dataclass
+class _Iteration:
+    """One RBIS iteration from `parent` along `dimension`: candidates, latencies, the kept ones
+    evaluated, the choice; the pair phase and the single-stage fallback are two `run`s."""
+
+    base: NetworkSpec
+    r: int
+    it: int
+    dimension: str
+    budget_ms: float
+    cache: Cache
+    trace: list[dict]
+    parent: Node
+
+    def run(self, groups: Sequence[tuple[int, ...]], phase: str, k: int | None) -> Node | None:
+        """Candidates for each stage group (minus steps that leave the network unchanged); the
+        k lowest-latency ones (all when k is None) within the budget are evaluated; returns the
+        chosen candidate or None. The trace gets every candidate's row before evaluation."""
+        parent, r, budget = self.parent, self.r, self.budget_ms
+        cands = [c for c in (parent.step(self.base, self.dimension, g, self.cache)
+                             for g in groups)
+                 if c.spec.fingerprint != parent.spec.fingerprint]
+        for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
+            c.latency_ms = lat
+        order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
+        kept = set(order if k is None else order[:k])
+
+        metric = self.cache.evaluator.metric
+
+        def rows(pick: int | None) -> list[dict]:
+            return [_row(r, self.it, self.dimension, c, phase, j in kept, c.latency_ms <= budget,
+                         parent, j == pick, metric) for j, c in enumerate(cands)]
+
+        start = len(self.trace)
+        self.trace.extend(rows(None))   # latencies are in the trace before evaluation starts
+        to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget]
+        for j, v in zip(to_eval, self.cache.evaluate([cands[j].request for j in to_eval])):
+            cands[j].value = v
+        pick = choose(cands, parent)
+        self.trace[start:] = rows(pick)
+        return None if pick is None else cands[pick]
 
 
 def pick_winner(per_res: Sequence[ResolutionResult]) -> ResolutionResult | None:

@@ -160,7 +160,8 @@ class ZenScore(Evaluator):
         scored = without_se(spec) if o["se"] == "drop" else spec
         what = f"{spec.name} ({spec.fingerprint}) at {resolution}"
         try:
-            model = build_torch(scored.with_resolution(resolution), residual=False)
+            model = build_torch(scored.with_resolution(resolution))
+            model.set_residual(False)
             model = model.to(o["device"])
             bn_layers = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
             return [zen_score_once(model, o["batch"], int(resolution), o["gamma"],

@@ -114,7 +114,7 @@ def test_search_hands_parent_and_step_to_the_evaluator(cwd):
     path = res.per_resolution[0].path
     for parent, child in zip(path, path[1:]):
         assert child.request.parent == parent.request
-        assert child.request.step == child.how
+        assert child.request.step == Step(child.dimension, child.stages)
     # a path-dependent evaluator's values are cached per lineage
     stored = store.evaluations()
     assert len(stored) == len(seen)

@@ -99,7 +99,7 @@ def _f(x):
 
 
 def _expected_choice(group, parent_lat, parent_acc):
-    """The issue's rule, recomputed from latency and accuracy alone."""
+    """The scoring rule, recomputed from latency and accuracy alone."""
     keys = []
     for j, g in enumerate(group):
         if g["accuracy"] == "":

@@ -42,7 +42,8 @@ def _zen(text, spec, res=64):
 def zen_nas_reference(spec, resolution, batch, seed, gamma=0.01, residual=False):
     """Zen-NAS's compute_nas_score, written out as its code does it, on our torch model;
     the draws are taken in the same order from the same generator as the evaluator's."""
-    model = build_torch(spec.with_resolution(resolution), residual=residual)
+    model = build_torch(spec.with_resolution(resolution))
+    model.set_residual(residual)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():             # network_weight_gaussian_init
