@@ -20,7 +20,7 @@ from latency_lab.errors import UserError
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
 ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
-                 "proxies; options batch, repeats, seed, gamma, se, device), table:PATH "
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), table:PATH "
                  "(recorded values, e.g. from `accuracy export`) or py:MODULE:FUNCTION.")
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")

@@ -54,11 +54,27 @@ class AccuracyCache:
         # re-evaluating search that is interrupted resumes without evaluating twice).
         self.since = time.time() if reevaluate else None
 
-    def lookup(self, request: EvalRequest) -> float | None:
+    def lookup(self, request: EvalRequest) -> EvalResult | None:
+        """The newest cached result of this request, or None."""
         rows = self.store.evaluations(self.key, request.spec.fingerprint,
                                       int(request.resolution),
                                       lineage_id(self.evaluator, request), self.since)
-        return float(rows[0]["value"]) if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        ci = None if r["ci_low"] is None else (r["ci_low"], r["ci_high"])
+        return EvalResult(float(r["value"]), int(r["n"]), ci, float(r["seconds"]),
+                          json.loads(r["details"]))
+
+    def get(self, request: EvalRequest) -> tuple[EvalResult, bool]:
+        """(result, evaluated now): from the cache, else evaluated and recorded."""
+        cached = self.lookup(request)
+        if cached is not None:
+            return cached, False
+        result = self.evaluator.evaluate(request)
+        self.evaluator.check(request, result.value)
+        self.record(request, result)
+        return result, True
 
     def record(self, request: EvalRequest, result: EvalResult) -> None:
         ci = result.ci or (None, None)

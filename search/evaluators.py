@@ -4,7 +4,7 @@ An evaluator is named on the command line as `NAME[:ARG][,KEY=VALUE...]` (`--acc
 
     table:PATH                          recorded values (an accuracy table, `accuracy export`)
     py:MODULE:FUNCTION                  FUNCTION(network_dict) -> value, MODULE from the cwd
-    zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu]      Zen-Score (zero-shot)
+    zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]   Zen-Score
     zen-tuned[,...same options]         Zen-Score divided by the number of conv blocks
 
 NAME is a registered evaluator; ARG (optional, at most one, first) is its positional argument

@@ -178,7 +178,7 @@ class Cache:
             cached = self.accuracy_cache.lookup(req) if self.accuracy_cache else None
             if cached is not None:
                 self.store_hits += 1
-                self.values[k] = cached
+                self.values[k] = cached.value
             else:
                 result = self.evaluator.evaluate(req)
                 self.values[k] = self.evaluator.check(req, result.value)

@@ -35,7 +35,7 @@ is far from saturation; every candidate of a search shares it, so it cannot favo
 
 `zen-tuned` divides the Zen-Score by the number of conv blocks, the thesis's fix for plain
 Zen-Score growing with depth without saturating. Counted: the stem conv block, every MBConv
-block of every stage and the head conv block (the units of `latency_lab.blocks.
+block of every stage and the head conv block (the sites of `latency_lab.blocks.
 network_blocks`: 18 for EfficientNet-B0), i.e. 2 + the sum of the stage depths.
 """
 
@@ -56,8 +56,11 @@ ZEN_BN_MOMENTUM = 0.1   # PyTorch's default, which Zen-NAS's BN layers use
 
 
 def conv_blocks(spec: NetworkSpec) -> int:
-    """Stem + every MBConv block + head: what the tuned Zen-Score divides by."""
-    return 2 + sum(spec.depths)
+    """Stem + every MBConv block + head (the sites of the one walk over the network's
+    blocks): what the tuned Zen-Score divides by."""
+    from latency_lab.blocks import network_blocks
+
+    return len(network_blocks(spec))
 
 
 def without_se(spec: NetworkSpec) -> NetworkSpec:
@@ -122,7 +125,7 @@ def mean_ci(values: list[float]) -> tuple[float, tuple[float, float] | None]:
 
 
 class ZenScore(Evaluator):
-    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu]`: Zen-Score."""
+    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]`."""
 
     name = "zen"
     metric = "zen_score"
@@ -136,6 +139,11 @@ class ZenScore(Evaluator):
         "gamma": Option(float, 0.01, "perturbation size (Zen-NAS's mixup_gamma)", minimum=0),
         "se": Option(str, "drop", "squeeze-and-excitation while scoring", ("drop", "keep")),
         "device": Option(str, "cpu", "torch device", ("cpu", "cuda")),
+        # Not in the cache key: 1 and 2 threads give bit-identical scores (B0 and a small
+        # network, measured); on this shared 2-core machine at load 7, threads=1 took 6.7 s
+        # per B0 evaluation and the default 2 threads 17.5 s (OpenMP workers spin-waiting).
+        "threads": Option(int, 0, "torch CPU threads (0: torch's default)", minimum=0,
+                          keyed=False),
     }
 
     def __init__(self, arg=None, options=None):
@@ -159,6 +167,9 @@ class ZenScore(Evaluator):
         o = self.options
         scored = without_se(spec) if o["se"] == "drop" else spec
         what = f"{spec.name} ({spec.fingerprint}) at {resolution}"
+        threads = torch.get_num_threads()
+        if o["threads"]:
+            torch.set_num_threads(o["threads"])
         try:
             model = build_torch(scored.with_resolution(resolution))
             model.set_residual(False)
@@ -172,6 +183,7 @@ class ZenScore(Evaluator):
             raise EvaluatorError(f"evaluator {self.name} cannot build or run {what}: "
                                  f"{first}") from None
         finally:
+            torch.set_num_threads(threads)
             if o["device"] == "cuda":
                 torch.cuda.empty_cache()
 

@@ -82,6 +82,9 @@ def test_same_network_resolution_seed_same_score(small):
     a = _zen("zen,batch=4", small)
     b = _zen("zen,batch=4", small)          # a fresh evaluator and model
     assert abs(a.value - b.value) < 1e-6
+    threads = torch.get_num_threads()
+    assert abs(_zen("zen,batch=4,threads=1", small).value - a.value) < 1e-6
+    assert torch.get_num_threads() == threads      # restored after the evaluation
     assert abs(_zen("zen,batch=4,seed=1", small).value - a.value) > 1e-3
     assert abs(_zen("zen,batch=4", small, res=96).value - a.value) > 1e-3
     ev = parse_evaluator("zen,batch=4")
