@@ -3,8 +3,10 @@
 For EfficientNet-B0, B1 and B2 at their own resolutions (224, 240, 260):
 
 1. seconds per evaluation at batch 16, one repeat (what a search pays per candidate; target:
-   under 3 s per network on this 2-core machine), median and range over --runs evaluations,
-   each network in a fresh process so that the peak resident memory (ru_maxrss) is its own;
+   under 3 s per network on this 2-core machine), median and range over --runs evaluations
+   with torch's default threads and with threads=1 alternating (on a loaded machine OpenMP
+   workers spin-wait), each network in a fresh process so that the peak resident memory
+   (ru_maxrss) is its own; the first evaluation of a process (warm-up) is reported apart;
 2. the score's repeat-to-repeat spread: --repeats draws (seeds (0, i)), their standard
    deviation and the 95% CI half-width of the mean, beside the score difference a single
    RBIS step makes (B0 -> a width step on stage 3), which is what the search must resolve;
@@ -31,22 +33,32 @@ ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ("efficientnet-b0", "efficientnet-b1", "efficientnet-b2")
 
 
+THREADS = (0, 1)     # torch's default (all cores), one thread
+
+
 def one(name: str, runs: int, batch: int) -> dict:
-    """In a fresh process: `runs` timed evaluations of one preset (the first one too)."""
+    """In a fresh process: a warm-up evaluation, then `runs` timed evaluations per thread
+    setting, alternating."""
     from latency_lab import presets
     from latency_lab.search.evaluators import parse_evaluator
 
     spec = presets.get(name)
-    ev = parse_evaluator(f"zen,batch={batch}")
-    times, loads, values = [], [], []
+    evs = {t: parse_evaluator(f"zen,batch={batch},threads={t}") for t in THREADS}
+    t0 = time.perf_counter()
+    first = evs[0].evaluate(evs[0].request(spec, spec.resolution)).value
+    warmup = time.perf_counter() - t0
+    times = {t: [] for t in THREADS}
+    loads = {t: [] for t in THREADS}
     for _ in range(runs):
-        loads.append(os.getloadavg()[0])
-        t0 = time.perf_counter()
-        r = ev.evaluate(ev.request(spec, spec.resolution))
-        times.append(time.perf_counter() - t0)
-        values.append(r.value)
-    return {"network": name, "resolution": spec.resolution, "seconds": times,
-            "load_1min": loads, "values": values,
+        for t, ev in evs.items():
+            loads[t].append(os.getloadavg()[0])
+            t0 = time.perf_counter()
+            value = ev.evaluate(ev.request(spec, spec.resolution)).value
+            times[t].append(time.perf_counter() - t0)
+            assert value == first, "threads changed the score"
+    return {"network": name, "resolution": spec.resolution, "warmup_s": warmup,
+            "seconds": {str(t): v for t, v in times.items()},
+            "load_1min": {str(t): v for t, v in loads.items()}, "value": first,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -57,10 +69,12 @@ def timed(runs: int, batch: int) -> list[dict]:
                str(batch)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{name} @ {row['resolution']}: {statistics.median(row['seconds']):.2f} s per "
-              f"evaluation (runs {[round(s, 2) for s in row['seconds']]}, load "
-              f"{[round(x, 1) for x in row['load_1min']]}), peak RSS {row['peak_rss_mb']:.0f} MB",
-              flush=True)
+        per = ", ".join(f"threads={t or 'default'}: {statistics.median(v):.2f} s "
+                        f"{[round(s, 2) for s in v]}" for t, v in
+                        ((int(k), v) for k, v in row["seconds"].items()))
+        print(f"{name} @ {row['resolution']}: per evaluation {per}; warm-up "
+              f"{row['warmup_s']:.2f} s; load {row['load_1min']['0'][0]:.1f}; peak RSS "
+              f"{row['peak_rss_mb']:.0f} MB", flush=True)
         out.append(row)
     return out
 
@@ -73,8 +87,8 @@ def spread(repeats: int, batch: int) -> dict:
     b0 = presets.get("efficientnet-b0")
     step, _ = rbis_step(b0, b0, (0,) * 7, WIDTH, (3,))
     out = {}
-    for text in (f"zen,batch={batch},repeats={repeats}", f"zen-tuned,batch={batch},"
-                 f"repeats={repeats}", f"zen,batch={batch},repeats={repeats},se=keep"):
+    opts = f"batch={batch},repeats={repeats},threads=1"
+    for text in (f"zen,{opts}", f"zen-tuned,{opts}", f"zen,{opts},se=keep"):
         ev = parse_evaluator(text)
         rows = {}
         for label, spec in (("efficientnet-b0", b0), ("b0 + width step on stage 3", step)):
@@ -130,14 +144,15 @@ def write_markdown(path: Path, figures: dict) -> None:
     lines = ["# Zen-Score benchmark (cpu)", "",
              f"Machine: {figures['machine']}; torch {figures['torch']}, "
              f"{figures['threads']} threads. Batch {figures['batch']}, one repeat per evaluation.",
-             "", "| network | resolution | s / evaluation (median) | runs (s) | load (1 min) | "
-             "peak RSS (MB) |", "|---|---|---|---|---|---|"]
+             "", "| network | resolution | threads | s / evaluation (median) | runs (s) | "
+             "load (1 min) | warm-up (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
     for r in figures["timing"]:
-        lines.append(f"| {r['network']} | {r['resolution']} | "
-                     f"{statistics.median(r['seconds']):.2f} | "
-                     f"{', '.join(f'{s:.2f}' for s in r['seconds'])} | "
-                     f"{', '.join(f'{x:.1f}' for x in r['load_1min'])} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+        for t, secs in r["seconds"].items():
+            lines.append(f"| {r['network']} | {r['resolution']} | {t if t != '0' else 'default'}"
+                         f" | {statistics.median(secs):.2f} | "
+                         f"{', '.join(f'{s:.2f}' for s in secs)} | "
+                         f"{', '.join(f'{x:.1f}' for x in r['load_1min'][t])} | "
+                         f"{r['warmup_s']:.2f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", f"Repeat-to-repeat spread ({figures['repeats']} draws, B0 at 224) against the "
               "difference one RBIS step makes (width step on stage 3):", "",
               "| evaluator | B0 mean | std | 95% CI half-width | step difference | "

@@ -24,12 +24,14 @@ on the CPU and copied to the device, so `device=cuda` sees the same numbers.
 
 **Squeeze-and-excitation is removed while scoring** (`se=drop`, the default; `se=keep`
 scores it): under N(0, 1) weights with no BN inside the SE branch, the gate's pre-activation
-is a sum of hundreds of unit-scale terms and the sigmoid saturates: the gate turns into a
-random 0/1 mask over the expanded channels that changes with every draw, so the score
-measures the mask rather than the architecture (measured: `benchmarks/zen_benchmark.py`,
-saturated-gate share and repeat spread with and without SE). Zen-NAS itself searches
-SE-free networks and adds SE only to the final trained model. **Swish is kept** (the spec's
-activation): it is the network's own nonlinearity, Zen-Score's finite difference needs no
+is a sum of tens to hundreds of unit-scale terms and the sigmoid saturates. Measured on B0 at
+224 (`benchmarks/zen_benchmark.py`): 80% of the SE gate values are below 0.01 or above 0.99,
+40% below 0.01, so SE switches a random ~40% of each block's expanded channels off and the
+score describes that thinned network, drawn anew at every seed, not the architecture. Zen-NAS
+itself scores SE-free networks (`use_se` is off by default and none of its ImageNet search
+scripts we read turns it on; its SE, when on, has BN layers inside, which ours has not).
+
+**Swish is kept** (the spec's activation): it is the network's own nonlinearity, Zen-Score's finite difference needs no
 piecewise-linear activation, and BN in train mode keeps its inputs at unit scale where swish
 is far from saturation; every candidate of a search shares it, so it cannot favour one.
 
