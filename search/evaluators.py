@@ -20,7 +20,10 @@ may ship it to another process or machine, rebuild the evaluator from its text t
 send the `EvalResult` (value, CI, repeats, seconds, details) back. Evaluators that do not
 need the parent (table:, py:, zen) ignore it; one that does (a warm start from the parent's
 weights) says so with `uses_parent = True`, and the accuracy cache then keys its results by
-the lineage too (`EvalRequest.lineage`).
+the lineage too (`EvalRequest.lineage`). The search hands the requests an iteration still
+needs to a *runner* together (`evaluate_locally` by default: one after the other, in this
+process); a runner yields (index, result) in any order as they finish, each result is
+recorded at once, and the search decides when all are in.
 
 Values are what the evaluator measures, named by its `metric` (`accuracy` in %, `zen_score`,
 `zen_tuned_score`): a proxy score is never called an accuracy. Every evaluation is stored as it
@@ -35,7 +38,7 @@ import functools
 import importlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from latency_lab.spec import NetworkSpec
 from latency_lab.search.sources import SourceError
@@ -292,13 +295,17 @@ def run_request(request: EvalRequest) -> EvalResult:
     return result
 
 
-def describe_metric(evaluator: Evaluator) -> str:
-    """`accuracy (%) [py:m:f]`: the axis label naming the evaluator."""
-    return f"{evaluator.metric_label} [{evaluator.describe()}]"
+def evaluate_locally(evaluator: Evaluator,
+                     requests: Sequence[EvalRequest]) -> Iterator[tuple[int, EvalResult]]:
+    """The default runner: one request after the other, in this process. A runner takes the
+    evaluator and the requests an iteration still needs and yields (index, result) as each
+    finishes, in any order (an executor running `run_request` elsewhere is another runner)."""
+    for i, request in enumerate(requests):
+        yield i, evaluator.evaluate(request)
 
 
-Callback = Callable[[EvalRequest, EvalResult], None]
+Runner = Callable[[Evaluator, Sequence[EvalRequest]], Iterable[tuple[int, EvalResult]]]
 
 __all__ = ["Evaluator", "EvaluatorError", "EvalRequest", "EvalResult", "Step", "Option",
            "EVALUATORS", "register_evaluator", "parse_evaluator", "run_request",
-           "split_evaluator_text", "evaluator_class", "describe_metric", "Point"]
+           "split_evaluator_text", "evaluator_class", "evaluate_locally", "Runner", "Point"]

@@ -47,7 +47,7 @@ from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
 from latency_lab.spec import NetworkSpec, check_resolution
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
-from latency_lab.search.evaluators import EvalRequest, Evaluator, Step
+from latency_lab.search.evaluators import EvalRequest, Evaluator, Runner, Step, evaluate_locally
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 from latency_lab.search.sources import LatencySource
 
@@ -90,12 +90,17 @@ class Cache:
     with --reevaluate), or from the evaluator; each new one is recorded in both as it
     finishes. For an evaluator that depends on the parent (`uses_parent`) the state's key
     also holds the lineage, as the store's does.
+
+    The evaluations an iteration still needs are handed to `run` together (default:
+    `evaluate_locally`, one after the other in this process); `run` yields (index, result)
+    in any order as they finish, each is recorded at once, and the caller gets the values
+    when all are in, so where they ran cannot change the search's decisions.
     """
 
     def __init__(self, source: LatencySource, evaluator: Evaluator, path: Path | None = None,
-                 accuracy_cache: AccuracyCache | None = None):
+                 accuracy_cache: AccuracyCache | None = None, run: Runner = evaluate_locally):
         self.source, self.evaluator, self.path = source, evaluator, path
-        self.accuracy_cache = accuracy_cache
+        self.accuracy_cache, self.run = accuracy_cache, run
         self.latency: dict[str, float] = {}
         self.values: dict[str, float] = {}
         self.latency_calls = self.evaluations = 0     # made by this process
@@ -174,17 +179,22 @@ class Cache:
                 self.value_hits += 1
             else:
                 todo[k] = req
+        missing: list[tuple[str, EvalRequest]] = []
         for k, req in todo.items():
             cached = self.accuracy_cache.lookup(req) if self.accuracy_cache else None
-            if cached is not None:
-                self.store_hits += 1
-                self.values[k] = cached.value
-            else:
-                result = self.evaluator.evaluate(req)
-                self.values[k] = self.evaluator.check(req, result.value)
-                self.evaluations += 1
-                if self.accuracy_cache:
-                    self.accuracy_cache.record(req, result)
+            if cached is None:
+                missing.append((k, req))
+                continue
+            self.store_hits += 1
+            self.values[k] = cached.value
+        if len(missing) < len(todo):
+            self.save()
+        for i, result in self.run(self.evaluator, [req for _, req in missing]):
+            k, req = missing[i]
+            self.values[k] = self.evaluator.check(req, result.value)
+            self.evaluations += 1
+            if self.accuracy_cache:
+                self.accuracy_cache.record(req, result)
             self.save()
         return [self.values[self._value_key(req)] for req in requests]
 
@@ -455,11 +465,12 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
              source: LatencySource, evaluator: Evaluator, stages: Sequence[int] | None = None,
              k: int = DEFAULT_K, out_dir: str | Path | None = None, max_iterations: int = 200,
              log: Callable[[str], None] | None = None,
-             accuracy_cache: AccuracyCache | None = None) -> SearchResult:
+             accuracy_cache: AccuracyCache | None = None,
+             run: Runner = evaluate_locally) -> SearchResult:
     """Run RBIS at every resolution; write DIR/state.json, trace.csv, result.json if out_dir.
 
     `accuracy_cache`: the store's cache of evaluations, consulted before the evaluator and
-    given every new evaluation as it finishes.
+    given every new evaluation as it finishes; `run`: where evaluations run (`Cache`).
 
     Raises SearchError when no resolution is feasible (after writing the trace), and passes
     on the source's and evaluator's errors (after writing the trace).
@@ -473,7 +484,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
         raise SearchError("no resolutions to search")
     stages = check_stages(base, stages)
     out = Path(out_dir) if out_dir is not None else None
-    cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache)
+    cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache, run)
     metric = evaluator.metric
     trace: list[dict] = []
     per_res: list[ResolutionResult] = []

@@ -154,3 +154,25 @@ def test_table_reads_exported_metric_and_refuses_mixtures(cwd):
                                f"{fp},224,zen_score,3.5,zen\n{fp},240,accuracy,70,py:x:y\n")
     with pytest.raises(EvaluatorError, match="mixes metrics"):
         parse_evaluator("table:m.csv")
+
+
+def pool_runner(evaluator, requests):
+    """Runs every request in worker processes from the request alone (run_request) and
+    yields the results in the order they finish, the last request's first."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        futures = {pool.submit(run_request, r): i for i, r in enumerate(requests)}
+        done = [(futures[f], f.result()) for f in futures]
+    yield from reversed(done)
+
+
+def test_a_search_run_elsewhere_and_out_of_order_decides_the_same(cwd):
+    mod = nonlinear_module(cwd)
+    src = PyLatency(f"{mod}:latency_ms")
+    budget = 1.3 * src.latency_ms(B0, 224)
+    ev = parse_evaluator(f"py:{mod}:accuracy")
+    local = run_rbis(B0, budget, [224], src, ev, k=4, out_dir=cwd / "local")
+    pooled = run_rbis(B0, budget, [224], src, ev, k=4, out_dir=cwd / "pool", run=pool_runner)
+    assert pooled.trace == local.trace and pooled.cache.evaluations == local.cache.evaluations
+    assert (cwd / "pool" / "trace.csv").read_text() == (cwd / "local" / "trace.csv").read_text()
