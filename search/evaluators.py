@@ -178,6 +178,7 @@ class Evaluator:
     version = 1
     uses_parent = False     # True: the result depends on the parent's (trained) state
     cacheable = True        # False: values are read from a file, not computed
+    arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
 
     def __init__(self, arg: str | None = None, options: dict[str, Any] | None = None):
         self.arg = arg
@@ -204,8 +205,6 @@ class Evaluator:
         arg = f":{self.arg}" if self.arg is not None and self.arg_in_key else ""
         return ";".join([f"{self.name}{arg}" + (f",{opts}" if opts else ""),
                          f"v{self.version}", *self.key_parts()])
-
-    arg_in_key = True       # False where the argument is a path whose content is keyed instead
 
     def request(self, spec: NetworkSpec, resolution: int, parent: EvalRequest | None = None,
                 step: Step | None = None) -> EvalRequest:
