@@ -260,6 +260,10 @@ from latency_lab.cli_tables import lut_app, table_app  # noqa: E402
 app.add_typer(table_app, name="table")
 app.add_typer(lut_app, name="lut")
 
+from latency_lab.cli_accuracy import accuracy_app  # noqa: E402
+
+app.add_typer(accuracy_app, name="accuracy")
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
