@@ -352,6 +352,9 @@ app.add_typer(lut_app, name="lut")
 from latency_lab.cli_cache import cache_app  # noqa: E402
 
 app.add_typer(cache_app, name="cache")
+from latency_lab.cli_accuracy import accuracy_app  # noqa: E402
+
+app.add_typer(accuracy_app, name="accuracy")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,14 @@ LATENCY_HELP = ("Latency source: a device name (measured live, cached in the sto
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
                 "what the first lacks is asked of the next (--latency table:T --latency lut:L "
                 "--latency cpu).")
-ACCURACY_HELP = ("Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy), "
-                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
-                 "resolution, for trying the search; marked SYNTHETIC in every output).")
+ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), table:PATH "
+                 "(recorded values, e.g. from `accuracy export`), py:MODULE:FUNCTION, or "
+                 "synthetic (a made-up function of width, depth and resolution, for trying the "
+                 "search; marked SYNTHETIC in every output).")
+STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
+              "measurements.sqlite).")
+REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
 RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
             "240,256,272,288 (default: the network's own resolution).")
 RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candidates.csv is "
@@ -135,13 +140,17 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
-                candidates, out, plot_name="paths.png", max_candidates=4):
-    """Shared by `search` and `compare`: returns (spec, result, cache)."""
+                candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
+                max_candidates=4):
+    """Shared by `search` and `compare`: returns (spec, result, source)."""
+    from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
+    from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_sources
+    from latency_lab.store import Store
 
     from latency_lab.search.rbis import check_stages
 
@@ -151,10 +160,13 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy)
-    source = parse_latency_sources(latency)
+    store_path = store_path or default_store_path()
+    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
+        if evaluator.cacheable else None
+    source = parse_latency_sources(latency, store_path=store_path)
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log)
+                          log=_log, accuracy_cache=acc_cache)
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
         if hasattr(source, "report"):
@@ -162,6 +174,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         _write_summary(out, result, spec)
     except BaseException:
         source.close()
+        evaluator.close()
         raise
     return spec, result, source
 
@@ -172,10 +185,19 @@ def _write_summary(out: Path, result, spec) -> None:
 
     try:
         base_point = (result.cache.latencies([(spec, spec.resolution)])[0],
-                      result.cache.accuracies([(spec, spec.resolution)])[0])
+                      result.cache.value_of(spec, spec.resolution))
     except UserError:
         base_point = None
     write_search_summary(out / "summary.md", result, base_point)
+
+
+def _value(x: float, unit: str) -> str:
+    return f"{x:.3f}{unit}" if unit else f"{x:.4f}"
+
+
+def metric_word(d: dict) -> str:
+    """The metric's name, with SYNTHETIC before it when the evaluator was synthetic."""
+    return f"SYNTHETIC {d['metric']}" if d.get("accuracy_synthetic") else d["metric"]
 
 
 def search_command(
@@ -190,32 +212,34 @@ def search_command(
     max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
     out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
                                                     "paths.png and the resumable state.json."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out,
-                                    max_candidates=max_candidates)
+                                    resolutions_from, stages, candidates, out, store_path,
+                                    reevaluate, max_candidates=max_candidates)
     source.close()
+    result.cache.evaluator.close()
     d = result.to_dict()
     c = d["counts"]
-    kind = accuracy_word(d)
+    metric, unit = d["metric"], result.cache.evaluator.unit
+    word = metric_word(d)
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"{pr['resolution']:5d}  {pr['accuracy']:.3f}% {kind}  {pr['latency_ms']:.3f} ms"
-                  f"  {pr['iterations']} steps  widths {pr['widths']} depths {pr['depths']}")
+            print(f"{pr['resolution']:5d}  {word} {_value(pr[metric], unit)}  "
+                  f"{pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
+                  f"depths {pr['depths']}")
         else:
             print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
-    print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}% {kind}, {d['latency_ms']:.3f} ms "
-          f"(budget {budget_ms:g} ms); {c['latency_reads']} latency reads, "
-          f"{c['accuracy_evaluations']} accuracy evaluations"
-          f"{' (resumed)' if c['resumed'] else ''}")
-    print(f"accuracy: {d['evaluator']}\nlatency: {d['latency_source']}")
+    print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}, "
+          f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
+          f"reads, {c['evaluations']} evaluations, {c['accuracy_cache_hits']} taken from the "
+          f"accuracy cache{' (resumed)' if c['resumed'] else ''}")
+    synthetic = getattr(result.cache.evaluator, "synthetic", "")
+    print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {d['latency_source']}")
     print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
-
-
-def accuracy_word(d: dict) -> str:
-    """'accuracy', or 'SYNTHETIC accuracy' when the evaluator was synthetic."""
-    return "SYNTHETIC accuracy" if d.get("accuracy_synthetic") else "accuracy"
 
 
 def scale_command(
@@ -268,40 +292,47 @@ def compare_command(
     max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
     out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
                                                        "and RBIS's files."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
-    from latency_lab.plots_search import accuracy_title, plot_compare
+    from latency_lab.plots_search import plot_compare, value_title
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out,
-                                       max_candidates=max_candidates)
+                                       resolutions_from, stages, candidates, out, store_path,
+                                       reevaluate, max_candidates=max_candidates)
     cache = result.cache
+    ev = cache.evaluator
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
         rows, networks = [], {}
         [base_lat] = cache.latencies([(spec, spec.resolution)])
-        [base_acc] = cache.accuracies([(spec, spec.resolution)])
-        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_acc, ""))
+        base_value = cache.value_of(spec, spec.resolution)
+        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
+                                 ev.metric))
         networks["baseline"] = spec
         w = result.winner.best
-        rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.accuracy,
-                                 f"{result.winner.iterations} steps"))
+        rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
+                                 f"{result.winner.iterations} steps", ev.metric))
         networks["rbis"] = result.provenance(result.winner)
         for method, family in FAMILIES.items():
             res = scale_to_budget(family, spec, budget_ms, lat)
-            [acc] = cache.accuracies([(res.spec, res.spec.resolution)])
+            value = cache.value_of(res.spec, res.spec.resolution)
             d, wm, r = res.factors
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
-                                     res.latency_ms, acc, f"{family.parameter}={res.x:.2f} "
-                                     f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip()))
+                                     res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
+                                     f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
+                                     ev.metric))
             networks[method] = res.spec
     finally:
         source.close()
+        ev.close()
     write_atomic(out / "compare.json", json.dumps({
         "baseline": spec.name, "budget_ms": budget_ms, "latency_source": source.describe(),
-        "evaluator": cache.evaluator.describe(),
+        "evaluator": ev.describe(), "metric": ev.metric,
+        "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
         "methods": {r["method"]: {**r, "network": networks[r["method"]].to_dict()}
                     for r in rows}}, indent=2))
     cols = list(rows[0])
@@ -312,26 +343,30 @@ def compare_command(
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out / "compare.csv", buf.getvalue())
-    foot = f"latency: {source.describe()}\naccuracy: {cache.evaluator.describe()}"
-    plot_compare(rows, budget_ms, out / "compare.png",
+    synthetic = getattr(ev, "synthetic", "")
+    label = f"SYNTHETIC {ev.metric_label}" if synthetic else ev.metric_label
+    foot = f"latency: {source.describe()}\n{ev.metric_label}: {ev.describe()}" \
+        + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+    plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
+                 metric_label=label, unit=ev.unit,
                  title=f"{spec.name} scaled to {budget_ms:g} ms\n"
-                       + accuracy_title(cache.evaluator.describe(),
-                                         bool(cache.evaluator.synthetic)), footnote=foot,
-                 ylabel="SYNTHETIC accuracy (%)" if cache.evaluator.synthetic else "accuracy (%)")
-    kind = "SYNTHETIC accuracy" if cache.evaluator.synthetic else "accuracy"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
+                 footnote=foot)
+    word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
     for r in rows:
-        print(f"{r['label']:16s} {r['accuracy']:8.3f}% {kind}  {r['latency_ms']:9.3f} ms  "
-              f"{r['resolution']:4d} px  {r['detail']}")
-    print(f"accuracy: {cache.evaluator.describe()}\nlatency: {source.describe()}")
+        print(f"{r['label']:16s} {word} {_value(r[ev.metric], ev.unit):>10s}  "
+              f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
+    print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {source.describe()}")
     c = cache
-    print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, trace.csv, "
-          f"paths.png; "
-          f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
+    print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
+          f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "
+          f"{c.store_hits} taken from the accuracy cache")
 
 
-def _compare_row(method, label, spec, latency_ms, accuracy, detail) -> dict:
+def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:
     return {"method": method, "label": label, "resolution": spec.resolution,
-            "latency_ms": round(latency_ms, 6), "accuracy": round(accuracy, 6),
+            "latency_ms": round(latency_ms, 6), metric: round(value, 6),
             "fingerprint": spec.fingerprint, "widths": " ".join(map(str, spec.widths)),
             "depths": " ".join(map(str, spec.depths)), "head_width": spec.head_width,
             "detail": detail}

@@ -87,7 +87,12 @@ def test_scale_prints_and_writes(mod, tmp_path, capsys):
     (["--accuracy", "py:{mod}:nan_after_baseline"], "returned nan"),
     (["--accuracy", "table:acc.csv"], "has no row for network"),
     (["--latency", "py:{mod}:nope"], "has no function 'nope'"),
-    (["--accuracy", "zen"], "unknown accuracy evaluator"),
+    (["--accuracy", "zenn"], "unknown accuracy evaluator 'zenn'"),
+    (["--accuracy", "zen,bach=16"], "unknown option 'bach'"),
+    (["--accuracy", "zen,batch=x"], "option batch='x' is not an integer"),
+    (["--accuracy", "zen-tuned,se=maybe"], "choose one of drop, keep"),
+    (["--accuracy", "zen:foo"], "takes no argument"),
+    (["--accuracy", "py"], "needs its MODULE:FUNCTION"),
 ])
 def test_bad_input_one_line_exit_2_trace_kept(mod, tmp_path, capsys, args, message):
     (tmp_path / "acc.csv").write_text(f"fingerprint,resolution,accuracy\n{B0.fingerprint},224,76.7\n")
@@ -181,9 +186,9 @@ def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp
     # the synthetic evaluator is said to be synthetic everywhere
     assert "SYNTHETIC accuracy" in out and "winner:" in out
     result = json.loads((tmp_path / "o" / "result.json").read_text())
-    assert result["accuracy_synthetic"] is True and result["evaluator"].startswith("SYNTHETIC")
+    assert result["accuracy_synthetic"] is True and result["evaluator"] == "synthetic"
     summary = (tmp_path / "o" / "summary.md").read_text()
-    assert "Accuracies are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
+    assert "accuracy values are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
     assert "RBIS winner" in summary and "| MACs | 0.386 G |" in summary
     # a device anywhere but last is refused
     assert main(["search", "--budget-ms", "10", "--latency", "cpu", "--latency",
