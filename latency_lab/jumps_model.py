@@ -5,7 +5,9 @@ a level step after each resolution, a hinge (a change of slope, continuous) at e
 and a spike (one outlying point) at each resolution. Which terms enter is an L0-penalised least
 squares choice on the noise-weighted curve (chi-square plus `PENALTY_LN` ln(n) per term; spikes
 cost `SPIKE_COST` times more): the search starts from ruptures' Pelt breaks (a step and a hinge
-at each) and the spikes the jumps module found, and again from nothing (the cheaper end wins);
+at each) and the spikes the jumps module found, again from nothing, and from a step at every
+local step candidate (`local_steps`; the cheapest end wins: on a dense staircase measured with
++-3% CIs the first two settle on a ramp of hinges and miss +8-11% steps);
 it alternates adding the best term, dropping terms that do not pay their penalty, moving a
 term up to `MOVE_STEPS` grid steps and, once those stall, adding a step or hinge and dropping
 what it makes redundant (two hinges that ramp where the curve steps), until nothing changes
