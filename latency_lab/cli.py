@@ -216,6 +216,10 @@ from latency_lab.cli_tables import lut_app, table_app  # noqa: E402
 app.add_typer(table_app, name="table")
 app.add_typer(lut_app, name="lut")
 
+from latency_lab.cli_data import dataset_app  # noqa: E402
+
+app.add_typer(dataset_app, name="dataset")
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
