@@ -1,6 +1,6 @@
 """Benchmark of the jump detector on synthetic sweeps with known jumps.
 
-Generator (per the issue): resolutions 160..400 step 4 (61 points); a trend that is piecewise
+Generator: resolutions 160..400 step 4 (61 points); a trend that is piecewise
 linear or quadratic in resolution (MACs grow as r^2), with 1-2 slope-only kinks that must not
 be reported (the slope after a kink is 0.4-1x or 1.3-2.5x the slope before it, so latency keeps
 growing); 1-4 upward jumps of 3-15% of the local latency, at least 5 steps apart and 5 steps

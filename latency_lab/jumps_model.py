@@ -41,7 +41,6 @@ CROSS_MARGIN = 1       # grid steps beyond a break where crossing gaps still mea
 MAX_TERMS = 25         # ... or a third of the points, whichever is more (long, fine sweeps)
 MISFIT = 4.0           # reduced chi-square above which the noise is rescaled and the fit redone
 MAX_ROUNDS = 60
-ADD_AND_PRUNE = True   # the add-a-term-then-prune move (`_add_and_prune`)
 ADD_KINDS = ("step", "hinge")
 N_BASE = 3             # 1, u, u^2
 
@@ -81,7 +80,8 @@ def _design(a: Atoms, chosen: list[int]) -> np.ndarray:
     return np.column_stack([a.base] + [a.matrix[:, c] for c in chosen]) if chosen else a.base
 
 
-def _chi2(X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+def chi2(X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+    """Chi-square of the weighted least-squares fit of y (errors s) on the columns of X."""
     coef, *_ = np.linalg.lstsq(X / s[:, None], y / s, rcond=None)
     res = (y - X @ coef) / s
     return float(res @ res)
@@ -115,20 +115,20 @@ def select(a: Atoms, y: np.ndarray, s: np.ndarray, init: list[int] = ()) -> list
             changed = True
         # moves: the best replacement of one term by another within MOVE_STEPS
         if chosen:
-            full = _chi2(_design(a, chosen), y, s) + pen[chosen].sum()
+            full = chi2(_design(a, chosen), y, s) + pen[chosen].sum()
             best_move = (full - 1e-9, None, None)
             for m, c in enumerate(chosen):
                 for c2 in np.flatnonzero(np.abs(a.where - a.where[c]) <= MOVE_STEPS):
                     if c2 in chosen:
                         continue
                     trial = chosen[:m] + [int(c2)] + chosen[m + 1:]
-                    cost = _chi2(_design(a, trial), y, s) + pen[trial].sum()
+                    cost = chi2(_design(a, trial), y, s) + pen[trial].sum()
                     if cost < best_move[0]:
                         best_move = (cost, m, int(c2))
             if best_move[1] is not None:
                 chosen[best_move[1]] = best_move[2]
                 changed = True
-        if not changed and ADD_AND_PRUNE:
+        if not changed:
             changed = _add_and_prune(a, chosen, y, s, pen)
         if not changed:
             break
@@ -160,7 +160,7 @@ def _add_and_prune(a: Atoms, chosen: list[int], y, s, pen) -> bool:
     """A step that pays only once the terms it replaces are gone (two hinges that make a
     ramp where the curve steps): add each step in turn, drop what no longer pays, keep the
     cheapest result if it beats the current choice. Changes `chosen` in place."""
-    current = _chi2(_design(a, chosen), y, s) + pen[chosen].sum()
+    current = chi2(_design(a, chosen), y, s) + pen[chosen].sum()
     best = (current - 1e-9, None)
     for c in np.flatnonzero(np.isin(a.kind, ADD_KINDS)):
         if c in chosen or len(chosen) >= max(MAX_TERMS, len(y) // 3):
@@ -168,7 +168,7 @@ def _add_and_prune(a: Atoms, chosen: list[int], y, s, pen) -> bool:
         trial = _prune(a, chosen + [int(c)], y, s, pen)
         if int(c) not in trial:
             continue
-        total = _chi2(_design(a, trial), y, s) + pen[trial].sum()
+        total = chi2(_design(a, trial), y, s) + pen[trial].sum()
         if total < best[0]:
             best = (total, trial)
     if best[1] is None:
@@ -184,7 +184,7 @@ def penalties(a: Atoms, n: int) -> np.ndarray:
 
 def cost(a: Atoms, chosen: list[int], y: np.ndarray, s: np.ndarray) -> float:
     """The penalised objective `select` minimises."""
-    return _chi2(_design(a, chosen), y, s) + float(penalties(a, len(y))[chosen].sum())
+    return chi2(_design(a, chosen), y, s) + float(penalties(a, len(y))[chosen].sum())
 
 
 @dataclass(frozen=True)

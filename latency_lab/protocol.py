@@ -14,6 +14,15 @@ the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_med
 
 Every visit's samples are committed to the store before the next visit, so an interrupted run
 loses at most one visit; `measure_points` resumes open measurements and reuses finished ones.
+
+The time cap holds between any two visits, also in the first round: a point's first visit in
+a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
+of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
+runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
+reached stop as "time_cap" with no samples (their store entries stay open and resume on the
+next run); the set-up time of each point is reported while it happens (`progress`'s status)
+and kept as its `setup_s`. An interruption (Ctrl-C, or SIGTERM where the caller maps it) raises
+`Interrupted`, which carries every point as far as it got, so the caller can still write them.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
 from latency_lab.errors import UserError
-from latency_lab.measure import Device, Measurement
+from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
@@ -58,7 +67,18 @@ class Protocol:
 
 
 Point = tuple[NetworkSpec, int]
-Progress = Callable[[int, int, float], None]  # (points finished, points total, elapsed s)
+# progress(points finished, points total, elapsed s, status=""): status says what happens now
+# ("setting up 224 px", empty when measuring)
+Progress = Callable[..., None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A measurement interrupted from outside; `measurements` holds every point as far as it
+    got (stop reason "interrupted" for the open ones; their store entries stay open)."""
+
+    def __init__(self, measurements: list[Measurement]):
+        super().__init__("interrupted")
+        self.measurements = measurements
 
 
 @dataclass
@@ -106,81 +126,148 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
     store.set_drift(updates)
 
 
-def measure_points(device: Device, points: Sequence[Point], store: Store,
+def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
                    progress: Progress | None = None) -> list[Measurement]:
-    """Measure every (network, resolution) point, interleaved; results in input order."""
-    info = device.info()
-    results: dict[int, Measurement] = {}
-    active: dict[int, _State] = {}
-    for i, (spec, res) in enumerate(points):
-        latest = store.latest(info.context_key, spec.fingerprint, res)
-        if latest and not remeasure:
-            mid, status = latest
-            if status == "done":
-                results[i] = store.measurement(mid)
-                continue
-            samples, rounds, times, drift = store.samples(mid)
-            facts = dict(store.measurement(mid).facts)
-        else:
-            mid = store.open_measurement(info, spec, res, protocol.to_dict())
-            samples, rounds, times, drift, facts = [], [], [], [], {}
-        active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
-    measured = list(active.values())  # every point measured in this call, for the drift fit
+    """Measure every (network, resolution) point, interleaved; results in input order.
+    A replay device's points are its recorded measurements, as recorded (no store needed).
 
-    by_network: dict[str, tuple[NetworkSpec, list[int]]] = {}
-    for st in active.values():
-        by_network.setdefault(st.spec.fingerprint, (st.spec, []))[1].append(st.resolution)
-    for spec, resolutions in by_network.values():
-        device.prepare(spec, resolutions)
-
+    Three phases: `_Run.open` takes each point from the store (finished: reused; open:
+    resumed; else a new measurement), `device.prepare` converts or loads each network once,
+    and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
+    point has stopped.
+    """
+    if isinstance(device, ReplayDevice):
+        return [device.recorded(spec, res) for spec, res in points]
+    run = _Run(device, store, protocol, progress)
+    run.open(points, remeasure)
+    run.prepare()
     rng = random.Random(protocol.seed)
-    start = time.monotonic()
-    total = len(points)
-    if progress:
-        progress(len(results), total, 0.0)
-
-    def finish(i: int, reason: str) -> None:
-        st = active.pop(i)
-        store.finish(st.measurement_id, reason)
-        results[i] = st.measurement(info, reason, protocol.confidence)
-        if progress:
-            progress(len(results), total, time.monotonic() - start)
-
     capped = False
-    while active:
-        _correct_drift(measured, list(active.values()), store)
-        for i in list(active):
-            st = active[i]
+    try:
+        while run.active:
+            run.judge(stop_all="time_cap" if capped else None)
+            order = list(run.active)
+            rng.shuffle(order)
+            for i in order:
+                # between any two visits, also before a first visit's set-up
+                if run.elapsed() > protocol.time_cap_s:
+                    capped = True
+                    break
+                run.visit(i)
+    except KeyboardInterrupt:
+        raise Interrupted(run.partial()) from None
+    return [run.results[i] for i in range(run.total)]
+
+
+class _Run:
+    """The state of one `measure_points` call: open points, finished results, timing."""
+
+    def __init__(self, device: Device, store: Store, protocol: Protocol,
+                 progress: Progress | None):
+        self.device, self.store, self.protocol, self.progress = device, store, protocol, progress
+        self.info = device.info()
+        self.results: dict[int, Measurement] = {}
+        self.active: dict[int, _State] = {}
+        self.measured: list[_State] = []   # every point measured in this call, for the drift fit
+        self.total = 0
+        self.start = time.monotonic()
+        self.setup_s = 0.0          # time spent in Device.setup in this call
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def partial(self) -> list[Measurement]:
+        """Every point as far as it got, the open ones marked "interrupted" (not finished in
+        the store, so a new run resumes them)."""
+        out = dict(self.results)
+        for i, st in self.active.items():
+            out[i] = st.measurement(self.info, "interrupted", self.protocol.confidence)
+        return [out[i] for i in sorted(out)]
+
+    def open(self, points: Sequence[Point], remeasure: bool) -> None:
+        """Reuse finished measurements, resume open ones, open the rest."""
+        store, key = self.store, self.info.context_key
+        for i, (spec, res) in enumerate(points):
+            latest = store.latest(key, spec.fingerprint, res)
+            if latest and not remeasure:
+                mid, status = latest
+                if status == "done":
+                    self.results[i] = store.measurement(mid)
+                    continue
+                samples, rounds, times, drift = store.samples(mid)
+                facts = dict(store.measurement(mid).facts)
+            else:
+                mid = store.open_measurement(self.info, spec, res, self.protocol.to_dict())
+                samples, rounds, times, drift, facts = [], [], [], [], {}
+            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+        self.measured = list(self.active.values())
+        self.total = len(points)
+
+    def prepare(self) -> None:
+        """One `device.prepare` per network with all its open resolutions; the clock starts after."""
+        by_network: dict[str, tuple[NetworkSpec, list[int]]] = {}
+        for st in self.active.values():
+            by_network.setdefault(st.spec.fingerprint, (st.spec, []))[1].append(st.resolution)
+        for spec, resolutions in by_network.values():
+            self.device.prepare(spec, resolutions)
+        self.start = time.monotonic()
+        self._report()
+
+    def judge(self, stop_all: str | None = None) -> None:
+        """Fit the drift, then stop the points that reached the CI target or max rounds (and
+        every open point with reason `stop_all`, when given)."""
+        p = self.protocol
+        _correct_drift(self.measured, list(self.active.values()), self.store)
+        for i in list(self.active):
+            st = self.active[i]
             n_rounds = len(set(st.rounds))
-            if n_rounds >= protocol.min_rounds:
-                stats = st.measurement(info, "", protocol.confidence).stats
-                if 100 * stats.ci_halfwidth_rel <= protocol.ci_target_pct:
-                    finish(i, "ci_target")
-                elif n_rounds >= protocol.max_rounds:
-                    finish(i, "max_rounds")
-        if capped:
-            for i in list(active):
-                finish(i, "time_cap")
-        order = list(active)
-        rng.shuffle(order)
-        for i in order:
-            # the cap never leaves a point without samples: it applies once all were visited
-            if (time.monotonic() - start > protocol.time_cap_s
-                    and all(a.visited for a in active.values())):
-                capped = True
-                break
-            st = active[i]
-            warmup = protocol.warmup_per_visit if st.visited else protocol.warmup_first_visit
-            run = device.sample(st.spec, st.resolution, protocol.runs_per_visit, warmup)
-            round_index = (max(st.rounds) + 1) if st.rounds else 0
-            facts = {**run.facts, **({"summary_only": True} if run.summary_only else {})}
-            store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
-            st.facts.update(facts)
-            n = len(run.samples_ms)
-            st.samples.extend(run.samples_ms)
-            st.rounds.extend([round_index] * n)
-            st.times.extend([time.time()] * n)
-            st.drift.extend([1.0] * n)
-            st.visited = True
-    return [results[i] for i in range(total)]
+            if n_rounds >= p.min_rounds:
+                stats = st.measurement(self.info, "", p.confidence).stats
+                if 100 * stats.ci_halfwidth_rel <= p.ci_target_pct:
+                    self._finish(i, "ci_target")
+                elif n_rounds >= p.max_rounds:
+                    self._finish(i, "max_rounds")
+        if stop_all:
+            for i in list(self.active):
+                self._finish(i, stop_all)
+
+    def visit(self, i: int) -> None:
+        """One visit of point i: on the first, the device's set-up of the point (timed,
+        shown); then warm-up, `runs_per_visit` samples, committed to the store."""
+        st, p = self.active[i], self.protocol
+        setup = {} if st.visited else self._setup(st)
+        warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
+        run = self.device.sample(st.spec, st.resolution, p.runs_per_visit, warmup)
+        round_index = (max(st.rounds) + 1) if st.rounds else 0
+        facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
+        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
+        st.facts.update(facts)
+        n = len(run.samples_ms)
+        st.samples.extend(run.samples_ms)
+        st.rounds.extend([round_index] * n)
+        st.times.extend([time.time()] * n)
+        st.drift.extend([1.0] * n)
+        st.visited = True
+
+    def _setup(self, st: _State) -> dict:
+        """`Device.setup` of a point, timed and shown while it happens."""
+        self._report(f"setting up {st.resolution} px")
+        t0 = time.monotonic()
+        facts = dict(self.device.setup(st.spec, st.resolution) or {})
+        facts["setup_s"] = round(time.monotonic() - t0, 4)
+        self.setup_s += facts["setup_s"]
+        self._report(f"set-up of {st.resolution} px took {facts['setup_s']:.1f} s "
+                     f"(all set-ups {self.setup_s:.0f} s)")
+        return facts
+
+    def _finish(self, i: int, reason: str) -> None:
+        st = self.active.pop(i)
+        if st.samples:   # a point never reached stays open in the store: the next run resumes it
+            self.store.finish(st.measurement_id, reason)
+        self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
+        self._report()
+
+    def _report(self, status: str = "") -> None:
+        if self.progress:
+            self.progress(len(self.results), self.total, self.elapsed(), status=status)

@@ -1,6 +1,6 @@
 """Scaling steps for RBIS and the baseline scaling families, as pure spec -> spec functions.
 
-RBIS steps (`../shared/rbis-method.md`, step 2; issue 5's exact rounding):
+RBIS steps (the RBIS thesis, step 2; the rounding reproduces its Table 5.1 exactly):
 
 - width step on stage i with baseline width w0 after k width steps on that stage:
   width = round4(w0 * (1 + 0.1 * (k + 1))) (`latency_lab.scaling.widen`); the step count is

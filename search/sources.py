@@ -5,8 +5,10 @@ A source is parsed from the text a user gives on the command line (`parse_latenc
 - a device name (`cpu`, ...): measured live with `latency_lab.protocol.measure_points`
   through the SQLite `Store`, so a network asked for twice (in this search or an earlier
   one) is taken from the store instead of measured again;
-- `table:PATH`: a recorded latency table (`latency_lab.tables.load_table`);
-- `lut:PATH`: the per-block lookup-table predictor (`latency_lab.lut.load_lut`);
+- `table:PATH` / `lut:PATH`: the replay devices of the same names (`devices/table.py`), a
+  recorded latency table or the per-block lookup-table predictor, read through the same
+  `DeviceLatency` as a live device (no store: the recorded measurement, CI included, is the
+  answer);
 - `py:MODULE:FUNCTION`: `FUNCTION(network_dict) -> float ms`, MODULE imported with the
   current directory on the import path, the dict being the network's JSON form with its
   `resolution` set.
@@ -116,25 +118,6 @@ class PyLatency(LatencySource):
         return f"py:{self.target}"
 
 
-class _Adapter(LatencySource):
-    """`table:PATH` and `lut:PATH`: objects from latency_lab.tables / latency_lab.lut."""
-
-    def __init__(self, kind: str, path: str, module: str, loader: str, method: str):
-        self.kind, self.path, self.method = kind, path, method
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            raise SourceError(f"{kind}: sources need {module}, which this installation lacks") from None
-        self.obj = getattr(mod, loader)(path)
-
-    def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
-        value = getattr(self.obj, self.method)(spec, int(resolution))
-        return check_value(value, f"{self.kind}:{self.path}", spec, resolution)
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.path}"
-
-
 class DeviceLatency(LatencySource):
     """A live device: medians measured by the interleaved protocol, cached in the store."""
 
@@ -142,14 +125,16 @@ class DeviceLatency(LatencySource):
 
     def __init__(self, name: str, store_path=None, protocol=None, device_options=None,
                  progress=None):
-        from latency_lab.measure import get_device
+        from latency_lab.measure import ReplayDevice, get_device
         from latency_lab.paths import default_store_path
         from latency_lab.protocol import Protocol
         from latency_lab.store import Store
 
         self.name = name
         self.device = get_device(name, **(device_options or {}))
-        self.store = Store(store_path or default_store_path())
+        # a replay answers from its file: nothing is measured, so nothing goes to a store
+        self.replay = isinstance(self.device, ReplayDevice)
+        self.store = None if self.replay else Store(store_path or default_store_path())
         self.protocol = protocol or Protocol()
         self.progress = progress
         self.measurements: dict[tuple[str, int], Any] = {}
@@ -159,8 +144,16 @@ class DeviceLatency(LatencySource):
 
         todo = [(s, int(r)) for s, r in points if (s.fingerprint, int(r)) not in self.measurements]
         if todo:
-            for m in measure_points(self.device, todo, self.store, self.protocol,
-                                    progress=self.progress):
+            done = measure_points(self.device, todo, self.store, self.protocol,
+                                  progress=self.progress)
+            missing = [m for m in done if not m.measured]
+            if missing:
+                raise SourceError(f"the time cap ({self.protocol.time_cap_s:g} s) came before "
+                                  f"{len(missing)} of {len(done)} networks were measured on "
+                                  f"{self.name} (the first: {missing[0].network} at "
+                                  f"{missing[0].resolution}); what was measured is in the store "
+                                  f"{self.store.path}: run again to go on")
+            for m in done:
                 self.measurements[(m.fingerprint, m.resolution)] = m
         return [self.measurements[(s.fingerprint, int(r))].latency_ms for s, r in points]
 
@@ -173,6 +166,8 @@ class DeviceLatency(LatencySource):
 
     def describe(self) -> str:
         info = self.device.info()
+        if self.replay:
+            return f"{self.name} ({info.hardware}, {info.runtime}, context {info.context_key})"
         return (f"device {info.name} ({info.hardware}, {info.runtime} {info.runtime_version}, "
                 f"context {info.context_key}, store {self.store.path})")
 
@@ -189,10 +184,6 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
         raise SourceError(f"latency source {text!r} lacks its {'MODULE:FUNCTION' if kind == 'py' else 'PATH'}")
     if sep and kind == "py":
         return PyLatency(rest)
-    if sep and kind == "table":
-        return _Adapter("table", rest, "latency_lab.tables", "load_table", "latency_ms")
-    if sep and kind == "lut":
-        return _Adapter("lut", rest, "latency_lab.lut", "load_lut", "predict_ms")
     if not text:
         raise SourceError("empty latency source; use a device name, table:PATH, lut:PATH or "
                           "py:MODULE:FUNCTION")

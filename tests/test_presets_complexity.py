@@ -12,7 +12,7 @@ from latency_lab.scaling import round4, round_filters_efficientnet
 REFERENCE = Path(__file__).parent / "reference"
 
 # Trainable parameters of keras.applications.EfficientNetB0/B1/B2(weights=None), 1000 classes
-# (the figures; test_builders checks the live Keras models against the spec too).
+# (Keras's own figures; test_builders checks the live Keras models against the spec too).
 KERAS_TRAINABLE = {"efficientnet-b0": 5_288_548, "efficientnet-b1": 7_794_184,
                    "efficientnet-b2": 9_109_994}
 
