@@ -121,7 +121,7 @@ def render(config: SynthConfig, c: int, rng: np.random.Generator) -> np.ndarray:
                                                 rng.uniform(*COARSE_PERIOD) * config.size,
                                                 config.size)
     if fine == "grain":                      # fine stripes at a random angle and period
-        t = t + rng.uniform(0.15, 0.25) * _grating(x, y, rng.uniform(0, 180),
+        t = t + rng.uniform(0.25, 0.35) * _grating(x, y, rng.uniform(0, 180),
                                                    rng.uniform(*FINE_PERIOD),
                                                    rng.uniform(0, 2 * math.pi), config.size)
     ink, paper = rng.uniform(0, 1, size=3), rng.uniform(0, 1, size=3)
