@@ -22,10 +22,12 @@ LATENCY_HELP = ("Latency source: a device name (measured live, cached in the sto
                 "what the first lacks is asked of the next (--latency table:T --latency lut:L "
                 "--latency cpu).")
 ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
-                 "proxies; options batch, repeats, seed, gamma, se, device, threads), table:PATH "
-                 "(recorded values, e.g. from `accuracy export`), py:MODULE:FUNCTION, or "
-                 "synthetic (a made-up function of width, depth and resolution, for trying the "
-                 "search; marked SYNTHETIC in every output).")
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), "
+                 "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
+                 "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
+                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`), "
+                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
+                 "resolution, for trying the search; marked SYNTHETIC in every output).")
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")
 REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
