@@ -221,6 +221,31 @@ def lut_record(
                   f"error (leave-one-out RMS) {err}")
 
 
+@lut_app.command("calibrate")
+def lut_calibrate(
+    lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
+    table: Path = typer.Option(..., help="Latency table of the same device context whose "
+                                         "whole networks calibrate the LUT's overhead."),
+    out: Optional[Path] = typer.Option(None, help="LUT file to write (default: LUT-cal.json)."),
+) -> None:
+    """Fit a LUT's overhead on a latency table's whole networks (e.g. measured when the
+    machine was quieter than during the LUT's recording)."""
+    from latency_lab.lut import calibrate_from_table, load_lut
+    from latency_lab.tables import load_table
+
+    from latency_lab.cli import _check_writable
+
+    out = out or lut.with_name(lut.stem + "-cal.json")
+    _check_writable(out)
+    new = calibrate_from_table(load_lut(lut), load_table(table))
+    new.save(out)
+    o = new.overhead
+    print(f"wrote {out}: overhead {o.model} (scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) "
+          f"from {new.calibrated_on} ({o.n_excluded} left out: CI too wide); expected error "
+          f"(leave-one-out RMS) "
+          + (f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"))
+
+
 @lut_app.command("predict")
 def lut_predict(
     lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
@@ -261,6 +286,8 @@ def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
     t = load_lut(lut)
     print(f"{lut}: LUT of {t.network.name} ({t.network.fingerprint}) recorded {t.created_at}")
     print(f"context {describe_context(t.context)}")
+    if t.calibrated_on:
+        print(f"overhead calibrated on {t.calibrated_on}")
     print(f"statistic {t.statistic}; resolutions {t.resolutions}, up to {t.max_width_steps} "
           "width and "
           f"{t.max_depth_steps} depth steps per stage; {len(t.blocks)} block points")

@@ -197,7 +197,7 @@ class DeviceLatency(LatencySource):
         ci = f"95% CI {st.ci_low_ms:.3f}-{st.ci_high_ms:.3f} ms"
         if m.stop_reason == "predicted":
             err = m.facts.get("expected_error_pct")
-            return (f"LUT prediction, block CI {ci}"
+            return (f"LUT prediction (blocks: {ci})"
                     + (f", expected error +-{err:.1f}%" if err is not None else ""))
         if m.stop_reason == "replayed":
             return (f"recorded median of {st.count} samples, {ci}, recorded "

@@ -245,3 +245,26 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
     assert p.stop_reason == "predicted" and p.stats.count == 0 and p.samples_ms == ()
     assert p.latency_ms == pytest.approx(predicted)
     assert p.stats.ci_low_ms < p.latency_ms < p.stats.ci_high_ms
+
+
+def test_the_committed_b0_to_b2_lut_is_calibrated_on_the_recorded_table():
+    """The LUT recorded under load is calibrated on the quieter table's whole networks; it
+    predicts them within its stated error, and `lut calibrate` reproduces the fit."""
+    from pathlib import Path
+
+    from latency_lab.lut import calibrate_from_table, load_lut
+    from latency_lab.tables import load_table
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    lut = load_lut(root / "lut-efficientnet-b0-to-b2.json")
+    table = load_table(root / "latency-table-b0-search.csv")
+    assert lut.calibrated_on.startswith("medians of 325 whole networks")
+    assert lut.overhead.expected_error_pct < 4.0 and lut.statistic == "p5"
+    again = calibrate_from_table(lut, table)
+    assert again.overhead.scale == pytest.approx(lut.overhead.scale)
+    assert again.overhead.offset_ms == pytest.approx(lut.overhead.offset_ms)
+    from latency_lab.presets import get
+
+    b0 = get("efficientnet-b0")
+    for r in (224, 256, 288):
+        assert lut.predict_ms(b0, r) == pytest.approx(table.latency_ms(b0, r), rel=0.08)
