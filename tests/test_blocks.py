@@ -17,7 +17,12 @@ def test_walk_follows_the_spec(name):
     for i, group in enumerate(stage_sites(sites)):
         assert [(s.stage, s.index) for s in group] == [(i, j) for j in range(spec.stages[i].depth)]
         assert all(s.block.c_out == spec.stages[i].width for s in group)
-    assert sites[-1].size == 7   # every preset downsamples 224 px by 32
+    stride = spec.stem.stride
+    for st in spec.stages:
+        for b in st.blocks:
+            stride *= b.stride
+    # the ImageNet presets downsample 224 px by 32 (7 x 7); mbconv-tiny, for small images, by 16
+    assert sites[-1].size == -(-224 // stride) and (stride == 32 or name == "mbconv-tiny")
 
 
 def test_walk_defaults_to_the_spec_resolution(tiny):
