@@ -4,11 +4,15 @@ The network is `build_torch(spec)` in eval mode, fp32 or fp16 (`precision`), NCH
 channels-last (`channels_last`, default on: cuDNN's fast NHWC kernels), batch `batch_size`.
 
 Per input shape, once per process (`setup`, which the protocol times as the point's
-`setup_s`): the input is a view of one buffer sized for the largest resolution; cuDNN's
-autotuner (`cudnn_benchmark`, default on, set only around this driver's forwards) tries its
-algorithms during `shape_warmup` unrecorded forwards (on an H100 at batch 256 this costs 2 to 6
-s per new shape, against about 0.2 s of measured runs: switch it off with `-O
-cudnn_benchmark=false` when a sweep has many shapes and little time); then the forward is
+`setup_s`): the input is a view of one buffer sized for the largest resolution; the first
+forwards at a new shape pay cuDNN's plan building, and with `cudnn_benchmark` (default off,
+set only around this driver's forwards) its autotuner too, during `shape_warmup` unrecorded
+forwards. Measured on an H100 80GB (torch 2.11, cuDNN 9.19, benchmarks/cuda_setup_profile.py,
+results/cuda/): the first forward of B0 at a new shape took 0.006-0.015 s at batch 1 without
+autotuning and 0.9-3.0 s with it; at batch 256 0.6-1.8 s either way (plan building; 0.16 s
+with cuDNN disabled, whose kernels run 10x slower). Autotuning changed the batch-256 fp16
+latency by under 0.3% at 224, 288 and 384 px, so it is off by default: `-O
+cudnn_benchmark=true` when a network is measured at few shapes for long. Then the forward is
 captured in a CUDA graph (`cuda_graphs`, default on; a shape whose capture fails runs eager,
 and says so in its facts). All graphs share one memory pool: only timing is read, never their
 outputs, so one graph's replay may overwrite another's activations without harm, and a sweep
@@ -145,7 +149,7 @@ class CudaDevice(Device):
 
     def __init__(self, precision: str = "fp32", batch_size: int = 1, channels_last: bool = True,
                  cuda_graphs: bool = True, gpu: int = 0, shape_warmup: int = 10,
-                 cudnn_benchmark: bool = True):
+                 cudnn_benchmark: bool = False):
         import torch
 
         if precision not in PRECISIONS:
