@@ -23,6 +23,14 @@ ACCURACY_HELP = "Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy
 RES_HELP = "Candidate resolutions, e.g. 240,256,272,288 (default: the network's own resolution)."
 RES_FROM_HELP = "Read candidate resolutions from a CSV's `resolution` column (e.g. jumps' candidates.csv)."
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
+OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
+               "builder=keras: convert models with the TFLite converter instead of emitting them).")
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items)
 
 
 def _log(msg: str) -> None:
@@ -79,7 +87,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
-                candidates, out, plot_name="paths.png"):
+                candidates, out, device_option=(), plot_name="paths.png"):
     """Shared by `search` and `compare`: returns (spec, result, cache)."""
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
@@ -92,7 +100,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     evaluator = parse_evaluator(accuracy)
-    source = parse_latency_source(latency)
+    source = parse_latency_source(latency, device_options=_options(list(device_option)))
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log)
@@ -115,10 +123,11 @@ def search_command(
     candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
     out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
                                                     "paths.png and the resumable state.json."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out)
+                                    resolutions_from, stages, candidates, out, device_option)
     source.close()
     d = result.to_dict()
     c = d["counts"]
@@ -141,6 +150,7 @@ def scale_command(
     latency: str = typer.Option(..., help=LATENCY_HELP),
     out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
                                                   "resolution and the search probes) as JSON."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
@@ -151,7 +161,7 @@ def scale_command(
     spec = load_network(network)
     if not budget_ms > 0:
         raise UserError(f"--budget-ms must be positive, got {budget_ms}")
-    with parse_latency_source(latency) as source:
+    with parse_latency_source(latency, device_options=_options(device_option)) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -182,6 +192,7 @@ def compare_command(
     candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
     out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
                                                        "and RBIS's files."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     from latency_lab.plots_search import plot_compare
@@ -189,7 +200,7 @@ def compare_command(
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out)
+                                       resolutions_from, stages, candidates, out, device_option)
     cache = result.cache
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS

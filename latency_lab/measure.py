@@ -226,6 +226,18 @@ def device_class(name: str) -> type[Device]:
     raise DeviceError(f"unknown device {name!r}; known: {', '.join(device_names())}")
 
 
+def parse_device_options(items: list[str]) -> dict[str, str]:
+    """['adb_port=5038', 'builder=keras'] (the CLI's -O) -> {'adb_port': '5038', ...}; the
+    drivers convert the values."""
+    options = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise DeviceError(f"malformed --device-option {item!r}: use KEY=VALUE")
+        options[key.strip()] = value
+    return options
+
+
 def get_device(name: str, **options: Any) -> Device:
     """An opened driver. `options` are the driver's keyword arguments (threads=..., ...)."""
     head, sep, arg = name.partition(":")
