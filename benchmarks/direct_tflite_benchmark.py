@@ -167,6 +167,7 @@ def main() -> int:
     ap.add_argument("--model-dir", type=Path, default=None,
                     help="Converted models (kept between runs); default: a temporary directory.")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
     tmp = tempfile.TemporaryDirectory()
@@ -227,10 +228,10 @@ def main() -> int:
         "load_average_end": os.getloadavg(), "resolutions": resolutions,
         "protocol": protocol.to_dict(), "context": dev.info().to_dict(),
     }
-    tag = f"_{args.tag}" if args.tag else ""
-    write_atomic(OUT / f"direct_tflite_benchmark{tag}.csv", lat.to_csv(index=False))
-    write_atomic(OUT / f"direct_tflite_build{tag}.csv", build.to_csv(index=False))
-    write_atomic(OUT / f"direct_tflite_benchmark{tag}.json", json.dumps(summary, indent=2))
+    tag, out = (f"_{args.tag}" if args.tag else ""), args.out
+    write_atomic(out / f"direct_tflite_benchmark{tag}.csv", lat.to_csv(index=False))
+    write_atomic(out / f"direct_tflite_build{tag}.csv", build.to_csv(index=False))
+    write_atomic(out / f"direct_tflite_benchmark{tag}.json", json.dumps(summary, indent=2))
     md = [f"# Direct TFLite emitter vs converter ({time.strftime('%Y-%m-%d')})", "",
           f"Load average at start {load_start[0]:.1f} / end {os.getloadavg()[0]:.1f} "
           f"(2 shared cores).", "", "## Spec -> .tflite bytes", "",
@@ -245,7 +246,7 @@ def main() -> int:
           f"{summary['ci_within_2pct']}/{len(lat)} with the whole CI within 2%; median ratio "
           f"{summary['ratio_median']:.4f} (range {summary['ratio_min']:.4f}.."
           f"{summary['ratio_max']:.4f}); measured in {measure_s / 60:.0f} min."]
-    write_atomic(OUT / f"direct_tflite_benchmark{tag}.md", "\n".join(md) + "\n")
+    write_atomic(out / f"direct_tflite_benchmark{tag}.md", "\n".join(md) + "\n")
     print("\n".join(md[-1:]))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("protocol", "context")},
                      indent=1))

@@ -86,6 +86,19 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"cannot create {out}: {exc.strerror}") from None
 
 
+def _build_note(source, started: float) -> str:
+    """How much of the wall time a live device spent making models (emitting or converting
+    them and loading interpreters), for devices that count it (the cpu device)."""
+    import time
+
+    dev = getattr(source, "device", None)
+    if dev is None or not hasattr(dev, "build_s"):
+        return ""
+    wall = time.monotonic() - started
+    return (f"; models built: {dev.builds} in {dev.build_s:.1f} s, {100 * dev.build_s / wall:.1f}% "
+            f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
+
+
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, device_option=(), plot_name="paths.png"):
     """Shared by `search` and `compare`: returns (spec, result, cache)."""
@@ -126,6 +139,9 @@ def search_command(
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
+    import time
+
+    started = time.monotonic()
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                     resolutions_from, stages, candidates, out, device_option)
     source.close()
@@ -140,7 +156,8 @@ def search_command(
     print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}%, {d['latency_ms']:.3f} ms "
           f"(budget {budget_ms:g} ms); {c['latency_reads']} latency reads, "
           f"{c['accuracy_evaluations']} accuracy evaluations"
-          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png")
+          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png"
+          f"{_build_note(source, started)}")
 
 
 def scale_command(
@@ -195,10 +212,13 @@ def compare_command(
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
+    import time
+
     from latency_lab.plots_search import plot_compare
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
+    started = time.monotonic()
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                        resolutions_from, stages, candidates, out, device_option)
     cache = result.cache
@@ -236,7 +256,8 @@ def compare_command(
               f"{r['resolution']:4d} px  {r['detail']}")
     c = cache
     print(f"wrote {out}/compare.csv, compare.png, result.json, trace.csv, paths.png; "
-          f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
+          f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations"
+          f"{_build_note(source, started)}")
 
 
 def _compare_row(method, label, spec, latency_ms, accuracy, detail) -> dict:

@@ -58,3 +58,25 @@ def test_a_spec_the_emitter_cannot_express_falls_back_with_one_warning(tiny, tmp
     assert path.name == f"{tiny.fingerprint}.tflite"      # the converter's file
     assert err.count("\n") == 1 and err.startswith("warning:") and "'se'" in err
     assert tflite_path(tiny, tmp_path) == path and capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_a_live_search_reports_its_model_building_share(tmp_path, monkeypatch, capsys, tiny):
+    from latency_lab.search.sources import parse_latency_source
+    from search_helpers import write_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
+    mod = write_module(tmp_path, "def accuracy(net):\n    return 60 + sum(s['width'] for s in "
+                                 "net['stages']) / 10 + sum(s['depth'] for s in net['stages'])\n")
+    (tmp_path / "tiny.json").write_text(tiny.to_json())
+    with parse_latency_source("cpu") as src:       # the baseline, in the store the search reads
+        budget = 1.4 * src.latency_ms(tiny, 64)
+    code, out, err = run(capsys, "search", "--network", "tiny.json", "--budget-ms",
+                         f"{budget:.4f}", "--latency", "cpu", "--accuracy", f"py:{mod}:accuracy",
+                         "--resolutions", "64", "--stages", "0,1", "--candidates", "2",
+                         "--out", "out")
+    assert code == 0, err
+    note = out.split("models built: ")[1]
+    n_models = int(note.split()[0])
+    assert n_models >= 2 and "(direct builder)" in note
