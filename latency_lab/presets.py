@@ -6,6 +6,7 @@ wherever a preset name is (see `load_network`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -130,10 +131,13 @@ def get(name: str) -> NetworkSpec:
 
 
 def load_network(name_or_path: str) -> NetworkSpec:
-    """A preset by name, or a network JSON file by path."""
+    """A preset by name, a network JSON file by path, or the winner of a search by its result
+    directory (its result.json's `network`, at the winning resolution)."""
     if name_or_path in PRESETS:
         return get(name_or_path)
     path = Path(name_or_path)
+    if path.is_dir():
+        return _search_winner(path)
     if path.suffix == ".json" or path.exists():
         try:
             text = path.read_text()
@@ -141,3 +145,19 @@ def load_network(name_or_path: str) -> NetworkSpec:
             raise SpecError(f"cannot read network file {path}: {exc.strerror}") from None
         return NetworkSpec.from_json(text)
     return get(name_or_path)
+
+
+def _search_winner(directory: Path) -> NetworkSpec:
+    path = directory / "result.json"
+    try:
+        result = json.loads(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{directory} is not a search result directory: cannot read "
+                        f"{path.name} ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(result, dict) or "network" not in result:
+        raise SpecError(f"{path} is not a search result (no 'network')")
+    if result["network"] is None:
+        raise SpecError(f"the search in {directory} found no network within its budget")
+    return NetworkSpec.from_dict(result["network"])
