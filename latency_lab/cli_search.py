@@ -39,6 +39,14 @@ RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candid
 MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
                        "jump size among those with room for a scaling step (0: all).")
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
+OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
+               "builder=keras: convert models with the TFLite converter instead of emitting them).")
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items)
 
 
 def _log(msg: str) -> None:
@@ -141,9 +149,22 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"cannot create {out}: {exc.strerror}") from None
 
 
+def _build_note(source, started: float) -> str:
+    """How much of the wall time a live device spent making models (emitting or converting
+    them and loading interpreters), for devices that count it (the cpu device)."""
+    import time
+
+    dev = getattr(source, "device", None)
+    if dev is None or not hasattr(dev, "build_s"):
+        return ""
+    wall = time.monotonic() - started
+    return (f"; models built: {dev.builds} in {dev.build_s:.1f} s, {100 * dev.build_s / wall:.1f}% "
+            f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
+
+
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4):
+                max_candidates=4, device_option=()):
     """Shared by `search` and `compare`: returns (spec, result, source)."""
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
@@ -165,7 +186,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_sources(latency, store_path=store_path)
+    source = parse_latency_sources(latency, store_path=store_path,
+                                   device_options=_options(list(device_option)))
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache)
@@ -216,11 +238,16 @@ def search_command(
                                                     "paths.png and the resumable state.json."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
+    import time
+
+    started = time.monotonic()
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                     resolutions_from, stages, candidates, out, store_path,
-                                    reevaluate, max_candidates=max_candidates)
+                                    reevaluate, max_candidates=max_candidates,
+                                    device_option=device_option)
     source.close()
     result.cache.evaluator.close()
     d = result.to_dict()
@@ -237,7 +264,7 @@ def search_command(
     print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}, "
           f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
           f"reads, {c['evaluations']} evaluations, {c['accuracy_cache_hits']} taken from the "
-          f"accuracy cache{' (resumed)' if c['resumed'] else ''}")
+          f"accuracy cache{' (resumed)' if c['resumed'] else ''}{_build_note(source, started)}")
     synthetic = getattr(result.cache.evaluator, "synthetic", "")
     print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {d['latency_source']}")
@@ -252,6 +279,7 @@ def scale_command(
     out: Optional[Path] = typer.Option(None, help="JSON of the scaled network (with its "
                                                   "resolution, provenance and the search "
                                                   "probes; default scale-METHOD.json)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
@@ -262,7 +290,7 @@ def scale_command(
     spec = load_network(network)
     if not budget_ms > 0:
         raise UserError(f"--budget-ms must be positive, got {budget_ms}")
-    with parse_latency_sources(latency) as source:
+    with parse_latency_sources(latency, device_options=_options(device_option)) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -296,15 +324,20 @@ def compare_command(
                                                        "and RBIS's files."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
+    import time
+
     from latency_lab.plots_search import plot_compare, value_title
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
+    started = time.monotonic()
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                        resolutions_from, stages, candidates, out, store_path,
-                                       reevaluate, max_candidates=max_candidates)
+                                       reevaluate, max_candidates=max_candidates,
+                                       device_option=device_option)
     cache = result.cache
     ev = cache.evaluator
     try:
@@ -363,7 +396,7 @@ def compare_command(
     c = cache
     print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
           f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "
-          f"{c.store_hits} taken from the accuracy cache")
+          f"{c.store_hits} taken from the accuracy cache{_build_note(source, started)}")
 
 
 def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:

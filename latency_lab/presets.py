@@ -132,14 +132,19 @@ def get(name: str) -> NetworkSpec:
 
 def load_network(name_or_path: str) -> NetworkSpec:
     """A preset by name, or a file by path: a network JSON, or a result file that holds one
-    (search's result.json, scale's --out JSON, compare's compare.json). `FILE#KEY` picks one
-    of several networks in a file: a method of compare.json (`compare.json#compound`), or a
-    resolution of a search result (`result.json#256`, that resolution's best network)."""
+    (search's result.json, or its directory; scale's --out JSON; compare's compare.json).
+    `FILE#KEY` picks one of several networks in a file: a method of compare.json
+    (`compare.json#compound`), or a resolution of a search result (`result.json#256`, that
+    resolution's best network)."""
     if name_or_path in PRESETS:
         return get(name_or_path)
     text, _, key = name_or_path.partition("#") if not Path(name_or_path).exists() \
         else (name_or_path, "", "")
     path = Path(text)
+    if path.is_dir():          # a search's output directory: its result.json
+        path = path / "result.json"
+        if not path.is_file():
+            raise SpecError(f"{text} is not a search result directory (no result.json)")
     if path.suffix == ".json" or path.exists():
         try:
             raw = path.read_text()
