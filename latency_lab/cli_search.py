@@ -33,6 +33,21 @@ def _options(items: list[str]) -> dict[str, str]:
     return parse_device_options(items)
 
 
+# The measurement protocol of a device latency source; None keeps protocol.Protocol's default.
+CI_HELP = "Device source: stop a point at this CI half-width, % of the median (default 1)."
+ROUNDS_HELP = "Device source: rounds before a point may stop (default 8)."
+MAX_ROUNDS_HELP = "Device source: rounds after which a point stops anyway (default 100)."
+CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (default 900)."
+
+
+def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
+    from latency_lab.protocol import Protocol
+
+    given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
+             "max_rounds": max_rounds, "time_cap_s": time_cap_s}
+    return Protocol(**{k: v for k, v in given.items() if v is not None})
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -100,7 +115,7 @@ def _build_note(source, started: float) -> str:
 
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
-                candidates, out, device_option=(), plot_name="paths.png"):
+                candidates, out, device_option=(), protocol=None, plot_name="paths.png"):
     """Shared by `search` and `compare`: returns (spec, result, cache)."""
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
@@ -113,7 +128,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     evaluator = parse_evaluator(accuracy)
-    source = parse_latency_source(latency, device_options=_options(list(device_option)))
+    source = parse_latency_source(latency, device_options=_options(list(device_option)),
+                                  protocol=protocol)
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log)
@@ -137,13 +153,18 @@ def search_command(
     out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
                                                     "paths.png and the resumable state.json."),
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
 
     started = time.monotonic()
-    _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out, device_option)
+    _, result, source = _run_search(
+        network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
+        out, device_option, _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s))
     source.close()
     d = result.to_dict()
     c = d["counts"]
@@ -210,6 +231,10 @@ def compare_command(
     out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
                                                        "and RBIS's files."),
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     import time
@@ -219,8 +244,9 @@ def compare_command(
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     started = time.monotonic()
-    spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out, device_option)
+    spec, result, source = _run_search(
+        network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
+        out, device_option, _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s))
     cache = result.cache
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS

@@ -123,3 +123,15 @@ def test_py_source_gets_the_json_dict_with_resolution(tmp_path, monkeypatch):
         parse_latency_source("py:no_such_module_xyz:f")
     with pytest.raises(SourceError, match="lacks its PATH"):
         parse_latency_source("table:")
+
+
+def test_search_protocol_options_state_the_protocol_defaults():
+    """The help texts give Protocol's defaults by hand: this pins them to the one source."""
+    from latency_lab.cli_search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
+    from latency_lab.protocol import Protocol
+
+    p = Protocol()
+    assert f"(default {p.ci_target_pct:g})" in CI_HELP and f"(default {p.min_rounds})" in ROUNDS_HELP
+    assert f"(default {p.max_rounds})" in MAX_ROUNDS_HELP and f"(default {p.time_cap_s:g})" in CAP_HELP
+    assert _protocol(None, None, None, None) == p
+    assert _protocol(2.0, 4, 12, None) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
