@@ -145,8 +145,10 @@ def sweep(
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
-    dev = get_device(device, threads=threads, affinity=affinity, serial=serial,
-                     **_device_options(device_option))
+    # -O may name an option that has a flag of its own (-O threads=2): the flag wins if given
+    options = {**_device_options(device_option), **{k: v for k, v in (
+        ("threads", threads), ("affinity", affinity), ("serial", serial)) if v is not None}}
+    dev = get_device(device, **options)
     console = _console()
     info = dev.info()
     console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "

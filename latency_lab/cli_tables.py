@@ -158,8 +158,8 @@ def lut_record(
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = _console()
-    with _store(store_path) as store, get_device(device, **{"threads": threads,
-                                                            "affinity": affinity, **options}) as dev:
+    with _store(store_path) as store, get_device(device, **{**options, **{
+            k: v for k, v in (("threads", threads), ("affinity", affinity)) if v is not None}}) as dev:
         info = dev.info()
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "
