@@ -16,6 +16,16 @@
 Target: spec -> bytes under 200 ms for B2 (median over the presets) vs ~6 s converting; every
 latency ratio within 2%. The machine is shared: the load average is recorded with the figures.
 
+`--control` adds an A/A control: a second interpreter of each file, measured in the same
+rounds. Measured at load 9-12 (results/benchmarks/direct_tflite_benchmark*.md): direct /
+converted has median 1.007 over 50 points (range 0.91..1.10, per-point CIs about +-3%), and
+two interpreters of the SAME file differ as much (A/A 0.92..1.04, median |ratio - 1| 2.2%
+against 1.3% for direct / converted); the networks furthest from 1 in the first run moved
+or flipped sign in the second (w0022000: 0.92, then 1.12, while its direct file's A/A was
+0.92). So what is left is a per-interpreter effect (where its arena and packed weights land)
+plus the load, not the builder; a 2% bound needs a quieter machine or several interpreters
+per file.
+
     python benchmarks/direct_tflite_benchmark.py [--random 20] [--resolutions 224,256]
 
 Writes results/benchmarks/direct_tflite_benchmark.{md,csv,json}.
@@ -58,7 +68,7 @@ class Variant:
     NetworkSpec where the protocol and the store look)."""
 
     spec: NetworkSpec
-    builder: str
+    builder: str     # "direct" or "keras", "#2" for a second interpreter of the same file
 
     @property
     def name(self) -> str:
@@ -73,13 +83,15 @@ class Variant:
 
 
 class PairDevice(Device):
-    """The cpu device twice: one emitting models, one converting them; a point says which."""
+    """The cpu device per variant: one emitting models, one converting them (and, for the A/A
+    control, a second of each: another interpreter of the same file); a point says which."""
 
     name = "cpu-pair"
 
-    def __init__(self, model_dir: str):
-        self.devices = {"direct": CpuDevice(builder="direct"),
-                        "keras": CpuDevice(builder="keras", model_dir=model_dir)}
+    def __init__(self, model_dir: str, variants: tuple[str, ...] = ("direct", "keras")):
+        self.devices = {v: CpuDevice(builder=v.split("#")[0],
+                                     model_dir=model_dir if v.startswith("keras") else None)
+                        for v in variants}
 
     def info(self) -> DeviceInfo:
         base = self.devices["keras"].info()
@@ -168,15 +180,33 @@ def main() -> int:
                     help="Converted models (kept between runs); default: a temporary directory.")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--control", action="store_true",
+                    help="A/A control: measure a second interpreter of each file too, and report "
+                         "direct#2/direct and keras#2/keras beside direct/keras.")
+    ap.add_argument("--skip-build", action="store_true",
+                    help="Skip step 1 (e.g. with --model-dir holding cached conversions).")
+    ap.add_argument("--build-only", action="store_true",
+                    help="Only step 1 (build times), written as direct_tflite_build{tag}.csv.")
     args = ap.parse_args()
     resolutions = [int(r) for r in args.resolutions.split(",")]
     tmp = tempfile.TemporaryDirectory()
     model_dir = args.model_dir or Path(tmp.name) / "models"
     load_start = os.getloadavg()
 
-    print("-- build time: spec -> .tflite bytes", flush=True)
-    first = first_call_s()
-    builds = build_times(model_dir, args.repeats)
+    if args.skip_build:
+        first, builds = float("nan"), []
+    else:
+        print("-- build time: spec -> .tflite bytes", flush=True)
+        first = first_call_s()
+        builds = build_times(model_dir, args.repeats)
+    if args.build_only:
+        build = pd.DataFrame(builds)
+        tag = f"_{args.tag}" if args.tag else ""
+        write_atomic(args.out / f"direct_tflite_build{tag}.csv", build.to_csv(index=False))
+        print(f"median over presets: direct {build['direct_ms'].median():.0f} ms, converter "
+              f"{build['convert_s'].median():.1f} s; first call (B2, fresh process) {first:.2f} s; "
+              f"load {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+        return 0
 
     rng = random.Random(args.seed)
     b0 = presets.get("efficientnet-b0")
@@ -185,12 +215,15 @@ def main() -> int:
         net = random_scaled(b0, 2, 1, rng)
         if net.fingerprint not in {n.fingerprint for n in nets}:
             nets.append(net)
-    points = [(Variant(n, b), r) for n in nets for r in resolutions for b in ("direct", "keras")]
-    print(f"-- latency: {len(nets)} networks x {len(resolutions)} resolutions x 2 builders = "
+    variants = ("direct", "keras", "direct#2", "keras#2") if args.control else ("direct", "keras")
+    points = [(Variant(n, b), r) for n in nets for r in resolutions for b in variants]
+    print(f"-- latency: {len(nets)} networks x {len(resolutions)} resolutions x "
+          f"{len(variants)} variants = "
           f"{len(points)} points, interleaved", flush=True)
     protocol = Protocol(min_rounds=args.min_rounds, time_cap_s=args.time_cap_s)
     t0 = time.monotonic()
-    with Store(Path(tmp.name) / "store.sqlite") as store, PairDevice(str(model_dir)) as dev:
+    with Store(Path(tmp.name) / "store.sqlite") as store, \
+            PairDevice(str(model_dir), variants) as dev:
         for n in nets:   # convert before measuring: conversions are not what is compared
             from latency_lab.model_files import tflite_path
 
@@ -200,52 +233,72 @@ def main() -> int:
                                                              flush=True) if d % 20 == 0 else None)
     measure_s = time.monotonic() - t0
     rows = []
-    for k in range(0, len(points), 2):
-        (v, res), m_dir, m_conv = points[k], done[k], done[k + 1]
-        ratio, lo, hi = ratio_ci(m_dir, m_conv)
-        rows.append({"network": v.spec.name, "fingerprint": v.spec.fingerprint,
-                     "resolution": res, "direct_ms": m_dir.latency_ms,
-                     "converted_ms": m_conv.latency_ms, "ratio": ratio, "ci_low": lo,
-                     "ci_high": hi, "direct_ci_pct": 100 * m_dir.stats.ci_halfwidth_rel,
-                     "converted_ci_pct": 100 * m_conv.stats.ci_halfwidth_rel,
-                     "n_direct": m_dir.stats.count, "n_converted": m_conv.stats.count,
-                     "within_2pct": abs(ratio - 1) <= 0.02,
-                     "ci_within_2pct": lo >= 0.98 and hi <= 1.02})
+    got = {(v.spec.fingerprint, v.builder, r): m for (v, r), m in zip(points, done)}
+    for n in nets:
+        for res in resolutions:
+            m = {b: got[(n.fingerprint, b, res)] for b in variants}
+            row = {"network": n.name, "fingerprint": n.fingerprint, "resolution": res,
+                   "direct_ms": m["direct"].latency_ms, "converted_ms": m["keras"].latency_ms}
+            ratio, lo, hi = ratio_ci(m["direct"], m["keras"])
+            row.update(ratio=ratio, ci_low=lo, ci_high=hi,
+                       direct_ci_pct=100 * m["direct"].stats.ci_halfwidth_rel,
+                       converted_ci_pct=100 * m["keras"].stats.ci_halfwidth_rel,
+                       n_direct=m["direct"].stats.count, n_converted=m["keras"].stats.count,
+                       within_2pct=abs(ratio - 1) <= 0.02, ci_within_2pct=lo >= 0.98 and hi <= 1.02)
+            if args.control:   # the same comparison between two interpreters of one file
+                for b in ("direct", "keras"):
+                    r2, lo2, hi2 = ratio_ci(m[f"{b}#2"], m[b])
+                    row.update({f"aa_{b}": r2, f"aa_{b}_ci_low": lo2, f"aa_{b}_ci_high": hi2})
+            rows.append(row)
     lat = pd.DataFrame(rows)
     build = pd.DataFrame(builds)
-    b2 = build.set_index("network").loc["efficientnet-b2"]
-    summary = {
-        "direct_ms_median_over_presets": float(build["direct_ms"].median()),
-        "direct_ms_b2": float(b2["direct_ms"]), "convert_s_b2": float(b2["convert_s"]),
-        "convert_s_median_over_presets": float(build["convert_s"].median()),
-        "speedup_median": float(build["speedup"].median()),
-        "first_call_b2_s": first, "all_ops_equal": bool(build["same_ops"].all()),
+    summary = {}
+    if builds:
+        b2 = build.set_index("network").loc["efficientnet-b2"]
+        summary.update({
+            "direct_ms_median_over_presets": float(build["direct_ms"].median()),
+            "direct_ms_b2": float(b2["direct_ms"]), "convert_s_b2": float(b2["convert_s"]),
+            "convert_s_median_over_presets": float(build["convert_s"].median()),
+            "speedup_median": float(build["speedup"].median()),
+            "first_call_b2_s": first, "all_ops_equal": bool(build["same_ops"].all())})
+    summary.update({
         "n_points": len(lat), "within_2pct": int(lat["within_2pct"].sum()),
         "ci_within_2pct": int(lat["ci_within_2pct"].sum()),
         "ratio_median": float(lat["ratio"].median()),
         "ratio_min": float(lat["ratio"].min()), "ratio_max": float(lat["ratio"].max()),
         "measure_s": measure_s, "load_average_start": load_start,
+        **({"aa_abs_dev_median": float(np.median(np.abs(
+                np.r_[lat["aa_direct"], lat["aa_keras"]] - 1))),
+            "ab_abs_dev_median": float(np.median(np.abs(lat["ratio"] - 1))),
+            "aa_direct_range": [float(lat["aa_direct"].min()), float(lat["aa_direct"].max())],
+            "aa_keras_range": [float(lat["aa_keras"].min()), float(lat["aa_keras"].max())]}
+           if args.control else {}),
         "load_average_end": os.getloadavg(), "resolutions": resolutions,
         "protocol": protocol.to_dict(), "context": dev.info().to_dict(),
-    }
+    })
     tag, out = (f"_{args.tag}" if args.tag else ""), args.out
     write_atomic(out / f"direct_tflite_benchmark{tag}.csv", lat.to_csv(index=False))
     write_atomic(out / f"direct_tflite_build{tag}.csv", build.to_csv(index=False))
     write_atomic(out / f"direct_tflite_benchmark{tag}.json", json.dumps(summary, indent=2))
     md = [f"# Direct TFLite emitter vs converter ({time.strftime('%Y-%m-%d')})", "",
           f"Load average at start {load_start[0]:.1f} / end {os.getloadavg()[0]:.1f} "
-          f"(2 shared cores).", "", "## Spec -> .tflite bytes", "",
-          build.round(3).to_markdown(index=False), "",
-          f"Median over presets: direct {summary['direct_ms_median_over_presets']:.0f} ms, "
-          f"converter {summary['convert_s_median_over_presets']:.1f} s "
-          f"(x{summary['speedup_median']:.0f}); B2 direct {summary['direct_ms_b2']:.0f} ms; "
-          f"first call in a fresh process (B2, schema import included) {first:.2f} s.", "",
-          "## Latency, direct / converted (cpu device, interleaved)", "",
-          lat.round(4).to_markdown(index=False), "",
-          f"{summary['within_2pct']}/{len(lat)} ratios within 2%, "
-          f"{summary['ci_within_2pct']}/{len(lat)} with the whole CI within 2%; median ratio "
-          f"{summary['ratio_median']:.4f} (range {summary['ratio_min']:.4f}.."
-          f"{summary['ratio_max']:.4f}); measured in {measure_s / 60:.0f} min."]
+          f"(2 shared cores).", ""]
+    if builds:
+        md += ["## Spec -> .tflite bytes", "", build.round(3).to_markdown(index=False), "",
+               f"Median over presets: direct {summary['direct_ms_median_over_presets']:.0f} ms, "
+               f"converter {summary['convert_s_median_over_presets']:.1f} s "
+               f"(x{summary['speedup_median']:.0f}); B2 direct {summary['direct_ms_b2']:.0f} ms; "
+               f"first call in a fresh process (B2, schema import included) {first:.2f} s.", ""]
+    md += ["## Latency, direct / converted (cpu device, interleaved)", "",
+           lat.round(4).to_markdown(index=False), "",
+           f"{summary['within_2pct']}/{len(lat)} ratios within 2%, "
+           f"{summary['ci_within_2pct']}/{len(lat)} with the whole CI within 2%; median ratio "
+           f"{summary['ratio_median']:.4f} (range {summary['ratio_min']:.4f}.."
+           f"{summary['ratio_max']:.4f}); measured in {measure_s / 60:.0f} min."]
+    if args.control:
+        md[-1] += (f" A/A control (a second interpreter of the same file): median |ratio - 1| "
+                   f"{100 * summary['aa_abs_dev_median']:.1f}% against "
+                   f"{100 * summary['ab_abs_dev_median']:.1f}% for direct/converted.")
     write_atomic(out / f"direct_tflite_benchmark{tag}.md", "\n".join(md) + "\n")
     print("\n".join(md[-1:]))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("protocol", "context")},

@@ -7,8 +7,9 @@ pinned to a CPU set (Linux). Times each `invoke()` with a monotonic clock. Takes
 dynamic-shape model whose input channels the interpreter reports.
 
 The model comes from the `builder` option (`model_files`): `direct` (default) emits it in
-memory in tens of milliseconds and hands the bytes to the interpreter; `keras` converts it
-(about 6 s, cached on disk by fingerprint), the reference route. The direct route adds
+memory (0.1-0.4 s for the presets on this loaded machine) and hands the bytes to the
+interpreter; `keras` converts it (6 s unloaded, 20-40 s at load 9; cached on disk by
+fingerprint), the reference route. The direct route adds
 `builder: direct` to the device context, so its measurements never mix with converted ones
 in the store; the converter route keeps the context it always had. `build_s` / `builds` count
 the time spent making models and interpreters (a search reports the share).

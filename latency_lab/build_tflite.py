@@ -4,8 +4,9 @@ Converting a candidate (spec -> Keras -> TFLite converter, `build_keras`) takes 
 this 2-core machine and set the pace of a live search (350 measurements in 45 minutes, mostly
 conversions). This module writes the same file straight from the one walk over the network's
 blocks (`blocks.network_blocks`, `BlockModel.layers`) with the TFLite schema's object API
-that ai-edge-litert ships (`schema_py_generated`: `ModelT` ... `Pack`), in tens of
-milliseconds (benchmarks/direct_tflite_benchmark.py).
+that ai-edge-litert ships (`schema_py_generated`: `ModelT` ... `Pack`): 91 ms (S3NAS) to
+358 ms (B2), median 178 ms over the presets, against 22-43 s for the converter, both measured
+at load average 9 on the 2 shared cores (results/benchmarks/direct_tflite_benchmark.md).
 
 "The same file" means what the interpreter sees is what the converter writes for our Keras
 model (read from converted files, `tests/test_build_tflite.py` compares them op by op):
@@ -59,8 +60,8 @@ class _DataBuffer(fb.BufferT):
     """A Buffer whose bytes are written straight into the flatbuffer being built, starting on
     a 16-byte boundary (the schema's force_align, which the generated Python object API leaves
     out). `fill(view)` writes the contents into the float32 or int32 view it is given, so a
-    36 MB B2 is never copied between numpy, bytes and the builder (measured: copies were half
-    of the emitter's time)."""
+    36 MB B2 is never copied between numpy, bytes and the builder (those copies took B2 from
+    0.21 to 0.40 s at load 6)."""
 
     def __init__(self, nbytes: int, dtype, fill: Callable[[np.ndarray], None]):
         super().__init__()
@@ -85,7 +86,6 @@ class _Graph:
     """Tensors, buffers, operators and operator codes of one subgraph being written."""
 
     def __init__(self, seed: int, static: bool):
-        self.fb = fb
         self.rng = np.random.default_rng(seed)
         self.static = static
         self.consts: list = []          # TensorT, in creation order
@@ -98,9 +98,9 @@ class _Graph:
     # -- tensors ---------------------------------------------------------------------------
     def _tensor(self, name: str, shape: list[int], signature: list[int] | None,
                 buffer: int = 0, dtype: int | None = None):
-        t = self.fb.TensorT()
+        t = fb.TensorT()
         t.name, t.shape, t.shapeSignature, t.buffer = name, shape, signature, buffer
-        t.type = self.fb.TensorType.FLOAT32 if dtype is None else dtype
+        t.type = fb.TensorType.FLOAT32 if dtype is None else dtype
         t.hasRank = True
         return t
 
@@ -157,7 +157,7 @@ class _Graph:
 
     # -- operators -------------------------------------------------------------------------
     def op(self, code: int, inputs: list, outputs: list, options_type: int = 0, options=None):
-        o = self.fb.OperatorT()
+        o = fb.OperatorT()
         o.opcodeIndex = self.opcodes.setdefault(code, len(self.opcodes))
         o.inputs, o.outputs = inputs, outputs
         o.builtinOptionsType, o.builtinOptions = options_type, options
@@ -191,7 +191,8 @@ class _Graph:
         builder = _take_builder(data + 64 * 1024 + 256 * (len(tensors) + len(self.ops)))
         try:
             builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-            return bytes(memoryview(builder.Bytes)[builder.Head():])   # one copy, not Output()'s two
+            # one copy into the bytes the interpreter takes (Output() would make two)
+            return bytes(memoryview(builder.Bytes)[builder.Head():])
         finally:
             _give_back(builder)
 
@@ -228,7 +229,7 @@ def _fill(value) -> Callable[[np.ndarray], None]:
 # -- activations ----------------------------------------------------------------------------
 def _fused_code(g: _Graph, activation: str) -> int:
     """The fused activation of a conv: relu and relu6 fuse, swish and hard swish do not."""
-    A = g.fb.ActivationFunctionType
+    A = fb.ActivationFunctionType
     fused = {"relu": A.RELU, "relu6": A.RELU6, "swish": A.NONE, "hswish": A.NONE}
     if activation not in fused:
         raise EmitterUnsupported(f"activation {activation!r}")
@@ -237,13 +238,13 @@ def _fused_code(g: _Graph, activation: str) -> int:
 
 def _activate(g: _Graph, x, name: str, activation: str, channels: int, size: int, spatial=True):
     """The unfused part of an activation after a conv whose output is `x`."""
-    O = g.fb.BuiltinOperator
+    O = fb.BuiltinOperator
     new = (lambda n: g.feature_map(n, channels, size)) if spatial else (
         lambda n: g.fixed(n, [1, 1, 1, channels]))
     if activation == "swish":
         s = g.op(O.LOGISTIC, [x], [new(f"{name}_sigmoid")])
-        return g.op(O.MUL, [x, s], [new(f"{name}_act")], g.fb.BuiltinOptions.MulOptions,
-                    g.fb.MulOptionsT())
+        return g.op(O.MUL, [x, s], [new(f"{name}_act")], fb.BuiltinOptions.MulOptions,
+                    fb.MulOptionsT())
     if activation == "hswish":
         return g.op(O.HARD_SWISH, [x], [new(f"{name}_act")])
     return x
@@ -251,7 +252,7 @@ def _activate(g: _Graph, x, name: str, activation: str, channels: int, size: int
 
 # -- layers ---------------------------------------------------------------------------------
 def _conv(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
-    fb, O = g.fb, g.fb.BuiltinOperator
+    O = fb.BuiltinOperator
     k, size = layer.kernel, layer.output_size(size_in)
     fused = _fused_code(g, act) if layer.act else fb.ActivationFunctionType.NONE
     # Keras's kernel (k, k, c_in, c_out) or (k, k, c, 1) sets the fans; batch norm at its
@@ -275,7 +276,7 @@ def _conv(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
 
 
 def _se(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
-    fb, O = g.fb, g.fb.BuiltinOperator
+    O = fb.BuiltinOperator
     c, sq = layer.c_in, layer.squeezed
 
     def conv1x1(inp, c_in, c_out, fused, suffix):
@@ -301,7 +302,6 @@ def _se(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
 
 
 def _pool(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
-    fb = g.fb
     opts = fb.ReducerOptionsT()
     opts.keepDims = False
     return g.op(fb.BuiltinOperator.MEAN, [x, g.axes()], [g.fixed(name, [1, layer.c_out])],
@@ -309,7 +309,6 @@ def _pool(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
 
 
 def _dense(g: _Graph, x, layer: Layer, name: str, act: str, size_in: int):
-    fb = g.fb
     w = g.weights(f"{name}_kernel", (layer.c_out, layer.c_in), layer.c_in, layer.c_out)
     return g.op(fb.BuiltinOperator.FULLY_CONNECTED, [x, w, None],
                 [g.fixed(name, [1, layer.c_out])],
@@ -330,8 +329,7 @@ def _block(g: _Graph, x, block: BlockModel, prefix: str, size_in: int):
         name = f"{prefix}_{layer.role}" if block.kind == "mbconv" else layer.role
         y = emit(g, y, layer, name, block.activation, size)
     if block.residual:
-        fb = g.fb
-        y = g.op(fb.BuiltinOperator.ADD, [x, y],
+            y = g.op(fb.BuiltinOperator.ADD, [x, y],
                  [g.feature_map(f"{prefix}_add", block.c_out, block.output_size(size_in))],
                  fb.BuiltinOptions.AddOptions, fb.AddOptionsT())
     return y
@@ -348,7 +346,8 @@ def emit_tflite(model: NetworkSpec | BlockModel, resolution: int | None = None,
         parts, channels = [(model, "b", size)], model.c_in
     else:
         sites = network_blocks(model, resolution)
-        parts, channels, size = [(s.block, f"s{s.stage}b{s.index}", s.size) for s in sites], 3, sites[0].size
+        parts = [(s.block, f"s{s.stage}b{s.index}", s.size) for s in sites]
+        channels, size = 3, sites[0].size
     x = g.feature_map("image", channels, size)
     for block, prefix, block_size in parts:
         x = _block(g, x, block, prefix, block_size)

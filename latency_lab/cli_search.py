@@ -49,6 +49,21 @@ def _options(items: list[str]) -> dict[str, str]:
     return parse_device_options(items)
 
 
+# The measurement protocol of a device latency source; None keeps protocol.Protocol's default.
+CI_HELP = "Device source: stop a point at this CI half-width, % of the median (default 1)."
+ROUNDS_HELP = "Device source: rounds before a point may stop (default 8)."
+MAX_ROUNDS_HELP = "Device source: rounds after which a point stops anyway (default 100)."
+CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (default 900)."
+
+
+def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
+    from latency_lab.protocol import Protocol
+
+    given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
+             "max_rounds": max_rounds, "time_cap_s": time_cap_s}
+    return Protocol(**{k: v for k, v in given.items() if v is not None})
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -164,7 +179,7 @@ def _build_note(source, started: float) -> str:
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4, device_option=()):
+                max_candidates=4, device_option=(), protocol=None):
     """Shared by `search` and `compare`: returns (spec, result, source)."""
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
@@ -186,7 +201,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_sources(latency, store_path=store_path,
+    source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
                                    device_options=_options(list(device_option)))
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
@@ -239,6 +254,10 @@ def search_command(
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
@@ -247,7 +266,9 @@ def search_command(
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                     resolutions_from, stages, candidates, out, store_path,
                                     reevaluate, max_candidates=max_candidates,
-                                    device_option=device_option)
+                                    device_option=device_option,
+                                    protocol=_protocol(ci_target_pct, min_rounds, max_rounds,
+                                                       time_cap_s))
     source.close()
     result.cache.evaluator.close()
     d = result.to_dict()
@@ -325,6 +346,10 @@ def compare_command(
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     import time
@@ -337,7 +362,9 @@ def compare_command(
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                        resolutions_from, stages, candidates, out, store_path,
                                        reevaluate, max_candidates=max_candidates,
-                                       device_option=device_option)
+                                       device_option=device_option,
+                                       protocol=_protocol(ci_target_pct, min_rounds, max_rounds,
+                                                          time_cap_s))
     cache = result.cache
     ev = cache.evaluator
     try:

@@ -185,7 +185,7 @@ def lut_record(
     from latency_lab.protocol import Protocol
     from latency_lab.sweep import parse_resolutions
 
-    options = parse_device_options(device_option)
+    options = parse_device_options(device_option, threads=threads, affinity=affinity)
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
     from latency_lab.lut import STATISTICS
@@ -202,8 +202,7 @@ def lut_record(
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = _console()
-    with _store(store_path) as store, get_device(device, **{"threads": threads,
-                                                            "affinity": affinity, **options}) as dev:
+    with _store(store_path) as store, get_device(device, **options) as dev:
         info = dev.info()
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "

@@ -194,3 +194,15 @@ def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp
     assert main(["search", "--budget-ms", "10", "--latency", "cpu", "--latency",
                  f"py:{mod}:latency_ms", "--accuracy", "synthetic", "--out", "x"]) == 2
     assert "only be the last" in capsys.readouterr().err
+
+
+def test_search_protocol_options_state_the_protocol_defaults():
+    """The help texts give Protocol's defaults by hand: this pins them to the one source."""
+    from latency_lab.cli_search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
+    from latency_lab.protocol import Protocol
+
+    p = Protocol()
+    assert f"(default {p.ci_target_pct:g})" in CI_HELP and f"(default {p.min_rounds})" in ROUNDS_HELP
+    assert f"(default {p.max_rounds})" in MAX_ROUNDS_HELP and f"(default {p.time_cap_s:g})" in CAP_HELP
+    assert _protocol(None, None, None, None) == p
+    assert _protocol(2.0, 4, 12, None) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
