@@ -137,7 +137,7 @@ def _check_out_dir(out: Path) -> None:
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4):
+                max_candidates=4, max_rounds=None, ci_target_pct=None):
     """Shared by `search` and `compare`: returns (spec, result, source)."""
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
@@ -159,7 +159,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_source(latency, store_path=store_path)
+    source = parse_latency_source(latency, store_path=store_path,
+                                  protocol=_protocol(max_rounds, ci_target_pct))
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache)
@@ -170,6 +171,26 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         evaluator.close()
         raise
     return spec, result, source
+
+
+def _protocol(max_rounds: int | None, ci_target_pct: float | None):
+    """The measurement protocol of a live device source, with the search's overrides."""
+    from dataclasses import replace
+
+    from latency_lab.protocol import Protocol
+
+    p = Protocol()
+    if max_rounds is not None:
+        p = replace(p, max_rounds=max_rounds, min_rounds=min(p.min_rounds, max_rounds))
+    if ci_target_pct is not None:
+        p = replace(p, ci_target_pct=ci_target_pct)
+    return p
+
+
+MAX_ROUNDS_HELP = ("Live device: stop measuring a network after this many rounds even if its CI "
+                   "is wider than --ci-target-pct (default: the protocol's 100); small "
+                   "networks on a busy host rarely reach 1%.")
+CI_TARGET_HELP = "Live device: stop a network once its 95% CI half-width is this % of the median."
 
 
 def _value(x: float, unit: str) -> str:
@@ -190,11 +211,15 @@ def search_command(
                                                     "paths.png and the resumable state.json."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    max_rounds: Optional[int] = typer.Option(None, "--max-rounds", min=1, help=MAX_ROUNDS_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, "--ci-target-pct", min=0.01,
+                                                  help=CI_TARGET_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                     resolutions_from, stages, candidates, out, store_path,
-                                    reevaluate, max_candidates=max_candidates)
+                                    reevaluate, max_candidates=max_candidates,
+                                    max_rounds=max_rounds, ci_target_pct=ci_target_pct)
     source.close()
     result.cache.evaluator.close()
     d = result.to_dict()

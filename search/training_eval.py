@@ -1,6 +1,6 @@
 """Training evaluators: top-1 accuracy (%) on an image folder, from scratch or warm-started.
 
-    train:DATA_DIR[,epochs=10,batch=64,lr=0,opt=sgd,...,device=cpu,workers=1,threads=1]
+    train:DATA_DIR[,epochs=10,batch=32,lr=0,opt=sgd,...,device=cpu,workers=1,threads=1]
     net2net:DATA_DIR[,epochs=2,base_epochs=10,...same options]
 
 `train:` trains every candidate from scratch at its resolution with the recipe of
@@ -39,7 +39,7 @@ def _recipe_options(epochs: int, warmup: float) -> dict[str, Option]:
     from latency_lab.training import Recipe
 
     helps = {"epochs": "training epochs", "batch": "images per step",
-             "opt": "optimizer", "lr": "base learning rate (0: 0.1 x batch/256 for sgd, "
+             "opt": "optimizer", "lr": "base learning rate (0: 0.4 x batch/256 for sgd, "
              "0.016 x batch/256 for rmsprop)", "momentum": "momentum",
              "weight_decay": "L2 on conv and linear weights", "warmup": "linear warm-up epochs",
              "label_smoothing": "label smoothing", "min_scale": "random-resized-crop area from",

@@ -162,3 +162,38 @@ def test_cli_bad_data_is_one_line(tmp_path, capsys):
                "--accuracy", f"train:{empty}", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and "has no class folders" in err
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:An input array is constant")   # 12 val images: ties
+def test_proxy_ranking_of_the_tiny_preset_by_training_evaluators(data_dir, tmp_path):
+    """The ranking study's candidates for mbconv-tiny, ranked by train: and net2net: (one
+    epoch each on a 3-class set of 24 images: checks the plumbing, not the ranking)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("proxy_ranking",
+                                                  root / "benchmarks" / "proxy_ranking.py")
+    pr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pr)
+    cands = pr.candidates("mbconv-tiny", 16)
+    assert [c[0] for c in cands] == list(pr.CANDIDATES) and cands[-1][2] == 80
+    assert len({c[1].fingerprint for c in cands}) == 11     # r: the baseline itself
+    texts = [f"train:{data_dir},epochs=1,{QUICK}", f"train:{data_dir},epochs=2,{QUICK}",
+             f"net2net:{data_dir},epochs=1,base_epochs=1,{QUICK}"]
+    rankings, about = pr.evaluate_all(texts, tmp_path / "s.sqlite", log=lambda m: None,
+                                      network="mbconv-tiny", r_step=16)
+    ref = pr.reference(rankings)
+    assert ref.startswith("train:") and "epochs=2" in ref
+    assert all(len(rankings[n][1]) == 11 and min(rankings[n][1]) == 1 for n in rankings)
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        rows = [json.loads(d) for (d,) in db.execute(
+            "SELECT details FROM evaluations WHERE evaluator_key LIKE 'net2net%'")]
+    fine = [d for d in rows if d["role"] == "fine-tuned"]
+    assert len(rows) == len(fine) == 11          # the baseline is trained, not ranked
+    assert len({d["transform"]["parent_run"] for d in fine}) == 1   # all from one baseline
+    assert all(d["transform"]["exact"] for d in fine)
+    tau, rho = pr.correlations(rankings)
+    pr.write_outputs(tmp_path, rankings, about, tau, rho, {"when": "now", "load": [0, 0, 0]},
+                     "mbconv-tiny", 16, "tiny")
+    assert "Kendall tau against the longest training" in (tmp_path / "tiny.md").read_text()
