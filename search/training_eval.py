@@ -10,7 +10,9 @@ for `base_epochs` (its value is that training's top-1) and cached; a candidate s
 parent's trained weights transformed so that it computes exactly the parent's function
 (`latency_lab.net2net`), then fine-tunes for `epochs`. The search hands each candidate's
 parent (`EvalRequest.parent`) and step; the baseline's training uses the same recipe with
-`base_epochs` epochs and one warm-up epoch, a fine-tuning `warmup` (0.3) epochs; the chosen candidate of an iteration is the parent of
+`base_epochs` epochs, one warm-up epoch and `base_lr`; fine-tuning has no warm-up and a
+tenth of the training rate unless `lr=` says otherwise (a restart at the full rate lost more
+accuracy in one epoch than the step gained); the chosen candidate of an iteration is the parent of
 the next, so weights are inherited along the RBIS path. A parent whose weights are not in the
 cache (another machine, a deleted cache) is rebuilt by replaying its lineage.
 
@@ -150,15 +152,25 @@ class Net2NetEvaluator(TrainEvaluator):
 
     name = "net2net"
     uses_parent = True
-    OPTIONS = {**_recipe_options(2, 0.3), **_common_options(),
-               "base_epochs": Option(int, 10, "epochs of the baseline's training", minimum=1)}
+    OPTIONS = {**_recipe_options(2, 0.0), **_common_options(),
+               "lr": Option(float, 0.0, "fine-tuning learning rate (0: a tenth of train:'s, "
+                            "0.04 x batch/256 for sgd)", minimum=0),
+               "base_epochs": Option(int, 10, "epochs of the baseline's training", minimum=1),
+               "base_lr": Option(float, 0.0, "the baseline's learning rate (0: train:'s rule)",
+                                 minimum=0)}
 
     def __init__(self, arg=None, options=None):
         super().__init__(arg, options)
         from dataclasses import replace
 
+        o = self.options
         # the baseline's training: the same recipe for base_epochs, one warm-up epoch
-        self.base_recipe = replace(self._recipe(self.options["base_epochs"]), warmup=1.0)
+        self.base_recipe = replace(self._recipe(o["base_epochs"]), warmup=1.0, lr=o["base_lr"])
+        if not o["lr"]:
+            # A warm restart at the training rate undoes the parent's convergence: one epoch
+            # at 0.05 took mbconv-tiny's children from the parent's 52.75% to 45.75% and
+            # 46.25%, below their parent, so every RBIS score was 0.
+            self.recipe = replace(self.recipe, lr=0.1 * replace(self.recipe, lr=0.0).base_lr)
         self.version = self.version * 1000 + NET2NET_VERSION
 
     def run_for(self, request: EvalRequest):
