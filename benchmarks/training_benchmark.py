@@ -11,7 +11,7 @@ On this machine's CPU, with mbconv-tiny on the synthetic set (`latency-lab datas
 4. capacity: narrower, the preset, wider, deeper, all trained the same epochs;
 5. net2net vs train for the same total epochs: a child trained from scratch for B + E epochs
    vs the parent trained B epochs, transformed (function-preserving) and fine-tuned E at a
-   tenth of the rate, no warm-up (as `net2net:` does by default).
+   0.3 of the rate, no warm-up (as `net2net:` does by default).
 
 Every training goes through `latency_lab.training.train` with the cache in --cache (default
 results/benchmarks/training/cache, not committed), so a rerun reads finished runs back; their
@@ -128,7 +128,7 @@ def net2net_vs_train(base, steps, res, data, recipe, runtime, base_epochs, ft_ep
         model, report = transfer(parent, fit_classes(child, data), seed=recipe.seed)
         state = {k: v.clone() for k, v in model.state_dict().items()}
         ft = train_row(f"net2net {dim[0]}{'+'.join(map(str, stages))}", child, res, data,
-                       replace(recipe, epochs=ft_epochs, warmup=0.0, lr=0.1 * recipe.base_lr),
+                       replace(recipe, epochs=ft_epochs, warmup=0.0, lr=0.3 * recipe.base_lr),
                        runtime,
                        init=f"net2net(parent={parent_run.key})", init_weights=lambda: state)
         scratch = train_row(f"train {dim[0]}{'+'.join(map(str, stages))}", child, res, data,

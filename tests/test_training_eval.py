@@ -100,11 +100,13 @@ def test_net2net_starts_children_from_their_parents_and_replays_a_lost_lineage(d
     grandchild = ev.request(deep, 32, child, Step(DEPTH, (1,)))
 
     b = ev.evaluate(base)
-    assert b.details["role"] == "baseline" and b.details["epochs"] == 2
+    assert b.details["role"] == "baseline" and b.details["base_epochs"] == 2
+    assert b.details["epochs"] == 1 and b.details["transform"]["step"] == "none"   # control
+    trained = b.details["transform"]["parent_run"]          # the baseline's 2-epoch training
     c = ev.evaluate(child)
     t = c.details["transform"]
     assert t["exact"] and t["deviation"] < 1e-4 and t["step"] == "w0+1"
-    assert t["parent_run"] == b.details["run"] and c.details["epochs"] == 1
+    assert t["parent_run"] == trained and c.details["epochs"] == 1    # same start as b
     assert t["widened"] and not t["new_blocks"]
     g = ev.evaluate(grandchild)
     assert g.details["transform"]["parent_run"] == c.details["run"]
@@ -114,7 +116,7 @@ def test_net2net_starts_children_from_their_parents_and_replays_a_lost_lineage(d
     replay = parse_evaluator(ev.describe()).evaluate(grandchild)
     assert replay.value == g.value and replay.details["run"] == g.details["run"]
     assert sorted(p.name for p in runs_dir().iterdir()) == sorted(
-        [b.details["run"], c.details["run"], g.details["run"]])
+        [trained, c.details["run"], g.details["run"]])     # the control is not replayed
 
 
 def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, monkeypatch):
@@ -141,6 +143,11 @@ def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, m
     run_of = {fp: json.loads(d)["run"] for fp, d, _ in rows}
     details = [json.loads(d) for _, d, _ in rows]
     assert [d["role"] for d in details].count("baseline") == 1
+    # the weights a node's children start from: its own fine-tuning; for the baseline, its
+    # training (its value is a control fine-tuned from there)
+    base_fp, base_d = next((fp, json.loads(d)) for fp, d, _ in rows
+                           if json.loads(d)["role"] == "baseline")
+    run_of[base_fp] = base_d["transform"]["parent_run"]
     assert [lin for _, _, lin in rows].count("") == 1      # only the baseline has no lineage
     with open(tmp_path / "out" / "trace.csv", newline="") as f:
         trace = list(csv.DictReader(f))
