@@ -204,3 +204,13 @@ def test_proxy_ranking_of_the_tiny_preset_by_training_evaluators(data_dir, tmp_p
     pr.write_outputs(tmp_path, rankings, about, tau, rho, {"when": "now", "load": [0, 0, 0]},
                      "mbconv-tiny", 16, "tiny")
     assert "Kendall tau against the longest training" in (tmp_path / "tiny.md").read_text()
+
+
+def test_search_protocol_overrides_for_live_devices():
+    from latency_lab.cli_search import _protocol
+    from latency_lab.protocol import Protocol
+
+    assert _protocol(None, None) == Protocol()
+    p = _protocol(3, 2.5)
+    assert (p.min_rounds, p.max_rounds, p.ci_target_pct) == (3, 3, 2.5)
+    assert _protocol(20, None).min_rounds == Protocol().min_rounds
