@@ -59,6 +59,8 @@ CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (d
 def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
     from latency_lab.protocol import Protocol
 
+    if max_rounds is not None and min_rounds is None:   # --max-rounds 3 alone means 3 rounds
+        min_rounds = min(Protocol().min_rounds, max_rounds)
     given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
              "max_rounds": max_rounds, "time_cap_s": time_cap_s}
     return Protocol(**{k: v for k, v in given.items() if v is not None})

@@ -206,3 +206,6 @@ def test_search_protocol_options_state_the_protocol_defaults():
     assert f"(default {p.max_rounds})" in MAX_ROUNDS_HELP and f"(default {p.time_cap_s:g})" in CAP_HELP
     assert _protocol(None, None, None, None) == p
     assert _protocol(2.0, 4, 12, None) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
+    p = _protocol(2.5, None, 3, None)       # --max-rounds below the default minimum
+    assert (p.min_rounds, p.max_rounds, p.ci_target_pct) == (3, 3, 2.5)
+    assert _protocol(None, None, 20, None).min_rounds == Protocol().min_rounds
