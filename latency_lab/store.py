@@ -14,22 +14,36 @@ resume from them (a real device measures again), and exports prefer a real measu
 same key. A `networks` row may also describe a single block of the lookup table
 (`lut.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves those out.
 The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS` adds it to
-older stores on open.
+older stores on open; so was `leases` (one owner per open measurement, see `lease.py`):
+`claim` takes a point for this process in one write transaction, `lease_free` re-checks a
+point another process holds, `release` gives leases back.
+
+A file that exists is first inspected read-only: a SQLite file that is not a latency-lab store
+(another program's database) or has another schema version is refused without being touched.
+Every SQLite failure afterwards (a full disk, a damaged page, a lock held too long) is a
+one-line `StoreError`; a store that could not be created is removed again, and the WAL is
+checkpointed into the database after every round (`checkpoint`), so it never grows with a
+long sweep.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from latency_lab import lease
 from latency_lab.errors import UserError
 from latency_lab.measure import DeviceInfo, Measurement
 from latency_lab.spec import NetworkSpec
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30   # how long a write waits for another process's transaction
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contexts (key TEXT PRIMARY KEY, info TEXT NOT NULL);
@@ -71,7 +85,16 @@ CREATE TABLE IF NOT EXISTS imported (
     imported_at REAL NOT NULL,
     PRIMARY KEY (context_key, fingerprint, resolution)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements(id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    renewed_at REAL NOT NULL
+);
 """
+# the tables every latency-lab store has had since schema 1 (others are added on open)
+_CORE_TABLES = {"meta", "contexts", "networks", "measurements", "samples"}
 
 SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms", "p5_ms",
                   "p95_ms")
@@ -81,30 +104,134 @@ class StoreError(UserError):
     """The store file is unusable (not a database, wrong schema, unwritable)."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What `Store.claim` found for a point: `status` "done" (a finished measurement to reuse),
+    "resume" (an open one, now leased to this process), "new" (opened and leased) or "held"
+    (open and leased to `holder`, a process that is still running)."""
+
+    measurement_id: int
+    status: str
+    holder: lease.Owner | None = None
+
+
+def _sqlite_errors(method):
+    """SQLite failures of a store operation as one-line StoreErrors (programming errors stay)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
+                raise
+            raise StoreError(_explain(self.path, exc)) from None
+    return wrapper
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "full" in text or "disk I/O" in text:
+        return (f"store {path}: the disk is full ({text}); every sample taken before is kept, "
+                "free some space and run again to resume")
+    if "not a database" in text:
+        return (f"cannot use store {path}: {text} (left unchanged; give another --store)")
+    if "malformed" in text or "corrupt" in text:
+        return (f"store {path} is damaged ({text}); keep a copy, then `sqlite3 {path} .recover` "
+                "or use another --store")
+    if "locked" in text or "busy" in text:
+        return f"store {path} is locked by another process ({text}); try again"
+    return f"cannot use store {path}: {text}"
+
+
+def _guarded(cls):
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, _sqlite_errors(value))
+    return cls
+
+
+def inspect_store(path: Path) -> int | None:
+    """Look at an existing file read-only: its schema version, or None for an empty file or an
+    empty database (a new store). StoreError, with nothing written, for a file that is not a
+    SQLite database, a database of another program, or a store of another schema version."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from None
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return None
+        if not _CORE_TABLES <= tables:
+            raise StoreError(f"cannot use store {path}: a SQLite database of another program "
+                             f"(tables {', '.join(sorted(tables)[:8])}), left unchanged; give "
+                             "another --store")
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(path, exc)) from None
+    finally:
+        db.close()
+    version = str(row[0]).strip() if row else ""
+    if not version.isdigit():
+        raise StoreError(f"cannot use store {path}: unreadable schema version {version!r:.40}")
+    if int(version) != SCHEMA_VERSION:
+        raise StoreError(f"cannot use store {path}: schema version {version}, this latency-lab "
+                         f"reads {SCHEMA_VERSION}")
+    return int(version)
+
+
+@_guarded
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store {self.path} is a directory")
+        existed = self.path.exists()
+        inspect_store(self.path)   # read-only: a foreign file is refused before any write
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
-            columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
-            if "drift" not in columns:  # stores written before drift correction existed
-                self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                self.db.commit()
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} has schema {row[0]}, expected {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use store {self.path}: {exc}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from None
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            self._init_schema()
+        except (sqlite3.Error, OSError) as exc:
+            if not existed:   # a store that could not be created leaves nothing behind
+                self._remove_files()
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
+            raise StoreError(_explain(self.path, exc)) from None
+
+    def _init_schema(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
+        if "drift" not in columns:  # stores written before drift correction existed
+            self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
+        if self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self.db.commit()
+
+    def _remove_files(self) -> None:
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (after every round of a sweep: left
+        alone, SQLite checkpoints only after ~4 MB and never shrinks the file). It never waits:
+        what another process is reading or writing now goes at a later checkpoint."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
     def __enter__(self):
         return self
@@ -141,12 +268,85 @@ class Store:
                  json.dumps(protocol or {}, sort_keys=True), time.time()))
         return int(cur.lastrowid)
 
+    # -- one owner per open measurement (lease.py) --------------------------------------
+    def claim(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
+              protocol: dict[str, Any] | None = None, remeasure: bool = False) -> Claim:
+        """Take the point (context, network, resolution) for this process, in one write
+        transaction so that two processes cannot both take it: reuse its finished measurement
+        (unless `remeasure`), resume its open one unless a running process holds that, or
+        open a new one."""
+        self.register(info, spec)
+        with self._write():
+            latest = self.latest(info.context_key, spec.fingerprint, resolution)
+            if latest and not remeasure:
+                mid, status = latest
+                if status == "done":
+                    return Claim(mid, "done")
+                holder = self._holder(mid)
+                if holder is not None:
+                    return Claim(mid, "held", holder)
+                self._lease(mid)
+                return Claim(mid, "resume")
+            cur = self.db.execute(
+                "INSERT INTO measurements (context_key, fingerprint, resolution, status, protocol,"
+                " started_at) VALUES (?, ?, ?, 'open', ?, ?)",
+                (info.context_key, spec.fingerprint, int(resolution),
+                 json.dumps(protocol or {}, sort_keys=True), time.time()))
+            self._lease(int(cur.lastrowid))
+            return Claim(int(cur.lastrowid), "new")
+
+    def reclaim(self, measurement_id: int) -> Claim:
+        """Look again at a point another process held: "done", "resume" (its owner is gone
+        or let go: now ours) or still "held"."""
+        with self._write():
+            row = self.db.execute("SELECT status FROM measurements WHERE id=?",
+                                  (measurement_id,)).fetchone()
+            if row and row[0] == "done":
+                return Claim(measurement_id, "done")
+            holder = self._holder(measurement_id)
+            if holder is not None:
+                return Claim(measurement_id, "held", holder)
+            self._lease(measurement_id)
+            return Claim(measurement_id, "resume")
+
+    def release(self, measurement_ids: Iterable[int]) -> None:
+        """Give back this process's leases on these measurements."""
+        me = lease.me()
+        with self.db:
+            self.db.executemany("DELETE FROM leases WHERE measurement_id=? AND host=? AND pid=?",
+                                [(int(m), me.host, me.pid) for m in measurement_ids])
+
+    def _write(self):
+        """A write transaction that holds SQLite's write lock from its first read."""
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def _holder(self, measurement_id: int) -> lease.Owner | None:
+        """The other, still running process that leases this measurement, or None."""
+        row = self.db.execute("SELECT host, pid, started, renewed_at FROM leases WHERE "
+                              "measurement_id=?", (measurement_id,)).fetchone()
+        if row is None:
+            return None
+        owner = lease.Owner(row[0], int(row[1]), row[2])
+        me = lease.me()
+        if (owner.host, owner.pid) == (me.host, me.pid) or lease.is_gone(owner, row[3]):
+            return None
+        return owner
+
+    def _lease(self, measurement_id: int) -> None:
+        me = lease.me()
+        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                        (measurement_id, me.host, me.pid, me.started, time.time()))
+
     def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
                     facts: dict[str, Any] | None = None) -> None:
         now = time.time()
         with self.db:
             self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, 1.0)",
                                 [(measurement_id, round_index, float(s), now) for s in samples_ms])
+            me = lease.me()   # renew this process's leases (another host judges by this time)
+            self.db.execute("UPDATE leases SET renewed_at=? WHERE host=? AND pid=?",
+                            (now, me.host, me.pid))
             if facts:
                 old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
                                                  (measurement_id,)).fetchone()[0])
@@ -164,6 +364,7 @@ class Store:
         with self.db:
             self.db.execute("UPDATE measurements SET status='done', stop_reason=?, finished_at=?"
                             " WHERE id=?", (stop_reason, time.time(), measurement_id))
+            self.db.execute("DELETE FROM leases WHERE measurement_id=?", (measurement_id,))
 
     # -- reading -------------------------------------------------------------------------
     def latest(self, context_key: str, fingerprint: str, resolution: int) -> tuple[int, str] | None:
