@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 from latency_lab.blocks import (BlockModel, describe_point, network_blocks,
                                 scaled_space_blocks)
 from latency_lab.errors import UserError
-from latency_lab.fileio import write_atomic
+from latency_lab.fileio import parse_json, read_text, write_atomic
 from latency_lab.measure import Device, DeviceInfo
 from latency_lab.scaling import set_depth, widen
 from latency_lab.spec import NetworkSpec, SpecError
@@ -384,14 +384,7 @@ def load_lut(path: str | Path, context: DeviceInfo | str | None = None) -> Lut:
     """Read and validate a LUT file; with `context` (a DeviceInfo or context key), refuse a
     LUT recorded in another device context."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LutError(f"cannot read LUT {path}: {exc.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LutError(f"LUT {path} is not valid JSON ({exc}; truncated?)") from None
+    d = parse_json(read_text(path, "LUT", LutError), f"LUT {path}", LutError)
     lut = lut_from_dict(d, str(path))
     if context is not None:
         want = context.context_key if isinstance(context, DeviceInfo) else str(context)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from latency_lab.fileio import read_text
 from latency_lab.scaling import scale_uniform, set_depth
 from latency_lab.spec import BlockSpec, NetworkSpec, SpecError, StageSpec, StemSpec
 
@@ -111,9 +112,5 @@ def load_network(name_or_path: str) -> NetworkSpec:
         return get(name_or_path)
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SpecError(f"cannot read network file {path}: {exc.strerror}") from None
-        return NetworkSpec.from_json(text)
+        return NetworkSpec.from_json(read_text(path, "network file", SpecError))
     return get(name_or_path)
