@@ -105,6 +105,7 @@ def sweep(
     At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
     (see `latency-lab jumps`) unless --no-jumps.
     """
+    from latency_lab.fileio import check_output_dir, check_output_file
     from latency_lab.measure import get_device
     from latency_lab.paths import default_store_path
     from latency_lab.presets import load_network
@@ -114,7 +115,10 @@ def sweep(
 
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
-    _check_writable(out)
+    check_output_file(out, "--out")
+    jumps_dir = jumps_out or out.with_name(out.stem + "_jumps")
+    if jumps:
+        check_output_dir(jumps_dir, "jump report directory")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
@@ -133,7 +137,7 @@ def sweep(
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
     if jumps:
-        _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
+        _report_jumps(console, frame, jumps_dir)
 
 
 def _report_jumps(console, frame, out_dir: Path) -> None:
@@ -160,19 +164,6 @@ def _device_options(items: list[str]) -> dict[str, str]:
             raise UserError(f"malformed --device-option {item!r}: use KEY=VALUE")
         options[key.strip()] = value
     return options
-
-
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"output {path} is a directory")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a directory")
-    probe = parent if parent.exists() else next((p for p in parent.parents if p.exists()), Path("."))
-    import os
-
-    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {path}: permission denied")
 
 
 class _progress:
@@ -217,19 +208,51 @@ app.add_typer(table_app, name="table")
 app.add_typer(lut_app, name="lut")
 
 
-def main(argv: list[str] | None = None) -> int:
+INTERRUPTED = "interrupted: what was measured is in the store; run again to resume"
+
+
+def _click_exceptions():
+    """click's exception module: typer vendors click from 0.26 on, uses the package before."""
     try:
-        app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.26
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every way out is an exit code and at most one line on stderr.
+
+    Typer runs without its standalone mode so that usage errors come here (one line instead of
+    a 5-line box) and so does Ctrl-C: typer turns KeyboardInterrupt into a return value of 130.
+    """
+    click = _click_exceptions()
+    try:
+        code = app(args=argv, prog_name="latency-lab", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: what was measured is in the store; run again to resume",
-              file=sys.stderr)
+    except click.NoArgsIsHelpError as exc:   # `latency-lab`, `latency-lab table`: the help
+        exc.show()
+        return 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "latency-lab"
+        print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except SystemExit as exc:  # sys.exit("message") in a user's py: function, say
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 2
+    if code == 130:
+        print(INTERRUPTED, file=sys.stderr)
         return 130
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -52,10 +52,10 @@ def table_export(
                                                      "preset or JSON file)."),
 ) -> None:
     """Write the store's finished measurements as a latency table."""
-    from latency_lab.cli import _check_writable
+    from latency_lab.fileio import check_output_file
     from latency_lab.tables import export_table
 
-    _check_writable(out)
+    check_output_file(out, "table")
     with _store(store_path) as store:
         table = export_table(store, out, device=device, network=_network_filter(network))
     nets = len({r.spec.fingerprint for r in table.rows})
@@ -132,7 +132,8 @@ def lut_record(
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.blocks import blocks_by_kind, scaled_space_blocks
-    from latency_lab.cli import _check_writable, _console
+    from latency_lab.cli import _console
+    from latency_lab.fileio import check_output_file
     from latency_lab.lut import record_lut
     from latency_lab.measure import get_device
     from latency_lab.presets import load_network
@@ -148,7 +149,7 @@ def lut_record(
     if max_width_steps < 0 or max_depth_steps < 0 or calibration < 0:
         raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
-    _check_writable(out)
+    check_output_file(out, "LUT")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
+from latency_lab.errors import JumpInputError, check_number
 from latency_lab.fileio import atomic_path
 from latency_lab.jumps_model import CROSS_MARGIN, chi2
+from latency_lab.spec import MAX_RESOLUTION
 
 # z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
 CI_Z95 = 1.959964
@@ -143,6 +144,10 @@ def prepare_curve(frame: pd.DataFrame) -> Curve:
         bad = int(np.flatnonzero((res <= 0) | (res != np.round(res)))[0])
         raise JumpInputError(f"row {bad + 1}: resolution {frame['resolution'].iloc[bad]!r} "
                              "is not a positive integer")
+    if np.any(res > MAX_RESOLUTION):
+        bad = int(np.flatnonzero(res > MAX_RESOLUTION)[0])
+        raise JumpInputError(f"row {bad + 1}: resolution {frame['resolution'].iloc[bad]!r} is "
+                             f"above {MAX_RESOLUTION}, the largest input a network is measured at")
     if np.any(lat <= 0):
         bad = int(np.flatnonzero(lat <= 0)[0])
         raise JumpInputError(f"row {bad + 1}: latency_ms {lat[bad]:g} is not positive")
@@ -443,6 +448,8 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
     each case (docs/jumps.md)."""
     if method not in METHODS:
         raise JumpInputError(f"unknown jump method {method!r} (one of {', '.join(METHODS)})")
+    check_number(z_min, "--z-min", 0, None, "the step a jump needs, in standard errors",
+                 JumpInputError, low_open=True)
     curve = frame_or_curve if isinstance(frame_or_curve, Curve) else prepare_curve(frame_or_curve)
     if not use_ci and curve.ci_low_ms is not None:
         curve = Curve(curve.resolution, curve.latency_ms, None, None, curve.notes)
@@ -557,6 +564,12 @@ def candidates(result: JumpResult, neighbours: int = 1, max_latency_ms: float | 
     by several jumps is listed once, with its closest role and every reason."""
     if neighbours < 0:
         raise JumpInputError(f"neighbours must be >= 0, got {neighbours}")
+    for name, value in (("--max-latency-ms", max_latency_ms), ("--min-latency-ms", min_latency_ms)):
+        if value is not None:
+            check_number(value, name, 0, None, "a latency in ms", JumpInputError, low_open=True)
+    if min_jump_pct is not None:
+        check_number(min_jump_pct, "--min-jump-pct", 0, None, "an upward jump's size in %",
+                     JumpInputError)
     curve = result.curve
     picked: dict[int, list] = {}
     jumps = result.jumps
