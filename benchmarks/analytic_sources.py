@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from latency_lab.complexity import mbconv_count
+from latency_lab.blocks import network_blocks
 from latency_lab.presets import efficientnet_b0
 from latency_lab.spec import NetworkSpec
 
@@ -36,20 +36,13 @@ def _pad(size: int) -> float:
 
 
 def macs_padded(spec: NetworkSpec, resolution: int) -> tuple[float, int]:
-    """(MACs with every layer's spatial size padded to TILE, number of blocks)."""
-    size = math.ceil(resolution / spec.stem.stride)
-    c = spec.stem.width
-    total = spec.stem.kernel ** 2 * 3 * c * _pad(size) ** 2
-    blocks = 0
-    for stage in spec.stages:
-        for b in stage.blocks:
-            _, m_pad, _ = mbconv_count(c, stage.width, b.kernel, b.expansion, b.stride,
-                                       stage.se_ratio, _pad(size))
-            size = math.ceil(size / b.stride)
-            total += m_pad
-            c = stage.width
-            blocks += 1
-    total += c * spec.head_width * _pad(size) ** 2 + spec.head_width * spec.num_classes
+    """(MACs with every conv's output size padded to TILE, number of MBConv blocks)."""
+    total, blocks = 0.0, 0
+    for site in network_blocks(spec, resolution):
+        for layer, size in site.block.layer_inputs(site.size):
+            out = layer.output_size(size)
+            total += layer.macs_per_pixel() * (_pad(out) ** 2 if layer.spatial else 1)
+        blocks += site.block.kind == "mbconv"
     return total, blocks
 
 

@@ -52,16 +52,6 @@ DEFAULT_THROTTLE_STATUS = 1
 README_HINT = "see android_bench/README.md for where to get benchmark_model for arm64"
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off", ""):
-            return False
-        raise DeviceError(f"expected true or false, got {value!r}")
-    return bool(value)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -135,34 +125,30 @@ class AndroidDevice(Device):
     profile_name = "android"
 
     def __init__(self, serial: str | None = None, adb_host: str | None = None,
-                 adb_port: int | str | None = None, binary: str | None = None,
-                 threads: int | str | None = None, affinity: str | None = None,
-                 mask: str | None = None, xnnpack: bool | str = True,
-                 per_run: bool | str = True, throttle_check: bool | str = True,
-                 throttle_status: int | str = DEFAULT_THROTTLE_STATUS,
-                 probe_slowdown: float | str = 0.10, probe_every: int | str = 10,
-                 probe_resolution: int | str | None = None,
-                 cooldown_s: float | str = 30.0, max_cooldown_s: float | str = 600.0,
+                 adb_port: int | None = None, binary: str | None = None,
+                 threads: int | None = None, affinity: str | None = None,
+                 mask: str | None = None, xnnpack: bool = True,
+                 per_run: bool = True, throttle_check: bool = True,
+                 throttle_status: int = DEFAULT_THROTTLE_STATUS,
+                 probe_slowdown: float = 0.10, probe_every: int = 10,
+                 probe_resolution: int | None = None,
+                 cooldown_s: float = 30.0, max_cooldown_s: float = 600.0,
                  remote_dir: str | None = None, model_dir: str | None = None,
-                 timeout_s: float | str = 900.0, profile: str | None = None,
+                 timeout_s: float = 900.0, profile: str | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         try:
             self.profile: AndroidProfile = get_profile(profile or self.profile_name)
         except KeyError as exc:
             raise DeviceError(str(exc.args[0])) from None
         p = self.profile
-        try:
-            self.threads = int(threads) if threads is not None else p.threads
-            self.throttle_status = int(throttle_status)
-            self.probe_slowdown = float(probe_slowdown)
-            self.probe_every = int(probe_every)
-            self.probe_resolution = int(probe_resolution) if probe_resolution else None
-            self.cooldown_s = float(cooldown_s)
-            self.max_cooldown_s = float(max_cooldown_s)
-            self.timeout_s = float(timeout_s)
-            port = int(adb_port) if adb_port not in (None, "") else None
-        except ValueError as exc:
-            raise DeviceError(f"bad {self.name} device option: {exc}") from None
+        self.threads = threads if threads is not None else p.threads
+        self.throttle_status = throttle_status
+        self.probe_slowdown = probe_slowdown
+        self.probe_every = probe_every
+        self.probe_resolution = probe_resolution or None
+        self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self.timeout_s = timeout_s
         if self.threads < 1:
             raise DeviceError("threads must be at least 1")
         if affinity and mask:
@@ -173,9 +159,9 @@ class AndroidDevice(Device):
             self.cpus = mask_cpus(self.mask) if self.mask else ()
         except ValueError:
             raise DeviceError(f"malformed CPU mask {self.mask!r}: use hex such as f0") from None
-        self.xnnpack = _as_bool(xnnpack)
-        self.per_run = _as_bool(per_run)
-        self.throttle_check = _as_bool(throttle_check)
+        self.xnnpack = xnnpack
+        self.per_run = per_run
+        self.throttle_check = throttle_check
         self.remote_dir = remote_dir or p.remote_dir
         if not self.remote_dir.startswith("/"):   # no remote path may look like an option
             raise DeviceError(f"remote_dir must be an absolute path on the phone, got "
@@ -192,7 +178,7 @@ class AndroidDevice(Device):
             raise DeviceError(f"benchmark binary {self.binary} does not exist; {README_HINT}")
         self.binary_sha256 = _sha256(self.binary)
 
-        self._client, self._device, self.serial = self._connect(adb_host, port, serial)
+        self._client, self._device, self.serial = self._connect(adb_host, adb_port, serial)
         self._props = self._getprops()
         self._governors = self._read_governors()
         self._remote_binary = ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from contextlib import contextmanager
 from typing import Any
 
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
@@ -24,12 +25,6 @@ from latency_lab.spec import NetworkSpec
 PRECISIONS = ("fp32", "fp16")
 SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm",
               "temperature.gpu", "power.draw", "pstate")
-
-
-def _as_bool(value: Any) -> bool:
-    from latency_lab.devices.android import _as_bool as parse
-
-    return parse(value)
 
 
 def parse_nvidia_smi(csv_text: str, fields: tuple[str, ...] = SMI_FIELDS) -> list[dict[str, Any]]:
@@ -70,6 +65,21 @@ def nvidia_smi(index: int = 0) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
+@contextmanager
+def cudnn_benchmark_flag(torch, on: bool):
+    """`torch.backends.cudnn.benchmark` set to `on` inside, and back to what it was after.
+
+    The flag is process-wide and cuDNN consults its autotuning cache only while it is set, so
+    the driver sets it around each of its own forwards instead of once in `__init__`, where it
+    stayed changed for everything else in the process (another device, the caller's code)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def require_cuda(torch) -> None:
     if torch.version.cuda is None:
         raise DeviceError(f"CUDA is not available: torch {torch.__version__} is a CPU-only build; "
@@ -83,28 +93,25 @@ def require_cuda(torch) -> None:
 class CudaDevice(Device):
     name = "cuda"
 
-    def __init__(self, precision: str = "fp32", batch_size: int | str = 1,
-                 channels_last: bool | str = True, cuda_graphs: bool | str = False,
-                 gpu: int | str = 0, shape_warmup: int | str = 10, cudnn_benchmark: bool | str = True):
+    def __init__(self, precision: str = "fp32", batch_size: int = 1, channels_last: bool = True,
+                 cuda_graphs: bool = False, gpu: int = 0, shape_warmup: int = 10,
+                 cudnn_benchmark: bool = True):
         import torch
 
         if precision not in PRECISIONS:
             raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        try:
-            self.batch_size, self.gpu, self.shape_warmup = int(batch_size), int(gpu), int(shape_warmup)
-        except ValueError as exc:
-            raise DeviceError(f"bad cuda device option: {exc}") from None
-        if self.batch_size < 1:
-            raise DeviceError("batch_size must be at least 1")
+        self.batch_size, self.gpu, self.shape_warmup = batch_size, gpu, shape_warmup
+        if self.batch_size < 1 or self.shape_warmup < 0:
+            raise DeviceError("batch_size must be at least 1 and shape_warmup at least 0")
         require_cuda(torch)
         if self.gpu >= torch.cuda.device_count():
             raise DeviceError(f"no GPU {self.gpu}: torch sees {torch.cuda.device_count()}")
         self.torch = torch
         self.precision = precision
-        self.channels_last = _as_bool(channels_last)
-        self.cuda_graphs = _as_bool(cuda_graphs)
+        self.channels_last = channels_last
+        self.cuda_graphs = cuda_graphs
         self.device = torch.device("cuda", self.gpu)
-        torch.backends.cudnn.benchmark = _as_bool(cudnn_benchmark)
+        self.cudnn_benchmark = cudnn_benchmark  # set only while this driver runs
         self._models: dict[str, Any] = {}
         self._shapes: dict[tuple[str, int], Any] = {}  # (fingerprint, res) -> (input, graph, out)
         self._smi = nvidia_smi(self.gpu)
@@ -120,7 +127,7 @@ class CudaDevice(Device):
             extra={"driver": self._smi.get("driver_version") or "unknown",
                    "compute_capability": f"{props.major}.{props.minor}",
                    "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs,
-                   "cudnn_benchmark": bool(t.backends.cudnn.benchmark),
+                   "cudnn_benchmark": self.cudnn_benchmark,
                    "max_sm_clock_mhz": self._smi.get("clocks.max.sm")})
 
     def _model(self, spec: NetworkSpec):
@@ -152,7 +159,7 @@ class CudaDevice(Device):
                        device=self.device, dtype=dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=t.channels_last)
-            with t.inference_mode():
+            with t.inference_mode(), cudnn_benchmark_flag(t, self.cudnn_benchmark):
                 for _ in range(self.shape_warmup):  # cudnn.benchmark autotunes this shape
                     model(x)
                 t.cuda.synchronize(self.device)
@@ -178,7 +185,8 @@ class CudaDevice(Device):
         x, graph = self._shape(spec, resolution)
         step = graph.replay if graph is not None else (lambda: model(x))
         samples = []
-        with t.inference_mode(), t.cuda.device(self.device):
+        with (t.inference_mode(), t.cuda.device(self.device),
+              cudnn_benchmark_flag(t, self.cudnn_benchmark)):
             for _ in range(warmup_runs):
                 step()
             events = [(t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True))

@@ -159,17 +159,14 @@ def jetson_facts() -> dict[str, Any]:
 class JetsonDevice(Device):
     name = "jetson"
 
-    def __init__(self, batch_size: int | str = 1, engine_dir: str | None = None,
-                 onnx_check: bool | str = True, precision: str = "fp16"):
-        from latency_lab.devices.android import _as_bool
-
+    def __init__(self, batch_size: int = 1, engine_dir: str | None = None,
+                 onnx_check: bool = True, precision: str = "fp16"):
         if precision != "fp16":
             raise DeviceError("the jetson driver builds FP16 engines only (precision=fp16)")
-        try:
-            self.batch_size = int(batch_size)
-        except ValueError as exc:
-            raise DeviceError(f"bad jetson device option: {exc}") from None
-        self.onnx_check = _as_bool(onnx_check)
+        if batch_size < 1:
+            raise DeviceError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.onnx_check = onnx_check
         try:
             import tensorrt as trt
         except ImportError:

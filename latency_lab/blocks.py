@@ -1,15 +1,23 @@
-"""Networks cut into blocks: the stem, every MBConv block and the head as plain data.
+"""Networks cut into blocks, and blocks into layers: the one walk every consumer reads.
+
+`network_blocks(spec, resolution)` is the one walk over a network: the stem, every MBConv
+block (`s{i}.b{j}`) and the head, each a `BlockSite` (where it sits, its stage and index, the
+`BlockModel`, its input feature-map size). `BlockModel.layers()` is the one statement of what
+a block is made of (`Layer`: conv, depthwise conv, squeeze-excite, pool, dense) and
+`BlockModel.residual` of when it adds its input. The Keras and torch builders, the direct
+TFLite emitter, the complexity counts and the per-block lookup table all read these two and
+nothing else, so a new consumer (Net2Net, Zen-Score) writes how to make a `Layer` in its
+framework and no copy of the channel, SE, stride and size bookkeeping.
 
 A `BlockModel` is one block of a network on its own (kind, input/output channels, kernel,
 expansion, stride, SE channels, activation; for the head also the classes). It has a
-`fingerprint` and a `name` like a `NetworkSpec`, and the builder turns it into a one-block
-TFLite model with input [1, H, W, c_in], H and W dynamic (`build_keras.build_block_keras`),
-so a device measures it through the ordinary `Device.sample(block, input_size, ...)` path and
-the protocol and store keep its samples keyed by (block fingerprint, input size) exactly as
-they keep a network's by (fingerprint, resolution). The "resolution" of a block point is the
-spatial size of the block's *input* feature map.
+`fingerprint` and a `name` like a `NetworkSpec`, and a builder turns it into a one-block
+TFLite model with input [1, H, W, c_in], H and W dynamic, so a device measures it through the
+ordinary `Device.sample(block, input_size, ...)` path and the protocol and store keep its
+samples keyed by (block fingerprint, input size) exactly as they keep a network's by
+(fingerprint, resolution). The "resolution" of a block point is the spatial size of the
+block's *input* feature map.
 
-`network_blocks(spec, resolution)` lists the blocks of a network with their input sizes;
 `scaled_space_blocks` lists every distinct block that RBIS-scaled versions of a network can
 contain (width steps of +10% of the base width rounded to 4, depth steps of one stride-1 copy
 of the stage's last block). Pure functions: nothing here measures.
@@ -18,25 +26,99 @@ of the stage's last block). Pure functions: nothing here measures.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
-from latency_lab.complexity import se_channels
 from latency_lab.scaling import round4
 from latency_lab.spec import NetworkSpec, SpecError, _num
 
 BLOCK_MODEL_KINDS = ("stem", "mbconv", "head")
+LAYER_OPS = ("conv", "dwconv", "se", "pool", "dense")
+BN_EPSILON = 1e-3  # keras.applications.efficientnet; every builder uses it
+
+
+def se_channels(block_in: int, se_ratio: float) -> int:
+    """Squeezed channels of an SE module (Keras: max(1, int(filters_in * se_ratio)))."""
+    return max(1, int(block_in * se_ratio))
+
+
+def expanded_channels(block_in: int, expansion: float) -> int:
+    return int(round(block_in * expansion))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a block, in the terms every builder and count uses.
+
+    conv:   k x k convolution without bias + batch norm (+ the activation when `act`)
+    dwconv: depthwise k x k convolution without bias + batch norm (+ activation when `act`)
+    se:     squeeze-and-excitation on `c_in` (= `c_out`) channels: global average pool, 1x1
+            conv to `squeezed` channels (bias, activation), 1x1 conv back (bias, sigmoid),
+            multiply with the input
+    pool:   global average pool to [1, c] (no weights)
+    dense:  fully connected with bias, no activation
+    `role` names the layer inside its block (stem, expand, dw, se, project, head, pool,
+    classifier); builders name their layers and modules after it.
+    """
+
+    op: str
+    role: str
+    c_in: int
+    c_out: int
+    kernel: int = 1
+    stride: int = 1
+    act: bool = True
+    squeezed: int = 0
+
+    def output_size(self, size_in: float) -> float:
+        """'same' padding: ceil(size / stride); pool and dense leave no spatial size (1)."""
+        if self.op in ("pool", "dense"):
+            return 1
+        return math.ceil(size_in / self.stride)
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters as Keras counts them (batch norm: gamma and beta)."""
+        k2 = self.kernel * self.kernel
+        if self.op == "conv":
+            return k2 * self.c_in * self.c_out + 2 * self.c_out
+        if self.op == "dwconv":
+            return k2 * self.c_in + 2 * self.c_in
+        if self.op == "se":
+            return 2 * self.c_in * self.squeezed + self.squeezed + self.c_in
+        if self.op == "dense":
+            return self.c_in * self.c_out + self.c_out
+        return 0
+
+    def macs_per_pixel(self) -> int:
+        """Multiply-accumulates per output pixel (conv, dwconv), or in all (se, dense)."""
+        k2 = self.kernel * self.kernel
+        return {"conv": k2 * self.c_in * self.c_out, "dwconv": k2 * self.c_in,
+                "se": 2 * self.c_in * self.squeezed, "dense": self.c_in * self.c_out,
+                "pool": 0}[self.op]
+
+    @property
+    def spatial(self) -> bool:
+        """Whether its MACs grow with the feature map (convolutions) or not (se, pool, dense)."""
+        return self.op in ("conv", "dwconv")
+
+    def macs(self, size_in: float) -> float:
+        """MACs at input size `size_in` (batch norm, activations and pooling left out)."""
+        out = self.output_size(size_in)
+        return self.macs_per_pixel() * (out * out if self.spatial else 1)
 
 
 @dataclass(frozen=True)
 class BlockModel:
-    """One block of a network as a model of its own.
+    """One block of a network as a model of its own; `layers()` says what it is made of.
 
     stem: c_in=3 -> c_out conv (kernel, stride) + BN + activation.
-    mbconv: the MBConv block of `build_keras` (expand, depthwise, SE with `se_channels`
-            squeezed channels when > 0, project, residual when stride 1 and c_in == c_out).
+    mbconv: expand 1x1 (when the expanded width differs from c_in), depthwise, SE with
+            `se_channels` squeezed channels when > 0, project 1x1 without activation,
+            residual add when stride 1 and c_in == c_out.
     head: 1x1 conv c_in -> c_out + BN + activation, global average pool, dense `num_classes`.
     """
 
@@ -56,7 +138,49 @@ class BlockModel:
         if min(self.c_in, self.c_out, self.kernel, self.stride) < 1:
             raise SpecError(f"block {self.to_dict()}: channels, kernel and stride must be positive")
 
-    # The same duck type as NetworkSpec where drivers, the protocol and the store look.
+    # -- structure ---------------------------------------------------------------------------
+    @property
+    def c_mid(self) -> int:
+        """Channels inside the block (the expanded width of an MBConv block)."""
+        return expanded_channels(self.c_in, self.expansion) if self.kind == "mbconv" else self.c_in
+
+    @property
+    def residual(self) -> bool:
+        """Whether the block adds its input to its output."""
+        return self.kind == "mbconv" and self.stride == 1 and self.c_in == self.c_out
+
+    def layers(self) -> tuple[Layer, ...]:
+        """The block's layers in order (see `Layer`); the residual add follows when `residual`."""
+        if self.kind == "stem":
+            return (Layer("conv", "stem", self.c_in, self.c_out, self.kernel, self.stride),)
+        if self.kind == "head":
+            return (Layer("conv", "head", self.c_in, self.c_out),
+                    Layer("pool", "pool", self.c_out, self.c_out, act=False),
+                    Layer("dense", "classifier", self.c_out, self.num_classes, act=False))
+        mid = self.c_mid
+        out = [Layer("conv", "expand", self.c_in, mid)] if mid != self.c_in else []
+        out.append(Layer("dwconv", "dw", mid, mid, self.kernel, self.stride))
+        if self.se_channels > 0:
+            out.append(Layer("se", "se", mid, mid, squeezed=self.se_channels))
+        out.append(Layer("conv", "project", mid, self.c_out, act=False))
+        return tuple(out)
+
+    def layer_inputs(self, size_in: float) -> list[tuple[Layer, float]]:
+        """Each layer with the spatial size of its input."""
+        out = []
+        for layer in self.layers():
+            out.append((layer, size_in))
+            size_in = layer.output_size(size_in)
+        return out
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers())
+
+    def macs(self, size_in: float) -> float:
+        return sum(layer.macs(size) for layer, size in self.layer_inputs(size_in))
+
+    # -- identity: the same duck type as NetworkSpec where drivers, the protocol, the store look
     @property
     def name(self) -> str:
         if self.kind == "stem":
@@ -107,6 +231,23 @@ class BlockModel:
 BlockPoint = tuple[BlockModel, int]   # a block and its input spatial size
 
 
+@dataclass(frozen=True)
+class BlockSite:
+    """A block at its place in a network: `where` ("stem", "s{i}.b{j}", "head"), its body
+    `stage` and `index` within the stage (None and 0 for stem and head), the block, and the
+    spatial `size` of its input at the walk's resolution."""
+
+    where: str
+    stage: int | None
+    index: int
+    block: BlockModel
+    size: int
+
+    @property
+    def size_out(self) -> int:
+        return self.block.output_size(self.size)
+
+
 def stem_block(spec: NetworkSpec) -> BlockModel:
     return BlockModel("stem", 3, spec.stem.width, spec.stem.kernel, 1, spec.stem.stride,
                       0, spec.activation)
@@ -114,6 +255,7 @@ def stem_block(spec: NetworkSpec) -> BlockModel:
 
 def mbconv_block(c_in: int, c_out: int, kernel: int, expansion: float, stride: int,
                  se_ratio: float, activation: str) -> BlockModel:
+    """An MBConv block; SE channels follow from its *input* channels (as in Keras)."""
     c_se = se_channels(c_in, se_ratio) if se_ratio > 0 else 0
     return BlockModel("mbconv", c_in, c_out, kernel, expansion, stride, c_se, activation)
 
@@ -122,19 +264,27 @@ def head_block(spec: NetworkSpec, c_in: int) -> BlockModel:
     return BlockModel("head", c_in, spec.head_width, 1, 1, 1, 0, spec.activation, spec.num_classes)
 
 
-def network_blocks(spec: NetworkSpec, resolution: int) -> list[tuple[str, BlockModel, int]]:
-    """(where, block, input size) for the stem, every block (`s{i}.b{j}`) and the head."""
+def network_blocks(spec: NetworkSpec, resolution: int | None = None) -> list[BlockSite]:
+    """The one walk: stem, every block of every stage, head, at `resolution` (the spec's own
+    by default). Input channels, SE channels, stride and feature-map size are decided here."""
+    size = int(resolution or spec.resolution)
     stem = stem_block(spec)
-    out = [("stem", stem, int(resolution))]
-    size, c = stem.output_size(int(resolution)), spec.stem.width
+    out = [BlockSite("stem", None, 0, stem, size)]
+    size, c = stem.output_size(size), spec.stem.width
     for i, stage in enumerate(spec.stages):
         for j, b in enumerate(stage.blocks):
             blk = mbconv_block(c, stage.width, b.kernel, b.expansion, b.stride, stage.se_ratio,
                                spec.activation)
-            out.append((f"s{i}.b{j}", blk, size))
+            out.append(BlockSite(f"s{i}.b{j}", i, j, blk, size))
             size, c = blk.output_size(size), stage.width
-    out.append(("head", head_block(spec, c), size))
+    out.append(BlockSite("head", None, 0, head_block(spec, c), size))
     return out
+
+
+def stage_sites(sites: Sequence[BlockSite]) -> list[list[BlockSite]]:
+    """The body's sites grouped by stage, in order (stem and head left out)."""
+    body = [s for s in sites if s.stage is not None]
+    return [list(group) for _, group in itertools.groupby(body, key=lambda s: s.stage)]
 
 
 def width_options(base_width: int, max_width_steps: int) -> list[int]:

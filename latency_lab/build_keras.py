@@ -5,9 +5,10 @@ shape [1, H, W, 3], H and W dynamic; interpreters resize the input per resolutio
 models are cached on disk by fingerprint (`tflite_path`), so a sweep, a resumed sweep and a
 later search share one conversion. TensorFlow is imported only when a model is built.
 
-A single block (`blocks.BlockModel`: stem, MBConv block or head) converts the same way, from
-the same layer code, with input [1, H, W, c_in]; the per-block lookup table (`lut.py`)
-measures those.
+The model is the one walk over the network's blocks (`blocks.network_blocks`), each block's
+layers (`BlockModel.layers`) made as Keras layers. A single block (`blocks.BlockModel`: stem,
+MBConv block or head) converts the same way, from the same layer code, with input
+[1, H, W, c_in]; the per-block lookup table (`lut.py`) measures those.
 
 `tflite_path` converts in a worker process (`convert_isolated`), replaced after
 `CONVERSIONS_PER_WORKER` conversions: TensorFlow keeps part of every converted graph for the
@@ -27,8 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from latency_lab.blocks import BlockModel
-from latency_lab.complexity import expanded_channels, se_channels
+from latency_lab.blocks import BN_EPSILON, BlockModel, Layer, network_blocks
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
 from latency_lab.paths import cache_dir
@@ -41,43 +41,42 @@ CONVERSIONS_PER_WORKER = 25
 _pool: ProcessPoolExecutor | None = None
 
 _KERAS_ACTIVATIONS = {"swish": "swish", "relu": "relu", "relu6": "relu6", "hswish": "hard_swish"}
-BN_EPSILON = 1e-3  # keras.applications.efficientnet
 
 
-def _layers(act: str):
-    """Layer helpers shared by whole networks and single-block models (same layers, names)."""
+def _keras_layer(x, layer: Layer, name: str, act: str):
+    """One `blocks.Layer` as Keras layers named after `name` (e.g. s0b0_expand_conv)."""
     from keras import layers
 
-    def conv_bn(x, filters, kernel, stride, name, activate=True, depthwise=False):
-        if depthwise:
-            x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                                       name=f"{name}_dw")(x)
+    if layer.op in ("conv", "dwconv"):
+        if layer.op == "dwconv":
+            x = layers.DepthwiseConv2D(layer.kernel, layer.stride, padding="same",
+                                       use_bias=False, name=f"{name}_dw")(x)
         else:
-            x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
-                              name=f"{name}_conv")(x)
+            x = layers.Conv2D(layer.c_out, layer.kernel, layer.stride, padding="same",
+                              use_bias=False, name=f"{name}_conv")(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-        return layers.Activation(act, name=f"{name}_act")(x) if activate else x
+        return layers.Activation(act, name=f"{name}_act")(x) if layer.act else x
+    if layer.op == "se":
+        s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+        s = layers.Conv2D(layer.squeezed, 1, activation=act, name=f"{name}_reduce")(s)
+        s = layers.Conv2D(layer.c_out, 1, activation="sigmoid", name=f"{name}_expand")(s)
+        return layers.Multiply(name=name)([x, s])
+    if layer.op == "pool":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    return layers.Dense(layer.c_out, name=name)(x)
 
-    def mbconv(x, c_in, c_out, kernel, expansion, stride, c_se, name):
-        c_mid = expanded_channels(c_in, expansion)
-        y = conv_bn(x, c_mid, 1, 1, f"{name}_expand") if c_mid != c_in else x
-        y = conv_bn(y, c_mid, kernel, stride, f"{name}_dw", depthwise=True)
-        if c_se > 0:
-            s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
-            s = layers.Conv2D(c_se, 1, activation=act, name=f"{name}_se_reduce")(s)
-            s = layers.Conv2D(c_mid, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
-            y = layers.Multiply(name=f"{name}_se")([y, s])
-        y = conv_bn(y, c_out, 1, 1, f"{name}_project", activate=False)
-        if stride == 1 and c_in == c_out:
-            y = layers.Add(name=f"{name}_add")([x, y])
-        return y
 
-    def head(x, width, num_classes):
-        x = conv_bn(x, width, 1, 1, "head")
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
-        return layers.Dense(num_classes, name="classifier")(x)
+def _keras_block(x, block: BlockModel, prefix: str):
+    """A block's layers (`BlockModel.layers`) and its residual add. Layers of an MBConv block
+    are named `{prefix}_{role}`, those of the stem and head by their role alone."""
+    from keras import layers
 
-    return conv_bn, mbconv, head
+    act = _KERAS_ACTIVATIONS[block.activation]
+    y = x
+    for layer in block.layers():
+        y = _keras_layer(y, layer, f"{prefix}_{layer.role}" if block.kind == "mbconv"
+                         else layer.role, act)
+    return layers.Add(name=f"{prefix}_add")([x, y]) if block.residual else y
 
 
 def _keras_name(name: str) -> str:
@@ -90,18 +89,11 @@ def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0)
     import keras
 
     keras.utils.set_random_seed(seed)
-    conv_bn, mbconv, head = _layers(_KERAS_ACTIVATIONS[spec.activation])
     shape = (resolution, resolution, 3) if resolution else (None, None, 3)
     inputs = keras.Input(shape=shape, batch_size=1, name="image")
-
-    x = conv_bn(inputs, spec.stem.width, spec.stem.kernel, spec.stem.stride, "stem")
-    c_in = spec.stem.width
-    for i, stage in enumerate(spec.stages):
-        for j, b in enumerate(stage.blocks):
-            c_se = se_channels(c_in, stage.se_ratio) if stage.se_ratio > 0 else 0
-            x = mbconv(x, c_in, stage.width, b.kernel, b.expansion, b.stride, c_se, f"s{i}b{j}")
-            c_in = stage.width
-    x = head(x, spec.head_width, spec.num_classes)
+    x = inputs
+    for site in network_blocks(spec):
+        x = _keras_block(x, site.block, f"s{site.stage}b{site.index}")
     return keras.Model(inputs, x, name=_keras_name(spec.name))
 
 
@@ -111,16 +103,8 @@ def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0)
     import keras
 
     keras.utils.set_random_seed(seed)
-    conv_bn, mbconv, head = _layers(_KERAS_ACTIVATIONS[block.activation])
     inputs = keras.Input(shape=(size, size, block.c_in), batch_size=1, name="image")
-    if block.kind == "stem":
-        x = conv_bn(inputs, block.c_out, block.kernel, block.stride, "stem")
-    elif block.kind == "head":
-        x = head(inputs, block.c_out, block.num_classes)
-    else:
-        x = mbconv(inputs, block.c_in, block.c_out, block.kernel, block.expansion, block.stride,
-                   block.se_channels, "b")
-    return keras.Model(inputs, x, name=f"block_{block.fingerprint}")
+    return keras.Model(inputs, _keras_block(inputs, block, "b"), name=f"block_{block.fingerprint}")
 
 
 def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:

@@ -122,8 +122,8 @@ def sweep(
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
-    dev = get_device(device, threads=threads, affinity=affinity, serial=serial,
-                     **_device_options(device_option))
+    dev = get_device(device, **_device_options(device_option, threads=threads,
+                                               affinity=affinity, serial=serial))
     console = _console()
     info = dev.info()
     console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "
@@ -155,14 +155,24 @@ def _report_jumps(console, frame, out_dir: Path) -> None:
                   f"report in {out_dir}/")
 
 
-def _device_options(items: list[str]) -> dict[str, str]:
-    """['adb_port=5038', 'binary=/x'] -> {'adb_port': '5038', 'binary': '/x'}; drivers convert."""
-    options = {}
+def _device_options(items: list[str], **flags) -> dict[str, object]:
+    """['adb_port=5038', 'binary=/x'] -> {'adb_port': '5038', 'binary': '/x'}, plus the
+    options that have a flag of their own (--threads, ...) where given; the text is converted
+    to the driver's types by `get_device`. A key given twice is refused."""
+    options: dict[str, object] = {}
     for item in items:
         key, eq, value = item.partition("=")
-        if not eq or not key.strip().isidentifier():
+        key = key.strip()
+        if not eq or not key.isidentifier():
             raise UserError(f"malformed --device-option {item!r}: use KEY=VALUE")
-        options[key.strip()] = value
+        if key in options:
+            raise UserError(f"device option {key!r} given twice")
+        options[key] = value
+    for key, value in flags.items():
+        if value is not None and key in options:
+            raise UserError(f"give --{key} or -O {key}=..., not both")
+        if value is not None:
+            options[key] = value
     return options
 
 

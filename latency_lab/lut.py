@@ -234,10 +234,11 @@ class Lut:
         """(sum of block medians, quadrature CI half-width, number of blocks), or LutError."""
         total = var = 0.0
         parts = network_blocks(spec, int(resolution))
-        for where, block, size in parts:
+        for site in parts:
+            block, size = site.block, site.size
             row = self.blocks.get((block.fingerprint, size))
             if row is None:
-                raise LutError(self._missing(spec, int(resolution), where, block, size))
+                raise LutError(self._missing(spec, int(resolution), site.where, block, size))
             value = row.value(self.statistic)
             if math.isnan(value):
                 raise LutError(f"LUT has no {self.statistic} for block "

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
+import types
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -100,10 +103,14 @@ class Measurement:
     facts: Mapping[str, Any] = field(default_factory=dict)
     confidence: float = 0.95
     drift: tuple[float, ...] = ()         # machine-drift factor of each sample's visit, or ()
+    recorded: Stats | None = None         # a replay's statistics as recorded (no samples here)
 
     @cached_property
     def stats(self) -> Stats:
-        """Statistics of the drift-corrected samples (the raw ones when there is no drift)."""
+        """Statistics of the drift-corrected samples (the raw ones when there is no drift);
+        a replayed measurement's recorded statistics."""
+        if self.recorded is not None:
+            return self.recorded
         samples = self.samples_ms
         if self.drift:
             samples = tuple(s / d for s, d in zip(self.samples_ms, self.drift))
@@ -111,6 +118,8 @@ class Measurement:
 
     @cached_property
     def raw_stats(self) -> Stats:
+        if self.recorded is not None:
+            return self.recorded
         return summarize(self.samples_ms, self.rounds or None, self.confidence)
 
     @property
@@ -191,6 +200,28 @@ class Device(ABC):
         self.close()
 
 
+class ReplayDevice(Device):
+    """A device that answers from a recording (a latency table, a per-block LUT) instead of
+    running anything: the one replay path, whether it is named as a device (`--device
+    table:PATH`) or as a search's latency source (`--latency table:PATH`).
+
+    A recorded figure is not a sample. `recorded` gives the recorded `Measurement` (median,
+    CI and sample count as recorded, stop reason "replayed" or "predicted"), which the
+    protocol returns as it is instead of sampling a constant again and again and storing
+    copies of it; `sample` gives the recorded median as one summary-only sample, for callers
+    of the plain Device API."""
+
+    @abstractmethod
+    def recorded(self, spec: NetworkSpec, resolution: int) -> Measurement:
+        """The recorded measurement of `spec` at `resolution`; a DeviceError naming what is
+        missing when the recording lacks it."""
+
+    def sample(self, spec: NetworkSpec, resolution: int, runs: int,
+               warmup_runs: int = 1) -> RunResult:
+        m = self.recorded(spec, resolution)
+        return RunResult(samples_ms=(m.latency_ms,), facts=dict(m.facts), summary_only=True)
+
+
 def _load(target: str):
     module, _, attr = target.partition(":")
     try:
@@ -199,6 +230,9 @@ def _load(target: str):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise DeviceError(f"cannot load device driver {target!r}: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Device)):
+        raise DeviceError(f"{target!r} is not a device driver (a subclass of "
+                          f"latency_lab.measure.Device)")
     return obj
 
 
@@ -227,12 +261,96 @@ def device_class(name: str) -> type[Device]:
 
 
 def get_device(name: str, **options: Any) -> Device:
-    """An opened driver. `options` are the driver's keyword arguments (threads=..., ...)."""
+    """An opened driver. `options` are the driver's keyword arguments (threads=..., ...); text
+    values (`-O KEY=VALUE`) are converted to the types the driver's signature declares
+    (`driver_options`), options given as None are left to the driver's defaults."""
     head, sep, arg = name.partition(":")
     if sep and head in device_names():   # "table:PATH", "lut:PATH"
+        if options.get("path") is not None:
+            raise DeviceError(f"device {name!r} names its file; do not give path= as well")
         name, options = head, {**options, "path": arg}
     cls = device_class(name)
+    return cls(**driver_options(cls, {k: v for k, v in options.items() if v is not None}, name))
+
+
+def driver_options(cls: type, options: Mapping[str, Any], name: str = "") -> dict[str, Any]:
+    """`options` checked against `cls.__init__`'s parameters and converted to their annotated
+    types: text such as "4", "0.5", "true"/"off", "none" becomes int, float, bool or None
+    where the annotation says so. An unknown key or a value that does not convert is a DeviceError naming the option, what it expects and, for
+    an unknown key, the options there are. Values that are not text pass unchanged.
+
+    Drivers declare their options once, as typed keyword arguments; this is the one place
+    that turns command-line text into them (no driver parses its own options)."""
+    name = name or getattr(cls, "name", "") or cls.__name__
+    params, hints, var_kw = _parameters(cls)
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in params and not var_kw:
+            known = ", ".join(sorted(k for k in params if _settable(hints.get(k)))) or "none"
+            raise DeviceError(f"device {name!r} has no option {key!r}; its options: {known}")
+        hint = hints.get(key)
+        if isinstance(value, str) and hint is not None:
+            try:
+                value = _convert(value, hint)
+            except ValueError:
+                raise DeviceError(f"device {name!r} option {key}={value!r}: expected "
+                                  f"{_describe(hint)}") from None
+        out[key] = value
+    return out
+
+
+def _parameters(cls: type) -> tuple[list[str], dict[str, Any], bool]:
+    """Keyword parameters of the driver's constructor, their resolved annotations, and
+    whether it takes **kwargs."""
+    sig = inspect.signature(cls)
     try:
-        return cls(**{k: v for k, v in options.items() if v is not None})
-    except TypeError as exc:
-        raise DeviceError(f"device {name!r} does not take these options: {exc}") from None
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not resolve: convert nothing, check names only
+        hints = {}
+    params = [p.name for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    return params, {k: hints[k] for k in params if k in hints}, var_kw
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_TEXT_TYPES = {bool: "true or false", int: "an integer", float: "a number", str: "text",
+               Any: "text"}
+
+
+def _members(hint: Any) -> tuple[list[Any], bool]:
+    """The types a hint allows (a union's members without None) and whether None is one."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        return [a for a in args if a is not type(None)], type(None) in args
+    return [hint], False
+
+
+def _convert(text: str, hint: Any) -> Any:
+    """`text` as a value of type `hint` (raises ValueError when it is not one)."""
+    members, optional = _members(hint)
+    if optional and text.strip().lower() in ("", "none"):
+        return None
+    if str in members or Any in members:
+        return text
+    low = text.strip().lower()
+    for t in members:
+        if t is bool and (low in _TRUE or low in _FALSE):
+            return low in _TRUE
+        if t in (int, float):
+            try:
+                return t(text.strip())
+            except ValueError:
+                pass
+    raise ValueError(text)  # a callable, a class: not something text can give
+
+
+def _settable(hint: Any) -> bool:
+    """Whether text can give a value of this type (a callable hook cannot)."""
+    return hint is None or all(t in _TEXT_TYPES for t in _members(hint)[0])
+
+
+def _describe(hint: Any) -> str:
+    members, optional = _members(hint)
+    words = [_TEXT_TYPES.get(t, f"a {getattr(t, '__name__', t)}") for t in members]
+    return " or ".join(words + (["none"] if optional else []))

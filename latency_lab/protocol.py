@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
 from latency_lab.errors import UserError, check_number
-from latency_lab.measure import Device, Measurement
+from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
 
@@ -114,10 +114,11 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
     store.set_drift(updates)
 
 
-def measure_points(device: Device, points: Sequence[Point], store: Store,
+def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
                    progress: Progress | None = None) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
+    A replay device's points are its recorded measurements, as recorded (no store needed).
 
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
@@ -126,6 +127,8 @@ def measure_points(device: Device, points: Sequence[Point], store: Store,
     collected at the end (`_Run.collect_held`); what was taken over from a process that is
     gone goes through the phases again. Leases are given back however the call ends.
     """
+    if isinstance(device, ReplayDevice):
+        return [device.recorded(spec, res) for spec, res in points]
     run = _Run(device, store, protocol, progress)
     try:
         run.open(points, remeasure)

@@ -5,8 +5,10 @@ A source is parsed from the text a user gives on the command line (`parse_latenc
 - a device name (`cpu`, ...): measured live with `latency_lab.protocol.measure_points`
   through the SQLite `Store`, so a network asked for twice (in this search or an earlier
   one) is taken from the store instead of measured again;
-- `table:PATH`: a recorded latency table (`latency_lab.tables.load_table`);
-- `lut:PATH`: the per-block lookup-table predictor (`latency_lab.lut.load_lut`);
+- `table:PATH` / `lut:PATH`: the replay devices of the same names (`devices/table.py`), a
+  recorded latency table or the per-block lookup-table predictor, read through the same
+  `DeviceLatency` as a live device (no store: the recorded measurement, CI included, is the
+  answer);
 - `py:MODULE:FUNCTION[,timeout=SECONDS]`: `FUNCTION(network_dict) -> float ms`, the user's own
   code, loaded alone (`search/pycall.py`: a file or a module of the current directory never
   shadows another import), the dict being the network's JSON form with its `resolution` set.
@@ -18,7 +20,6 @@ itself for result files. Values that are not finite positive numbers are refused
 
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any, Sequence
 
@@ -109,25 +110,6 @@ class PyLatency(LatencySource):
         self.func.close()
 
 
-class _Adapter(LatencySource):
-    """`table:PATH` and `lut:PATH`: objects from latency_lab.tables / latency_lab.lut."""
-
-    def __init__(self, kind: str, path: str, module: str, loader: str, method: str):
-        self.kind, self.path, self.method = kind, path, method
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            raise SourceError(f"{kind}: sources need {module}, which this installation lacks") from None
-        self.obj = getattr(mod, loader)(path)
-
-    def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
-        value = getattr(self.obj, self.method)(spec, int(resolution))
-        return check_value(value, f"{self.kind}:{self.path}", spec, resolution)
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.path}"
-
-
 class DeviceLatency(LatencySource):
     """A live device: medians measured by the interleaved protocol, cached in the store."""
 
@@ -135,14 +117,16 @@ class DeviceLatency(LatencySource):
 
     def __init__(self, name: str, store_path=None, protocol=None, device_options=None,
                  progress=None):
-        from latency_lab.measure import get_device
+        from latency_lab.measure import ReplayDevice, get_device
         from latency_lab.paths import default_store_path
         from latency_lab.protocol import Protocol
         from latency_lab.store import Store
 
         self.name = name
         self.device = get_device(name, **(device_options or {}))
-        self.store = Store(store_path or default_store_path())
+        # a replay answers from its file: nothing is measured, so nothing goes to a store
+        self.replay = isinstance(self.device, ReplayDevice)
+        self.store = None if self.replay else Store(store_path or default_store_path())
         self.protocol = protocol or Protocol()
         self.progress = progress
         self.measurements: dict[tuple[str, int], Any] = {}
@@ -166,6 +150,8 @@ class DeviceLatency(LatencySource):
 
     def describe(self) -> str:
         info = self.device.info()
+        if self.replay:
+            return f"{self.name} ({info.hardware}, {info.runtime}, context {info.context_key})"
         return (f"device {info.name} ({info.hardware}, {info.runtime} {info.runtime_version}, "
                 f"context {info.context_key}, store {self.store.path})")
 
@@ -182,10 +168,6 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
         raise SourceError(f"latency source {text!r} lacks its {'MODULE:FUNCTION' if kind == 'py' else 'PATH'}")
     if sep and kind == "py":
         return PyLatency(rest)
-    if sep and kind == "table":
-        return _Adapter("table", rest, "latency_lab.tables", "load_table", "latency_ms")
-    if sep and kind == "lut":
-        return _Adapter("lut", rest, "latency_lab.lut", "load_lut", "predict_ms")
     if not text:
         raise SourceError("empty latency source; use a device name, table:PATH, lut:PATH or "
                           "py:MODULE:FUNCTION")

@@ -41,6 +41,32 @@ def test_torch_model_has_the_spec_parameter_count(name):
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, spec.num_classes)
 
 
+def test_torch_network_is_stages_of_blocks_with_switchable_residuals(tiny):
+    torch = pytest.importorskip("torch")
+    from latency_lab.build_torch import build_torch
+
+    model = build_torch(tiny)
+    assert [len(stage) for stage in model.stages] == list(tiny.depths)
+    first = model.stages[1][0]
+    assert first.where == "s1.b0" and [n for n, _ in first.named_children()] == [
+        "expand", "dw", "project"]
+    assert first.dw.conv.groups == first.block.c_mid and not first.residual
+    n_convs = sum(1 for b in (model.stem, *model.blocks(), model.head) for l in b.block.layers()
+                  if l.op in ("conv", "dwconv"))
+    assert len(list(model.batch_norms())) == n_convs
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        with_links = model(x)
+        assert torch.equal(model.head(model.stages[1](model.stages[0](model.stem(x)))), with_links)
+        model.set_residual(False)
+        assert not any(b.residual for b in model.blocks())
+        without = model(x)
+        model.set_residual(True)
+        assert [b.residual for b in model.blocks()] == [True, False, True]
+        assert not torch.equal(with_links, without) and torch.equal(model(x), with_links)
+        assert model.forward_features(x).shape == (1, tiny.head_width, 16, 16)
+
+
 @pytest.mark.slow
 def test_tflite_converted_once_runs_at_any_resolution(tiny, tmp_path):
     from ai_edge_litert.interpreter import Interpreter

@@ -46,6 +46,14 @@ def test_network_show_reads_a_json_file(capsys, tmp_path, tiny):
     (["sweep", "--resolutions", "224,4096"], "outside 32..2048"),
     (["network", "show", "missing.json"], "cannot read network file"),
     (["sweep", "--min-rounds", "0"], "protocol needs"),
+    # driver options: one conversion, one set of names, no "multiple values" traceback
+    (["sweep", "--threads", "2", "-O", "threads=3"], "give --threads or -O threads=..., not both"),
+    (["sweep", "-O", "threads=2", "-O", "threads=3"], "device option 'threads' given twice"),
+    (["sweep", "-O", "serial=x"], "device 'cpu' has no option 'serial'; its options: affinity,"),
+    (["sweep", "--serial", "x"], "device 'cpu' has no option 'serial'"),
+    (["sweep", "-O", "threads=many"], "device 'cpu' option threads='many': expected an integer"),
+    (["sweep", "--device", "json:JSONDecoder"], "'json:JSONDecoder' is not a device driver"),
+    (["sweep", "--device", "table:x.csv", "-O", "path=y.csv"], "do not give path= as well"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     code, out, err = run(capsys, *args)

@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from latency_lab.devices.cuda import parse_nvidia_smi
+from latency_lab.devices.cuda import cudnn_benchmark_flag, parse_nvidia_smi
 from latency_lab.devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
                               parse_jetson_clocks, parse_nvpmodel)
 from latency_lab.measure import DeviceError, get_device
@@ -30,6 +30,23 @@ def test_cuda_refuses_clearly_without_a_gpu():
         get_device("cuda")
 
 
+def test_cudnn_benchmark_is_set_only_while_the_driver_runs():
+    """The flag is process-wide: the driver sets it around its own forwards and restores
+    what the process had, also when a forward fails."""
+    before = torch.backends.cudnn.benchmark
+    try:
+        for outer in (False, True):
+            torch.backends.cudnn.benchmark = outer
+            with cudnn_benchmark_flag(torch, not outer):
+                assert torch.backends.cudnn.benchmark is (not outer)
+            assert torch.backends.cudnn.benchmark is outer
+            with pytest.raises(RuntimeError), cudnn_benchmark_flag(torch, not outer):
+                raise RuntimeError("a forward failed")
+            assert torch.backends.cudnn.benchmark is outer
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def test_nvidia_smi_csv_parsing():
     out = ("NVIDIA GeForce RTX 3090, 535.129.03, 1695, 9751, 2100, 41, 112.45, P2\n"
            "Orin (nvgpu), [N/A], 1300, [Not Supported], 1300, 38, [N/A], P0\n")
@@ -45,8 +62,10 @@ def test_cuda_samples_fp16_channels_last_with_graphs(tiny):
     with get_device("cuda", precision="fp16", cuda_graphs="true") as dev:
         info = dev.info()
         assert info.precision == "fp16" and info.extra["cuda_graphs"]
+        before = torch.backends.cudnn.benchmark
         run = dev.sample(tiny, 64, runs=5, warmup_runs=2)
         assert len(run.samples_ms) == 5 and all(s > 0 for s in run.samples_ms)
+        assert torch.backends.cudnn.benchmark == before  # not left changed for the process
 
 
 def test_tensorrt_version_gate():

@@ -79,9 +79,9 @@ def test_every_scaled_network_is_covered(small):
         covered = {(b.fingerprint, s) for b, s in scaled_space_blocks(base, res, w, d)}
         for _ in range(20):
             net, r = random_scaled(base, w, d, rng), rng.choice(res)
-            assert {(b.fingerprint, s) for _, b, s in network_blocks(net, r)} <= covered
+            assert {(x.block.fingerprint, x.size) for x in network_blocks(net, r)} <= covered
         too_wide = scaled_variant(base, [w + 3] * len(base.stages), [0] * len(base.stages))
-        assert not {(b.fingerprint, s) for _, b, s in network_blocks(too_wide, res[0])} <= covered
+        assert not {(x.block.fingerprint, x.size) for x in network_blocks(too_wide, res[0])} <= covered
 
 
 def test_scaled_variant_is_rbis_steps(small):
@@ -119,7 +119,7 @@ def _lut(small, latency=lambda b, s: 1e-4 * b.c_out * s) -> Lut:
 def test_prediction_sums_the_network_blocks_and_names_a_missing_one(small, tmp_path):
     lut = _lut(small)
     net = scaled_variant(small, [1, 1], [0, 1])
-    expected = sum(1e-4 * b.c_out * s for _, b, s in network_blocks(net, 96))
+    expected = sum(1e-4 * x.block.c_out * x.size for x in network_blocks(net, 96))
     assert lut.predict_ms(net, 96) == pytest.approx(expected)
     with pytest.raises(LutError, match=r"no block stem k3s2 3->16 swish at input 80x80 .* "
                                        r"covers resolutions 64, 96"):
@@ -240,3 +240,8 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
     replay = get_device(f"lut:{path}")
     assert replay.info().context_key != dev.info().context_key
     assert replay.sample(fresh, 96, 5).samples_ms == (pytest.approx(predicted),)
+    # a prediction is not a measurement: no samples of its own, the blocks' CI around it
+    [p] = measure_points(replay, [(fresh, 96)], None)
+    assert p.stop_reason == "predicted" and p.stats.count == 0 and p.samples_ms == ()
+    assert p.latency_ms == pytest.approx(predicted)
+    assert p.stats.ci_low_ms < p.latency_ms < p.stats.ci_high_ms

@@ -46,10 +46,64 @@ def test_module_colon_class_is_accepted():
 def test_unknown_driver_and_bad_options_are_clear_errors():
     with pytest.raises(DeviceError, match="unknown device 'gpu9'; known: .*cpu"):
         get_device("gpu9")
-    with pytest.raises(DeviceError, match="does not take these options"):
+    with pytest.raises(DeviceError, match="device 'cpu' has no option 'warp_speed'; its "
+                                          "options: affinity, model_dir, threads, xnnpack$"):
         get_device("cpu", warp_speed=9)
     with pytest.raises(DeviceError, match="cannot load device driver"):
         device_class("no_such_module:Thing")
+    # a class (or anything) that is not a latency_lab Device is refused, not instantiated
+    for target in ("json:JSONDecoder", "json:dumps"):
+        with pytest.raises(DeviceError, match=f"'{target}' is not a device driver"):
+            get_device(target)
+
+
+def test_text_options_are_converted_from_the_driver_signature():
+    """`-O KEY=VALUE` text becomes what the driver's annotations say, in one place."""
+    dev = get_device("cpu", threads="2", xnnpack="off", model_dir="none")
+    assert dev.threads == 2 and dev.xnnpack is False and dev.model_dir is None
+    assert get_device("cpu", xnnpack="Yes").xnnpack is True
+    for key, value, expected in [("threads", "two", "an integer"),
+                                 ("threads", "1.5", "an integer"),
+                                 ("xnnpack", "maybe", "true or false")]:
+        with pytest.raises(DeviceError, match=f"device 'cpu' option {key}='{value}': expected "
+                                              f"{expected}$"):
+            get_device("cpu", **{key: value})
+
+
+def test_option_conversion_covers_every_shipped_driver_without_loading_others():
+    """Drivers declare typed options; converting the cuda driver's loads no Android driver
+    (and so no Keras builder), and a hook like the Android driver's `sleep` is not text."""
+    import subprocess
+
+    code = ("import sys\n"
+            "from latency_lab.measure import device_class, driver_options\n"
+            "cls = device_class('cuda')\n"
+            "print(driver_options(cls, {'cuda_graphs': 'on', 'batch_size': '8', "
+            "'shape_warmup': '0', 'precision': 'fp16'}))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('latency_lab.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert eval(out[0]) == {"cuda_graphs": True, "batch_size": 8, "shape_warmup": 0,
+                            "precision": "fp16"}
+    loaded = eval(out[1])
+    assert "latency_lab.devices.android" not in loaded and "latency_lab.build_keras" not in loaded
+
+    from latency_lab.measure import driver_options
+
+    android = device_class("android")
+    got = driver_options(android, {"adb_port": "5038", "probe_resolution": "none",
+                                   "cooldown_s": "2.5", "per_run": "false", "serial": "abc"})
+    assert got == {"adb_port": 5038, "probe_resolution": None, "cooldown_s": 2.5,
+                   "per_run": False, "serial": "abc"}
+    with pytest.raises(DeviceError, match="adb_port='x': expected an integer or none$"):
+        driver_options(android, {"adb_port": "x"}, "pixel2")
+    with pytest.raises(DeviceError, match="no option 'nope'; its options: .*cooldown_s") as err:
+        driver_options(android, {"nope": "1"}, "pixel2")
+    assert "sleep" not in str(err.value)
+    with pytest.raises(DeviceError, match="sleep='1': expected a "):
+        driver_options(android, {"sleep": "1"}, "pixel2")
+    jetson = device_class("jetson")
+    assert driver_options(jetson, {"onnx_check": "0"}) == {"onnx_check": False}
 
 
 def test_cpu_affinity_is_applied_and_recorded():

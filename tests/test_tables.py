@@ -83,11 +83,53 @@ def test_round_trip_store_csv_store_table_device(tmp_path, store, tiny, wide, ph
     assert dev.info().extra["table_of_context"] == PHONE.context_key
     run = dev.sample(wide, 64, runs=10)
     assert run.summary_only and run.samples_ms == (pytest.approx(1.5 + 0.02 + 0.0025, abs=0.003),)
-    # the whole measurement API runs on the recording
+    # the whole measurement API runs on the recording, and keeps what was recorded: the
+    # CI and sample count of each row, not one constant sampled again and again
     with Store(tmp_path / "replay.sqlite") as replay:
         ms = measure_points(dev, [(tiny, 64), (wide, 64)], replay, Protocol(min_rounds=2))
-    assert [m.latency_ms for m in ms] == pytest.approx([table.latency_ms(tiny, 64),
-                                                        table.latency_ms(wide, 64)])
+        assert replay.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 0
+    for m, (spec, res) in zip(ms, [(tiny, 64), (wide, 64)]):
+        row = table.row(spec, res)
+        assert (m.latency_ms, m.stats.ci_low_ms, m.stats.ci_high_ms, m.stats.count) == \
+            pytest.approx((row.latency_ms, row.ci_low_ms, row.ci_high_ms, 30))
+        assert m.stop_reason == "replayed" and m.context == dev.info()
+        r = m.row()
+        assert r["n_samples"] == 30 and r["ci_low_ms"] == pytest.approx(row.ci_low_ms)
+        assert r["summary_only"] and r["stop_reason"] == "replayed"
+
+
+def test_one_replay_path_for_sweeps_and_searches(tmp_path, phone_csv, tiny, monkeypatch):
+    """`--latency table:PATH` is the table device behind the search's device source: the same
+    lookup, the recorded CI kept, no store opened; a sweep over `--device table:PATH` writes
+    the recorded CIs and sample counts to its CSV."""
+    import pandas as pd
+
+    from latency_lab.search.sources import DeviceLatency, parse_latency_source
+
+    monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
+    table = load_table(phone_csv)
+    with parse_latency_source(f"table:{phone_csv}") as src:
+        assert isinstance(src, DeviceLatency) and src.store is None
+        assert src.latency_many([(tiny, 64), (tiny, 96)]) == pytest.approx(
+            [table.latency_ms(tiny, 64), table.latency_ms(tiny, 96)])
+        m = src.measurement(tiny, 96)
+        assert (m.stats.ci_low_ms, m.stats.count) == pytest.approx(
+            (table.row(tiny, 96).ci_low_ms, 30))
+        assert src.describe().startswith(f"table:{phone_csv} (Pixel 2, table(tflite-benchmark)")
+        with pytest.raises(DeviceError, match="no latency for network tiny .* at resolution 80"):
+            src.latency_ms(tiny, 80)
+    assert not (tmp_path / "cache").exists()
+
+    net = tmp_path / "tiny.json"
+    net.write_text(tiny.to_json())
+    out = tmp_path / "replayed.csv"
+    assert main(["sweep", "--device", f"table:{phone_csv}", "--network", str(net),
+                 "--resolutions", "64,96", "--out", str(out), "--no-jumps",
+                 "--store", str(tmp_path / "s2.sqlite")]) == 0
+    df = pd.read_csv(out)
+    assert list(df["n_samples"]) == [30, 30] and set(df["stop_reason"]) == {"replayed"}
+    assert list(df["ci_high_ms"]) == pytest.approx(
+        [table.row(tiny, r).ci_high_ms for r in (64, 96)], abs=1e-4)
 
 
 def test_export_filters_and_prefers_measured_over_imported(tmp_path, store, tiny, wide,
