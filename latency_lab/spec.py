@@ -193,7 +193,7 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _int(value: Any, where: str) -> int:
+def int_field(value: Any, where: str) -> int:
     """A JSON integer: 16 or 16.0, never 16.7, "16" or true (bool is an int in Python, and
     int() would truncate, giving B0's fingerprint to a network that is not B0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -203,7 +203,7 @@ def _int(value: Any, where: str) -> int:
     return int(value)
 
 
-def _float(value: Any, where: str) -> float:
+def float_field(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(f"{where} must be a finite number, got {value!r}")
     return float(value)
@@ -225,9 +225,9 @@ def _block(b: Any, where: str) -> BlockSpec:
     b = _obj(b, where)
     if "kernel" not in b or "expansion" not in b:
         raise SpecError(f"{where} needs 'kernel' and 'expansion'")
-    return BlockSpec(_int(b["kernel"], f"{where} kernel"),
-                     _float(b["expansion"], f"{where} expansion"),
-                     _int(b.get("stride", 1), f"{where} stride"))
+    return BlockSpec(int_field(b["kernel"], f"{where} kernel"),
+                     float_field(b["expansion"], f"{where} expansion"),
+                     int_field(b.get("stride", 1), f"{where} stride"))
 
 
 def _stage(s: Any, i: int) -> StageSpec:
@@ -238,10 +238,10 @@ def _stage(s: Any, i: int) -> StageSpec:
     if "blocks" in s:
         blocks = tuple(_block(b, f"{where} block {j}")
                        for j, b in enumerate(_list(s["blocks"], f"{where} blocks")))
-        if "depth" in s and _int(s["depth"], f"{where} depth") != len(blocks):
+        if "depth" in s and int_field(s["depth"], f"{where} depth") != len(blocks):
             raise SpecError(f"{where}: depth {s['depth']} but {len(blocks)} blocks listed")
     else:
-        depth = _int(s.get("depth"), f"{where} depth")
+        depth = int_field(s.get("depth"), f"{where} depth")
         if not 1 <= depth <= MAX_BLOCKS:   # checked before `depth` blocks are made
             raise SpecError(f"{where}: depth must be 1..{MAX_BLOCKS}, got {depth} ({_BLOCKS_WHY})")
         first = _block(s, where)
@@ -249,8 +249,8 @@ def _stage(s: Any, i: int) -> StageSpec:
     kind = s.get("kind", "mbconv")
     if not isinstance(kind, str):
         raise SpecError(f"{where} kind must be a string, got {kind!r}")
-    return StageSpec(width=_int(s["width"], f"{where} width"), blocks=blocks,
-                     se_ratio=_float(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+    return StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
+                     se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
 
 
 def _from_dict(d: dict[str, Any]) -> NetworkSpec:
@@ -262,13 +262,13 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
     stem = _obj(d["stem"], "stem")
     if "width" not in stem:
         raise SpecError("stem lacks 'width'")
-    stem = StemSpec(width=_int(stem["width"], "stem width"),
-                    kernel=_int(stem.get("kernel", 3), "stem kernel"),
-                    stride=_int(stem.get("stride", 2), "stem stride"))
+    stem = StemSpec(width=int_field(stem["width"], "stem width"),
+                    kernel=int_field(stem.get("kernel", 3), "stem kernel"),
+                    stride=int_field(stem.get("stride", 2), "stem stride"))
     head = d["head"]
     if isinstance(head, dict) and "width" not in head:
         raise SpecError("head lacks 'width'")
-    head_width = _int(head["width"] if isinstance(head, dict) else head, "head width")
+    head_width = int_field(head["width"] if isinstance(head, dict) else head, "head width")
     stages = tuple(_stage(s, i) for i, s in enumerate(_list(d["stages"], "stages")))
     for key in ("name", "activation", "source"):
         if key in d and not isinstance(d[key], str):
@@ -278,9 +278,9 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
         stem=stem,
         stages=stages,
         head_width=head_width,
-        num_classes=_int(d.get("num_classes", 1000), "num_classes"),
+        num_classes=int_field(d.get("num_classes", 1000), "num_classes"),
         activation=d.get("activation", "swish"),
-        resolution=_int(d.get("resolution", 224), "resolution"),
+        resolution=int_field(d.get("resolution", 224), "resolution"),
         source=d.get("source", ""),
     )
 
