@@ -51,7 +51,7 @@ def network_show(
     from latency_lab.spec import check_resolution
 
     spec = load_network(name)
-    res = check_resolution(resolution) if resolution else spec.resolution
+    res = check_resolution(resolution) if resolution is not None else spec.resolution
     n_params, n_macs = complexity.params(spec), complexity.macs(spec, res)
     if as_json:
         print(json.dumps({**spec.to_dict(), "fingerprint": spec.fingerprint,
