@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import math
 import multiprocessing
 import os
@@ -156,6 +157,15 @@ class PyFunction:
         except SourceError:
             self._worker = None
             raise
+
+    def source_file(self) -> str | None:
+        """The module's file (for a cache key), found without importing it here again."""
+        directory, module_name = self.where
+        if directory:
+            base = Path(directory, *module_name.split("."))
+            return str(base / "__init__.py" if base.is_dir() else base.with_suffix(".py"))
+        spec = importlib.util.find_spec(module_name)
+        return spec.origin if spec else None
 
     def close(self) -> None:
         if self._worker is not None:

@@ -71,7 +71,7 @@ def test_a_module_given_by_path(tmp_path, monkeypatch):
     (tmp_path / "sub" / "acc.py").write_text("def acc(net):\n    return 71.5\n")
     monkeypatch.chdir("/")
     ev = parse_evaluator(f"py:{tmp_path}/sub/acc.py:acc")
-    assert ev.evaluate([(B0, 224)]) == [71.5]
+    assert ev.evaluate(ev.request(B0, 224)).value == 71.5
 
 
 @pytest.mark.parametrize("body, message", [
@@ -111,7 +111,8 @@ def test_sys_exit_with_a_message_in_an_evaluator_keeps_the_message(here, capsys)
 def test_accuracies_are_percentages(here, value, message):
     (here / "ev.py").write_text(f"def acc(net):\n    return {value}\n")
     with pytest.raises(SourceError, match=message):
-        parse_evaluator("py:ev:acc").evaluate([(B0, 224)])
+        ev = parse_evaluator("py:ev:acc")
+        ev.evaluate(ev.request(B0, 224))
 
 
 def test_a_function_that_hangs_is_stopped_at_its_timeout(here):
