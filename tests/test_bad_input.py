@@ -167,6 +167,7 @@ class SlowDevice(CurveDevice):
 """
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_ctrl_c_prints_the_documented_line_and_keeps_the_samples(here):
     (here / "slowdev.py").write_text(SLOW_DEVICE)
     env = dict(os.environ, PYTHONPATH=f"{here}{os.pathsep}{TESTS}")

@@ -42,6 +42,7 @@ def test_a_folder_in_the_working_directory_shadows_no_import(here):
     assert str(here) not in sys.path[:-1]                     # appended last, if at all
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_the_reported_case_a_matplotlib_folder_beside_the_search(here):
     """The installed command, as a user runs it: ./matplotlib/ was imported to draw paths.png."""
     (here / "matplotlib").mkdir()
@@ -115,6 +116,7 @@ def test_accuracies_are_percentages(here, value, message):
         ev.evaluate(ev.request(B0, 224))
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_a_function_that_hangs_is_stopped_at_its_timeout(here):
     (here / "slow.py").write_text("import time\ndef f(net):\n"
                                   "    if net['resolution'] > 224:\n        time.sleep(600)\n"

@@ -104,6 +104,7 @@ def run_limited(args: list[str], limit: int, cwd: Path) -> subprocess.CompletedP
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_a_store_that_cannot_be_created_leaves_no_file(tmp_path):
     p = run_limited(["table", "import", "nothing.csv", "--store", "new.sqlite"], 2000, tmp_path)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -111,6 +112,7 @@ def test_a_store_that_cannot_be_created_leaves_no_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_a_full_disk_keeps_the_old_table_and_leaves_no_temporary(tmp_path, tiny, curve_device):
     info = curve_device().info()
     with Store(tmp_path / "s.sqlite") as store:
@@ -130,6 +132,7 @@ def test_a_full_disk_keeps_the_old_table_and_leaves_no_temporary(tmp_path, tiny,
 
 # -- the WAL -------------------------------------------------------------------------------------
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_the_wal_is_checkpointed_every_round(tmp_path, tiny, curve_device):
     path = tmp_path / "s.sqlite"
     sizes = []
@@ -206,6 +209,7 @@ def _wait_for_samples(store: Path, n: int = 1, timeout: float = 60) -> None:
     raise AssertionError("the first process never took a sample")
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_two_processes_never_measure_the_same_open_point(tmp_path):
     """The second sweep measures its own points and waits for the first's, then reuses them:
     one measurement per point, each round of it taken by one process, equal results."""
@@ -231,6 +235,7 @@ def test_two_processes_never_measure_the_same_open_point(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
 
 
+@pytest.mark.slow   # several seconds (subprocesses or thousands of samples)
 def test_kill_9_leaves_a_lease_that_the_next_run_takes_over(tmp_path, tiny, curve_device):
     store = tmp_path / "s.sqlite"
     a = _worker(tmp_path, store, 64, 160, seed=1, sleep=0.05)
