@@ -24,17 +24,16 @@ covers everything that changes the number) and, for evaluators that start from a
 weights, the lineage. A re-evaluation adds a row; the newest row of a key is its value, the
 older ones stay. Added the same way, without a schema bump.
 
-A file that exists is first inspected read-only: a SQLite file that is not a latency-lab store
-(another program's database) or has another schema version is refused without being touched.
-Every SQLite failure afterwards (a full disk, a damaged page, a lock held too long) is a
-one-line `StoreError`; a store that could not be created is removed again, and the WAL is
-checkpointed into the database after every round (`checkpoint`), so it never grows with a
-long sweep.
+A file that exists is first inspected read-only (`store_file.inspect_store`): a SQLite file
+that is not a latency-lab store (another program's database) or has another schema version is
+refused without being touched. Every SQLite failure afterwards (a full disk, a damaged page, a
+lock held too long) is a one-line `StoreError` (`store_file.guarded`); a store that could not
+be created is removed again, and the WAL is checkpointed into the database after every round
+(`checkpoint`), so it never grows with a long sweep.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab import lease
-from latency_lab.errors import UserError
+from latency_lab.store_file import StoreError, explain, guarded, inspect_store
 from latency_lab.measure import DeviceInfo, Measurement
 from latency_lab.spec import NetworkSpec
 
@@ -126,10 +125,6 @@ SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms"
                   "p95_ms")
 
 
-class StoreError(UserError):
-    """The store file is unusable (not a database, wrong schema, unwritable)."""
-
-
 @dataclass(frozen=True)
 class Claim:
     """What `Store.claim` found for a point: `status` "done" (a finished measurement to reuse),
@@ -141,81 +136,15 @@ class Claim:
     holder: lease.Owner | None = None
 
 
-def _sqlite_errors(method):
-    """SQLite failures of a store operation as one-line StoreErrors (programming errors stay)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
-                raise
-            raise StoreError(_explain(self.path, exc)) from None
-    return wrapper
-
-
-def _explain(path: Path, exc: sqlite3.Error) -> str:
-    text = str(exc)
-    if "full" in text or "disk I/O" in text:
-        return (f"store {path}: the disk is full ({text}); every sample taken before is kept, "
-                "free some space and run again to resume")
-    if "not a database" in text:
-        return (f"cannot use store {path}: {text} (left unchanged; give another --store)")
-    if "malformed" in text or "corrupt" in text:
-        return (f"store {path} is damaged ({text}); keep a copy, then `sqlite3 {path} .recover` "
-                "or use another --store")
-    if "locked" in text or "busy" in text:
-        return f"store {path} is locked by another process ({text}); try again"
-    return f"cannot use store {path}: {text}"
-
-
-def _guarded(cls):
-    for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith("_"):
-            setattr(cls, name, _sqlite_errors(value))
-    return cls
-
-
-def inspect_store(path: Path) -> int | None:
-    """Look at an existing file read-only: its schema version, or None for an empty file or an
-    empty database (a new store). StoreError, with nothing written, for a file that is not a
-    SQLite database, a database of another program, or a store of another schema version."""
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open store {path}: {exc}") from None
-    try:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
-            return None
-        if not _CORE_TABLES <= tables:
-            raise StoreError(f"cannot use store {path}: a SQLite database of another program "
-                             f"(tables {', '.join(sorted(tables)[:8])}), left unchanged; give "
-                             "another --store")
-        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(_explain(path, exc)) from None
-    finally:
-        db.close()
-    version = str(row[0]).strip() if row else ""
-    if not version.isdigit():
-        raise StoreError(f"cannot use store {path}: unreadable schema version {version!r:.40}")
-    if int(version) != SCHEMA_VERSION:
-        raise StoreError(f"cannot use store {path}: schema version {version}, this latency-lab "
-                         f"reads {SCHEMA_VERSION}")
-    return int(version)
-
-
-@_guarded
+@guarded
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a directory")
         existed = self.path.exists()
-        inspect_store(self.path)   # read-only: a foreign file is refused before any write
+        # read-only: a foreign file or another schema is refused before any write
+        inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
@@ -225,7 +154,7 @@ class Store:
                 self._remove_files()
             if isinstance(exc, OSError):
                 raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
-            raise StoreError(_explain(self.path, exc)) from None
+            raise StoreError(explain(self.path, exc)) from None
 
     def _init_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
