@@ -255,6 +255,10 @@ from latency_lab.cli_accuracy import accuracy_app  # noqa: E402
 
 app.add_typer(accuracy_app, name="accuracy")
 
+from latency_lab.cli_data import dataset_app  # noqa: E402
+
+app.add_typer(dataset_app, name="dataset")
+
 
 INTERRUPTED = "interrupted: what was measured is in the store; run again to resume"
 

@@ -23,8 +23,11 @@ PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a 
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION. " + PY_HELP)
 ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
-                 "proxies; options batch, repeats, seed, gamma, se, device, threads), table:PATH "
-                 "(recorded values, e.g. from `accuracy export`) or py:MODULE:FUNCTION. " + PY_HELP)
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), "
+                 "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
+                 "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
+                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`) "
+                 "or py:MODULE:FUNCTION. " + PY_HELP)
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")
 REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
