@@ -9,7 +9,9 @@
   one `serial` names (or `ANDROID_SERIAL`), else the only one attached;
 * the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
   pushed once under a name holding its content hash and made executable; the dynamic-shape
-  model (`build_keras.tflite_path`) is pushed per network and removed on `close()`;
+  model (`model_files.tflite_path`: emitted directly by default, `builder=keras` converts it
+  and keeps the context this driver always had) is pushed per network under the name that
+  says its builder, and removed on `close()`;
 * each `sample()` is one `adb shell` running `android_bench/run_bench.sh`, which invokes the
   binary (built and quoted by `tflite_bench.benchmark_command`) and reads thermal state and
   the pinned cores' governor and clocks before and after;
@@ -34,7 +36,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from latency_lab.build_keras import tflite_path
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
 
@@ -44,7 +45,7 @@ from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 # package data of latency_lab.android_bench (the repository's android_bench/ folder)
 RUN_SCRIPT = Path(str(resources.files("latency_lab.android_bench") / "run_bench.sh"))
 BINARY_ENV = "LATENCY_LAB_BENCHMARK_BINARY"
-INPUT_LAYER = "image"  # build_keras names the input tensor "image"
+INPUT_LAYER = "image"  # both builders name the input tensor "image"
 # Android thermal status (android.os.PowerManager.THERMAL_STATUS_*): 0 none, 1 light,
 # 2 moderate, 3 severe, 4 critical, 5 emergency, 6 shutdown. Light throttling already lowers
 # big-core clocks on Pixels, hence the default threshold 1.
@@ -135,7 +136,10 @@ class AndroidDevice(Device):
                  cooldown_s: float = 30.0, max_cooldown_s: float = 600.0,
                  remote_dir: str | None = None, model_dir: str | None = None,
                  timeout_s: float = 900.0, profile: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 builder: str = "direct", sleep: Callable[[float], None] = time.sleep):
+        from latency_lab.model_files import check_builder
+
+        self.builder = check_builder(builder)
         try:
             self.profile: AndroidProfile = get_profile(profile or self.profile_name)
         except KeyError as exc:
@@ -294,6 +298,7 @@ class AndroidDevice(Device):
             "governors": ",".join(f"{k}={v}" for k, v in sorted(self._governors.items())),
             "profile": self.profile.name,
             "samples": "per-run" if self.per_run else "summary",
+            **({"builder": "direct"} if self.builder == "direct" else {}),
         }
         return DeviceInfo(name=self.name, hardware=f"{model} ({soc})" if soc else model,
                           runtime="tflite-benchmark",
@@ -335,8 +340,10 @@ class AndroidDevice(Device):
         remote = self._models.get(spec.fingerprint)
         if remote is None:
             self._ensure_tools()
-            local = tflite_path(spec, self.model_dir)
-            remote = posixpath.join(self.remote_dir, "models", f"{spec.fingerprint}.tflite")
+            from latency_lab.model_files import tflite_path
+
+            local = tflite_path(spec, self.model_dir, self.builder)
+            remote = posixpath.join(self.remote_dir, "models", local.name)
             self._push(local, remote, 0o644, f"model {spec.name}")
             self._models[spec.fingerprint] = remote
         return remote

@@ -107,9 +107,10 @@ def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0)
     return keras.Model(inputs, _keras_block(inputs, block, "b"), name=f"block_{block.fingerprint}")
 
 
-def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
-    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, C], H and W dynamic
-    (C = 3 for a network, the block's input channels for a `BlockModel`)."""
+def convert_tflite(spec: NetworkSpec | BlockModel, resolution: int | None = None) -> bytes:
+    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, C], H and W dynamic unless
+    `resolution` fixes them (C = 3 for a network, the block's input channels for a
+    `BlockModel`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
@@ -121,8 +122,8 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
     else:
         model, channels = build_keras(spec), 3
     fn = tf.function(lambda image: model(image, training=False),
-                     input_signature=[tf.TensorSpec([1, None, None, channels], tf.float32,
-                                                    name="image")])
+                     input_signature=[tf.TensorSpec([1, resolution, resolution, channels],
+                                                    tf.float32, name="image")])
     # Freeze first: converting the function with its variables captured keeps them as
     # resource variables (VAR_HANDLE ops, no weights in the file) in TF 2.21 + Keras 3.
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
@@ -146,17 +147,17 @@ class ConversionError(UserError):
     """The converter worker died (killed for memory, crashed) before returning a model."""
 
 
-def convert_isolated(spec: NetworkSpec | BlockModel) -> bytes:
+def convert_isolated(spec: NetworkSpec | BlockModel, resolution: int | None = None) -> bytes:
     """`convert_tflite` in the worker process (see the module docstring)."""
     global _pool
     if os.environ.get("LATENCY_LAB_CONVERT_IN_PROCESS") == "1":
-        return convert_tflite(spec)
+        return convert_tflite(spec, resolution)
     if _pool is None:
         _pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=CONVERSIONS_PER_WORKER,
                                     mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_import_tensorflow_quietly)
     try:
-        return _pool.submit(convert_tflite, spec).result()
+        return _pool.submit(convert_tflite, spec, resolution).result()
     except BrokenProcessPool:
         _pool = None
         raise ConversionError(f"the converter process died converting {spec.fingerprint} "

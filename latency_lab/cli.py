@@ -68,6 +68,34 @@ def network_show(
     print(f"params {n_params:,d}   MACs {n_macs:,d} ({n_macs / 1e9:.3f} G) at {res}x{res}")
 
 
+@network_app.command("export")
+def network_export(
+    name: str = typer.Argument(..., help="Preset name, network JSON file, or a search's result "
+                                         "directory (its winner)."),
+    fmt: str = typer.Option(..., "--format", help="tflite, onnx, keras (.keras) or torch "
+                                                  "(torch.export .pt2)."),
+    out: Path = typer.Option(..., help="File to write."),
+    resolution: Optional[int] = typer.Option(None, help="Fix the input to R x R (default: H and "
+                                                        "W dynamic)."),
+    builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
+                                               "(the TFLite converter)."),
+) -> None:
+    """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere."""
+    from latency_lab.export import check_format, export_network
+    from latency_lab.fileio import check_output_file
+    from latency_lab.model_files import check_builder
+    from latency_lab.presets import load_network
+    from latency_lab.spec import check_resolution
+
+    check_format(fmt)
+    check_builder(builder)
+    spec = load_network(name)
+    res = check_resolution(resolution) if resolution is not None else None
+    check_output_file(out, "--out")
+    what = export_network(spec, fmt, out, res, builder)
+    print(f"wrote {out}: {spec.name} ({spec.fingerprint}), {what}")
+
+
 @app.command("devices")
 def devices() -> None:
     """List the device drivers that can be named with --device."""
@@ -184,24 +212,9 @@ def _report_jumps(console, frame, out_dir: Path) -> None:
 
 
 def _device_options(items: list[str], **flags) -> dict[str, object]:
-    """['adb_port=5038', 'binary=/x'] -> {'adb_port': '5038', 'binary': '/x'}, plus the
-    options that have a flag of their own (--threads, ...) where given; the text is converted
-    to the driver's types by `get_device`. A key given twice is refused."""
-    options: dict[str, object] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or not key.isidentifier():
-            raise UserError(f"malformed --device-option {item!r}: use KEY=VALUE")
-        if key in options:
-            raise UserError(f"device option {key!r} given twice")
-        options[key] = value
-    for key, value in flags.items():
-        if value is not None and key in options:
-            raise UserError(f"give --{key} or -O {key}=..., not both")
-        if value is not None:
-            options[key] = value
-    return options
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items, **flags)
 
 
 class _progress:

@@ -38,6 +38,14 @@ RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candid
 MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
                        "jump size among those with room for a scaling step (0: all).")
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
+OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
+               "builder=keras: convert models with the TFLite converter instead of emitting them).")
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items)
 
 
 def _log(msg: str) -> None:
@@ -154,9 +162,22 @@ def _check_out_dir(out: Path) -> None:
     check_output_dir(out, "--out")
 
 
+def _build_note(source, started: float) -> str:
+    """How much of the wall time a live device spent making models (emitting or converting
+    them and loading interpreters), for devices that count it (the cpu device)."""
+    import time
+
+    dev = getattr(source, "device", None)
+    if dev is None or not hasattr(dev, "build_s"):
+        return ""
+    wall = time.monotonic() - started
+    return (f"; models built: {dev.builds} in {dev.build_s:.1f} s, {100 * dev.build_s / wall:.1f}% "
+            f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
+
+
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4):
+                max_candidates=4, device_option=()):
     """Shared by `search` and `compare`: returns (spec, result, source)."""
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
@@ -181,7 +202,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_source(latency, store_path=store_path)
+    source = parse_latency_source(latency, store_path=store_path,
+                                  device_options=_options(list(device_option)))
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache)
@@ -212,11 +234,16 @@ def search_command(
                                                     "paths.png and the resumable state.json."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
+    import time
+
+    started = time.monotonic()
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                     resolutions_from, stages, candidates, out, store_path,
-                                    reevaluate, max_candidates=max_candidates)
+                                    reevaluate, max_candidates=max_candidates,
+                                    device_option=device_option)
     source.close()
     result.cache.evaluator.close()
     d = result.to_dict()
@@ -233,7 +260,8 @@ def search_command(
           f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
           f"reads, {c['evaluations']} evaluations by {d['evaluator']}, "
           f"{c['accuracy_cache_hits']} taken from the accuracy cache"
-          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png")
+          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png"
+          f"{_build_note(source, started)}")
 
 
 def scale_command(
@@ -243,6 +271,7 @@ def scale_command(
     latency: str = typer.Option(..., help=LATENCY_HELP),
     out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
                                                   "resolution and the search probes) as JSON."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.presets import load_network
@@ -256,7 +285,7 @@ def scale_command(
         from latency_lab.fileio import check_output_file
 
         check_output_file(out, "--out")
-    with parse_latency_source(latency) as source:
+    with parse_latency_source(latency, device_options=_options(device_option)) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -290,15 +319,20 @@ def compare_command(
                                                        "and RBIS's files."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
+    import time
+
     from latency_lab.plots_search import plot_compare
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
+    started = time.monotonic()
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                        resolutions_from, stages, candidates, out, store_path,
-                                       reevaluate, max_candidates=max_candidates)
+                                       reevaluate, max_candidates=max_candidates,
+                                       device_option=device_option)
     cache = result.cache
     ev = cache.evaluator
     try:
@@ -341,7 +375,7 @@ def compare_command(
     c = cache
     print(f"wrote {out}/compare.csv, compare.png, result.json, trace.csv, paths.png; "
           f"{c.latency_calls} latency reads, {c.evaluations} evaluations by {ev.describe()}, "
-          f"{c.store_hits} taken from the accuracy cache")
+          f"{c.store_hits} taken from the accuracy cache{_build_note(source, started)}")
 
 
 def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:

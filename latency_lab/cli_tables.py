@@ -123,6 +123,10 @@ def lut_record(
                                                  "machine)."),
     threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
     affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O",
+                                            help="Driver option KEY=VALUE, repeatable (e.g. "
+                                                 "builder=keras: convert the block models "
+                                                 "with the TFLite converter)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
     ci_target_pct: float = typer.Option(2.0, help="Stop a point at this CI half-width (%)."),
     min_rounds: int = typer.Option(5, help="Rounds before a point may stop."),
@@ -135,11 +139,12 @@ def lut_record(
     from latency_lab.cli import _console
     from latency_lab.fileio import check_output_file
     from latency_lab.lut import record_lut
-    from latency_lab.measure import get_device
+    from latency_lab.measure import get_device, parse_device_options
     from latency_lab.presets import load_network
     from latency_lab.protocol import Protocol
     from latency_lab.sweep import parse_resolutions
 
+    options = parse_device_options(device_option)
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
     from latency_lab.lut import STATISTICS
@@ -154,7 +159,8 @@ def lut_record(
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = _console()
-    with _store(store_path) as store, get_device(device, threads=threads, affinity=affinity) as dev:
+    with _store(store_path) as store, get_device(device, **{"threads": threads,
+                                                            "affinity": affinity, **options}) as dev:
         info = dev.info()
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from latency_lab.fileio import read_text
+from latency_lab.fileio import parse_json, read_text
 from latency_lab.scaling import scale_uniform, set_depth
 from latency_lab.spec import BlockSpec, NetworkSpec, SpecError, StageSpec, StemSpec
 
@@ -131,10 +131,25 @@ def get(name: str) -> NetworkSpec:
 
 
 def load_network(name_or_path: str) -> NetworkSpec:
-    """A preset by name, or a network JSON file by path."""
+    """A preset by name, a network JSON file by path, or the winner of a search by its result
+    directory (its result.json's `network`, at the winning resolution)."""
     if name_or_path in PRESETS:
         return get(name_or_path)
     path = Path(name_or_path)
+    if path.is_dir():
+        return _search_winner(path)
     if path.suffix == ".json" or path.exists():
         return NetworkSpec.from_json(read_text(path, "network file", SpecError))
     return get(name_or_path)
+
+
+def _search_winner(directory: Path) -> NetworkSpec:
+    path = directory / "result.json"
+    if not path.is_file():
+        raise SpecError(f"{directory} is not a search result directory: it has no {path.name}")
+    result = parse_json(read_text(path, "search result", SpecError), str(path), SpecError)
+    if not isinstance(result, dict) or "network" not in result:
+        raise SpecError(f"{path} is not a search result (no 'network')")
+    if result["network"] is None:
+        raise SpecError(f"the search in {directory} found no network within its budget")
+    return NetworkSpec.from_dict(result["network"])
