@@ -262,6 +262,7 @@ def cases() -> list[Case]:
         add("outputs", jumps[:-1] + [sub])
         add("outputs", ["table", "export", sub + ".csv"])
         add("outputs", lut_rec[:-1] + [sub + ".json"])
+        add("outputs", ["accuracy", "export", sub + ".csv"])
     for args in (sweep[:-1] + ["adir"], scale + ["--out", "adir"], ["table", "export", "adir"],
                  lut_rec[:-1] + ["adir"], search[:-1] + ["afile"], jumps[:-1] + ["afile"]):
         add("outputs", args)
@@ -301,6 +302,7 @@ def cases() -> list[Case]:
         add("stores", sweep + ["--store", store])
         add("stores", ["table", "export", "t.csv", "--store", store])
         add("stores", ["table", "import", "sweep.csv", "--store", store])
+        add("stores", ["accuracy", "show", "--store", store])
 
     # py: modules and functions
     for mod in ("syntax", "raising", "exiting", "importing"):
@@ -308,8 +310,10 @@ def cases() -> list[Case]:
         add("py", search[:5] + ["--accuracy", f"py:{mod}:acc", "--out", "so"])
     for func in ("nan", "neg", "true", "text", "none", "boom", "quit", "missing"):
         add("py", scale[:-1] + [f"py:ret:{func}"])
-    for func in ("true", "text", "boom", "quit", "acc250", "accneg", "nan"):
+    for func in ("true", "text", "boom", "quit", "acc250", "accneg", "nan", "hang,timeout=2"):
         add("py", search[:5] + ["--accuracy", f"py:ret:{func}", "--out", "so"], "keep")
+    for target in ("ret:acc250,timeout=-1", "ret:acc250,timeout=nan", "ret:acc250,retries=2"):
+        add("py", search[:5] + ["--accuracy", f"py:{target}", "--out", "so"])
     for target in ("ret:hang,timeout=2", "ret:lat,timeout=0", "ret:lat,timeout=nan",
                    "ret:lat,retries=3", "no_such_module_xyz:f", "ret", "ret:", ":lat",
                    "../ret.py:lat", "adir/x.py:lat"):
