@@ -117,11 +117,13 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
     for text in texts:
         ev = parse_evaluator(text)
         cache = AccuracyCache(store, ev)
-        values, firsts, t0, fresh = [], [], time.perf_counter(), 0
+        values, cis, firsts, t0, fresh, spent = [], [], [], time.perf_counter(), 0, 0.0
         for request in requests(ev, cands, network):
             result, now = cache.get(request)
             fresh += now
             values.append(result.value)
+            spent += result.seconds
+            cis.append(list(result.ci) if result.ci else None)
             draws = result.details.get("repeats", [])
             if len(draws) > 1:
                 firsts.append(draws[0])
@@ -130,7 +132,9 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
         if len(firsts) == len(cands):
             rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
         about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
-                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
+                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0,
+                       "evaluation_seconds": spent,
+                       "ci95": cis if all(cis) else None}
         log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
             f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
     store.close()
@@ -151,6 +155,13 @@ def correlations(rankings):
 
 
 def _short(name: str) -> str:
+    """A label for tables and figures: a training evaluator by its kind and epochs (its data
+    and defaults are in the evaluator list), anything else cut to 34 characters."""
+    kind, _, rest = name.partition(":")
+    if kind in ("train", "net2net") and "," in rest:
+        opts = dict(o.split("=", 1) for o in rest.split(",")[1:] if "=" in o)
+        keep = [f"{k}={opts[k]}" for k in ("base_epochs", "epochs") if k in opts]
+        return f"{kind}: " + ", ".join(keep)
     return name if len(name) <= 34 else name[:31] + "..."
 
 
@@ -161,6 +172,29 @@ def reference(rankings) -> str | None:
         return None
     epochs = lambda n: int(n.split("epochs=")[1].split(",")[0])  # noqa: E731
     return max(trains, key=epochs)
+
+
+def separable_pairs(cis) -> int:
+    """Candidate pairs whose 95% intervals are disjoint: the pairs an evaluator can order."""
+    return sum(a[0] > b[1] or b[0] > a[1] for i, a in enumerate(cis) for b in cis[i + 1:])
+
+
+def separability(rankings, about) -> list[str]:
+    """How much of each ranking with intervals (top-1 %, Wilson) is above its noise."""
+    rows = [(n, rankings[n][0], about[n]["ci95"]) for n in about if about[n].get("ci95")]
+    if not rows:
+        return []
+    total = len(CANDIDATES) * (len(CANDIDATES) - 1) // 2
+    md = ["", "Noise: each value's 95% interval (Wilson, over the validation images) against "
+          "the spread of the values; a pair of candidates is ordered beyond noise only where "
+          "its two intervals are disjoint:", ""]
+    for name, values, cis in rows:
+        widths = sorted(hi - lo for lo, hi in cis)
+        md.append(f"- {_short(name)}: values {min(values):.2f}-{max(values):.2f} (spread "
+                  f"{max(values) - min(values):.2f}), median interval width "
+                  f"{widths[len(widths) // 2]:.2f}; {separable_pairs(cis)} of {total} pairs "
+                  "disjoint")
+    return md
 
 
 def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficientnet-b0",
@@ -187,22 +221,24 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
           "each evaluator's own metric (Zen-Scores are scores, not accuracies).", "",
           "| ranking | " + " | ".join(CANDIDATES) + " |",
           "|---|" + "---|" * len(CANDIDATES)]
-    md += [f"| {n} | " + " | ".join(map(str, rankings[n][1])) + " |" for n in names]
+    md += [f"| {_short(n)} | " + " | ".join(map(str, rankings[n][1])) + " |" for n in names]
     for title, m in (("Kendall tau", tau), ("Spearman rho", rho)):
         md += ["", f"{title} between rankings (the thesis's FT vs NT: Kendall tau 0.60):", "",
                "| | " + " | ".join(f"({i + 1})" for i in range(len(names))) + " |",
                "|---|" + "---|" * len(names)]
-        md += [f"| ({i + 1}) {a} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
+        md += [f"| ({i + 1}) {_short(a)} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
                for i, a in enumerate(names)]
     ref = reference(rankings)
     if ref:
-        md += ["", f"Kendall tau against the longest training, `{ref}` (the thesis: 0.60 "
+        md += ["", f"Kendall tau against the longest training, {_short(ref)} (the thesis: 0.60 "
                "between full training and network transformation, on B0 and ImageNet):", ""]
-        md += [f"- `{n}`: {tau[n][ref]:+.2f}" for n in names if n != ref]
+        md += [f"- {_short(n)}: {tau[n][ref]:+.2f}" for n in names if n != ref]
+    md += separability(rankings, about)
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
     md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
-           f"this run, {v['seconds']:.0f} s" for k, v in about.items()]
+           f"this run, {v['seconds']:.0f} s; the 11 evaluations took "
+           f"{v.get('evaluation_seconds', 0):.0f} s when made" for k, v in about.items()]
     md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
                                      for c in cands]
     write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")

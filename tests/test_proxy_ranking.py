@@ -53,3 +53,21 @@ def test_rankings_and_correlations(pr, tmp_path, monkeypatch):
     assert saved["kendall_tau"][ft][nt] == pytest.approx(0.60)
     assert (tmp_path / "proxy_ranking.png").stat().st_size > 10_000
     assert "[SYNTHETIC]" in (tmp_path / "proxy_ranking.md").read_text()
+
+
+def test_separability_counts_only_disjoint_intervals(pr):
+    cis = [(10.0, 20.0), (15.0, 25.0), (21.0, 30.0), (40.0, 50.0)]
+    # disjoint: (0,2) (0,3) (1,3) (2,3); (0,1) and (1,2) overlap
+    assert pr.separable_pairs(cis) == 4
+    rankings = {"train:x,epochs=2": (list(range(11)), list(range(11, 0, -1)))}
+    about = {"train:x,epochs=2": {"ci95": [(v - 5.0, v + 5.0) for v in range(11)]}}
+    line = pr.separability(rankings, about)[-1]
+    assert "spread 10.00" in line and "median interval width 10.00" in line
+    assert "0 of 55 pairs disjoint" in line      # every interval overlaps its neighbours
+    assert pr.separability(rankings, {"zen": {"ci95": None}}) == []
+
+
+def test_short_labels_name_a_training_evaluator_by_its_epochs(pr):
+    assert pr._short("train:/data/set,epochs=10,seed=0,workers=1") == "train: epochs=10"
+    assert pr._short("net2net:d,epochs=1,base_epochs=8") == "net2net: base_epochs=8, epochs=1"
+    assert pr._short("thesis FT (full training)") == "thesis FT (full training)"
