@@ -68,7 +68,7 @@ def plot_paths(result: dict, trace: Sequence[dict], path: str | Path) -> Path:
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(label)
     ax.set_title(f"RBIS: {result['baseline']} to {budget:g} ms, incremental path per resolution"
-                 f" ({label}: {result['evaluator']})", fontsize=9)
+                 f"\n{label} by {result['evaluator']}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.text(0.01, 0.005, f"latency: {result['latency_source']}   {label}: {result['evaluator']}",
