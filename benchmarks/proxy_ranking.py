@@ -72,6 +72,13 @@ def ranks(values):
     return [int(x) for x in rankdata([-v for v in values], method="min")]
 
 
+def short_name(ev) -> str:
+    """The evaluator with only its non-default options that change the number."""
+    changed = [f"{k}={v}" for k, v in sorted(ev.options.items())
+               if ev.OPTIONS[k].keyed and v != ev.OPTIONS[k].default]
+    return ",".join([ev.name + (f":{ev.arg}" if ev.arg else "")] + changed)
+
+
 def evaluate_all(texts, store_path, log=print):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details."""
     from latency_lab.search.accuracy_cache import AccuracyCache
@@ -84,20 +91,23 @@ def evaluate_all(texts, store_path, log=print):
     for text in texts:
         ev = parse_evaluator(text)
         cache = AccuracyCache(store, ev)
-        values, firsts, t0, fresh = [], [], time.perf_counter(), 0
+        values, firsts, t0, fresh, spent = [], [], time.perf_counter(), 0, 0.0
         for label, spec, res, _ in cands:
             result, now = cache.get(ev.request(spec, res))
             fresh += now
+            spent += result.seconds
             values.append(result.value)
             draws = result.details.get("repeats", [])
             if len(draws) > 1:
                 firsts.append(draws[0])
-        name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+        name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
         rankings[name] = (values, ranks(values))
         if len(firsts) == len(cands):
             rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
-        about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
-                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
+        about[name] = {"evaluator": ev.describe(), "metric": ev.metric,
+                       "label": ev.metric_label, "key": ev.key(),
+                       "evaluated_now": fresh, "seconds_this_run": time.perf_counter() - t0,
+                       "evaluation_seconds": spent}
         log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
             f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
     store.close()
@@ -118,7 +128,8 @@ def correlations(rankings):
 
 
 def _short(name: str) -> str:
-    return name if len(name) <= 34 else name[:31] + "..."
+    name = name.replace("py:benchmarks.analytic_sources:accuracy", "py:analytic_sources")
+    return name if len(name) <= 36 else name[:33] + "..."
 
 
 def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
@@ -153,8 +164,9 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
                for i, a in enumerate(names)]
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
-    md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
-           f"this run, {v['seconds']:.0f} s" for k, v in about.items()]
+    md += [f"- {k}: `{v['evaluator']}`, {v['label']} (cache key `{v['key']}`); the 11 "
+           f"evaluations took {v['evaluation_seconds']:.0f} s when made"
+           for k, v in about.items()]
     md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
                                      for c in cands]
     write_atomic(out / "proxy_ranking.md", "\n".join(md) + "\n")
