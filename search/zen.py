@@ -175,6 +175,11 @@ class ZenScore(Evaluator):
         try:
             model = build_torch(scored.with_resolution(resolution))
             model.set_residual(False)
+            # Contiguous (NCHW) on purpose: channels-last ran B0 at 224 (batch 16, one thread,
+            # load 10) 1.45 s per forward against 2.5 s, but its sums then depend on the thread
+            # count (2.4e-6 apart between 1 and 2 threads); contiguous gives bit-identical
+            # scores for any thread count, so workers with different CPU counts agree and
+            # `threads` stays out of the cache key.
             model = model.to(o["device"])
             bn_layers = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
             return [zen_score_once(model, o["batch"], int(resolution), o["gamma"],
