@@ -45,6 +45,7 @@ from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
+from latency_lab.scaling import default_stages
 from latency_lab.spec import NetworkSpec, check_resolution
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
 from latency_lab.search.evaluators import EvalRequest, Evaluator, Runner, Step, evaluate_locally
@@ -53,7 +54,6 @@ from latency_lab.search.sources import LatencySource
 
 STATE_VERSION = 2
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
@@ -61,11 +61,6 @@ TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms",
 
 class SearchError(UserError):
     """A search that cannot go on (bad input, unusable state); the trace so far is kept."""
-
-
-def default_stages(spec: NetworkSpec) -> tuple[int, ...]:
-    n = len(spec.stages)
-    return tuple(range(max(0, n - DEFAULT_N_STAGES), n))
 
 
 def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, ...]:
