@@ -167,6 +167,9 @@ class AndroidDevice(Device):
         self.per_run = per_run
         self.throttle_check = throttle_check
         self.remote_dir = remote_dir or p.remote_dir
+        if not self.remote_dir.startswith("/"):   # no remote path may look like an option
+            raise DeviceError(f"remote_dir must be an absolute path on the phone, got "
+                              f"{self.remote_dir!r}")
         self.model_dir = model_dir
         self._sleep = sleep
 
@@ -275,7 +278,7 @@ class AndroidDevice(Device):
         govs = {}
         for c in self.cpus:
             path = f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
-            out, rc = self._shell(f"cat {tflite_bench.shell_command([path])} 2>/dev/null",
+            out, rc = self._shell(f"cat -- {tflite_bench.shell_command([path])} 2>/dev/null",
                                   "reading the CPU governor")
             if rc == 0 and out.strip():
                 govs[f"cpu{c}"] = out.strip()
@@ -309,12 +312,13 @@ class AndroidDevice(Device):
             return
         d = self.remote_dir
         q = tflite_bench.shell_command
-        self._check(f"mkdir -p {q([d + '/bin', d + '/models'])}", "creating the work directory")
+        # `--` before every path: a directory named "-x" must not be read as options
+        self._check(f"mkdir -p -- {q([d + '/bin', d + '/models'])}", "creating the work directory")
         remote_bin = posixpath.join(d, "bin", f"benchmark_model-{self.binary_sha256[:16]}")
         out, rc = self._shell(f"test -f {q([remote_bin])}", "looking for the binary")
         if rc != 0:  # not there yet: push once; the name holds the content hash
             self._push(self.binary, remote_bin, 0o755, "the benchmark binary")
-        self._check(f"chmod 755 {q([remote_bin])}", "making the binary executable")
+        self._check(f"chmod 755 -- {q([remote_bin])}", "making the binary executable")
         out, rc = self._shell(f"test -x {q([remote_bin])}", "checking the binary")
         if rc != 0:
             raise DeviceError(f"benchmark binary {remote_bin} is not executable on "
@@ -359,7 +363,7 @@ class AndroidDevice(Device):
             repeat, argv = 1, self.command(model, resolution, runs, warmup_runs)
         cpus = ",".join(str(c) for c in self.cpus)
         return tflite_bench.shell_command(
-            ["sh", self._remote_script or "run_bench.sh", str(repeat), cpus, "--", *argv])
+            ["sh", "--", self._remote_script or "run_bench.sh", str(repeat), cpus, "--", *argv])
 
     def _run_visit(self, spec: NetworkSpec, resolution: int, runs: int, warmup_runs: int,
                    per_run: bool | None = None) -> tuple[list[float], bool, dict[str, dict]]:
@@ -424,7 +428,7 @@ class AndroidDevice(Device):
             self._sleep(self.cooldown_s)
             waited += self.cooldown_s
             out, _ = self._shell(tflite_bench.shell_command(
-                ["sh", self._remote_script, "0", ""]), "reading the thermal state")
+                ["sh", "--", self._remote_script, "0", ""]), "reading the thermal state")
             status = parse_probes(out).get("before", {}).get("thermal_status")
             if status is not None and status.isdigit() and int(status) >= self.throttle_status:
                 continue
@@ -459,7 +463,7 @@ class AndroidDevice(Device):
         self._models.clear()
         if paths and self._device is not None:
             try:
-                self._shell(f"rm -f {tflite_bench.shell_command(paths)}", "removing pushed files")
+                self._shell(f"rm -f -- {tflite_bench.shell_command(paths)}", "removing pushed files")
             except DeviceError:
                 pass  # the phone is gone; nothing to clean
         self._remote_script = self._remote_binary = ""

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 from latency_lab.scaling import round4
-from latency_lab.spec import NetworkSpec, SpecError, _num
+from latency_lab.spec import NetworkSpec, SpecError, _num, float_field, int_field
 
 BLOCK_MODEL_KINDS = ("stem", "mbconv", "head")
 LAYER_OPS = ("conv", "dwconv", "se", "pool", "dense")
@@ -209,13 +209,16 @@ class BlockModel:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BlockModel":
         d = d.get("block", d)
-        try:
-            return cls(kind=str(d["kind"]), c_in=int(d["c_in"]), c_out=int(d["c_out"]),
-                       kernel=int(d.get("kernel", 1)), expansion=float(d.get("expansion", 1)),
-                       stride=int(d.get("stride", 1)), se_channels=int(d.get("se_channels", 0)),
+        try:   # typed fields: a c_in of 16.7 must not become block 16's fingerprint
+            return cls(kind=str(d["kind"]), c_in=int_field(d["c_in"], "block c_in"),
+                       c_out=int_field(d["c_out"], "block c_out"),
+                       kernel=int_field(d.get("kernel", 1), "block kernel"),
+                       expansion=float_field(d.get("expansion", 1), "block expansion"),
+                       stride=int_field(d.get("stride", 1), "block stride"),
+                       se_channels=int_field(d.get("se_channels", 0), "block se_channels"),
                        activation=str(d.get("activation", "swish")),
-                       num_classes=int(d.get("num_classes", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
+                       num_classes=int_field(d.get("num_classes", 0), "block num_classes"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"not a block description: {type(exc).__name__}: {exc}") from None
 
     @property

@@ -22,6 +22,8 @@ import atexit
 import logging
 import multiprocessing
 import os
+import re
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -78,6 +80,11 @@ def _keras_block(x, block: BlockModel, prefix: str):
     return layers.Add(name=f"{prefix}_add")([x, y]) if block.residual else y
 
 
+def _keras_name(name: str) -> str:
+    """A model name Keras accepts as a name scope (a network may be called "my net/v2")."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("._-") or "network"
+
+
 def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0):
     """The Keras functional model of `spec`; input (None, None, 3) unless `resolution` is given."""
     import keras
@@ -88,7 +95,7 @@ def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0)
     x = inputs
     for site in network_blocks(spec):
         x = _keras_block(x, site.block, f"s{site.stage}b{site.index}")
-    return keras.Model(inputs, x, name=spec.name)
+    return keras.Model(inputs, x, name=_keras_name(spec.name))
 
 
 def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0):
@@ -161,7 +168,11 @@ def convert_isolated(spec: NetworkSpec | BlockModel, resolution: int | None = No
 def _import_tensorflow_quietly() -> None:
     """The worker's first step: import TensorFlow with the process's stderr closed, because its
     C++ start-up lines (oneDNN, absl) ignore TF_CPP_MIN_LOG_LEVEL and would land in the middle
-    of a sweep's progress bar. Conversion errors still reach the caller as exceptions."""
+    of a sweep's progress bar. Conversion errors still reach the caller as exceptions.
+
+    Ctrl-C reaches every process of the terminal's group: the worker ignores it (an idle
+    worker would print a KeyboardInterrupt traceback) and ends when the caller does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

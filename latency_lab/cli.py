@@ -72,7 +72,7 @@ def network_show(
     from latency_lab.spec import check_resolution
 
     spec = load_network(name)
-    res = check_resolution(resolution) if resolution else spec.resolution
+    res = check_resolution(resolution) if resolution is not None else spec.resolution
     n_params, n_macs = complexity.params(spec), complexity.macs(spec, res)
     if as_json:
         print(json.dumps({**spec.to_dict(), "fingerprint": spec.fingerprint,
@@ -103,6 +103,7 @@ def network_export(
 ) -> None:
     """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere."""
     from latency_lab.export import check_format, export_network
+    from latency_lab.fileio import check_output_file
     from latency_lab.model_files import check_builder
     from latency_lab.presets import load_network
     from latency_lab.spec import check_resolution
@@ -110,8 +111,8 @@ def network_export(
     check_format(fmt)
     check_builder(builder)
     spec = load_network(name)
-    res = check_resolution(resolution) if resolution else None
-    _check_writable(out)
+    res = check_resolution(resolution) if resolution is not None else None
+    check_output_file(out, "--out")
     what = export_network(spec, fmt, out, res, builder)
     print(f"wrote {out}: {spec.name} ({spec.fingerprint}), {what}")
 
@@ -153,6 +154,7 @@ def sweep(
     At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
     (see `latency-lab jumps`) unless --no-jumps.
     """
+    from latency_lab.fileio import check_output_dir, check_output_file
     from latency_lab.measure import get_device
     from latency_lab.paths import default_store_path
     from latency_lab.presets import load_network
@@ -164,7 +166,10 @@ def sweep(
 
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
-    _check_writable(out)
+    check_output_file(out, "--out")
+    jumps_dir = jumps_out or out.with_name(out.stem + "_jumps")
+    if jumps:
+        check_output_dir(jumps_dir, "jump report directory")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
@@ -209,7 +214,7 @@ def sweep(
     for note in launch_notes(frame):
         console.print(note)
     if jumps:
-        _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
+        _report_jumps(console, frame, jumps_dir)
     advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
     if advice:
         console.print(advice, highlight=False)
@@ -263,19 +268,6 @@ def _device_options(items: list[str], **flags) -> dict[str, object]:
     from latency_lab.measure import parse_device_options
 
     return parse_device_options(items, **flags)
-
-
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"output {path} is a directory")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a directory")
-    probe = parent if parent.exists() else next((p for p in parent.parents if p.exists()), Path("."))
-    import os
-
-    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {path}: permission denied")
 
 
 def _duration(s: float) -> str:
@@ -373,19 +365,51 @@ from latency_lab.cli_data import dataset_app  # noqa: E402
 app.add_typer(dataset_app, name="dataset")
 
 
-def main(argv: list[str] | None = None) -> int:
+INTERRUPTED = "interrupted: what was measured is in the store; run again to resume"
+
+
+def _click_exceptions():
+    """click's exception module: typer vendors click from 0.26 on, uses the package before."""
     try:
-        app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.26
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every way out is an exit code and at most one line on stderr.
+
+    Typer runs without its standalone mode so that usage errors come here (one line instead of
+    a 5-line box) and so does Ctrl-C: typer turns KeyboardInterrupt into a return value of 130.
+    """
+    click = _click_exceptions()
+    try:
+        code = app(args=argv, prog_name="latency-lab", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: what was measured is in the store; run again to resume",
-              file=sys.stderr)
+    except click.NoArgsIsHelpError as exc:   # `latency-lab`, `latency-lab table`: the help
+        exc.show()
+        return 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "latency-lab"
+        print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except SystemExit as exc:  # sys.exit("message") in a user's py: function, say
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 2
+    if code == 130:
+        print(INTERRUPTED, file=sys.stderr)
         return 130
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -53,13 +53,13 @@ def jumps_command(
     """Find latency jumps in a resolution sweep and list the candidate resolutions."""
     import pandas as pd
 
+    from latency_lab.fileio import check_output_dir
     from latency_lab.jumps import analyze_sweep
 
     if not sweep_csv.is_file():
         raise UserError(f"no such file: {sweep_csv}")
     out = out or Path(f"{sweep_csv.stem}_jumps")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    check_output_dir(out, "--out")
     try:
         frame = pd.read_csv(sweep_csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -15,19 +15,23 @@ from typing import Optional
 
 import typer
 
-from latency_lab.errors import UserError
+from latency_lab.errors import UserError, check_number
 
+PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
+           "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
+           "hangs).")
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
                 "what the first lacks is asked of the next (--latency table:T --latency lut:L "
-                "--latency cpu).")
+                "--latency cpu). " + PY_HELP)
 ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
                  "proxies; options batch, repeats, seed, gamma, se, device, threads), "
                  "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
                  "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
                  "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`), "
                  "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
-                 "resolution, for trying the search; marked SYNTHETIC in every output).")
+                 "resolution, for trying the search; marked SYNTHETIC in every output). "
+                 + PY_HELP)
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")
 REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
@@ -59,6 +63,8 @@ CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (d
 def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
     from latency_lab.protocol import Protocol
 
+    if max_rounds is not None and min_rounds is None:   # --max-rounds 3 alone means 3 rounds
+        min_rounds = min(Protocol().min_rounds, max_rounds)
     given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
              "max_rounds": max_rounds, "time_cap_s": time_cap_s}
     return Protocol(**{k: v for k, v in given.items() if v is not None})
@@ -79,21 +85,34 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def resolutions_from_csv(path: Path) -> list[int]:
+    import io
+
+    from latency_lab.fileio import read_text
+
+    reader = csv.DictReader(io.StringIO(read_text(path, "--resolutions-from file")))
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            if "resolution" not in (reader.fieldnames or []):
-                raise UserError(f"{path} has no `resolution` column")
-            keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
-            values = [int(float(row["resolution"])) for row in reader if row["resolution"].strip()
-                      and (not keep or row["kept"].strip().lower() in ("true", "1"))]
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
-        raise UserError(f"{path}: a `resolution` value is not a number") from None
+        if "resolution" not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no `resolution` column")
+        keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
+        values = [_whole(row["resolution"], path) for row in reader
+                  if (row["resolution"] or "").strip()
+                  and (not keep or (row["kept"] or "").strip().lower() in ("true", "1"))]
+    except csv.Error as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}") from None
     if not values:
         raise UserError(f"{path} lists no resolutions")
     return sorted(set(values))
+
+
+def _whole(text: str, path: Path) -> int:
+    """A resolution from a CSV: 240 or 240.0, not 240.5, 1e9 or nan (checked for range later)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise UserError(f"{path}: resolution {text!r} is not a number") from None
+    if not x.is_integer():
+        raise UserError(f"{path}: resolution {text!r} is not a whole number of pixels")
+    return int(x)
 
 
 def candidates_from_csv(path: Path, spec, budget_ms: float, stages, max_candidates: int,
@@ -155,13 +174,16 @@ def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Pa
     return sorted({check_resolution(v) for v in values})
 
 
+def _check_budget(budget_ms: float) -> None:
+    check_number(budget_ms, "--budget-ms", 0, None, "a latency in ms", low_open=True)
+
+
 def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror}") from None
+    """Refuse an --out that cannot be written before any work; it is made by the first file
+    written into it, so an error before that leaves no empty directory behind."""
+    from latency_lab.fileio import check_output_dir
+
+    check_output_dir(out, "--out")
 
 
 def _build_note(source, started: float) -> str:
@@ -193,6 +215,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.search.rbis import check_stages
 
     spec = load_network(network)
+    _check_budget(budget_ms)
+    if candidates < 1:
+        raise UserError(f"--candidates must be at least 1, got {candidates}")
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
@@ -309,8 +334,11 @@ def scale_command(
 
     family = get_family(method)
     spec = load_network(network)
-    if not budget_ms > 0:
-        raise UserError(f"--budget-ms must be positive, got {budget_ms}")
+    _check_budget(budget_ms)
+    if out:
+        from latency_lab.fileio import check_output_file
+
+        check_output_file(out, "--out")
     with parse_latency_sources(latency, device_options=_options(device_option)) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()

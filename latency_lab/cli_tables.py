@@ -54,14 +54,14 @@ def table_export(
                                                      "preset, network JSON or result file)."),
 ) -> None:
     """Write the store's finished measurements as a latency table."""
-    from latency_lab.cli import _check_writable
+    from latency_lab.fileio import check_output_file
     from latency_lab.tables import export_table
 
     if out_arg and out and out_arg != out:
         raise UserError(f"two outputs given ({out_arg} and --out {out}): give one")
     out = out or out_arg or Path("latency-table.csv")
 
-    _check_writable(out)
+    check_output_file(out, "table")
     with _store(store_path) as store:
         table = export_table(store, out, device=device, network=_network_filter(network))
     nets = len({r.spec.fingerprint for r in table.rows})
@@ -178,7 +178,8 @@ def lut_record(
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.blocks import blocks_by_kind, scaled_space_blocks
-    from latency_lab.cli import _check_writable, _console, _progress
+    from latency_lab.cli import _console, _progress
+    from latency_lab.fileio import check_output_file
     from latency_lab.lut import record_lut
     from latency_lab.measure import get_device, parse_device_options
     from latency_lab.presets import load_network
@@ -197,7 +198,7 @@ def lut_record(
     max_width_steps = _step_limit(max_width_steps, spec, "--max-width-steps")
     max_depth_steps = _step_limit(max_depth_steps, spec, "--max-depth-steps")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
-    _check_writable(out)
+    check_output_file(out, "LUT")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
@@ -238,10 +239,10 @@ def lut_calibrate(
     from latency_lab.lut import calibrate_from_table, load_lut
     from latency_lab.tables import load_table
 
-    from latency_lab.cli import _check_writable
+    from latency_lab.fileio import check_output_file
 
     out = out or lut.with_name(lut.stem + "-cal.json")
-    _check_writable(out)
+    check_output_file(out, "LUT")
     new = calibrate_from_table(load_lut(lut), load_table(table))
     new.save(out)
     o = new.overhead

@@ -33,10 +33,10 @@ from typing import Any, Callable, Sequence
 from latency_lab.blocks import (BlockModel, describe_point, network_blocks, per_stage,
                                 scaled_space_blocks)
 from latency_lab.errors import UserError
-from latency_lab.fileio import write_atomic
+from latency_lab.fileio import parse_json, read_text, write_atomic
 from latency_lab.measure import Device, DeviceInfo
 from latency_lab.scaling import set_depth, widen
-from latency_lab.spec import NetworkSpec, SpecError
+from latency_lab.spec import NetworkSpec, SpecError, check_resolution, int_field
 
 LUT_FORMAT = "latency-lab-lut"
 LUT_FORMAT_VERSION = 1
@@ -320,7 +320,7 @@ def _limit(value: Any, network: NetworkSpec, what: str) -> int | list[int]:
             return per_stage(value, len(network.stages), what)
         except (SpecError, TypeError, ValueError) as exc:
             raise LutError(f"{what} {value!r}: {exc}") from None
-    return int(_num(value, what))
+    return int_field(value, what)
 
 
 def lut_from_dict(d: Any, source: str = "") -> Lut:
@@ -354,7 +354,9 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
             if block.fingerprint != r["fingerprint"]:
                 raise LutError(f"block row {i}: description hashes to {block.fingerprint}, the "
                                f"row says {r['fingerprint']} (hand-edited?)")
-            size = int(_num(r["input_size"], f"block row {i} input_size", positive=True))
+            size = int_field(r["input_size"], f"block row {i} input_size")
+            if size < 1:
+                raise LutError(f"block row {i} input_size is {size}, must be positive")
             key = (block.fingerprint, size)
             if key in blocks:
                 raise LutError(f"block row {i} repeats {describe_point(block, size)}")
@@ -365,7 +367,7 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
                 raise LutError(f"block row {i}: latency {lat} outside its CI [{lo}, {hi}]")
             std, p5 = r.get("std_ms"), r.get("p5_ms")
             blocks[key] = BlockRow(block, size, lat, lo, hi,
-                                   int(_num(r["n_samples"], f"block row {i} n_samples", True)),
+                                   int_field(r["n_samples"], f"block row {i} n_samples"),
                                    float("nan") if std is None else _num(std, f"block row {i} std_ms"),
                                    str(r.get("stop_reason", "")),
                                    float("nan") if p5 is None else _num(p5, f"block row {i} p5_ms",
@@ -377,12 +379,14 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
                             _num(o["offset_ms"], "overhead offset_ms"),
                             {k: float(v) for k, v in o.get("loo_rms_pct", {}).items()},
                             {k: float(v) for k, v in o.get("loo_max_pct", {}).items()},
-                            int(o.get("n_points", 0)), int(o.get("n_excluded", 0)))
+                            int_field(o.get("n_points", 0), "overhead n_points"),
+                            int_field(o.get("n_excluded", 0), "overhead n_excluded"))
         calibration = [CalibrationPoint(**p) for p in d.get("calibration", [])]
         statistic = d.get("statistic", "median")
         if statistic not in STATISTICS:
             raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
-        return Lut(context, network, [int(r) for r in d["resolutions"]],
+        return Lut(context, network,
+                   [check_resolution(int_field(r, "resolution")) for r in d["resolutions"]],
                    _limit(d["max_width_steps"], network, "max_width_steps"),
                    _limit(d["max_depth_steps"], network, "max_depth_steps"), blocks, calibration,
                    overhead, dict(d.get("protocol", {})), str(d.get("created_at", "")), source,
@@ -400,14 +404,7 @@ def load_lut(path: str | Path, context: DeviceInfo | str | None = None) -> Lut:
     """Read and validate a LUT file; with `context` (a DeviceInfo or context key), refuse a
     LUT recorded in another device context."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LutError(f"cannot read LUT {path}: {exc.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LutError(f"LUT {path} is not valid JSON ({exc}; truncated?)") from None
+    d = parse_json(read_text(path, "LUT", LutError), f"LUT {path}", LutError)
     lut = lut_from_dict(d, str(path))
     if context is not None:
         want = context.context_key if isinstance(context, DeviceInfo) else str(context)

@@ -6,11 +6,11 @@ wherever a preset name is (see `load_network`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from latency_lab.fileio import parse_json, read_text
 from latency_lab.scaling import scale_uniform, set_depth
 from latency_lab.spec import BlockSpec, NetworkSpec, SpecError, StageSpec, StemSpec
 
@@ -146,14 +146,7 @@ def load_network(name_or_path: str) -> NetworkSpec:
         if not path.is_file():
             raise SpecError(f"{text} is not a search result directory (no result.json)")
     if path.suffix == ".json" or path.exists():
-        try:
-            raw = path.read_text()
-        except OSError as exc:
-            raise SpecError(f"cannot read network file {path}: {exc.strerror}") from None
-        try:
-            doc = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}: not valid JSON: {exc}") from None
+        doc = parse_json(read_text(path, "network file", SpecError), str(path), SpecError)
         return network_from_document(doc, str(path), key)
     return get(name_or_path)
 

@@ -34,6 +34,7 @@ left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import statistics
@@ -42,10 +43,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
-from latency_lab.errors import UserError
+from latency_lab.errors import UserError, check_number
 from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
+
+
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(UserError):
@@ -67,8 +71,12 @@ class Protocol:
     def __post_init__(self) -> None:
         if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
             raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
-        if self.ci_target_pct <= 0 or self.time_cap_s <= 0:
-            raise ProtocolError("protocol needs a positive CI target and time cap")
+        check_number(self.ci_target_pct, "--ci-target-pct", 0, 100, "a CI half-width in % of "
+                     "the median", ProtocolError, low_open=True)
+        check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",
+                     ProtocolError, low_open=True, allow_inf=True)
+        if not 0 < self.confidence < 1:   # also false for NaN
+            raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,28 +174,34 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
     and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
-    point has stopped.
+    point has stopped. Points that another running process is measuring are left to it and
+    collected at the end (`_Run.collect_held`); what was taken over from a process that is
+    gone goes through the phases again. Leases are given back however the call ends.
     """
     if isinstance(device, ReplayDevice):
         return [device.recorded(spec, res) for spec, res in points]
     run = _Run(device, store, protocol, progress)
-    run.open(points, remeasure)
-    run.prepare()
-    rng = random.Random(protocol.seed)
-    capped = False
     try:
-        while run.active:
-            run.judge(stop_all="time_cap" if capped else None)
-            order = list(run.active)
-            rng.shuffle(order)
-            for i in order:
-                # between any two visits, also before a first visit's set-up
-                if run.elapsed() > protocol.time_cap_s:
-                    capped = True
-                    break
-                run.visit(i)
+        run.open(points, remeasure)
+        while run.active or run.held:
+            run.prepare()
+            rng = random.Random(protocol.seed)
+            capped = False
+            while run.active:
+                run.judge(stop_all="time_cap" if capped else None)
+                order = list(run.active)
+                rng.shuffle(order)
+                for i in order:
+                    # between any two visits, also before a first visit's set-up
+                    if run.elapsed() > protocol.time_cap_s:
+                        capped = True
+                        break
+                    run.visit(i)
+            run.collect_held()
     except KeyboardInterrupt:
         raise Interrupted(run.partial()) from None
+    finally:
+        run.release()
     if run.rounds == 0:    # everything came from the store: say so once
         run._report()
     return [run.results[i] for i in range(run.total)]
@@ -202,6 +216,9 @@ class _Run:
         self.info = device.info()
         self.results: dict[int, Measurement] = {}
         self.active: dict[int, _State] = {}
+        self.held: dict[int, tuple[Point, int]] = {}   # another process measures these
+        self._holders: dict = {}
+        self.leased: set[int] = set()                  # measurement ids this call holds
         self.measured: list[_State] = []   # every point measured in this call, for the drift fit
         self.total = 0
         self.start = time.monotonic()
@@ -210,6 +227,12 @@ class _Run:
         self.visits = 0
         self.reused = self.resumed = 0
         self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
+
+    def _reusable(self, measurement_id: int) -> bool:
+        """A finished measurement is taken as it is unless a time cap stopped it short of this
+        protocol's CI target: then it is measured further."""
+        done = self.store.measurement(measurement_id)
+        return done.stop_reason != "time_cap" or self._met(done)
 
     def _met(self, m: Measurement) -> bool:
         """Did a finished measurement meet this protocol's stopping rule for the CI?"""
@@ -228,28 +251,65 @@ class _Run:
         return [out[i] for i in sorted(out)]
 
     def open(self, points: Sequence[Point], remeasure: bool) -> None:
-        """Reuse finished measurements, resume open ones, open the rest."""
-        store, key = self.store, self.info.context_key
-        for i, (spec, res) in enumerate(points):
-            latest = store.latest(key, spec.fingerprint, res)
-            if latest and not remeasure:
-                mid, status = latest
-                if status == "done":
-                    done = store.measurement(mid)
-                    if done.stop_reason != "time_cap" or self._met(done):
-                        self.results[i] = done
-                        self.reused += 1
-                        continue
-                    store.reopen(mid)   # stopped by the cap, short of its target: go on
-                self.resumed += 1
-                samples, rounds, times, drift = store.samples(mid)
-                facts = dict(store.measurement(mid).facts)
-            else:
-                mid = store.open_measurement(self.info, spec, res, self.protocol.to_dict())
-                samples, rounds, times, drift, facts = [], [], [], [], {}
-            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
-        self.measured = list(self.active.values())
+        """Reuse finished measurements, resume open ones, open the rest; each open one is
+        leased to this process in the store (`Store.claim`), and one that a running process
+        holds is left to it."""
         self.total = len(points)
+        for i, (spec, res) in enumerate(points):
+            claim = self.store.claim(self.info, spec, res, self.protocol.to_dict(), remeasure,
+                                     reuse=self._reusable)
+            self._take(i, (spec, res), claim)
+        self.measured = list(self.active.values())
+        if self.held:
+            owners = sorted({c.describe() for c in self._holders.values()})
+            log.warning("%d of %d points are being measured by %s; measuring the other %d, "
+                        "then waiting for those", len(self.held), self.total, ", ".join(owners),
+                        len(self.active))
+
+    def _take(self, i: int, point: Point, claim) -> None:
+        spec, res = point
+        mid = claim.measurement_id
+        if claim.status == "done":
+            self.results[i] = self.store.measurement(mid)
+            self.reused += 1
+        elif claim.status == "held":
+            self.held[i] = (point, mid)
+            self._holders[i] = claim.holder
+        else:
+            self.leased.add(mid)
+            self.resumed += claim.status == "resume"
+            samples, rounds, times, drift = self.store.samples(mid)
+            facts = dict(self.store.measurement(mid).facts) if samples else {}
+            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+
+    def collect_held(self, poll_s: float = 1.0, say_every_s: float = 60.0) -> None:
+        """Wait for the points another process holds: reuse each once it is finished, take
+        over (and measure, through the phases again) each whose owner is gone."""
+        said = time.monotonic()
+        while self.held:
+            for i, (point, mid) in list(self.held.items()):
+                claim = self.store.reclaim(mid)
+                if claim.status != "held":
+                    del self.held[i], self._holders[i]
+                    self._take(i, point, claim)
+                    if claim.status == "resume":
+                        self.measured.append(self.active[i])
+                        log.warning("took over %s at %d from a process that is gone",
+                                    point[0].name, point[1])
+            if self.active or not self.held:
+                return
+            if time.monotonic() - said > say_every_s:
+                said = time.monotonic()
+                log.warning("still waiting for %d point(s) that %s measure(s)", len(self.held),
+                            ", ".join(sorted({c.describe() for c in self._holders.values()})))
+            time.sleep(poll_s)
+
+    def release(self) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+        try:
+            self.store.release(self.leased)
+        except UserError:
+            pass   # the store is unusable (full disk): the lease goes when this process does
 
     def prepare(self) -> None:
         """One `device.prepare` per network with all its open resolutions; the clock starts after."""
@@ -279,6 +339,7 @@ class _Run:
         if stop_all:
             for i in list(self.active):
                 self._finish(i, stop_all)
+        self.store.checkpoint()   # once per round, after the drift rewrite: the WAL stays small
         self._report()
         self.rounds += 1
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab.errors import UserError
-from latency_lab.fileio import atomic_path
+from latency_lab.fileio import atomic_path, parse_json
 from latency_lab.measure import DeviceInfo
 from latency_lab.spec import NetworkSpec, SpecError, check_resolution
 
@@ -215,10 +215,7 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
     version = _integer(rec["format_version"], "format_version", line)
     if version != FORMAT_VERSION:
         raise TableError(f"{line}: format_version {version}; this tool reads {FORMAT_VERSION}")
-    try:
-        extra = json.loads(_text(rec["extra"]) or "{}")
-    except json.JSONDecodeError as exc:
-        raise TableError(f"{line}: extra is not valid JSON ({exc})") from None
+    extra = parse_json(_text(rec["extra"]) or "{}", f"{line}: extra", TableError)
     if not isinstance(extra, dict):
         raise TableError(f"{line}: extra must be a JSON object")
     threads = None if _missing(rec["threads"]) else _integer(rec["threads"], "threads", line)
@@ -233,13 +230,11 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
         raise TableError(f"{line}: the device fields hash to context {info.context_key}, but "
                          f"context_key says {_text(rec['context_key'])!r} (hand-edited file?)")
     fingerprint = _text(rec["fingerprint"])
+    arch = parse_json(_text(rec["network_json"]), f"{line}: network_json", TableError)
     try:
-        arch = json.loads(_text(rec["network_json"]))
         if not isinstance(arch, dict):
             raise SpecError("network_json must be a JSON object")
         spec = NetworkSpec.from_dict({**arch, "name": _text(rec["network"]) or "custom"})
-    except json.JSONDecodeError as exc:
-        raise TableError(f"{line}: network_json is not valid JSON ({exc}; truncated?)") from None
     except SpecError as exc:
         raise TableError(f"{line}: network_json is not a network: {exc}") from None
     if spec.fingerprint != fingerprint:

@@ -6,7 +6,7 @@ An evaluator is named on the command line as `NAME[:ARG][,KEY=VALUE...]` (`--acc
     py:MODULE:FUNCTION                  FUNCTION(network_dict) -> value, MODULE from the cwd
     zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]   Zen-Score
     zen-tuned[,...same options]         Zen-Score divided by the number of conv blocks
-    train:DATA_DIR[,epochs=10,batch=64,lr=0,...,device=cpu]   top-1 % after training
+    train:DATA_DIR[,epochs=10,batch=32,lr=0,...,device=cpu]   top-1 % after training
     net2net:DATA_DIR[,epochs=2,base_epochs=10,...]  top-1 % after fine-tuning from the parent
 
 NAME is a registered evaluator; ARG (optional, at most one, first) is its positional argument

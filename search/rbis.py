@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
-from latency_lab.fileio import write_atomic
+from latency_lab.fileio import parse_json, read_text, write_atomic
 from latency_lab.scaling import default_stages
 from latency_lab.spec import NetworkSpec, check_resolution
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
@@ -123,14 +123,14 @@ class Cache:
 
     def _load(self) -> None:
         try:
-            d = json.loads(self.path.read_text())
+            d = parse_json(read_text(self.path, "search state"), "search state")
             if d.get("version") not in (1, STATE_VERSION):
                 raise ValueError(f"version {d.get('version')}")
             latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
             # version 1 called the evaluator's values "accuracy" whatever they were
             values = {str(k): float(v) for k, v in d["values" if "values" in d else
                                                     "accuracy"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (UserError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
                               f"start over") from None
         for what, mine in self._ids().items():

@@ -9,9 +9,9 @@ A source is parsed from the text a user gives on the command line (`parse_latenc
   recorded latency table or the per-block lookup-table predictor, read through the same
   `DeviceLatency` as a live device (no store: the recorded measurement, CI included, is the
   answer);
-- `py:MODULE:FUNCTION`: `FUNCTION(network_dict) -> float ms`, MODULE imported with the
-  current directory on the import path, the dict being the network's JSON form with its
-  `resolution` set.
+- `py:MODULE:FUNCTION[,timeout=SECONDS]`: `FUNCTION(network_dict) -> float ms`, the user's own
+  code, loaded alone (`search/pycall.py`: a file or a module of the current directory never
+  shadows another import), the dict being the network's JSON form with its `resolution` set.
 
 Every source answers `latency_ms(spec, resolution)`, may answer a batch at once
 (`latency_many`, which a device uses to measure candidates interleaved), and `describe()`s
@@ -20,11 +20,8 @@ itself for result files. Values that are not finite positive numbers are refused
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.spec import NetworkSpec
@@ -80,9 +77,13 @@ def network_dict(spec: NetworkSpec, resolution: int) -> dict[str, Any]:
 
 
 def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
-                positive: bool = True) -> float:
-    """A finite float (and > 0 when `positive`), else a SourceError naming the network."""
+                positive: bool = True, bounds: tuple[float, float] | None = None) -> float:
+    """A finite float (> 0 when `positive`, within `bounds` when given), else a SourceError
+    naming the network. A bool or a string is refused: True is not 1 ms or 1%, and "76" is a
+    function that returns the wrong thing."""
     try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError
         x = float(value)
     except (TypeError, ValueError):
         raise SourceError(f"{what} returned {value!r} (not a number) for {spec.name} "
@@ -90,25 +91,17 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
     if not math.isfinite(x) or (positive and x <= 0):
         raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
                           f"{resolution}: need a finite{' positive' if positive else ''} number")
+    if bounds and not bounds[0] <= x <= bounds[1]:
+        raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
+                          f"{resolution}: a top-1 accuracy in % lies in {bounds[0]:g}..{bounds[1]:g}")
     return x
 
 
-def load_py_callable(text: str) -> Callable[..., Any]:
-    """`MODULE:FUNCTION` -> the function; the current directory is put on the import path."""
-    module_name, sep, func_name = text.rpartition(":")
-    if not sep or not module_name or not func_name:
-        raise SourceError(f"py: source {text!r}: expected py:MODULE:FUNCTION")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SourceError(f"cannot import module {module_name!r} (from {cwd}): {exc}") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise SourceError(f"module {module_name!r} has no function {func_name!r}")
-    return func
+def load_py_callable(text: str, label: str = "py:"):
+    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
+    from latency_lab.search.pycall import PyFunction
+
+    return PyFunction(text, label)
 
 
 class PyLatency(LatencySource):
@@ -116,17 +109,12 @@ class PyLatency(LatencySource):
 
     def __init__(self, target: str):
         self.target = target
-        self.func = load_py_callable(target)
-        mark = getattr(self.func, "synthetic", "")
-        self.synthetic = (mark if isinstance(mark, str) else "synthetic") if mark else ""
+        self.func = load_py_callable(target, f"latency function py:{target}")
+        self.synthetic = self.func.synthetic
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
-        try:
-            value = self.func(network_dict(spec, resolution))
-        except Exception as exc:  # the user's code: report it as one line, keep going no further
-            raise SourceError(f"latency function py:{self.target} raised "
-                              f"{type(exc).__name__}: {exc} for {spec.name} "
-                              f"({spec.fingerprint}) at {resolution}") from exc
+        value = self.func(network_dict(spec, resolution),
+                          f"{spec.name} ({spec.fingerprint}) at {resolution}")
         return check_value(value, f"latency function py:{self.target}", spec, resolution)
 
     def describe(self) -> str:
@@ -136,6 +124,9 @@ class PyLatency(LatencySource):
     @property
     def label(self) -> str:
         return f"py:{self.target}"
+
+    def close(self) -> None:
+        self.func.close()
 
 
 class DeviceLatency(LatencySource):

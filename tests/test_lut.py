@@ -181,6 +181,15 @@ def _rewrite(path, change):
      r"unknown overhead model 'magic'"),
     (lambda p: _rewrite(p, lambda d: d.update(format_version=9)), r"format version 9"),
     (lambda p: _rewrite(p, lambda d: d.update(statistic="mean")), r"unknown statistic 'mean'"),
+    # typed fields: truncating 16.7 to 16 would give the row block 16's fingerprint
+    (lambda p: _rewrite(p, lambda d: d["blocks"][2]["block"].update(
+        c_out=d["blocks"][2]["block"]["c_out"] + 0.7)), r"block c_out must be an integer, got"),
+    (lambda p: _rewrite(p, lambda d: d["blocks"][1].update(input_size=True)),
+     r"block row 1 input_size must be an integer, got True"),
+    (lambda p: _rewrite(p, lambda d: d.update(resolutions=[96.5])),
+     r"resolution must be an integer, got 96.5"),
+    (lambda p: p.write_text(p.read_text().replace('"latency_ms": ', '"latency_ms": NaN, "x": ',
+                                                  1)), r"NaN is not a JSON number"),
 ])
 def test_bad_lut_files_are_refused(small, tmp_path, change, message):
     path = _lut(small).save(tmp_path / "lut.json")

@@ -93,11 +93,13 @@ def test_points_stopped_by_the_time_cap_are_measured_further_on_a_rerun(tmp_path
 
     class Slow(curve_device):
         def sample(self, spec, resolution, runs, warmup_runs=1):
-            time.sleep(0.05)
+            time.sleep(0.5)
             return super().sample(spec, resolution, runs, warmup_runs)
 
     path = tmp_path / "s.sqlite"
-    capped = Protocol(runs_per_visit=2, min_rounds=3, max_rounds=6, time_cap_s=0.01)
+    # the cap comes after the first visit (a round's judging, WAL checkpoint included, takes
+    # well under 0.25 s) and before the second
+    capped = Protocol(runs_per_visit=2, min_rounds=3, max_rounds=6, time_cap_s=0.25)
     points = [(tiny, 64), (tiny, 96)]
     with Store(path) as store:
         first = measure_points(Slow(noise=0.001), points, store, capped)
