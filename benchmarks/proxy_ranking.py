@@ -104,6 +104,13 @@ def ranks(values):
     return [int(x) for x in rankdata([-v for v in values], method="min")]
 
 
+def short_name(ev) -> str:
+    """The evaluator with only its non-default options that change the number."""
+    changed = [f"{k}={v}" for k, v in sorted(ev.options.items())
+               if ev.OPTIONS[k].keyed and v != ev.OPTIONS[k].default]
+    return ",".join([ev.name + (f":{ev.arg}" if ev.arg else "")] + changed)
+
+
 def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
                  r_step=R_STEP - BASE_RES):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details."""
@@ -121,19 +128,20 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
         for request in requests(ev, cands, network):
             result, now = cache.get(request)
             fresh += now
-            values.append(result.value)
             spent += result.seconds
+            values.append(result.value)
             cis.append(list(result.ci) if result.ci else None)
             draws = result.details.get("repeats", [])
             if len(draws) > 1:
                 firsts.append(draws[0])
-        name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+        name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
         rankings[name] = (values, ranks(values))
         if len(firsts) == len(cands):
             rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
-        about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
-                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0,
-                       "evaluation_seconds": spent,
+        about[name] = {"evaluator": ev.describe(), "metric": ev.metric,
+                       "label": ev.metric_label, "key": ev.key(),
+                       "evaluated_now": fresh, "seconds_this_run": time.perf_counter() - t0,
+                       "evaluation_seconds": spent, "epochs": ev.options.get("epochs"),
                        "ci95": cis if all(cis) else None}
         log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
             f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
@@ -155,22 +163,39 @@ def correlations(rankings):
 
 
 def _short(name: str) -> str:
-    """A label for tables and figures: a training evaluator by its kind and epochs (its data
-    and defaults are in the evaluator list), anything else cut to 34 characters."""
+    """A label for tables and figures: a training evaluator by its kind and the epochs it
+    names (its data and defaults are in the evaluator list), anything else cut to 36."""
     kind, _, rest = name.partition(":")
-    if kind in ("train", "net2net") and "," in rest:
+    if kind in ("train", "net2net") and rest:
         opts = dict(o.split("=", 1) for o in rest.split(",")[1:] if "=" in o)
+        try:          # the name leaves defaults out (short_name): the evaluator knows them
+            from latency_lab.search.evaluators import parse_evaluator
+
+            opts = {**parse_evaluator(name).options, **opts}
+        except Exception:   # noqa: BLE001 - a name that no longer parses keeps what it says
+            pass
         keep = [f"{k}={opts[k]}" for k in ("base_epochs", "epochs") if k in opts]
         return f"{kind}: " + ", ".join(keep)
-    return name if len(name) <= 34 else name[:31] + "..."
+    name = name.replace("py:benchmarks.analytic_sources:accuracy", "py:analytic_sources")
+    return name if len(name) <= 36 else name[:33] + "..."
 
 
-def reference(rankings) -> str | None:
-    """The longest `train:` ranking (most epochs), the reference for training evaluators."""
-    trains = [n for n in rankings if n.startswith("train:")]
+def reference(rankings, about=None) -> str | None:
+    """The longest `train:` ranking (most epochs), the reference for training evaluators.
+
+    A ranking's name leaves default options out (`short_name`), so the epochs come from
+    `about` (what `evaluate_all` recorded) or from parsing the name back into its evaluator.
+    """
+    from latency_lab.search.evaluators import parse_evaluator
+
+    trains = [n for n in rankings if n.startswith("train:") and not n.endswith("(first draw)")]
     if not trains:
         return None
-    epochs = lambda n: int(n.split("epochs=")[1].split(",")[0])  # noqa: E731
+
+    def epochs(name: str) -> int:
+        known = (about or {}).get(name, {}).get("epochs")
+        return int(known) if known is not None else parse_evaluator(name).options["epochs"]
+
     return max(trains, key=epochs)
 
 
@@ -228,7 +253,7 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
                "|---|" + "---|" * len(names)]
         md += [f"| ({i + 1}) {_short(a)} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
                for i, a in enumerate(names)]
-    ref = reference(rankings)
+    ref = reference(rankings, about)
     if ref:
         md += ["", f"Kendall tau against the longest training, {_short(ref)} (the thesis: 0.60 "
                "between full training and network transformation, on B0 and ImageNet):", ""]
@@ -236,9 +261,9 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
     md += separability(rankings, about)
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
-    md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
-           f"this run, {v['seconds']:.0f} s; the 11 evaluations took "
-           f"{v.get('evaluation_seconds', 0):.0f} s when made" for k, v in about.items()]
+    md += [f"- {k}: `{v['evaluator']}`, {v['label']} (cache key `{v['key']}`); the 11 "
+           f"evaluations took {v['evaluation_seconds']:.0f} s when made"
+           for k, v in about.items()]
     md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
                                      for c in cands]
     write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")
