@@ -166,7 +166,15 @@ class InlineExecutor(Executor):
 
 
 def _init_worker(env: dict[str, str], gpu_slots) -> None:
-    """Pool worker set-up, before any task imports torch: thread counts and its GPU."""
+    """Pool worker set-up, before any task imports torch: thread counts and its GPU.
+
+    A multiprocessing child skips the `atexit` handlers at its end but joins its own child
+    processes, so a pool a task started (the Keras converter's, `build_keras`) would be waited
+    for forever: the handlers are run as the worker's first finalizer instead."""
+    import atexit
+    from multiprocessing.util import Finalize
+
+    Finalize(None, atexit._run_exitfuncs, exitpriority=100)
     os.environ.update(env)
     if gpu_slots is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
@@ -257,17 +265,27 @@ class ProcessExecutor(Executor):
                                             f"running task {i} of {len(items)} "
                                             f"({_short(items[i])}); giving up")
 
-    def _shutdown(self, kill: bool = False) -> None:
+    def _shutdown(self, kill: bool = False, grace_s: float = 30.0) -> None:
+        """Stop the workers: at once (`kill`: a task was abandoned) or once they exit after
+        their last task, killing any still there after `grace_s`."""
+        import time
+
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        # concurrent.futures has no terminate(); its worker table is the only handle on the
+        # processes (read before shutdown() drops it).
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         if kill:
-            # concurrent.futures has no terminate(); its worker table is the only handle on
-            # processes still running an abandoned task.
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    proc.kill()
-        pool.shutdown(wait=not kill, cancel_futures=True)
+            for proc in procs:
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
 
     def close(self) -> None:
         self._shutdown()
