@@ -74,53 +74,55 @@ def main() -> int:
             walls.append(time.perf_counter() - t0)
     d = result.to_dict()
     c = d["counts"]
+    m = d["metric"]
     print(f"RBIS wall time: median {statistics.median(walls):.3f} s over {len(walls)} fresh runs "
           f"(min {min(walls):.3f}, max {max(walls):.3f})")
-    print(f"latency reads: {c['latency_reads']} (distinct networks x resolutions), accuracy "
-          f"evaluations: {c['accuracy_evaluations']}, cache hits: latency "
-          f"{c['latency_cache_hits']}, accuracy {c['accuracy_cache_hits']}")
+    print(f"latency reads: {c['latency_reads']} (distinct networks x resolutions), "
+          f"evaluations: {c['evaluations']}, cache hits: latency "
+          f"{c['latency_cache_hits']}, value {c['value_cache_hits']}")
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"  {pr['resolution']}: {pr['accuracy']:.3f}% at {pr['latency_ms']:.3f} ms, "
+            print(f"  {pr['resolution']}: {m} {pr[m]:.3f} at {pr['latency_ms']:.3f} ms, "
                   f"{pr['iterations']} steps, widths {pr['widths']} depths {pr['depths']}")
         else:
             print(f"  {pr['resolution']}: infeasible ({pr['reason']})")
-    print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}% at {d['latency_ms']:.3f} ms")
+    print(f"winner: {d['resolution']} px, {m} {d[m]:.3f} at {d['latency_ms']:.3f} ms")
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "result.json", json.dumps(d, indent=2))
-    write_trace(result.trace, out / "trace.csv")
+    write_trace(result.trace, out / "trace.csv", m)
     plot_paths(d, result.trace, out / "paths.png")
 
     cache = Cache(source, evaluator)   # baselines: same sources, their own count
     lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731
     rows = [{"method": "baseline", "label": "efficientnet-b0", "resolution": b0.resolution,
              "latency_ms": lat(b0, b0.resolution),
-             "accuracy": cache.accuracies([(b0, b0.resolution)])[0]},
+             m: cache.value_of(b0, b0.resolution)},
             {"method": "rbis", "label": "RBIS", "resolution": d["resolution"],
-             "latency_ms": d["latency_ms"], "accuracy": d["accuracy"]}]
+             "latency_ms": d["latency_ms"], m: d[m]}]
     baselines = {}
     for method, family in FAMILIES.items():
         t0 = time.perf_counter()
         res = scale_to_budget(family, b0, budget, lat)
         wall = time.perf_counter() - t0
-        [acc] = cache.accuracies([(res.spec, res.resolution)])
+        acc = cache.value_of(res.spec, res.resolution)
         rows.append({"method": method, "label": f"{method} ({family.label})",
-                     "resolution": res.resolution, "latency_ms": res.latency_ms, "accuracy": acc})
+                     "resolution": res.resolution, "latency_ms": res.latency_ms, m: acc})
         baselines[method] = {**{k: v for k, v in res.to_dict().items() if k != "network"},
-                             "accuracy": acc, "latency_reads": len(res.probes), "wall_s": wall}
+                             m: acc, "latency_reads": len(res.probes), "wall_s": wall}
         print(f"{method:9s} {family.parameter}={res.x:.2f}: {res.resolution} px, "
-              f"{res.latency_ms:.3f} ms, {acc:.3f}%, {len(res.probes)} latency reads, "
+              f"{res.latency_ms:.3f} ms, {m} {acc:.3f}, {len(res.probes)} latency reads, "
               f"{wall:.3f} s")
-    plot_compare(rows, budget, out / "compare.png", title="EfficientNet-B0 scaled to the B1 budget",
+    plot_compare(rows, budget, out / "compare.png", metric=m, metric_label=d["metric_label"],
+                 unit=evaluator.unit, title="EfficientNet-B0 scaled to the B1 budget",
                  footnote=f"latency: {source.describe()}{' (synthetic)' if synthetic else ''}   "
                           f"accuracy: {evaluator.describe()}")
     figures = {"latency_source": source.describe(), "latency_synthetic": synthetic,
                "accuracy": evaluator.describe(), "budget_ms": budget, "resolutions": resolutions,
                "candidates_k": args.candidates, "wall_s": walls,
                "wall_s_median": statistics.median(walls), "counts": c,
-               "winner": {k: d[k] for k in ("resolution", "accuracy", "latency_ms")},
+               "winner": {k: d[k] for k in ("resolution", m, "latency_ms")},
                "baselines": baselines, "compare": rows}
     write_atomic(out / "search_benchmark.json", json.dumps(figures, indent=2))
     print(f"wrote {out}/search_benchmark.json, result.json, trace.csv, paths.png, compare.png")

@@ -110,7 +110,9 @@ def sweep(
     from latency_lab.presets import load_network
     from latency_lab.protocol import Protocol
     from latency_lab.store import Store
-    from latency_lab.sweep import parse_resolutions, run_sweep, write_csv
+    from latency_lab.protocol import Interrupted
+    from latency_lab.sweep import (launch_notes, parse_resolutions, run_sweep, sigterm_interrupts,
+                                   to_frame, write_csv)
 
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
@@ -123,15 +125,37 @@ def sweep(
     console = _console()
     info = dev.info()
     console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "
-                  f"{info.runtime} {info.runtime_version}, {info.threads} thread(s); "
+                  f"{info.runtime} {info.runtime_version}"
+                  f"{f', {info.threads} thread(s)' if info.threads else ''}"
+                  f"{f', batch {info.batch_size}' if info.batch_size > 1 else ''}; "
                   f"{len(grid)} resolutions {grid[0]}..{grid[-1]}; store {store.path}")
-    with dev, _progress(console) as bar:
-        frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
+    with dev, _progress(console) as bar, sigterm_interrupts():
+        try:
+            frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
+        except Interrupted as exc:   # what was measured still reaches the CSV
+            bar.__exit__()
+            frame = to_frame(exc.measurements)
+            write_csv(frame, out)
+            console.print(f"interrupted: wrote {out} with the {int(frame['n_samples'].gt(0).sum())}"
+                          f" of {len(frame)} points measured so far (stop reason interrupted or "
+                          f"as they stopped); run again to resume")
+            raise
     write_csv(frame, out)
     reasons = frame["stop_reason"].value_counts().to_dict()
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
+    setup = frame["setup_s"].sum() if "setup_s" in frame.columns else 0.0
+    if setup >= 1.0:
+        console.print(f"per-point set-up (autotuning, warm-up, graph capture of new shapes): "
+                      f"{setup:.0f} s in all, up to {frame['setup_s'].max():.1f} s a point "
+                      f"(column setup_s)")
+    unreached = int((frame["n_samples"] == 0).sum())
+    if unreached:
+        console.print(f"the time cap ({time_cap_s:g} s) came before {unreached} point(s) were "
+                      f"measured (rows without samples); run again to resume them")
+    for note in launch_notes(frame):
+        console.print(note)
     if jumps:
         _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
 
@@ -141,14 +165,18 @@ def _report_jumps(console, frame, out_dir: Path) -> None:
     from latency_lab.jumps import analyze_sweep
 
     try:
-        analysis = analyze_sweep(frame, out_dir)
+        analysis = analyze_sweep(frame, out_dir)   # points never reached are left out
     except JumpInputError as exc:  # e.g. too few points: the sweep itself is fine and written
         console.print(f"no jump analysis: {exc}")
         return
     before = [int(r) for r in analysis.result.jumps["resolution_before"]]
-    picks = [int(r) for r in analysis.candidates["resolution"]]
-    console.print(f"jumps after {before or 'none'}; candidate resolutions {picks}; "
-                  f"report in {out_dir}/")
+    from latency_lab.candidates import kept
+
+    picks = kept(analysis.candidates)
+    what = (f"candidate resolutions {picks} (the largest jumps; `latency-lab jumps "
+            f"--budget-ms T` keeps those with room under a budget)" if picks
+            else "no candidate resolutions")
+    console.print(f"jumps after {before or 'none'}; {what}; report in {out_dir}/")
 
 
 def _device_options(items: list[str], **flags) -> dict[str, object]:
@@ -186,7 +214,9 @@ def _check_writable(path: Path) -> None:
 
 
 class _progress:
-    """A rich progress bar on a terminal; silent otherwise. Called as progress(done, total, s)."""
+    """A rich progress bar on a terminal; silent otherwise. Called as progress(done, total, s,
+    status=...): the status (a shape being set up, how long the last set-up took) is shown
+    beside the bar while it happens."""
 
     def __init__(self, console):
         self.console = console
@@ -202,13 +232,17 @@ class _progress:
             self.task = self.bar.add_task("points done", total=None)
         return self
 
-    def __call__(self, done: int, total: int, elapsed: float) -> None:
+    def __call__(self, done: int, total: int, elapsed: float, status: str = "") -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total)
+            if status:
+                self.status = status
+            self.bar.update(self.task, completed=done, total=total,
+                            description=f"points done  {getattr(self, 'status', '')}")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
 
 from latency_lab.cli_search import compare_command, scale_command, search_command  # noqa: E402
@@ -229,6 +263,14 @@ from latency_lab.cli_plan import sweep_plan_command  # noqa: E402
 
 app.command("sweep-plan")(sweep_plan_command)
 app.add_typer(lut_app, name="lut")
+
+from latency_lab.cli_accuracy import accuracy_app  # noqa: E402
+
+app.add_typer(accuracy_app, name="accuracy")
+
+from latency_lab.cli_data import dataset_app  # noqa: E402
+
+app.add_typer(dataset_app, name="dataset")
 
 
 def main(argv: list[str] | None = None) -> int:

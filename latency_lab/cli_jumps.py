@@ -18,11 +18,21 @@ def jumps_command(
                                                "(ci_low_ms/ci_high_ms used when present)."),
     out: Path = typer.Option(..., "--out", help="Directory for jumps.csv, drops.csv, "
                                                 "candidates.csv and sweep.png (created)."),
-    neighbours: int = typer.Option(1, min=0, help="Grid neighbours on each side of each "
-                                                 "before-jump resolution."),
-    max_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or below this "
-                                                              "latency (a budget)."),
-    min_latency_ms: Optional[float] = typer.Option(None, help="Keep candidates at or above this."),
+    neighbours: int = typer.Option(0, min=0, help="Also propose this many grid neighbours "
+                                                 "on each side of each before-jump resolution."),
+    budget_ms: Optional[float] = typer.Option(None, "--budget-ms", "--max-latency-ms",
+                                              help="Latency budget T: drop resolutions whose "
+                                                   "baseline is over it or leaves no room for "
+                                                   "one scaling step of the network under it."),
+    max_candidates: int = typer.Option(4, min=0, help="Keep the best N by the size of the jump "
+                                                      "after them (0: all that fit)."),
+    network: Optional[str] = typer.Option(None, help="The swept network (preset or JSON file) "
+                                                     "whose cheapest scaling step the budget "
+                                                     "must leave room for (default: the CSV's "
+                                                     "network column, when it names a preset)."),
+    stages: Optional[str] = typer.Option(None, help="Body stages RBIS will scale, e.g. 2,3,4,5,6 "
+                                                    "(default: the last five)."),
+    min_latency_ms: Optional[float] = typer.Option(None, help="Drop candidates under this."),
     min_jump_pct: Optional[float] = typer.Option(None, help="Only jumps of at least this many "
                                                             "percent give candidates (all are "
                                                             "still listed in jumps.csv)."),
@@ -53,14 +63,40 @@ def jumps_command(
         raise UserError(f"cannot read {sweep_csv} as CSV: {str(exc).splitlines()[0]}") from None
     if not no_ci:
         frame = _cis_from_store(frame, store_path)
+    step_cost = _step_cost(frame, network, stages) if budget_ms is not None else None
     try:
-        analysis = analyze_sweep(frame, out, neighbours=neighbours, max_latency_ms=max_latency_ms,
+        analysis = analyze_sweep(frame, out, neighbours=neighbours, budget_ms=budget_ms,
                                  min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
+                                 max_candidates=max_candidates, step_cost=step_cost,
                                  plot=not no_plot, z_min=z_min,
                                  use_ci=not no_ci, method=method)
     except PermissionError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     print(summary(analysis))
+
+
+def _step_cost(frame, network: Optional[str], stages: Optional[str]):
+    """The cheapest-step estimate of the swept network (`latency_lab.candidates`), or None with
+    a note when the network is not known (then only the baseline is checked against T)."""
+    from latency_lab.candidates import network_step_cost
+    from latency_lab.cli_search import parse_int_list
+    from latency_lab.presets import load_network, names
+    from latency_lab.search.rbis import check_stages
+
+    if network is None and "network" in frame.columns:
+        named = {str(v) for v in frame["network"].dropna()}
+        if len(named) == 1 and next(iter(named)) in names():
+            network = next(iter(named))
+    if network is None:
+        print("note: the swept network is unknown (no --network, no preset in the CSV's network"
+              " column): only the baseline latency is checked against the budget")
+        return None
+    spec = load_network(network)
+    if "fingerprint" in frame.columns and spec.fingerprint not in set(frame["fingerprint"].astype(str)):
+        raise UserError(f"--network {network} (fingerprint {spec.fingerprint}) is not the network "
+                        f"of this sweep (fingerprint {frame['fingerprint'].iloc[0]})")
+    chosen = check_stages(spec, parse_int_list(stages, "stages") if stages else None)
+    return network_step_cost(spec, chosen)
 
 
 def _cis_from_store(frame, store_path: Optional[Path]):
@@ -97,7 +133,10 @@ def summary(analysis) -> str:
                      f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
     if not len(analysis.jumps):
         lines.append("no upward jumps found")
-    cands = ", ".join(str(r) for r in analysis.candidates["resolution"])
-    lines.append(f"candidates: {cands or 'none'}")
+    cands = analysis.candidates
+    kept = ", ".join(str(r) for r in cands.loc[cands["kept"], "resolution"])
+    lines.append(f"candidates: {kept or 'none'}"
+                 + (f" ({(~cands['kept']).sum()} dropped, see candidates.csv)"
+                    if (~cands["kept"]).any() else ""))
     lines.append("wrote " + ", ".join(str(p) for p in analysis.files.values()))
     return "\n".join(lines)

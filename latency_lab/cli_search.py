@@ -19,9 +19,21 @@ from latency_lab.errors import UserError
 
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
-ACCURACY_HELP = "Accuracy evaluator: table:PATH (fingerprint,resolution,accuracy) or py:MODULE:FUNCTION."
+ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), "
+                 "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
+                 "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
+                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`) "
+                 "or py:MODULE:FUNCTION.")
+STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
+              "measurements.sqlite).")
+REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
 RES_HELP = "Candidate resolutions, e.g. 240,256,272,288 (default: the network's own resolution)."
-RES_FROM_HELP = "Read candidate resolutions from a CSV's `resolution` column (e.g. jumps' candidates.csv)."
+RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candidates.csv is "
+                 "re-selected for this budget and network (--max-candidates); any other CSV's "
+                 "`resolution` column is taken as it is.")
+MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
+                       "jump size among those with room for a scaling step (0: all).")
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
 
 
@@ -45,7 +57,9 @@ def resolutions_from_csv(path: Path) -> list[int]:
             reader = csv.DictReader(f)
             if "resolution" not in (reader.fieldnames or []):
                 raise UserError(f"{path} has no `resolution` column")
-            values = [int(float(row["resolution"])) for row in reader if row["resolution"].strip()]
+            keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
+            values = [int(float(row["resolution"])) for row in reader if row["resolution"].strip()
+                      and (not keep or row["kept"].strip().lower() in ("true", "1"))]
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError:
@@ -55,13 +69,56 @@ def resolutions_from_csv(path: Path) -> list[int]:
     return sorted(set(values))
 
 
-def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Path]) -> list[int]:
+def candidates_from_csv(path: Path, spec, budget_ms: float, stages, max_candidates: int,
+                        out: Path) -> list[int] | None:
+    """A jumps candidates.csv re-selected for this search (`latency_lab.candidates.select`:
+    this budget, this network's cheapest step, the best `max_candidates` by jump size), the
+    decisions written to out/candidates.csv; None for a CSV that is not one."""
+    import pandas as pd
+
+    from latency_lab.candidates import COLUMNS, kept, network_step_cost, select
+    from latency_lab.fileio import atomic_path
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None            # resolutions_from_csv says what is wrong with it
+    need = {"resolution", "latency_ms", "jump_pct", "offset", "role", "jump_resolution_before",
+            "reason"}
+    if not need <= set(frame.columns):
+        return None
+    try:
+        decided = select(frame, budget_ms, max_candidates=max_candidates,
+                         step_cost=network_step_cost(spec, stages))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a usable candidates table ({exc})") from None
+    with atomic_path(out / "candidates.csv") as tmp:
+        decided[COLUMNS].to_csv(tmp, index=False, float_format="%.4f")
+    for row in decided.itertuples():
+        _log(f"candidate {row.resolution}: {row.reason.split(' | ')[-1]}")
+    picks = kept(decided)
+    if not picks:
+        raise UserError(f"no resolution of {path} leaves room for a scaling step of {spec.name} "
+                        f"under {budget_ms:g} ms; the reasons are in {out / 'candidates.csv'}")
+    return picks
+
+
+def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Path],
+                 budget_ms: float = 0.0, stages=None, max_candidates: int = 4,
+                 out: Optional[Path] = None) -> list[int]:
     from latency_lab.spec import check_resolution
 
     if resolutions and resolutions_from:
         raise UserError("give --resolutions or --resolutions-from, not both")
+    if max_candidates < 0:
+        raise UserError(f"--max-candidates must be >= 0, got {max_candidates}")
     if resolutions_from:
-        values = resolutions_from_csv(resolutions_from)
+        values = None
+        if out is not None and resolutions_from.is_file():
+            values = candidates_from_csv(resolutions_from, spec, budget_ms, stages,
+                                         max_candidates, out)
+        if values is None:
+            values = resolutions_from_csv(resolutions_from)
     elif resolutions:
         values = parse_int_list(resolutions, "resolutions")
     else:
@@ -79,29 +136,44 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
-                candidates, out, plot_name="paths.png"):
-    """Shared by `search` and `compare`: returns (spec, result, cache)."""
+                candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
+                max_candidates=4):
+    """Shared by `search` and `compare`: returns (spec, result, source)."""
+    from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
+    from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_source
+    from latency_lab.store import Store
+
+    from latency_lab.search.rbis import check_stages
 
     spec = load_network(network)
-    grid = _resolutions(spec, resolutions, resolutions_from)
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
+    grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
+                        check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy)
-    source = parse_latency_source(latency)
+    store_path = store_path or default_store_path()
+    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
+        if evaluator.cacheable else None
+    source = parse_latency_source(latency, store_path=store_path)
     try:
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log)
+                          log=_log, accuracy_cache=acc_cache)
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
     except BaseException:
         source.close()
+        evaluator.close()
         raise
     return spec, result, source
+
+
+def _value(x: float, unit: str) -> str:
+    return f"{x:.3f}{unit}" if unit else f"{x:.4f}"
 
 
 def search_command(
@@ -113,24 +185,32 @@ def search_command(
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
     stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
     candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
+    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
     out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
                                                     "paths.png and the resumable state.json."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out)
+                                    resolutions_from, stages, candidates, out, store_path,
+                                    reevaluate, max_candidates=max_candidates)
     source.close()
+    result.cache.evaluator.close()
     d = result.to_dict()
     c = d["counts"]
+    metric, unit = d["metric"], result.cache.evaluator.unit
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"{pr['resolution']:5d}  {pr['accuracy']:.3f}%  {pr['latency_ms']:.3f} ms  "
-                  f"{pr['iterations']} steps  widths {pr['widths']} depths {pr['depths']}")
+            print(f"{pr['resolution']:5d}  {metric} {_value(pr[metric], unit)}  "
+                  f"{pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
+                  f"depths {pr['depths']}")
         else:
             print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
-    print(f"winner: {d['resolution']} px, {d['accuracy']:.3f}%, {d['latency_ms']:.3f} ms "
-          f"(budget {budget_ms:g} ms); {c['latency_reads']} latency reads, "
-          f"{c['accuracy_evaluations']} accuracy evaluations"
+    print(f"winner: {d['resolution']} px, {metric} {_value(d[metric], unit)}, "
+          f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
+          f"reads, {c['evaluations']} evaluations by {d['evaluator']}, "
+          f"{c['accuracy_cache_hits']} taken from the accuracy cache"
           f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png")
 
 
@@ -180,8 +260,11 @@ def compare_command(
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
     stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
     candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
+    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
     out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
                                                        "and RBIS's files."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     from latency_lab.plots_search import plot_compare
@@ -189,26 +272,31 @@ def compare_command(
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out)
+                                       resolutions_from, stages, candidates, out, store_path,
+                                       reevaluate, max_candidates=max_candidates)
     cache = result.cache
+    ev = cache.evaluator
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
         rows = []
         [base_lat] = cache.latencies([(spec, spec.resolution)])
-        [base_acc] = cache.accuracies([(spec, spec.resolution)])
-        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_acc, ""))
+        base_value = cache.value_of(spec, spec.resolution)
+        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
+                                 ev.metric))
         w = result.winner.best
-        rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.accuracy,
-                                 f"{result.winner.iterations} steps"))
+        rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
+                                 f"{result.winner.iterations} steps", ev.metric))
         for method, family in FAMILIES.items():
             res = scale_to_budget(family, spec, budget_ms, lat)
-            [acc] = cache.accuracies([(res.spec, res.spec.resolution)])
+            value = cache.value_of(res.spec, res.spec.resolution)
             d, wm, r = res.factors
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
-                                     res.latency_ms, acc, f"{family.parameter}={res.x:.2f} "
-                                     f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip()))
+                                     res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
+                                     f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
+                                     ev.metric))
     finally:
         source.close()
+        ev.close()
     cols = list(rows[0])
     import io
 
@@ -217,20 +305,23 @@ def compare_command(
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out / "compare.csv", buf.getvalue())
-    foot = f"latency: {source.describe()}   accuracy: {cache.evaluator.describe()}"
-    plot_compare(rows, budget_ms, out / "compare.png",
-                 title=f"{spec.name} scaled to {budget_ms:g} ms", footnote=foot)
+    foot = f"latency: {source.describe()}   {ev.metric_label}: {ev.describe()}"
+    plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
+                 metric_label=ev.metric_label, unit=ev.unit,
+                 title=f"{spec.name} scaled to {budget_ms:g} ms, ranked by {ev.metric_label}",
+                 footnote=foot)
     for r in rows:
-        print(f"{r['label']:16s} {r['accuracy']:8.3f}%  {r['latency_ms']:9.3f} ms  "
-              f"{r['resolution']:4d} px  {r['detail']}")
+        print(f"{r['label']:16s} {ev.metric} {_value(r[ev.metric], ev.unit):>10s}  "
+              f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
     c = cache
     print(f"wrote {out}/compare.csv, compare.png, result.json, trace.csv, paths.png; "
-          f"{c.latency_calls} latency reads, {c.accuracy_calls} accuracy evaluations")
+          f"{c.latency_calls} latency reads, {c.evaluations} evaluations by {ev.describe()}, "
+          f"{c.store_hits} taken from the accuracy cache")
 
 
-def _compare_row(method, label, spec, latency_ms, accuracy, detail) -> dict:
+def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:
     return {"method": method, "label": label, "resolution": spec.resolution,
-            "latency_ms": round(latency_ms, 6), "accuracy": round(accuracy, 6),
+            "latency_ms": round(latency_ms, 6), metric: round(value, 6),
             "fingerprint": spec.fingerprint, "widths": " ".join(map(str, spec.widths)),
             "depths": " ".join(map(str, spec.depths)), "head_width": spec.head_width,
             "detail": detail}

@@ -6,6 +6,10 @@ ordinary `open(path, "w")` would give (mkstemp creates 0600), and renamed over t
 when complete. If anything fails (a full disk, Ctrl-C, a bug in the writer) the temporary file
 is removed and the previous file, if any, stays exactly as it was. OS errors become
 `FileWriteError`, a user error the CLI prints in one line.
+
+`atomic_dir` does the same for a folder of many files (a generated data set): it is filled
+under a temporary name beside its target and renamed into place when complete, every file
+and folder synced first, so a reader never sees half a data set.
 """
 
 from __future__ import annotations
@@ -52,6 +56,43 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it becomes `path` (which must be
+    absent or empty), on failure it is removed with everything in it."""
+    import shutil
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        for folder, _, files in os.walk(tmp, topdown=False):
+            for name in files:
+                with open(os.path.join(folder, name), "rb+") as f:
+                    os.fsync(f.fileno())
+            os.chmod(folder, 0o777 & ~_umask())
+            _fsync_dir(folder)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_dir(folder: str | Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

@@ -15,8 +15,9 @@ when the curve has CIs, else "pelt", see docs/jumps.md):
   slope, not a jump; otherwise the smaller gap, in standard errors, must exceed `z_min`.
 
 Upward steps are jumps; downward ones (GPU kernel switches) are drops, reported separately.
-`candidates` turns jumps into candidate resolutions (the last resolution before each jump plus
-N grid neighbours each side), `analyze_sweep` writes jumps.csv, drops.csv, candidates.csv and
+`candidates` turns jumps into candidate resolutions (the last resolution before each jump, N
+grid neighbours each side on request) and keeps the few worth a search
+(`latency_lab.candidates`); `analyze_sweep` writes jumps.csv, drops.csv, candidates.csv and
 sweep.png.
 
 Everything is expressed in noise units, so the answer does not change when latency is scaled or
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latency_lab.candidates import DEFAULT_MAX_CANDIDATES
 from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
 from latency_lab.fileio import atomic_path
 from latency_lab.jumps_model import CROSS_MARGIN, chi2
@@ -137,6 +139,16 @@ def prepare_curve(frame: pd.DataFrame) -> Curve:
         raise JumpInputError(f"sweep has no column {', '.join(missing)} "
                              f"(columns: {', '.join(map(str, frame.columns)) or 'none'})")
     notes: list[str] = []
+    if "n_samples" in frame.columns and "stop_reason" in frame.columns:
+        # a sweep stopped by its time cap or an interruption lists the points it never
+        # reached (no samples, no latency): they are not part of the curve
+        unreached = (pd.to_numeric(frame["n_samples"], errors="coerce") == 0) & \
+            frame["latency_ms"].isna()
+        if unreached.any():
+            notes.append(f"{int(unreached.sum())} point(s) never measured (stop reason "
+                         f"{', '.join(sorted(set(frame.loc[unreached, 'stop_reason'].astype(str))))}"
+                         f"): left out")
+            frame = frame[~unreached]
     res = _numeric(frame["resolution"], "resolution")
     lat = _numeric(frame["latency_ms"], "latency_ms")
     if np.any(res <= 0) or np.any(res != np.round(res)):
@@ -543,54 +555,19 @@ def _table(curve: Curve, gaps: list[Gap]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # candidates and the report
 
-CANDIDATE_COLUMNS = ["resolution", "latency_ms", "role", "offset", "jump_resolution_before",
-                     "jump_pct", "reason"]
+def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None = None,
+               min_latency_ms: float | None = None, min_jump_pct: float | None = None,
+               max_candidates: int = DEFAULT_MAX_CANDIDATES,
+               step_cost=None) -> pd.DataFrame:
+    """Candidate resolutions of a detected sweep, every proposal kept or dropped with its
+    reason: the policy of `latency_lab.candidates` (before-jump resolutions and `neighbours`
+    each side; dropped when under `min_jump_pct` / `min_latency_ms`, over the budget or with no
+    room for one scaling step under it; the best `max_candidates` by jump size kept)."""
+    from latency_lab.candidates import propose, select
 
-
-def candidates(result: JumpResult, neighbours: int = 1, max_latency_ms: float | None = None,
-               min_latency_ms: float | None = None,
-               min_jump_pct: float | None = None) -> pd.DataFrame:
-    """Candidate resolutions: the last one before each upward jump ("before-jump") and up to
-    `neighbours` grid points on each side ("neighbour", offset -N..N; offset > 0 lies after the
-    step), clipped to the measured grid, then to the latency window. Only jumps of at least
-    `min_jump_pct` percent give candidates (all jumps stay in jumps.csv). A resolution claimed
-    by several jumps is listed once, with its closest role and every reason."""
-    if neighbours < 0:
-        raise JumpInputError(f"neighbours must be >= 0, got {neighbours}")
-    curve = result.curve
-    picked: dict[int, list] = {}
-    jumps = result.jumps
-    if min_jump_pct is not None:
-        jumps = jumps[jumps["jump_pct"] >= min_jump_pct]
-    for row in jumps.itertuples():
-        k = int(np.flatnonzero(curve.resolution == row.resolution_before)[0])
-        for off in range(-neighbours, neighbours + 1):
-            i = k + off
-            if not 0 <= i < curve.n:
-                continue
-            if off == 0:
-                why = (f"last resolution before the {row.jump_pct:+.1f}% jump to "
-                       f"{row.resolution_after}")
-            else:
-                side = "after" if off > 0 else "before"
-                why = (f"neighbour {off:+d} of {row.resolution_before} ({abs(off)} step(s) {side} "
-                       f"the jump{', past the step' if off > 0 else ''})")
-            picked.setdefault(i, []).append((abs(off), off, row.resolution_before,
-                                             row.jump_pct, why))
-    rows = []
-    for i in sorted(picked):
-        claims = sorted(picked[i])
-        _, off, before, pct, _ = claims[0]
-        lat = float(curve.latency_ms[i])
-        if max_latency_ms is not None and lat > max_latency_ms:
-            continue
-        if min_latency_ms is not None and lat < min_latency_ms:
-            continue
-        rows.append({"resolution": int(curve.resolution[i]), "latency_ms": lat,
-                     "role": "before-jump" if off == 0 else "neighbour", "offset": off,
-                     "jump_resolution_before": before, "jump_pct": pct,
-                     "reason": "; ".join(c[4] for c in claims)})
-    return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    proposals = propose(result.jumps, result.curve.resolution, result.curve.latency_ms,
+                        neighbours)
+    return select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)
 
 
 @dataclass
@@ -608,13 +585,17 @@ class SweepAnalysis:
         return self.result.drops
 
 
-def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 1,
-                  max_latency_ms: float | None = None, min_latency_ms: float | None = None,
+def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
+                  budget_ms: float | None = None, min_latency_ms: float | None = None,
                   plot: bool = True, title: str | None = None,
-                  min_jump_pct: float | None = None, **detector_options) -> SweepAnalysis:
-    """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png."""
+                  min_jump_pct: float | None = None,
+                  max_candidates: int = DEFAULT_MAX_CANDIDATES, step_cost=None,
+                  **detector_options) -> SweepAnalysis:
+    """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png
+    (candidates: see `candidates`; `step_cost` from `latency_lab.candidates.network_step_cost`)."""
     result = detect(frame, **detector_options)
-    cands = candidates(result, neighbours, max_latency_ms, min_latency_ms, min_jump_pct)
+    cands = candidates(result, neighbours, budget_ms, min_latency_ms, min_jump_pct,
+                       max_candidates, step_cost)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",

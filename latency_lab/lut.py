@@ -437,7 +437,8 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     points = scaled_space_blocks(spec, resolutions, max_width_steps, max_depth_steps)
 
     def phase(name: str):
-        return (lambda done, total, s: progress(name, done, total, s)) if progress else None
+        return ((lambda done, total, s, status="": progress(name, done, total, s))
+                if progress else None)
 
     calib = calibration_networks(spec, resolutions, max_width_steps, max_depth_steps,
                                  n_calibration, seed)
@@ -445,6 +446,11 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     # hit both alike, so the fitted overhead is not the difference of two different moments.
     measured = measure_points(device, list(points) + calib, store, protocol,
                               progress=phase("blocks+calibration"))
+    missing = [m for m in measured if not m.measured]
+    if missing:
+        raise LutError(f"the time cap ({protocol.time_cap_s:g} s) came before {len(missing)} of "
+                       f"{len(measured)} block and calibration points were measured; what was "
+                       f"measured is in the store: run again to go on")
     whole = measured[len(points):]
     rows: dict[tuple[str, int], BlockRow] = {}
     for (block, size), m in zip(points, measured):

@@ -111,6 +111,8 @@ class Measurement:
         a replayed measurement's recorded statistics."""
         if self.recorded is not None:
             return self.recorded
+        if not self.samples_ms:
+            return NO_SAMPLES
         samples = self.samples_ms
         if self.drift:
             samples = tuple(s / d for s, d in zip(self.samples_ms, self.drift))
@@ -120,6 +122,8 @@ class Measurement:
     def raw_stats(self) -> Stats:
         if self.recorded is not None:
             return self.recorded
+        if not self.samples_ms:
+            return NO_SAMPLES
         return summarize(self.samples_ms, self.rounds or None, self.confidence)
 
     @property
@@ -130,6 +134,12 @@ class Measurement:
     @property
     def n_rounds(self) -> int:
         return len(set(self.rounds))
+
+    @property
+    def measured(self) -> bool:
+        """False for a point the protocol never reached (time cap, interruption): no samples,
+        no figures (NaN), but a row in the report with its stop reason."""
+        return bool(self.samples_ms) or self.recorded is not None
 
     def row(self) -> dict[str, Any]:
         """A flat record for CSV reports (one row per resolution)."""
@@ -167,7 +177,20 @@ class Measurement:
             # after which the point was cooled down and measured again
             "summary_only": bool(self.facts.get("summary_only", False)),
             "throttle_events": int(self.facts.get("throttle_events", 0)),
+            # the point's one-time set-up in the process that measured it (Device.setup:
+            # e.g. cuDNN autotuning, warm-up and graph capture of a new input shape)
+            "setup_s": self.facts.get("setup_s", float("nan")),
+            # facts a driver reports about how it ran (the cuda driver's CUDA-graph and
+            # launch-bound check), as columns only where the driver reports them
+            **{k: self.facts[k] for k in REPORTED_FACTS if k in self.facts},
         }
+
+
+# Driver facts that become report columns (see Measurement.row).
+REPORTED_FACTS = ("execution", "launch_bound", "eager_ms", "graph_ms", "eager_over_graph")
+NO_SAMPLES = Stats(count=0, min_ms=float("nan"), median_ms=float("nan"), mean_ms=float("nan"),
+                   std_ms=float("nan"), p5_ms=float("nan"), p95_ms=float("nan"),
+                   ci_low_ms=float("nan"), ci_high_ms=float("nan"), confidence=0.95)
 
 
 class Device(ABC):
@@ -189,6 +212,14 @@ class Device(ABC):
 
     def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
         """Optional: do expensive per-network work up front (called once per sweep)."""
+
+    def setup(self, spec: NetworkSpec, resolution: int) -> Mapping[str, Any] | None:
+        """Optional: the one-time set-up of a point in this process, before its first visit
+        (a GPU driver allocates the input, autotunes and warms up the shape, captures a graph).
+        The protocol times it (the `setup_s` column), shows it while it happens and keeps
+        the time cap between it and the next visit; it may return facts about the set-up.
+        `sample` must still work without it (it then sets up on first use)."""
+        return None
 
     def close(self) -> None:
         """Release models, interpreters, connections."""

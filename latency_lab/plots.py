@@ -58,6 +58,9 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
                    label="downward step (not a candidate)" if i == 0 else None)
         ax.annotate(f"{row.jump_pct:.1f}%", (x, row.latency_before_ms), xytext=(4, -14),
                     textcoords="offset points", fontsize=8, color="tab:purple")
+    proposed = len(candidates)
+    if "kept" in candidates.columns:     # dropped proposals stay in candidates.csv, not here
+        candidates = candidates[candidates["kept"].astype(bool)]
     if len(candidates):
         before = candidates[candidates["role"] == "before-jump"]
         other = candidates[candidates["role"] != "before-jump"]
@@ -73,7 +76,7 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     ax.set_ylabel("latency (ms)")
     n_up, n_down = len(result.jumps), len(result.drops)
     sub = (f"{curve.n} points, {n_up} jump(s), {n_down} downward step(s), "
-           f"{len(candidates)} candidate(s); noise: {result.noise_source}; "
+           f"{len(candidates)} candidate(s) kept of {proposed}; noise: {result.noise_source}; "
            f"method: {result.method}")
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=10)
     ax.grid(True, alpha=0.3)

@@ -46,6 +46,19 @@ _S3NAS_STAGES = (
 )
 
 
+# mbconv-tiny: five MBConv stages with SE and swish, 10 classes at 64 px. Every stage is at
+# least 20 wide, so that one RBIS width step (+10%, rounded to 4) changes every stage, and the
+# stem is narrower than stage 0, so that widening stage 0 never adds a residual link.
+# Kernel, repeats, expansion, stride, width per stage.
+_TINY_STAGES = (
+    (3, 1, 1, 1, 24),
+    (3, 2, 4, 2, 32),
+    (5, 2, 4, 2, 48),
+    (3, 2, 4, 2, 64),
+    (5, 1, 4, 1, 96),
+)
+
+
 def _stage(width: int, blocks, se_ratio: float) -> StageSpec:
     return StageSpec(width=width, blocks=tuple(BlockSpec(k, e, s) for k, e, s in blocks),
                      se_ratio=se_ratio)
@@ -78,6 +91,16 @@ def efficientnet_b0_rbis_b1() -> NetworkSpec:
                        source="RBIS thesis Table 5.1 (B0 scaled to the B1 budget on Pixel2)")
 
 
+def mbconv_tiny() -> NetworkSpec:
+    stages = tuple(
+        _stage(out, ((k, e, s),) + ((k, e, 1),) * (r - 1), 0.25)
+        for k, r, e, s, out in _TINY_STAGES
+    )
+    return NetworkSpec(name="mbconv-tiny", stem=StemSpec(16, 3, 2), stages=stages,
+                       head_width=256, num_classes=10, activation="swish", resolution=64,
+                       source="latency-lab: a small MBConv network for training on a CPU")
+
+
 def s3nas_b0() -> NetworkSpec:
     return NetworkSpec(name="s3nas-b0", stem=StemSpec(32, 7, 2),
                        stages=tuple(_stage(w, b, 0.0) for w, b in _S3NAS_STAGES),
@@ -91,6 +114,7 @@ PRESETS: dict[str, Callable[[], NetworkSpec]] = {
     "efficientnet-b2": _efficientnet("b2"),
     "efficientnet-b0-rbis-b1": efficientnet_b0_rbis_b1,
     "s3nas-b0": s3nas_b0,
+    "mbconv-tiny": mbconv_tiny,
 }
 
 

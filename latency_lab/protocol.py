@@ -14,6 +14,15 @@ the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_med
 
 Every visit's samples are committed to the store before the next visit, so an interrupted run
 loses at most one visit; `measure_points` resumes open measurements and reuses finished ones.
+
+The time cap holds between any two visits, also in the first round: a point's first visit in
+a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
+of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
+runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
+reached stop as "time_cap" with no samples (their store entries stay open and resume on the
+next run); the set-up time of each point is reported while it happens (`progress`'s status)
+and kept as its `setup_s`. An interruption (Ctrl-C, or SIGTERM where the caller maps it) raises
+`Interrupted`, which carries every point as far as it got, so the caller can still write them.
 """
 
 from __future__ import annotations
@@ -58,7 +67,18 @@ class Protocol:
 
 
 Point = tuple[NetworkSpec, int]
-Progress = Callable[[int, int, float], None]  # (points finished, points total, elapsed s)
+# progress(points finished, points total, elapsed s, status=""): status says what happens now
+# ("setting up 224 px", empty when measuring)
+Progress = Callable[..., None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A measurement interrupted from outside; `measurements` holds every point as far as it
+    got (stop reason "interrupted" for the open ones; their store entries stay open)."""
+
+    def __init__(self, measurements: list[Measurement]):
+        super().__init__("interrupted")
+        self.measurements = measurements
 
 
 @dataclass
@@ -124,16 +144,19 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
     run.prepare()
     rng = random.Random(protocol.seed)
     capped = False
-    while run.active:
-        run.judge(stop_all="time_cap" if capped else None)
-        order = list(run.active)
-        rng.shuffle(order)
-        for i in order:
-            # the cap never leaves a point without samples: it applies once all were visited
-            if run.elapsed() > protocol.time_cap_s and run.all_visited():
-                capped = True
-                break
-            run.visit(i)
+    try:
+        while run.active:
+            run.judge(stop_all="time_cap" if capped else None)
+            order = list(run.active)
+            rng.shuffle(order)
+            for i in order:
+                # between any two visits, also before a first visit's set-up
+                if run.elapsed() > protocol.time_cap_s:
+                    capped = True
+                    break
+                run.visit(i)
+    except KeyboardInterrupt:
+        raise Interrupted(run.partial()) from None
     return [run.results[i] for i in range(run.total)]
 
 
@@ -149,12 +172,18 @@ class _Run:
         self.measured: list[_State] = []   # every point measured in this call, for the drift fit
         self.total = 0
         self.start = time.monotonic()
+        self.setup_s = 0.0          # time spent in Device.setup in this call
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def all_visited(self) -> bool:
-        return all(a.visited for a in self.active.values())
+    def partial(self) -> list[Measurement]:
+        """Every point as far as it got, the open ones marked "interrupted" (not finished in
+        the store, so a new run resumes them)."""
+        out = dict(self.results)
+        for i, st in self.active.items():
+            out[i] = st.measurement(self.info, "interrupted", self.protocol.confidence)
+        return [out[i] for i in sorted(out)]
 
     def open(self, points: Sequence[Point], remeasure: bool) -> None:
         """Reuse finished measurements, resume open ones, open the rest."""
@@ -204,12 +233,14 @@ class _Run:
                 self._finish(i, stop_all)
 
     def visit(self, i: int) -> None:
-        """One visit of point i: warm-up, `runs_per_visit` samples, committed to the store."""
+        """One visit of point i: on the first, the device's set-up of the point (timed,
+        shown); then warm-up, `runs_per_visit` samples, committed to the store."""
         st, p = self.active[i], self.protocol
+        setup = {} if st.visited else self._setup(st)
         warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
         run = self.device.sample(st.spec, st.resolution, p.runs_per_visit, warmup)
         round_index = (max(st.rounds) + 1) if st.rounds else 0
-        facts = {**run.facts, **({"summary_only": True} if run.summary_only else {})}
+        facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
         self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
         st.facts.update(facts)
         n = len(run.samples_ms)
@@ -219,12 +250,24 @@ class _Run:
         st.drift.extend([1.0] * n)
         st.visited = True
 
+    def _setup(self, st: _State) -> dict:
+        """`Device.setup` of a point, timed and shown while it happens."""
+        self._report(f"setting up {st.resolution} px")
+        t0 = time.monotonic()
+        facts = dict(self.device.setup(st.spec, st.resolution) or {})
+        facts["setup_s"] = round(time.monotonic() - t0, 4)
+        self.setup_s += facts["setup_s"]
+        self._report(f"set-up of {st.resolution} px took {facts['setup_s']:.1f} s "
+                     f"(all set-ups {self.setup_s:.0f} s)")
+        return facts
+
     def _finish(self, i: int, reason: str) -> None:
         st = self.active.pop(i)
-        self.store.finish(st.measurement_id, reason)
+        if st.samples:   # a point never reached stays open in the store: the next run resumes it
+            self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
         self._report()
 
-    def _report(self) -> None:
+    def _report(self, status: str = "") -> None:
         if self.progress:
-            self.progress(len(self.results), self.total, self.elapsed())
+            self.progress(len(self.results), self.total, self.elapsed(), status=status)

@@ -76,6 +76,15 @@ def scale_uniform(spec: NetworkSpec, width_mult: float, depth_mult: float, resol
                    resolution=int(resolution))
 
 
+DEFAULT_N_STAGES = 5    # the RBIS thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
+
+
+def default_stages(spec: NetworkSpec) -> tuple[int, ...]:
+    """The body stages RBIS scales unless told otherwise: the last five."""
+    n = len(spec.stages)
+    return tuple(range(max(0, n - DEFAULT_N_STAGES), n))
+
+
 def add_block(stage: StageSpec) -> StageSpec:
     """RBIS depth step: one more block, a copy of the stage's last block with stride 1."""
     return set_depth(stage, stage.depth + 1)
@@ -88,4 +97,5 @@ def widen(stage: StageSpec, base_width: int, steps_taken: int) -> StageSpec:
 
 __all__ = ["round_filters_efficientnet", "round_repeats_efficientnet", "round_filters_pycls",
            "round_repeats_pycls", "round_resolution", "round4",
-           "set_depth", "scale_uniform", "add_block", "widen"]
+           "set_depth", "scale_uniform", "add_block", "widen", "default_stages",
+           "DEFAULT_N_STAGES"]

@@ -15,6 +15,12 @@ same key. A `networks` row may also describe a single block of the lookup table
 (`lut.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves those out.
 The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS` adds it to
 older stores on open.
+
+`evaluations` is the accuracy cache (`latency_lab.search.accuracy_cache`): one row per finished
+evaluation of a network at a resolution by an evaluator, keyed by the evaluator's key (which
+covers everything that changes the number) and, for evaluators that start from a parent's
+weights, the lineage. A re-evaluation adds a row; the newest row of a key is its value, the
+older ones stay. Added the same way, without a schema bump.
 """
 
 from __future__ import annotations
@@ -71,7 +77,27 @@ CREATE TABLE IF NOT EXISTS imported (
     imported_at REAL NOT NULL,
     PRIMARY KEY (context_key, fingerprint, resolution)
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL REFERENCES networks(fingerprint),
+    resolution INTEGER NOT NULL,
+    evaluator_key TEXT NOT NULL,
+    lineage TEXT NOT NULL DEFAULT '',
+    evaluator TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    n INTEGER NOT NULL,
+    ci_low REAL,
+    ci_high REAL,
+    seconds REAL NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}',
+    evaluated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations(evaluator_key, fingerprint, resolution,
+                                                          lineage);
 """
+EVALUATION_FIELDS = ("evaluator", "metric", "value", "n", "ci_low", "ci_high", "seconds",
+                     "details")
 
 SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms", "p5_ms",
                   "p95_ms")
@@ -113,12 +139,26 @@ class Store:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
-    def register(self, info: DeviceInfo, spec: NetworkSpec) -> None:
+    def register(self, info: DeviceInfo | None, spec: NetworkSpec) -> None:
         with self.db:
-            self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
-                            (info.context_key, json.dumps(info.to_dict(), sort_keys=True)))
+            if info is not None:
+                self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
+                                (info.context_key, json.dumps(info.to_dict(), sort_keys=True)))
             self.db.execute("INSERT OR IGNORE INTO networks VALUES (?, ?, ?)",
                             (spec.fingerprint, spec.name, json.dumps(spec.arch_dict(), sort_keys=True)))
+
+    def add_evaluation(self, spec: NetworkSpec, resolution: int, evaluator_key: str,
+                       lineage: str, row: dict[str, Any]) -> None:
+        """Commit one finished evaluation (`row` has EVALUATION_FIELDS; details a dict)."""
+        self.register(None, spec)
+        values = [row.get(k) for k in EVALUATION_FIELDS]
+        values[-1] = json.dumps(row.get("details") or {}, sort_keys=True, default=str)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO evaluations (fingerprint, resolution, evaluator_key, lineage, "
+                + ", ".join(EVALUATION_FIELDS) + ", evaluated_at) VALUES (?, ?, ?, ?, "
+                + ", ".join("?" * len(EVALUATION_FIELDS)) + ", ?)",
+                (spec.fingerprint, int(resolution), evaluator_key, lineage, *values, time.time()))
 
     def add_summary(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
                     summary: dict[str, Any], measured_at: str, source: str = "") -> None:
@@ -224,6 +264,30 @@ class Store:
              + (" AND fingerprint=?" if fingerprint else "")
              + " ORDER BY context_key, fingerprint, resolution")
         cur = self.db.execute(q, [a for a in (context_key, fingerprint) if a])
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def evaluations(self, evaluator_key: str | None = None, fingerprint: str | None = None,
+                    resolution: int | None = None, lineage: str | None = None,
+                    since: float | None = None) -> list[dict[str, Any]]:
+        """The newest evaluation per (evaluator key, fingerprint, resolution, lineage), as dicts
+        with the `evaluations` columns plus `network` (name) and `network_json`; `since`: only
+        rows evaluated at or after that time."""
+        where, args = [], []
+        for col, v in (("evaluator_key", evaluator_key), ("fingerprint", fingerprint),
+                       ("resolution", resolution), ("lineage", lineage)):
+            if v is not None:
+                where.append(f"e.{col}=?")
+                args.append(v)
+        if since is not None:
+            where.append("e.evaluated_at>=?")
+            args.append(since)
+        cur = self.db.execute(
+            "SELECT e.*, n.name AS network, n.spec AS network_json FROM evaluations e"
+            " JOIN networks n ON n.fingerprint = e.fingerprint WHERE e.id IN (SELECT MAX(id) FROM"
+            " evaluations e" + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY evaluator_key, fingerprint, resolution, lineage)"
+            " ORDER BY e.evaluator_key, n.name, e.fingerprint, e.resolution, e.lineage", args)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 

@@ -8,6 +8,9 @@ returns a pandas DataFrame with one row per resolution, which `write_csv` saves.
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +52,49 @@ def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: 
 
 def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
     return pd.DataFrame([m.row() for m in measurements])
+
+
+LAUNCH_NOTE_MAX = 4   # resolutions named in a note
+
+
+def launch_notes(frame: pd.DataFrame) -> list[str]:
+    """What a sweep's launch-bound check says, for the terminal (`Measurement.row`'s
+    `launch_bound`, `execution`, `eager_over_graph` columns; none for drivers without them)."""
+    notes = []
+    if "launch_bound" in frame.columns:
+        bound = frame[frame["launch_bound"].fillna(False).astype(bool)]
+        if len(bound):
+            shown = ", ".join(str(int(r)) for r in bound["resolution"][:LAUNCH_NOTE_MAX])
+            notes.append(f"LAUNCH-BOUND: {len(bound)} of {len(frame)} points measure the host, "
+                         f"not the GPU (it waits for Python to launch the kernels): {shown}"
+                         f"{' ...' if len(bound) > LAUNCH_NOTE_MAX else ''}; measure with CUDA "
+                         f"graphs (-O cuda_graphs=true) or a larger batch")
+    if "eager_over_graph" in frame.columns and "execution" in frame.columns:
+        graphed = frame[(frame["execution"] == "graph") & frame["eager_over_graph"].notna()]
+        if len(graphed) and (graphed["eager_over_graph"] >= 1.25).any():
+            ratio = graphed["eager_over_graph"]
+            notes.append(f"measured with CUDA graphs: eager execution would have been "
+                         f"launch-bound at {(ratio >= 1.25).sum()} of {len(graphed)} points "
+                         f"(eager/graph GPU time {ratio.min():.2f}..{ratio.max():.2f}x)")
+    return notes
+
+
+@contextmanager
+def sigterm_interrupts():
+    """SIGTERM (a `timeout`, a job scheduler) raises KeyboardInterrupt inside, so a stopped
+    sweep still writes what it measured; the old handler is back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

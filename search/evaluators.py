@@ -1,124 +1,314 @@
-"""Accuracy evaluators: score a batch of candidate networks (top-1 accuracy in %).
+"""Accuracy evaluators: what a search ranks candidates by, behind one interface and one syntax.
 
-The thesis trained 10 candidates in parallel, so the interface scores a *batch*:
-`evaluate([(spec, resolution), ...]) -> [accuracy, ...]`, and says how many it wants at a
-time (`batch_size`; None = any number). The search saves its state after every batch, so a
-per-network evaluator (batch_size 1) never loses a finished evaluation to an interruption.
+An evaluator is named on the command line as `NAME[:ARG][,KEY=VALUE...]` (`--accuracy`):
 
-- `table:PATH`: a CSV of recorded accuracies with columns `fingerprint`, `resolution`,
-  `accuracy` (optional `network`, ignored); a network missing from it is an error naming it.
-- `py:MODULE:FUNCTION`: `FUNCTION(network_dict) -> float %`, called per network.
+    table:PATH                          recorded values (an accuracy table, `accuracy export`)
+    py:MODULE:FUNCTION                  FUNCTION(network_dict) -> value, MODULE from the cwd
+    zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]   Zen-Score
+    zen-tuned[,...same options]         Zen-Score divided by the number of conv blocks
+    train:DATA_DIR[,epochs=10,batch=64,lr=0,...,device=cpu]   top-1 % after training
+    net2net:DATA_DIR[,epochs=2,base_epochs=10,...]  top-1 % after fine-tuning from the parent
 
-An evaluator that raises or returns NaN/inf stops the search with a one-line error
-(`SourceError`); the search keeps the trace up to that point.
+NAME is a registered evaluator; ARG (optional, at most one, first) is its positional argument
+(a path, a MODULE:FUNCTION; it may not contain a comma); every other comma-separated item is
+an option KEY=VALUE, converted to the type the evaluator declares (`Option`). Unknown names or
+options, a missing or extra ARG and a value of the wrong type are one-line `SourceError`s.
+
+**The unit of work** is one `EvalRequest`: a candidate network (`NetworkSpec`), its
+resolution, the evaluator's canonical text, and, for a candidate the search made by one
+scaling step, the request of its parent and the `Step` (dimension and stages). It is a frozen,
+picklable dataclass and `run_request(request) -> EvalResult` needs nothing else: an executor
+may ship it to another process or machine, rebuild the evaluator from its text there, and
+send the `EvalResult` (value, CI, repeats, seconds, details) back. Evaluators that do not
+need the parent (table:, py:, zen) ignore it; one that does (a warm start from the parent's
+weights) says so with `uses_parent = True`, and the accuracy cache then keys its results by
+the lineage too (`EvalRequest.lineage`). The search hands the requests an iteration still
+needs to a *runner* together (`evaluate_locally` by default: one after the other, in this
+process); a runner yields (index, result) in any order as they finish, each result is
+recorded at once, and the search decides when all are in.
+
+Values are what the evaluator measures, named by its `metric` (`accuracy` in %, `zen_score`,
+`zen_tuned_score`): a proxy score is never called an accuracy. Every evaluation is stored as it
+finishes in the SQLite store (`latency_lab.search.accuracy_cache`), keyed by (fingerprint,
+resolution, `Evaluator.key()`), the key covering everything that changes the number: name,
+argument, every option (defaults included), data-set fingerprint, code version.
 """
 
 from __future__ import annotations
 
-import csv
+import functools
+import importlib
 import math
-from pathlib import Path
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from latency_lab.spec import NetworkSpec
-from latency_lab.search.sources import SourceError, check_value, load_py_callable, network_dict
+from latency_lab.search.sources import SourceError
 
 Point = tuple[NetworkSpec, int]
 
 
-class Evaluator:
-    """Interface: accuracies (%) of a batch of (network, resolution) points, in order."""
+class EvaluatorError(SourceError):
+    """An evaluator that cannot be set up, or an evaluation without a usable number."""
 
-    batch_size: int | None = None
 
-    def evaluate(self, points: Sequence[Point]) -> list[float]:
-        raise NotImplementedError
+# -- the unit of work ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """The scaling step that made a candidate from its parent: `width` or `depth` of stages."""
+
+    dimension: str
+    stages: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.dimension[0]}{'+'.join(map(str, self.stages))}"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation: everything an evaluator needs, picklable, nothing held open."""
+
+    spec: NetworkSpec
+    resolution: int
+    evaluator: str                          # canonical text, see Evaluator.describe()
+    parent: "EvalRequest | None" = None     # the candidate's parent at the same resolution
+    step: Step | None = None                # how the parent became this candidate
+
+    def lineage(self) -> tuple[tuple[str, int], ...]:
+        """(fingerprint, resolution) from the root of the path to this network."""
+        up = self.parent.lineage() if self.parent is not None else ()
+        return up + ((self.spec.fingerprint, int(self.resolution)),)
 
     def describe(self) -> str:
-        raise NotImplementedError
+        return f"{self.spec.name} ({self.spec.fingerprint}) at {self.resolution}"
 
 
-class PyEvaluator(Evaluator):
-    """`py:MODULE:FUNCTION`, called once per network with its JSON dict."""
+@dataclass(frozen=True)
+class EvalResult:
+    """A value with its spread: `ci` is the 95% CI of the mean over `n` repeats (or None)."""
 
-    batch_size = 1
-
-    def __init__(self, target: str):
-        self.target = target
-        self.func = load_py_callable(target)
-
-    def evaluate(self, points: Sequence[Point]) -> list[float]:
-        out = []
-        for spec, res in points:
-            try:
-                value = self.func(network_dict(spec, res))
-            except Exception as exc:  # the user's evaluator: one line, chained for debugging
-                raise SourceError(f"evaluator py:{self.target} raised {type(exc).__name__}: "
-                                  f"{exc} for {spec.name} ({spec.fingerprint}) at {res}") from exc
-            out.append(check_value(value, f"evaluator py:{self.target}", spec, res,
-                                   positive=False))
-        return out
-
-    def describe(self) -> str:
-        return f"py:{self.target}"
+    value: float
+    n: int = 1
+    ci: tuple[float, float] | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
 
 
-class TableEvaluator(Evaluator):
-    """`table:PATH`: recorded accuracies keyed by (fingerprint, resolution)."""
+# -- options ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """A declared evaluator option: type (int, float, bool, str), default, allowed values."""
 
-    REQUIRED = ("fingerprint", "resolution", "accuracy")
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    keyed: bool = True        # False: does not change the number (left out of the cache key)
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def convert(self, evaluator: str, key: str, text: str) -> Any:
+        bad = f"evaluator {evaluator}: option {key}={text!r}"
+        if self.type is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise EvaluatorError(f"{bad} is not a boolean (true/false)")
         try:
-            with self.path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                missing = [c for c in self.REQUIRED if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise SourceError(f"accuracy table {self.path} lacks column(s) "
-                                      f"{', '.join(missing)} (needs {', '.join(self.REQUIRED)})")
-                self.rows: dict[tuple[str, int], float] = {}
-                for line, row in enumerate(reader, start=2):
-                    try:
-                        key = (row["fingerprint"].strip(), int(row["resolution"]))
-                        acc = float(row["accuracy"])
-                    except (TypeError, ValueError, AttributeError):
-                        raise SourceError(f"accuracy table {self.path} line {line}: "
-                                          f"unreadable row {dict(row)}") from None
-                    if not math.isfinite(acc):
-                        raise SourceError(f"accuracy table {self.path} line {line}: "
-                                          f"accuracy {row['accuracy']!r} is not a number")
-                    if key in self.rows and self.rows[key] != acc:
-                        raise SourceError(f"accuracy table {self.path} line {line}: "
-                                          f"{key[0]} at {key[1]} recorded twice, differently")
-                    self.rows[key] = acc
-        except OSError as exc:
-            raise SourceError(f"cannot read accuracy table {self.path}: {exc.strerror}") from None
+            value = self.type(text)
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(self.type, self.type.__name__)
+            raise EvaluatorError(f"{bad} is not {kind}") from None
+        if self.type is float and not math.isfinite(value):
+            raise EvaluatorError(f"{bad} is not a finite number")
+        if self.choices and value not in self.choices:
+            raise EvaluatorError(f"{bad}: choose one of {', '.join(self.choices)}")
+        if self.minimum is not None and value < self.minimum:
+            raise EvaluatorError(f"{bad}: must be at least {self.minimum:g}")
+        return value
 
-    def evaluate(self, points: Sequence[Point]) -> list[float]:
-        out = []
-        for spec, res in points:
-            acc = self.rows.get((spec.fingerprint, int(res)))
-            if acc is None:
-                raise SourceError(f"accuracy table {self.path} has no row for network {spec.name} "
-                                  f"(fingerprint {spec.fingerprint}, widths "
-                                  f"{list(spec.widths)}, depths {list(spec.depths)}) at "
-                                  f"resolution {res}")
-            out.append(acc)
-        return out
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def split_evaluator_text(text: str) -> tuple[str, str | None, dict[str, str]]:
+    """`NAME[:ARG][,K=V...]` -> (name, arg or None, {key: raw value}); syntax errors raised."""
+    text = text.strip()
+    if not text:
+        raise EvaluatorError("empty accuracy evaluator; " + _known())
+    head, *items = text.split(",")
+    name, sep, arg = head.partition(":")
+    name = name.strip()
+    if "=" in name:
+        raise EvaluatorError(f"malformed accuracy evaluator {text!r}: it starts with its NAME, "
+                             f"e.g. zen,batch=16")
+    options: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise EvaluatorError(f"malformed option {item!r} in {text!r}: use KEY=VALUE "
+                                 f"(an argument goes first, NAME:ARG, and has no comma)")
+        if key in options:
+            raise EvaluatorError(f"option {key} given twice in {text!r}")
+        options[key] = value.strip()
+    return name, (arg.strip() if sep else None), options
+
+
+# -- the interface ------------------------------------------------------------------------------
+class Evaluator:
+    """Interface: one `EvalRequest` -> one `EvalResult`.
+
+    Subclasses set `name`, `metric` (column name of their values), `metric_label` (axis
+    label), `unit` ("%" or ""), `OPTIONS`, `ARG` (None: no argument; else what it is, e.g.
+    "PATH"), `version` (bump when the computation changes: it is in the cache key), and
+    implement `evaluate`. `__init__(arg, options)` receives converted options.
+    """
+
+    name = ""
+    metric = "accuracy"
+    metric_label = "accuracy (%)"
+    unit = "%"
+    ARG: str | None = None
+    OPTIONS: dict[str, Option] = {}
+    version = 1
+    uses_parent = False     # True: the result depends on the parent's (trained) state
+    cacheable = True        # False: values are read from a file, not computed
+    arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
+
+    def __init__(self, arg: str | None = None, options: dict[str, Any] | None = None):
+        self.arg = arg
+        self.options = {k: o.default for k, o in self.OPTIONS.items()}
+        self.options.update(options or {})
+
+    def evaluate(self, request: EvalRequest) -> EvalResult:
+        raise NotImplementedError
 
     def describe(self) -> str:
-        return f"table:{self.path}"
+        """Canonical text, every option spelled out; `parse_evaluator` reads it back."""
+        parts = [self.name + (f":{self.arg}" if self.arg is not None else "")]
+        parts += [f"{k}={_fmt(v)}" for k, v in sorted(self.options.items())]
+        return ",".join(parts)
+
+    def key_parts(self) -> list[str]:
+        """What besides name and options changes the number (data-set and code fingerprints)."""
+        return []
+
+    def key(self) -> str:
+        """The accuracy cache's evaluator key: name, argument, keyed options, version, extras."""
+        opts = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.options.items())
+                        if self.OPTIONS[k].keyed)
+        arg = f":{self.arg}" if self.arg is not None and self.arg_in_key else ""
+        return ";".join([f"{self.name}{arg}" + (f",{opts}" if opts else ""),
+                         f"v{self.version}", *self.key_parts()])
+
+    def request(self, spec: NetworkSpec, resolution: int, parent: EvalRequest | None = None,
+                step: Step | None = None) -> EvalRequest:
+        return EvalRequest(spec, int(resolution), self.describe(), parent, step)
+
+    def close(self) -> None:
+        """Release what the evaluator holds (nothing by default)."""
+
+    def check(self, request: EvalRequest, value: Any) -> float:
+        """A finite float, else an EvaluatorError naming the evaluator and the network."""
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r} (not a number) "
+                                 f"for {request.describe()}") from None
+        if not math.isfinite(x):
+            raise EvaluatorError(f"evaluator {self.describe()} returned {x!r} for "
+                                 f"{request.describe()}: need a finite number")
+        return x
+
+
+# -- registry -----------------------------------------------------------------------------------
+# name -> "module:Class", imported when first named (zen imports torch; --help must not).
+EVALUATORS: dict[str, str] = {
+    "table": "latency_lab.search.recorded:TableEvaluator",
+    "py": "latency_lab.search.recorded:PyEvaluator",
+    "zen": "latency_lab.search.zen:ZenScore",
+    "zen-tuned": "latency_lab.search.zen:TunedZenScore",
+    "train": "latency_lab.search.training_eval:TrainEvaluator",
+    "net2net": "latency_lab.search.training_eval:Net2NetEvaluator",
+}
+
+
+def register_evaluator(name: str, target: str | type) -> None:
+    """Add an evaluator under `name` (a class, or "module:Class" imported when used)."""
+    EVALUATORS[name] = target
+
+
+def _known() -> str:
+    return "known evaluators: " + ", ".join(sorted(EVALUATORS)) + " (see --help)"
+
+
+def evaluator_class(name: str) -> type[Evaluator]:
+    target = EVALUATORS.get(name)
+    if target is None:
+        raise EvaluatorError(f"unknown accuracy evaluator {name!r}; {_known()}")
+    if isinstance(target, str):
+        module, _, cls = target.partition(":")
+        try:
+            target = getattr(importlib.import_module(module), cls)
+        except ImportError as exc:
+            raise EvaluatorError(f"evaluator {name} needs {exc.name}, which this installation "
+                                 f"lacks (pip install -e '.[torch]')") from None
+    return target
 
 
 def parse_evaluator(text: str) -> Evaluator:
-    """`table:PATH` or `py:MODULE:FUNCTION`."""
-    kind, sep, rest = text.strip().partition(":")
-    if sep and rest and kind == "py":
-        return PyEvaluator(rest)
-    if sep and rest and kind == "table":
-        return TableEvaluator(rest)
-    raise SourceError(f"unknown accuracy evaluator {text!r}; use table:PATH or py:MODULE:FUNCTION")
+    """`NAME[:ARG][,KEY=VALUE...]` -> a ready evaluator; every error a one-line SourceError."""
+    name, arg, raw = split_evaluator_text(text)
+    cls = evaluator_class(name)
+    if cls.ARG is None and arg is not None:
+        raise EvaluatorError(f"evaluator {name} takes no argument (got {name}:{arg}); "
+                             f"options go after a comma: {name},KEY=VALUE")
+    if cls.ARG is not None and not arg:
+        raise EvaluatorError(f"evaluator {name} needs its {cls.ARG}: {name}:{cls.ARG}")
+    options = {}
+    for key, value in raw.items():
+        opt = cls.OPTIONS.get(key)
+        if opt is None:
+            known = ", ".join(sorted(cls.OPTIONS)) or "none"
+            raise EvaluatorError(f"evaluator {name}: unknown option {key!r} (known: {known})")
+        options[key] = opt.convert(name, key, value)
+    return cls(arg, options)
 
 
-__all__ = ["Evaluator", "PyEvaluator", "TableEvaluator", "parse_evaluator"]
+@functools.lru_cache(maxsize=8)
+def _evaluator_for(text: str) -> Evaluator:
+    return parse_evaluator(text)
+
+
+def run_request(request: EvalRequest) -> EvalResult:
+    """Run one unit of work anywhere: rebuild the evaluator from its text and evaluate.
+
+    A worker process keeps the last few evaluators it built (a py: module stays imported).
+    """
+    evaluator = _evaluator_for(request.evaluator)
+    result = evaluator.evaluate(request)
+    evaluator.check(request, result.value)
+    return result
+
+
+def evaluate_locally(evaluator: Evaluator,
+                     requests: Sequence[EvalRequest]) -> Iterator[tuple[int, EvalResult]]:
+    """The default runner: one request after the other, in this process. A runner takes the
+    evaluator and the requests an iteration still needs and yields (index, result) as each
+    finishes, in any order (an executor running `run_request` elsewhere is another runner)."""
+    for i, request in enumerate(requests):
+        yield i, evaluator.evaluate(request)
+
+
+Runner = Callable[[Evaluator, Sequence[EvalRequest]], Iterable[tuple[int, EvalResult]]]
+
+__all__ = ["Evaluator", "EvaluatorError", "EvalRequest", "EvalResult", "Step", "Option",
+           "EVALUATORS", "register_evaluator", "parse_evaluator", "run_request",
+           "split_evaluator_text", "evaluator_class", "evaluate_locally", "Runner", "Point"]

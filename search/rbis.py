@@ -15,7 +15,9 @@ no slower than its parent and with no loss of accuracy ("preferred") beats every
 two-stage candidate is eligible, the single-stage steps of the same dimension are tried with
 the same rules (all of them evaluated); the best eligible one is taken and the search at r
 stops, or it stops with the current parent. The winner is the per-resolution result with the
-highest accuracy (ties: lower latency, then lower resolution).
+highest accuracy (ties: lower latency, then lower resolution). "Accuracy" here is whatever the
+evaluator measures (`Evaluator.metric`: top-1 %, or a proxy score such as Zen-Score); files
+name it by its metric.
 
 Choices made here where the thesis is silent, each decision-neutral unless stated:
 - kept candidates slower than T are not evaluated (they cannot be chosen; accuracy is the
@@ -43,14 +45,15 @@ from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
+from latency_lab.scaling import default_stages
 from latency_lab.spec import NetworkSpec, check_resolution
-from latency_lab.search.evaluators import Evaluator
+from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
+from latency_lab.search.evaluators import EvalRequest, Evaluator, Runner, Step, evaluate_locally
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
-from latency_lab.search.sources import LatencySource, SourceError
+from latency_lab.search.sources import LatencySource
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-DEFAULT_N_STAGES = 5    # the thesis scales five body stages (C(6, 2) = 15 pairs per iteration)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
@@ -58,11 +61,6 @@ TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms",
 
 class SearchError(UserError):
     """A search that cannot go on (bad input, unusable state); the trace so far is kept."""
-
-
-def default_stages(spec: NetworkSpec) -> tuple[int, ...]:
-    n = len(spec.stages)
-    return tuple(range(max(0, n - DEFAULT_N_STAGES), n))
 
 
 def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, ...]:
@@ -80,14 +78,28 @@ def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, 
 
 # -- cache and its file -------------------------------------------------------------------------
 class Cache:
-    """Latencies and accuracies by (fingerprint, resolution), persisted to `path` if given."""
+    """Latencies and evaluator values by (fingerprint, resolution), persisted to `path` if given.
 
-    def __init__(self, source: LatencySource, evaluator: Evaluator, path: Path | None = None):
+    Values come, in this order, from this search's state, from the store's accuracy cache
+    (`accuracy_cache`, shared by every search; skipped for values recorded before this run
+    with --reevaluate), or from the evaluator; each new one is recorded in both as it
+    finishes. For an evaluator that depends on the parent (`uses_parent`) the state's key
+    also holds the lineage, as the store's does.
+
+    The evaluations an iteration still needs are handed to `run` together (default:
+    `evaluate_locally`, one after the other in this process); `run` yields (index, result)
+    in any order as they finish, each is recorded at once, and the caller gets the values
+    when all are in, so where they ran cannot change the search's decisions.
+    """
+
+    def __init__(self, source: LatencySource, evaluator: Evaluator, path: Path | None = None,
+                 accuracy_cache: AccuracyCache | None = None, run: Runner = evaluate_locally):
         self.source, self.evaluator, self.path = source, evaluator, path
+        self.accuracy_cache, self.run = accuracy_cache, run
         self.latency: dict[str, float] = {}
-        self.accuracy: dict[str, float] = {}
-        self.latency_calls = self.accuracy_calls = 0     # made by this process
-        self.latency_hits = self.accuracy_hits = 0
+        self.values: dict[str, float] = {}
+        self.latency_calls = self.evaluations = 0     # made by this process
+        self.latency_hits = self.value_hits = self.store_hits = 0
         self.resumed = False
         if path is not None and path.exists():
             self._load()
@@ -96,16 +108,26 @@ class Cache:
     def key(spec: NetworkSpec, resolution: int) -> str:
         return f"{spec.fingerprint}@{int(resolution)}"
 
+    def request(self, spec: NetworkSpec, resolution: int, parent: EvalRequest | None = None,
+                step: Step | None = None) -> EvalRequest:
+        return self.evaluator.request(spec, resolution, parent, step)
+
+    def _value_key(self, req: EvalRequest) -> str:
+        lineage = lineage_id(self.evaluator, req)
+        return self.key(req.spec, req.resolution) + (f"#{lineage}" if lineage else "")
+
     def _ids(self) -> dict[str, str]:
         return {"latency_source": self.source.describe(), "evaluator": self.evaluator.describe()}
 
     def _load(self) -> None:
         try:
             d = json.loads(self.path.read_text())
-            if d.get("version") != STATE_VERSION:
+            if d.get("version") not in (1, STATE_VERSION):
                 raise ValueError(f"version {d.get('version')}")
             latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
-            accuracy = {str(k): float(v) for k, v in d["accuracy"].items()}
+            # version 1 called the evaluator's values "accuracy" whatever they were
+            values = {str(k): float(v) for k, v in d["values" if "values" in d else
+                                                    "accuracy"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
                               f"start over") from None
@@ -113,14 +135,15 @@ class Cache:
             if d.get(what) != mine:
                 raise SearchError(f"search state {self.path} was made with {what} "
                                   f"{d.get(what)!r}, not {mine!r}; use another --out or delete it")
-        self.latency, self.accuracy, self.resumed = latency, accuracy, True
+        self.latency, self.values, self.resumed = latency, values, True
 
     def save(self) -> None:
         if self.path is None:
             return
         write_atomic(self.path, json.dumps({"version": STATE_VERSION, **self._ids(),
+                                            "metric": self.evaluator.metric,
                                             "latency_ms": self.latency,
-                                            "accuracy": self.accuracy}, indent=1, sort_keys=True))
+                                            "values": self.values}, indent=1, sort_keys=True))
 
     def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
         todo: dict[str, tuple[NetworkSpec, int]] = {}
@@ -142,31 +165,37 @@ class Cache:
                 self.save()
         return [self.latency[self.key(s, r)] for s, r in points]
 
-    def accuracies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
-        todo: dict[str, tuple[NetworkSpec, int]] = {}
-        for spec, res in points:
-            k = self.key(spec, res)
-            if k in self.accuracy or k in todo:
-                self.accuracy_hits += 1
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
+        """Values of the requests, in order; each new evaluation saved as it finishes."""
+        todo: dict[str, EvalRequest] = {}
+        for req in requests:
+            k = self._value_key(req)
+            if k in self.values or k in todo:
+                self.value_hits += 1
             else:
-                todo[k] = (spec, res)
-        keys = list(todo)
-        size = self.evaluator.batch_size or max(1, len(keys))
-        for start in range(0, len(keys), size):
-            chunk = keys[start:start + size]
-            values = self.evaluator.evaluate([todo[k] for k in chunk])
-            if len(values) != len(chunk):
-                raise SourceError(f"evaluator {self.evaluator.describe()} returned "
-                                  f"{len(values)} accuracies for {len(chunk)} networks")
-            for k, v in zip(chunk, values):
-                spec, res = todo[k]
-                if not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise SourceError(f"evaluator {self.evaluator.describe()} returned {v!r} for "
-                                      f"{spec.name} ({spec.fingerprint}) at {res}")
-                self.accuracy[k] = float(v)
-            self.accuracy_calls += len(chunk)
+                todo[k] = req
+        missing: list[tuple[str, EvalRequest]] = []
+        for k, req in todo.items():
+            cached = self.accuracy_cache.lookup(req) if self.accuracy_cache else None
+            if cached is None:
+                missing.append((k, req))
+                continue
+            self.store_hits += 1
+            self.values[k] = cached.value
+        if len(missing) < len(todo):
             self.save()
-        return [self.accuracy[self.key(s, r)] for s, r in points]
+        for i, result in self.run(self.evaluator, [req for _, req in missing]):
+            k, req = missing[i]
+            self.values[k] = self.evaluator.check(req, result.value)
+            self.evaluations += 1
+            if self.accuracy_cache:
+                self.accuracy_cache.record(req, result)
+            self.save()
+        return [self.values[self._value_key(req)] for req in requests]
+
+    def value_of(self, spec: NetworkSpec, resolution: int) -> float:
+        """The value of a network that is no search step (a baseline family's member)."""
+        return self.evaluate([self.request(spec, resolution)])[0]
 
 
 # -- the search ---------------------------------------------------------------------------------
@@ -179,9 +208,10 @@ class Node:
     width_steps: tuple[int, ...]
     depth_steps: tuple[int, ...]
     latency_ms: float = math.nan
-    accuracy: float = math.nan
+    value: float = math.nan            # the evaluator's value (accuracy, Zen-Score, ...)
     dimension: str = ""
     stages: tuple[int, ...] = ()
+    request: EvalRequest | None = None  # its evaluation, with its parent's and the step
 
     @property
     def label(self) -> str:
@@ -194,18 +224,25 @@ class Node:
     def stage_label(self) -> str:
         return "+".join(map(str, self.stages))
 
-    def step(self, base: NetworkSpec, dimension: str, stages: tuple[int, ...]) -> "Node":
+    def step(self, base: NetworkSpec, dimension: str, stages: tuple[int, ...],
+             cache: "Cache") -> "Node":
         spec, widths = rbis_step(self.spec, base, self.width_steps, dimension, stages)
         depths = list(self.depth_steps)
         if dimension == DEPTH:
             for i in stages:
                 depths[i] += 1
         spec = replace(spec, name=f"{base.name}-rbis")
-        return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages))
+        how = Step(dimension, tuple(stages))
+        request = cache.request(spec, self.request.resolution, self.request, how)
+        return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages),
+                    request=request)
 
 
 def score(acc: float, lat: float, parent_acc: float, parent_lat: float) -> tuple[bool, float]:
-    """(preferred, score). Preferred: no slower and no loss; score = inf for those."""
+    """(preferred, score). Preferred: no slower and no loss; score = inf for those.
+
+    `acc` is whatever the evaluator measures (an accuracy or a proxy score): only differences
+    enter, so a log-scale score such as Zen-Score works unchanged."""
     if lat <= parent_lat:
         return (True, math.inf) if acc >= parent_acc else (False, 0.0)
     return False, max(acc - parent_acc, 0.0) / (lat - parent_lat)
@@ -215,10 +252,10 @@ def choose(cands: list[Node], parent: Node) -> int | None:
     """Index (lexicographic position) of the chosen candidate among evaluated eligible ones."""
     best, best_key = None, None
     for j, c in enumerate(cands):
-        if math.isnan(c.accuracy):
+        if math.isnan(c.value):
             continue
-        preferred, s = score(c.accuracy, c.latency_ms, parent.accuracy, parent.latency_ms)
-        key = (0, -c.accuracy, c.latency_ms, j) if preferred else (1, -s, c.latency_ms, j)
+        preferred, s = score(c.value, c.latency_ms, parent.value, parent.latency_ms)
+        key = (0, -c.value, c.latency_ms, j) if preferred else (1, -s, c.latency_ms, j)
         if best_key is None or key < best_key:
             best, best_key = j, key
     return best
@@ -236,16 +273,16 @@ class ResolutionResult:
     def best(self) -> Node | None:
         return self.path[-1] if self.path else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, metric: str = "accuracy") -> dict:
         d = {"resolution": self.resolution, "feasible": self.feasible, "reason": self.reason,
              "iterations": self.iterations}
         if self.feasible and self.best is not None:
             b = self.best
-            d.update(accuracy=b.accuracy, latency_ms=b.latency_ms,
+            d.update({metric: b.value}, latency_ms=b.latency_ms,
                      fingerprint=b.spec.fingerprint, widths=list(b.spec.widths),
                      depths=list(b.spec.depths), width_steps=list(b.width_steps),
                      depth_steps=list(b.depth_steps), network=b.spec.to_dict(),
-                     path=[{"step": n.label, "latency_ms": n.latency_ms, "accuracy": n.accuracy}
+                     path=[{"step": n.label, "latency_ms": n.latency_ms, metric: n.value}
                            for n in self.path])
         return d
 
@@ -265,46 +302,55 @@ class SearchResult:
     def to_dict(self) -> dict:
         w = self.winner.best if self.winner else None
         c = self.cache
+        ev = c.evaluator
+        metric = ev.metric
         return {
             "baseline": self.base.name, "baseline_fingerprint": self.base.fingerprint,
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
-            "latency_source": c.source.describe(), "evaluator": c.evaluator.describe(),
+            "latency_source": c.source.describe(), "evaluator": ev.describe(),
+            "evaluator_key": ev.key(), "metric": metric, "metric_label": ev.metric_label,
             "resolution": self.winner.resolution if self.winner else None,
             "network": w.spec.to_dict() if w else None,
-            "accuracy": w.accuracy if w else None,
+            metric: w.value if w else None,
             "latency_ms": w.latency_ms if w else None,
-            "per_resolution": [r.to_dict() for r in self.per_resolution],
-            "counts": {"latency_reads": c.latency_calls, "accuracy_evaluations": c.accuracy_calls,
-                       "latency_cache_hits": c.latency_hits,
-                       "accuracy_cache_hits": c.accuracy_hits,
+            "per_resolution": [r.to_dict(metric) for r in self.per_resolution],
+            "counts": {"latency_reads": c.latency_calls, "evaluations": c.evaluations,
+                       "latency_cache_hits": c.latency_hits, "value_cache_hits": c.value_hits,
+                       "accuracy_cache_hits": c.store_hits,
                        "distinct_latencies": len(c.latency),
-                       "distinct_accuracies": len(c.accuracy), "resumed": c.resumed},
+                       "distinct_values": len(c.values), "resumed": c.resumed},
         }
 
 
+def trace_columns(metric: str = "accuracy") -> list[str]:
+    """TRACE_COLUMNS with the evaluator's value and its parent's named after its metric."""
+    names = {"accuracy": metric, "parent_accuracy": f"parent_{metric}"}
+    return [names.get(c, c) for c in TRACE_COLUMNS]
+
+
 def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, eligible: bool,
-         parent: Node | None, chosen: bool) -> dict:
+         parent: Node | None, chosen: bool, metric: str = "accuracy") -> dict:
     preferred, s = (False, math.nan)
-    if parent is not None and not math.isnan(node.accuracy):
-        preferred, s = score(node.accuracy, node.latency_ms, parent.accuracy, parent.latency_ms)
+    if parent is not None and not math.isnan(node.value):
+        preferred, s = score(node.value, node.latency_ms, parent.value, parent.latency_ms)
     return {"resolution": r, "iteration": it, "dimension": dim, "stages": node.stage_label,
             "latency_ms": node.latency_ms,
-            "accuracy": "" if math.isnan(node.accuracy) else node.accuracy,
+            metric: "" if math.isnan(node.value) else node.value,
             "score": "" if math.isnan(s) else s, "chosen": chosen, "phase": phase, "kept": kept,
             "eligible": eligible, "preferred": preferred,
             "parent_latency_ms": parent.latency_ms if parent else "",
-            "parent_accuracy": parent.accuracy if parent else "",
+            f"parent_{metric}": parent.value if parent else "",
             "fingerprint": node.spec.fingerprint,
             "widths": " ".join(map(str, node.spec.widths)),
             "depths": " ".join(map(str, node.spec.depths))}
 
 
-def write_trace(rows: list[dict], path: Path) -> None:
+def write_trace(rows: list[dict], path: Path, metric: str = "accuracy") -> None:
     import io
 
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TRACE_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)   # floats at full precision: the trace re-derives every decision
     write_atomic(path, buf.getvalue())
@@ -315,16 +361,19 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
                       log: Callable[[str], None] | None = None) -> ResolutionResult:
     """RBIS at one resolution; appends its rows to `trace` as it goes."""
     n = len(base.stages)
-    parent = Node(base.with_resolution(r), (0,) * n, (0,) * n)
+    spec = base.with_resolution(r)
+    parent = Node(spec, (0,) * n, (0,) * n, request=cache.request(spec, r))
+    metric, unit = cache.evaluator.metric, cache.evaluator.unit
     [parent.latency_ms] = cache.latencies([(parent.spec, r)])
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
-        trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False))
+        trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False,
+                          metric))
         return ResolutionResult(r, False, f"baseline latency {parent.latency_ms:.3f} ms exceeds "
                                           f"the budget {budget_ms:g} ms")
-    trace.append(_row(r, -1, "baseline", parent, "baseline", False, True, None, True))
-    [parent.accuracy] = cache.accuracies([(parent.spec, r)])
-    trace[-1] = _row(r, -1, "baseline", parent, "baseline", False, True, None, True)
+    trace.append(_row(r, -1, "baseline", parent, "baseline", False, True, None, True, metric))
+    [parent.value] = cache.evaluate([parent.request])
+    trace[-1] = _row(r, -1, "baseline", parent, "baseline", False, True, None, True, metric)
     result = ResolutionResult(r, True, "", [parent])
     pairs = list(combinations_with_replacement(stages, 2))
     singles = [(a,) for a in stages]
@@ -335,7 +384,7 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
         if chosen is not None:
             if log:
                 log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
-                    f"{chosen.latency_ms:.2f} ms, {chosen.accuracy:.3f}")
+                    f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}")
             parent = chosen
             result.path.append(parent)
             result.iterations = it + 1
@@ -375,40 +424,48 @@ class _Iteration:
         k lowest-latency ones (all when k is None) within the budget are evaluated; returns the
         chosen candidate or None. The trace gets every candidate's row before evaluation."""
         parent, r, budget = self.parent, self.r, self.budget_ms
-        cands = [c for c in (parent.step(self.base, self.dimension, g) for g in groups)
+        cands = [c for c in (parent.step(self.base, self.dimension, g, self.cache)
+                             for g in groups)
                  if c.spec.fingerprint != parent.spec.fingerprint]
         for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
             c.latency_ms = lat
         order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
         kept = set(order if k is None else order[:k])
 
+        metric = self.cache.evaluator.metric
+
         def rows(pick: int | None) -> list[dict]:
             return [_row(r, self.it, self.dimension, c, phase, j in kept, c.latency_ms <= budget,
-                         parent, j == pick) for j, c in enumerate(cands)]
+                         parent, j == pick, metric) for j, c in enumerate(cands)]
 
         start = len(self.trace)
         self.trace.extend(rows(None))   # latencies are in the trace before evaluation starts
         to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget]
-        for j, acc in zip(to_eval, self.cache.accuracies([(cands[j].spec, r) for j in to_eval])):
-            cands[j].accuracy = acc
+        for j, v in zip(to_eval, self.cache.evaluate([cands[j].request for j in to_eval])):
+            cands[j].value = v
         pick = choose(cands, parent)
         self.trace[start:] = rows(pick)
         return None if pick is None else cands[pick]
 
 
 def pick_winner(per_res: Sequence[ResolutionResult]) -> ResolutionResult | None:
-    """Highest accuracy; ties: lower latency, then lower resolution. None if none feasible."""
+    """Highest value; ties: lower latency, then lower resolution. None if none feasible."""
     feasible = [p for p in per_res if p.feasible]
     if not feasible:
         return None
-    return min(feasible, key=lambda p: (-p.best.accuracy, p.best.latency_ms, p.resolution))
+    return min(feasible, key=lambda p: (-p.best.value, p.best.latency_ms, p.resolution))
 
 
 def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
              source: LatencySource, evaluator: Evaluator, stages: Sequence[int] | None = None,
              k: int = DEFAULT_K, out_dir: str | Path | None = None, max_iterations: int = 200,
-             log: Callable[[str], None] | None = None) -> SearchResult:
+             log: Callable[[str], None] | None = None,
+             accuracy_cache: AccuracyCache | None = None,
+             run: Runner = evaluate_locally) -> SearchResult:
     """Run RBIS at every resolution; write DIR/state.json, trace.csv, result.json if out_dir.
+
+    `accuracy_cache`: the store's cache of evaluations, consulted before the evaluator and
+    given every new evaluation as it finishes; `run`: where evaluations run (`Cache`).
 
     Raises SearchError when no resolution is feasible (after writing the trace), and passes
     on the source's and evaluator's errors (after writing the trace).
@@ -422,7 +479,8 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
         raise SearchError("no resolutions to search")
     stages = check_stages(base, stages)
     out = Path(out_dir) if out_dir is not None else None
-    cache = Cache(source, evaluator, out / "state.json" if out else None)
+    cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache, run)
+    metric = evaluator.metric
     trace: list[dict] = []
     per_res: list[ResolutionResult] = []
     result = SearchResult(base, float(budget_ms), list(resolutions), stages, k, per_res, trace,
@@ -432,7 +490,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log))
             if out:
-                write_trace(trace, out / "trace.csv")
+                write_trace(trace, out / "trace.csv", metric)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None
         if out:
@@ -443,10 +501,10 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
         if out:
-            write_trace(trace, out / "trace.csv")
+            write_trace(trace, out / "trace.csv", metric)
     return result
 
 
 __all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
            "Cache", "Node", "score", "choose", "check_stages", "default_stages", "write_trace",
-           "TRACE_COLUMNS", "DEFAULT_K"]
+           "TRACE_COLUMNS", "trace_columns", "DEFAULT_K"]

@@ -144,8 +144,16 @@ class DeviceLatency(LatencySource):
 
         todo = [(s, int(r)) for s, r in points if (s.fingerprint, int(r)) not in self.measurements]
         if todo:
-            for m in measure_points(self.device, todo, self.store, self.protocol,
-                                    progress=self.progress):
+            done = measure_points(self.device, todo, self.store, self.protocol,
+                                  progress=self.progress)
+            missing = [m for m in done if not m.measured]
+            if missing:
+                raise SourceError(f"the time cap ({self.protocol.time_cap_s:g} s) came before "
+                                  f"{len(missing)} of {len(done)} networks were measured on "
+                                  f"{self.name} (the first: {missing[0].network} at "
+                                  f"{missing[0].resolution}); what was measured is in the store "
+                                  f"{self.store.path}: run again to go on")
+            for m in done:
                 self.measurements[(m.fingerprint, m.resolution)] = m
         return [self.measurements[(s.fingerprint, int(r))].latency_ms for s, r in points]
 

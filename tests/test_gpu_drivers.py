@@ -63,9 +63,45 @@ def test_cuda_samples_fp16_channels_last_with_graphs(tiny):
         info = dev.info()
         assert info.precision == "fp16" and info.extra["cuda_graphs"]
         before = torch.backends.cudnn.benchmark
-        run = dev.sample(tiny, 64, runs=5, warmup_runs=2)
+        run = dev.sample(tiny, 64, runs=5, warmup_runs=2)   # sets the shape up on first use
         assert len(run.samples_ms) == 5 and all(s > 0 for s in run.samples_ms)
+        assert run.facts["execution"] == "graph" and run.facts["launch_bound"] is False
         assert torch.backends.cudnn.benchmark == before  # not left changed for the process
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason=NO_GPU)
+def test_cuda_setup_captures_a_graph_and_checks_launch_cost(tiny):
+    """A tiny network at batch 1 is all launch cost: a few microseconds of GPU work per
+    kernel against tens of microseconds of Python per op."""
+    with get_device("cuda", shape_warmup="2") as dev:
+        f = dev.setup(tiny, 64)
+        assert f["execution"] == "graph" and 0 < f["graph_ms"] < f["eager_ms"]
+        assert f["eager_over_graph"] >= 1.25 and f["eager_launch_bound"] is True
+        assert f["launch_bound"] is False       # what is recorded is the graph's GPU time
+        # a larger resolution grows the shared input buffer; the old shape is set up again
+        dev.setup(tiny, 128)
+        assert len(dev.sample(tiny, 64, runs=3).samples_ms) == 3
+    with get_device("cuda", cuda_graphs="false", shape_warmup="1") as dev:
+        f = dev.setup(tiny, 64)
+        assert f["execution"] == "eager" and "graph_ms" not in f
+        assert f["launch_bound"] is f["eager_launch_bound"]
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason=NO_GPU)
+def test_cuda_sweep_of_efficientnet_reports_setup_and_execution(tmp_path):
+    from latency_lab import presets
+    from latency_lab.protocol import Protocol
+    from latency_lab.store import Store
+    from latency_lab.sweep import run_sweep
+
+    b0 = presets.get("efficientnet-b0")
+    with get_device("cuda", precision="fp16", batch_size="8", shape_warmup="2") as dev, \
+            Store(tmp_path / "s.sqlite") as store:
+        frame = run_sweep(dev, b0, [192, 224, 256], store,
+                          Protocol(runs_per_visit=4, min_rounds=2, max_rounds=2, time_cap_s=60))
+    assert list(frame["n_samples"]) == [8, 8, 8] and (frame["setup_s"] > 0).all()
+    assert set(frame["execution"]) == {"graph"} and (frame["latency_ms"] > 0).all()
+    assert (frame["ci_high_ms"] >= frame["ci_low_ms"]).all()
 
 
 def test_tensorrt_version_gate():

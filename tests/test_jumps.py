@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from latency_lab import jumps as J
+from latency_lab.candidates import kept
 from latency_lab.cli import main
 
 GRID = np.arange(160, 401, 4)
@@ -128,37 +129,41 @@ def test_candidates_neighbours_and_clipping_at_the_ends():
     y = stepped({168: 10.0, 388: 12.0})         # jumps 2 and 3 points from the ends
     res = J.detect(sweep(y))
     assert befores(res) == [168, 388]
-    cands = J.candidates(res, neighbours=3)
-    got = list(cands["resolution"])
+    cands = J.candidates(res, neighbours=3, max_candidates=0)
+    assert cands["kept"].all()
+    got = sorted(cands["resolution"])
     assert got == [160, 164, 168, 172, 176, 180, 376, 380, 384, 388, 392, 396, 400]
     row = cands.set_index("resolution").loc[168]
     assert row["role"] == "before-jump" and row["offset"] == 0
     assert "before the" in row["reason"] and "jump to 172" in row["reason"]
     assert (cands.set_index("resolution").loc[[164, 172], "role"] == "neighbour").all()
-    assert list(J.candidates(res, neighbours=0)["resolution"]) == [168, 388]
+    assert kept(J.candidates(res)) == [168, 388]      # no neighbours by default
 
 
 def test_candidates_min_jump_pct_keeps_only_big_jumps(tmp_path):
     y = stepped({220: 30.0, 300: 4.0})          # +~14% and +~2%
     res = J.detect(sweep(y))
     assert befores(res) == [220, 300]
-    assert set(J.candidates(res, neighbours=0, min_jump_pct=5.0)["resolution"]) == {220}
-    assert set(J.candidates(res, neighbours=0)["resolution"]) == {220, 300}
+    cands = J.candidates(res, min_jump_pct=5.0)
+    assert kept(cands) == [220]
+    assert "dropped: jump +1.7% is under --min-jump-pct 5" in cands.set_index("resolution").at[300, "reason"]
+    assert kept(J.candidates(res)) == [220, 300]
     src = tmp_path / "s.csv"
     sweep(y).to_csv(src, index=False)
     assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
                  "--neighbours", "0", "--min-jump-pct", "5"]) == 0
-    assert list(pd.read_csv(tmp_path / "o" / "candidates.csv")["resolution"]) == [220]
+    assert kept(pd.read_csv(tmp_path / "o" / "candidates.csv")) == [220]
     assert len(pd.read_csv(tmp_path / "o" / "jumps.csv")) == 2
 
 
 def test_candidates_latency_window():
     res = J.detect(sweep(stepped({220: 10.0, 320: 12.0})))
     lat = dict(zip(GRID, res.curve.latency_ms))
-    cands = J.candidates(res, neighbours=1, max_latency_ms=lat[300])
-    assert list(cands["resolution"]) == [216, 220, 224]
-    cands = J.candidates(res, neighbours=1, min_latency_ms=lat[300])
-    assert list(cands["resolution"]) == [316, 320, 324]
+    cands = J.candidates(res, neighbours=1, budget_ms=lat[300], max_candidates=0)
+    assert kept(cands) == [216, 220, 224]
+    assert "already over the budget" in cands.set_index("resolution").at[324, "reason"]
+    cands = J.candidates(res, neighbours=1, min_latency_ms=lat[300], max_candidates=0)
+    assert kept(cands) == [316, 320, 324]
 
 
 def test_unsorted_duplicates_and_gaps_handled():
@@ -211,8 +216,11 @@ def test_analyze_sweep_writes_reports_and_plot(tmp_path):
     assert list(jumps["resolution_before"]) == [220]
     assert list(pd.read_csv(out / "drops.csv")["resolution_before"]) == [300]
     cands = pd.read_csv(out / "candidates.csv")
-    assert list(cands["resolution"]) == [212, 216, 220, 224, 228]
+    assert sorted(cands["resolution"]) == [212, 216, 220, 224, 228]
     assert list(cands["resolution"]) == list(analysis.candidates["resolution"])
+    # the best four: the before-jump resolution, then its neighbours, nearest first
+    assert kept(cands) == [212, 216, 220, 224]
+    assert "rank 5 of 5, only the best 4" in cands.set_index("resolution").at[228, "reason"]
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
@@ -223,7 +231,7 @@ def test_cli_jumps_writes_files(tmp_path, capsys):
     sweep(y).to_csv(src, index=False)
     assert main(["jumps", str(src), "--out", str(tmp_path / "out"), "--no-plot"]) == 0
     out = capsys.readouterr().out
-    assert "jump  240 -> 244" in out and "candidates: 236, 240, 244" in out
+    assert "jump  240 -> 244" in out and "candidates: 240\n" in out
     assert (tmp_path / "out" / "candidates.csv").exists()
     assert not (tmp_path / "out" / "sweep.png").exists()
 

@@ -87,7 +87,12 @@ def test_scale_prints_and_writes(mod, tmp_path, capsys):
     (["--accuracy", "py:{mod}:nan_after_baseline"], "returned nan"),
     (["--accuracy", "table:acc.csv"], "has no row for network"),
     (["--latency", "py:{mod}:nope"], "has no function 'nope'"),
-    (["--accuracy", "zen"], "unknown accuracy evaluator"),
+    (["--accuracy", "zenn"], "unknown accuracy evaluator 'zenn'"),
+    (["--accuracy", "zen,bach=16"], "unknown option 'bach'"),
+    (["--accuracy", "zen,batch=x"], "option batch='x' is not an integer"),
+    (["--accuracy", "zen-tuned,se=maybe"], "choose one of drop, keep"),
+    (["--accuracy", "zen:foo"], "takes no argument"),
+    (["--accuracy", "py"], "needs its MODULE:FUNCTION"),
 ])
 def test_bad_input_one_line_exit_2_trace_kept(mod, tmp_path, capsys, args, message):
     (tmp_path / "acc.csv").write_text(f"fingerprint,resolution,accuracy\n{B0.fingerprint},224,76.7\n")

@@ -10,7 +10,8 @@ from itertools import combinations_with_replacement
 import pytest
 
 from latency_lab import presets
-from latency_lab.search.evaluators import Evaluator, PyEvaluator, TableEvaluator
+from latency_lab.search.evaluators import Evaluator
+from latency_lab.search.recorded import PyEvaluator, TableEvaluator
 from latency_lab.search.rbis import (ResolutionResult, Node, SearchError, pick_winner, run_rbis, score)
 from latency_lab.search.sources import PyLatency, SourceError
 from search_helpers import linear_module, nonlinear_module
@@ -37,7 +38,7 @@ def test_hand_solved_two_stages(cwd):
     best = res.winner.best
     assert best.spec.widths[3] == 80 and best.spec.widths[6] == 384
     assert best.spec.depths[3] == 4 and best.spec.depths[6] == 1
-    assert best.latency_ms == pytest.approx(126) and best.accuracy == pytest.approx(74.2)
+    assert best.latency_ms == pytest.approx(126) and best.value == pytest.approx(74.2)
     assert [n.label for n in res.winner.path] == ["baseline", "w6+6", "d3"]
     assert "one stage" in res.winner.reason
     out = json.loads((cwd / "out" / "result.json").read_text())
@@ -52,7 +53,7 @@ def test_k_keeps_lowest_latency_with_lexicographic_ties(cwd):
     res = run_rbis(B0, 130, [224], src, ev, stages=[3, 6], k=1)
     best = res.winner.best
     assert [n.label for n in res.winner.path] == ["baseline", "w3+3", "d3"]
-    assert best.spec.widths[3] == 96 and best.accuracy == pytest.approx(72.6)
+    assert best.spec.widths[3] == 96 and best.value == pytest.approx(72.6)
     rows = [r for r in res.trace if r["iteration"] == 0]
     assert [r["stages"] for r in rows] == ["3+3", "3+6", "6+6"]
     assert [r["kept"] for r in rows] == [True, False, False]
@@ -172,25 +173,24 @@ def test_trace_obeys_every_rule(cwd):
         assert pr.best.latency_ms == pytest.approx(parent_lat) and pr.best.latency_ms <= budget
     # every (network, resolution) read and evaluated once
     c = res.cache
-    assert c.latency_calls == len(c.latency) and c.accuracy_calls == len(c.accuracy)
+    assert c.latency_calls == len(c.latency) and c.evaluations == len(c.values)
     keys = [(r["fingerprint"], r["resolution"]) for r in rows if r["accuracy"] != ""]
-    assert len(c.accuracy) == len(set(keys))
-    assert res.winner.best.accuracy == max(p.best.accuracy for p in res.per_resolution)
+    assert len(c.values) == len(set(keys))
+    assert res.winner.best.value == max(p.best.value for p in res.per_resolution)
 
 
 class Counting(Evaluator):
     """Wraps a real evaluator; counts calls; raises KeyboardInterrupt after `stop_after`."""
 
-    batch_size = 1
-
     def __init__(self, inner, stop_after=None):
+        super().__init__()
         self.inner, self.stop_after, self.seen = inner, stop_after, []
 
-    def evaluate(self, points):
+    def evaluate(self, request):
         if self.stop_after is not None and len(self.seen) >= self.stop_after:
             raise KeyboardInterrupt
-        self.seen.extend((s.fingerprint, r) for s, r in points)
-        return self.inner.evaluate(points)
+        self.seen.append((request.spec.fingerprint, request.resolution))
+        return self.inner.evaluate(request)
 
     def describe(self):
         return self.inner.describe()
@@ -252,7 +252,7 @@ def test_table_evaluator_replays_recorded_accuracies(cwd):
     state = json.loads((cwd / "live" / "state.json").read_text())
     with open(cwd / "acc.csv", "w") as f:
         f.write("network,fingerprint,resolution,accuracy\n")
-        for key, acc in state["accuracy"].items():
+        for key, acc in state["values"].items():
             fp, r = key.split("@")
             f.write(f"x,{fp},{r},{acc!r}\n")
     replay = run_rbis(B0, budget, [224, 240], PyLatency(f"{mod}:latency_ms"),

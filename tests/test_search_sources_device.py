@@ -34,12 +34,13 @@ def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_search_on_the_cpu_device_measures_each_iteration_as_one_batch(tmp_path, monkeypatch):
-    from latency_lab.search.evaluators import Evaluator
+    from latency_lab.search.evaluators import EvalResult, Evaluator
     from latency_lab.search.rbis import run_rbis
 
     class Capacity(Evaluator):   # accuracy: a known function of size (no training here)
-        def evaluate(self, points):
-            return [60 + sum(s.widths) / 10 + sum(s.depths) for s, _ in points]
+        def evaluate(self, request):
+            s = request.spec
+            return EvalResult(60 + sum(s.widths) / 10 + sum(s.depths))
 
         def describe(self):
             return "capacity"

@@ -1,0 +1,236 @@
+"""Proxy-ranking study: how the evaluators rank the thesis's 11 single-step candidates of B0.
+
+The thesis ranked the single-step candidates of EfficientNet-B0 twice, by full training (FT)
+and by network transformation with short fine-tuning (NT), and found them to agree only
+partly (Kendall tau 0.60 between its two rankings). This script ranks the same 11 candidates
+by every evaluator given (default: Zen-Score, tuned Zen-Score and the synthetic py: function
+of benchmarks/analytic_sources.py), and reports Kendall tau and Spearman rho between every
+pair of rankings, the thesis's two included.
+
+The candidates, from EfficientNet-B0 at 224 px (the thesis's table names them w1..w5, d1..d5,
+r; we read w_i / d_i as the i-th of the five scalable stages, body stages 2..6, the stages
+RBIS scales by default, and r as the step to 240 px, the next of the thesis's candidate
+resolutions; the thesis does not spell these out):
+- w_i: one RBIS width step (+10% of the base width, rounded to 4) on stage i + 1;
+- d_i: one more block on stage i + 1;
+- r: B0 unchanged at 240 px.
+Rank 1 is the candidate with the highest value. An evaluator with repeats > 1 also gets a
+"first draw" ranking: its first repeat alone, which is what a search with repeats=1 sees.
+
+Every evaluation goes through the accuracy cache (--store), so a rerun, or another evaluator
+list, evaluates only what is new. Writes proxy_ranking.csv (values and ranks), .md (tables)
+and .png (ranks per candidate; Kendall tau matrix) under --out.
+Usage: python benchmarks/proxy_ranking.py [--evaluator TEXT ...] [--store PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CANDIDATES = ("w1", "w2", "w3", "w4", "w5", "d1", "d2", "d3", "d4", "d5", "r")
+THESIS = {"thesis FT (full training)": (10, 1, 2, 3, 7, 6, 9, 5, 8, 4, 11),
+          "thesis NT (net transformation)": (7, 2, 1, 3, 5, 6, 8, 10, 11, 4, 9)}
+DEFAULT_EVALUATORS = ("zen,repeats=8", "zen-tuned,repeats=8",
+                      "py:benchmarks.analytic_sources:accuracy")
+SCALED_STAGES = (2, 3, 4, 5, 6)
+BASE_RES, R_STEP = 224, 240
+SYNTHETIC = "py:benchmarks.analytic_sources"   # a made-up function, not a measurement
+
+
+def candidates():
+    """[(label, spec, resolution, description)] in the thesis's column order."""
+    from latency_lab import presets
+    from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
+
+    b0 = presets.get("efficientnet-b0")
+    zero = (0,) * len(b0.stages)
+    out = []
+    for dim, tag in ((WIDTH, "w"), (DEPTH, "d")):
+        for i, stage in enumerate(SCALED_STAGES, start=1):
+            spec, _ = rbis_step(b0, b0, zero, dim, (stage,))
+            what = (f"stage {stage} width {b0.stages[stage].width} -> {spec.stages[stage].width}"
+                    if dim == WIDTH else
+                    f"stage {stage} depth {b0.stages[stage].depth} -> {spec.stages[stage].depth}")
+            out.append((f"{tag}{i}", spec, BASE_RES, what))
+    out.append(("r", b0, R_STEP, f"resolution {BASE_RES} -> {R_STEP}"))
+    return out
+
+
+def ranks(values):
+    """Rank 1 = highest value; ties share the better rank (scipy's 'min' on negatives)."""
+    from scipy.stats import rankdata
+
+    return [int(x) for x in rankdata([-v for v in values], method="min")]
+
+
+def evaluate_all(texts, store_path, log=print):
+    """{ranking name: (values or None, ranks)}, and per evaluator its label and details."""
+    from latency_lab.search.accuracy_cache import AccuracyCache
+    from latency_lab.search.evaluators import parse_evaluator
+    from latency_lab.store import Store
+
+    cands = candidates()
+    rankings, about = {}, {}
+    store = Store(store_path)
+    for text in texts:
+        ev = parse_evaluator(text)
+        cache = AccuracyCache(store, ev)
+        values, firsts, t0, fresh = [], [], time.perf_counter(), 0
+        for label, spec, res, _ in cands:
+            result, now = cache.get(ev.request(spec, res))
+            fresh += now
+            values.append(result.value)
+            draws = result.details.get("repeats", [])
+            if len(draws) > 1:
+                firsts.append(draws[0])
+        name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+        rankings[name] = (values, ranks(values))
+        if len(firsts) == len(cands):
+            rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
+        about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
+                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
+        log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
+            f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
+    store.close()
+    for name, r in THESIS.items():
+        rankings[name] = (None, list(r))
+    return rankings, about
+
+
+def correlations(rankings):
+    from scipy.stats import kendalltau, spearmanr
+
+    names = list(rankings)
+    tau = {a: {b: float(kendalltau(rankings[a][1], rankings[b][1]).statistic) for b in names}
+           for a in names}
+    rho = {a: {b: float(spearmanr(rankings[a][1], rankings[b][1]).statistic) for b in names}
+           for a in names}
+    return tau, rho
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 34 else name[:31] + "..."
+
+
+def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
+    import pandas as pd
+
+    from latency_lab.fileio import write_atomic
+
+    cands = candidates()
+    frame = pd.DataFrame({"candidate": [c[0] for c in cands],
+                          "change": [c[3] for c in cands],
+                          "fingerprint": [c[1].fingerprint for c in cands],
+                          "resolution": [c[2] for c in cands]})
+    for name, (values, rk) in rankings.items():
+        if values is not None:
+            frame[f"value: {name}"] = values
+        frame[f"rank: {name}"] = rk
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    write_atomic(out / "proxy_ranking.csv", buf.getvalue())
+    names = list(rankings)
+    md = ["# Proxy ranking of EfficientNet-B0's 11 single-step candidates", "",
+          f"{meta['when']}; load average {meta['load']}. Rank 1 = highest value. Values are "
+          "each evaluator's own metric (Zen-Scores are scores, not accuracies).", "",
+          "| ranking | " + " | ".join(CANDIDATES) + " |",
+          "|---|" + "---|" * len(CANDIDATES)]
+    md += [f"| {n} | " + " | ".join(map(str, rankings[n][1])) + " |" for n in names]
+    for title, m in (("Kendall tau", tau), ("Spearman rho", rho)):
+        md += ["", f"{title} between rankings (the thesis's FT vs NT: Kendall tau 0.60):", "",
+               "| | " + " | ".join(f"({i + 1})" for i in range(len(names))) + " |",
+               "|---|" + "---|" * len(names)]
+        md += [f"| ({i + 1}) {a} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
+               for i, a in enumerate(names)]
+    md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
+           "accuracy function, shown as a reference point, not a result):", ""]
+    md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
+           f"this run, {v['seconds']:.0f} s" for k, v in about.items()]
+    md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
+                                     for c in cands]
+    write_atomic(out / "proxy_ranking.md", "\n".join(md) + "\n")
+    write_atomic(out / "proxy_ranking.json", json.dumps(
+        {"meta": meta, "evaluators": about, "rankings": {k: v[1] for k, v in rankings.items()},
+         "values": {k: v[0] for k, v in rankings.items() if v[0] is not None},
+         "kendall_tau": tau, "spearman_rho": rho}, indent=2))
+    plot(out / "proxy_ranking.png", rankings, tau)
+
+
+def plot(path: Path, rankings, tau) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latency_lab.fileio import atomic_path
+
+    names = list(rankings)
+    fig, (ax, hm) = plt.subplots(1, 2, figsize=(15, 6), dpi=110,
+                                 gridspec_kw={"width_ratios": [1.1, 1]})
+    x = range(len(CANDIDATES))
+    for n in names:
+        style = dict(lw=2.5, color="black" if "FT" in n else "gray", ls="-" if "FT" in n
+                     else "--") if n.startswith("thesis") else dict(lw=1.2, marker="o", ms=4)
+        ax.plot(x, rankings[n][1], label=_short(n), **style)
+    ax.set_xticks(list(x), CANDIDATES)
+    ax.invert_yaxis()
+    ax.set_ylabel("rank (1 = best value)")
+    ax.set_xlabel("single-step candidate of EfficientNet-B0 (w: width, d: depth, r: 224->240 px)")
+    ax.set_title("Rankings of the 11 candidates by each evaluator", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    m = [[tau[a][b] for b in names] for a in names]
+    im = hm.imshow(m, vmin=-1, vmax=1, cmap="RdBu")
+    hm.set_xticks(range(len(names)), [f"({i + 1})" for i in range(len(names))])
+    hm.set_yticks(range(len(names)), [f"({i + 1}) {_short(n)}" for i, n in enumerate(names)],
+                  fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            hm.text(j, i, f"{m[i][j]:.2f}", ha="center", va="center", fontsize=7)
+    hm.set_title("Kendall tau between rankings (thesis FT vs NT: 0.60)", fontsize=10)
+    fig.colorbar(im, ax=hm, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--evaluator", action="append", help="an --accuracy text; repeatable "
+                    f"(default: {', '.join(DEFAULT_EVALUATORS)})")
+    ap.add_argument("--store", type=Path, help="SQLite store with the accuracy cache "
+                                               "(default: the cache's measurements.sqlite)")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    args = ap.parse_args()
+    os.chdir(ROOT)     # py: modules are imported relative to the current directory
+    from datetime import datetime, timezone
+
+    from latency_lab.paths import default_store_path
+
+    meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "load": [round(x, 2) for x in os.getloadavg()]}
+    rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
+                                   args.store or default_store_path())
+    tau, rho = correlations(rankings)
+    meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    ft = "thesis FT (full training)"
+    for name in rankings:
+        print(f"{_short(name):36s} ranks {rankings[name][1]}  tau vs FT {tau[name][ft]:+.2f}  "
+              f"rho vs FT {rho[name][ft]:+.2f}")
+    write_outputs(args.out, rankings, about, tau, rho, meta)
+    print(f"wrote {args.out}/proxy_ranking.csv, .md, .json, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Training evaluators: top-1 accuracy (%) on an image folder, from scratch or warm-started.
+
+    train:DATA_DIR[,epochs=10,batch=64,lr=0,opt=sgd,...,device=cpu,workers=1,threads=1]
+    net2net:DATA_DIR[,epochs=2,base_epochs=10,...same options]
+
+`train:` trains every candidate from scratch at its resolution with the recipe of
+`latency_lab.training` and reports top-1 on the held-out split (`val/`, or a seeded split of
+`val_fraction`). `net2net:` is the thesis's cheap alternative: the baseline is trained once
+for `base_epochs` (its value is that training's top-1) and cached; a candidate starts from its
+parent's trained weights transformed so that it computes exactly the parent's function
+(`latency_lab.net2net`), then fine-tunes for `epochs`. The search hands each candidate's
+parent (`EvalRequest.parent`) and step; the baseline's training uses the same recipe with
+`base_epochs` epochs and one warm-up epoch, a fine-tuning `warmup` (0.3) epochs; the chosen candidate of an iteration is the parent of
+the next, so weights are inherited along the RBIS path. A parent whose weights are not in the
+cache (another machine, a deleted cache) is rebuilt by replaying its lineage.
+
+Both report the accuracy with a 95% Wilson interval over the validation images (`ci`), and in
+`details` the data set, the recipe, the run key of the weights, seconds, images/s, and for
+`net2net:` whether the transform was exact and the deviation it measured. The cache key holds
+every option that changes the number (not workers, threads), the data set's fingerprint
+(file list and sizes, split) instead of its path, and the trainer's code version.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import fields
+from typing import Any
+
+from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
+                                           Option)
+
+NET2NET_VERSION = 1
+
+
+def _recipe_options(epochs: int, warmup: float) -> dict[str, Option]:
+    from latency_lab.training import Recipe
+
+    helps = {"epochs": "training epochs", "batch": "images per step",
+             "opt": "optimizer", "lr": "base learning rate (0: 0.1 x batch/256 for sgd, "
+             "0.016 x batch/256 for rmsprop)", "momentum": "momentum",
+             "weight_decay": "L2 on conv and linear weights", "warmup": "linear warm-up epochs",
+             "label_smoothing": "label smoothing", "min_scale": "random-resized-crop area from",
+             "ema": "EMA decay of the weights per step (0: off)",
+             "bn_momentum": "batch-norm momentum", "crop_pct": "evaluation centre crop",
+             "seed": "seed of initialisation, data order and augmentation"}
+    out = {}
+    defaults = Recipe()
+    for f in fields(Recipe):
+        default = {"epochs": epochs, "warmup": warmup}.get(f.name, getattr(defaults, f.name))
+        kind = type(getattr(defaults, f.name))
+        out[f.name] = Option(kind, default, helps[f.name],
+                             choices=("sgd", "rmsprop") if f.name == "opt" else (),
+                             minimum=None if kind is str else
+                             (1 if f.name in ("epochs", "batch") else 0))
+    return out
+
+
+def _common_options() -> dict[str, Option]:
+    return {
+        "val_fraction": Option(float, 0.2, "held-out share of a seeded split", minimum=0),
+        "split_seed": Option(int, 0, "seed of a seeded split", minimum=0),
+        "device": Option(str, "cpu", "torch device", ("cpu", "cuda")),
+        "amp": Option(bool, True, "mixed precision on CUDA (ignored on the CPU)"),
+        "workers": Option(int, 1, "DataLoader workers decoding images", minimum=0, keyed=False),
+        "threads": Option(int, 1, "torch CPU threads (one is fastest on a busy 2-core host)",
+                          minimum=1, keyed=False),
+        "progress": Option(bool, True, "a progress bar per training on a terminal",
+                           keyed=False),
+    }
+
+
+class TrainEvaluator(Evaluator):
+    """`train:DATA_DIR[,...]`: top-1 after training from scratch."""
+
+    name = "train"
+    metric = "accuracy"
+    metric_label = "top-1 accuracy (%)"
+    unit = "%"
+    ARG = "DATA_DIR"
+    arg_in_key = False        # the data set's fingerprint is keyed, not where it lies
+    OPTIONS = {**_recipe_options(10, 1.0), **_common_options()}
+
+    def __init__(self, arg=None, options=None):
+        super().__init__(arg, options)
+        try:
+            from latency_lab import training
+            from latency_lab.imagefolder import scan
+        except ImportError as exc:
+            raise EvaluatorError(f"evaluator {self.name} needs {exc.name} "
+                                 f"(pip install -e '.[torch]')") from None
+        o = self.options
+        self.data = scan(arg, o["val_fraction"], o["split_seed"])
+        warning = self.data.warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        self.recipe = self._recipe(o["epochs"])
+        self.runtime = training.Runtime(device=o["device"], workers=o["workers"],
+                                        threads=o["threads"], amp=o["amp"],
+                                        progress=o["progress"])
+        self.runtime.torch_device()      # no CUDA: one line now, not after the first training
+        self.version = training.TRAINER_VERSION
+
+    def _recipe(self, epochs: int):
+        from latency_lab.training import Recipe
+
+        o = self.options
+        return Recipe(**{f.name: (epochs if f.name == "epochs" else o[f.name])
+                         for f in fields(Recipe)})
+
+    def key_parts(self) -> list[str]:
+        return [f"data={self.data.fingerprint}"]
+
+    def _train(self, spec, resolution: int, recipe, init: str = "scratch", init_weights=None):
+        from latency_lab.training import train
+
+        t0 = time.perf_counter()
+        run = train(spec, resolution, self.data, recipe, self.runtime, init=init,
+                    init_weights=init_weights)
+        if not run.cached:
+            h = run.history[-1]
+            print(f"{self.name}: {spec.name} ({spec.fingerprint}) @{resolution} "
+                  f"{recipe.epochs} epoch(s) -> top-1 {run.top1:.2f}% "
+                  f"({time.perf_counter() - t0:.0f} s, {h['images_per_s']:.0f} images/s)",
+                  file=sys.stderr, flush=True)
+        return run
+
+    def _result(self, run, t0: float, **extra: Any) -> EvalResult:
+        n = len(self.data.val)
+        h = run.history[-1] if run.history else {}
+        details = {"data": self.data.fingerprint, "data_dir": str(self.data.root),
+                   "val_images": n, "ci": "Wilson 95% over the validation images",
+                   "recipe": run_recipe(run), "run": run.key, "epochs": run.epochs,
+                   "train_seconds": run.train_seconds, "images_per_s": h.get("images_per_s"),
+                   "final_loss": h.get("loss"), "resumed_from": run.resumed_from,
+                   "from_weights_cache": run.cached, **extra}
+        return EvalResult(run.top1, 1, wilson(run.top1, n), time.perf_counter() - t0, details)
+
+    def evaluate(self, request: EvalRequest) -> EvalResult:
+        t0 = time.perf_counter()
+        run = self._train(request.spec, request.resolution, self.recipe,
+                          init=f"scratch(seed={self.recipe.seed})")
+        return self._result(run, t0)
+
+
+class Net2NetEvaluator(TrainEvaluator):
+    """`net2net:DATA_DIR[,...]`: top-1 after fine-tuning from the parent's weights."""
+
+    name = "net2net"
+    uses_parent = True
+    OPTIONS = {**_recipe_options(2, 0.3), **_common_options(),
+               "base_epochs": Option(int, 10, "epochs of the baseline's training", minimum=1)}
+
+    def __init__(self, arg=None, options=None):
+        super().__init__(arg, options)
+        from dataclasses import replace
+
+        # the baseline's training: the same recipe for base_epochs, one warm-up epoch
+        self.base_recipe = replace(self._recipe(self.options["base_epochs"]), warmup=1.0)
+        self.version = self.version * 1000 + NET2NET_VERSION
+
+    def run_for(self, request: EvalRequest):
+        """The training run that gives `request` its weights (replaying the lineage when the
+        parent's weights are not cached) and, for a child, the transform's report."""
+        if request.parent is None:
+            return self._train(request.spec, request.resolution, self.base_recipe,
+                               init=f"scratch(seed={self.base_recipe.seed})"), None
+        import torch
+
+        from latency_lab.build_torch import build_torch
+        from latency_lab.net2net import Net2NetError, max_deviation, transfer
+        from latency_lab.training import fit_classes, load_weights
+
+        parent_run, _ = self.run_for(request.parent)
+        parent_spec = fit_classes(request.parent.spec, self.data)
+        parent = build_torch(parent_spec.with_resolution(request.resolution))
+        parent.load_state_dict(load_weights(parent_run))
+        seed = self.recipe.seed
+        try:
+            child, report = transfer(parent, fit_classes(request.spec, self.data), seed=seed,
+                                     init_seed=seed)
+        except Net2NetError as exc:
+            raise EvaluatorError(f"evaluator {self.name}: {exc}") from None
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.runtime.threads)
+        try:
+            deviation = max_deviation(parent, child, int(request.resolution))
+        finally:
+            torch.set_num_threads(threads)
+        state = {k: v.clone() for k, v in child.state_dict().items()}
+        step = request.step.label if request.step else "?"
+        init = f"net2net(parent={parent_run.key},step={step},seed={seed})"
+        run = self._train(request.spec, request.resolution, self.recipe, init=init,
+                          init_weights=lambda: state)
+        return run, {"parent_run": parent_run.key, "step": step, "exact": report.exact,
+                     "deviation": deviation, "notes": report.notes,
+                     "widened": report.widened, "new_blocks": report.new_blocks}
+
+    def evaluate(self, request: EvalRequest) -> EvalResult:
+        t0 = time.perf_counter()
+        run, transform = self.run_for(request)
+        if transform is None:
+            return self._result(run, t0, role="baseline", base_epochs=self.base_recipe.epochs)
+        return self._result(run, t0, role="fine-tuned", transform=transform)
+
+
+def run_recipe(run) -> dict:
+    import json
+
+    try:
+        return json.loads((run.folder / "result.json").read_text())["recipe"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def wilson(top1: float, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """95% Wilson score interval (%) of a proportion `top1` % observed on `n` images."""
+    if n <= 0:
+        return None
+    p = top1 / 100.0
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+
+
+__all__ = ["TrainEvaluator", "Net2NetEvaluator", "wilson"]
