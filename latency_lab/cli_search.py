@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from latency_lab.errors import UserError
+from latency_lab.executors import EXECUTOR_HELP
 
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
@@ -137,8 +138,10 @@ def _check_out_dir(out: Path) -> None:
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4):
-    """Shared by `search` and `compare`: returns (spec, result, source)."""
+                max_candidates=4, executor="local"):
+    """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
+    closes the source, the evaluator and the executor."""
+    from latency_lab.executors import evaluation_runner, parse_executor
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
@@ -150,26 +153,31 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
 
     from latency_lab.search.rbis import check_stages
 
+    where = parse_executor(executor)
     spec = load_network(network)
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
                         check_stages(spec, stage_list), max_candidates, out)
-    evaluator = parse_evaluator(accuracy)
+    evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_source(latency, store_path=store_path)
+    ex = where.open()
+    source = None
     try:
+        source = parse_latency_source(latency, store_path=store_path, executor=ex)
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log, accuracy_cache=acc_cache)
+                          log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
     except BaseException:
-        source.close()
+        if source is not None:
+            source.close()
         evaluator.close()
+        ex.close()
         raise
-    return spec, result, source
+    return spec, result, source, ex
 
 
 def _value(x: float, unit: str) -> str:
@@ -190,13 +198,16 @@ def search_command(
                                                     "paths.png and the resumable state.json."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
-    _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out, store_path,
-                                    reevaluate, max_candidates=max_candidates)
+    _, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                        resolutions_from, stages, candidates, out, store_path,
+                                        reevaluate, max_candidates=max_candidates,
+                                        executor=executor)
     source.close()
     result.cache.evaluator.close()
+    ex.close()
     d = result.to_dict()
     c = d["counts"]
     metric, unit = d["metric"], result.cache.evaluator.unit
@@ -221,17 +232,22 @@ def scale_command(
     latency: str = typer.Option(..., help=LATENCY_HELP),
     out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
                                                   "resolution and the search probes) as JSON."),
+    executor: str = typer.Option("local", help="Where a live device is opened: local (this "
+                                 "process) or ray, ray:auto, ray://HOST:PORT (a device actor "
+                                 "on the node that has it)."),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
+    from latency_lab.executors import parse_executor
     from latency_lab.presets import load_network
     from latency_lab.search.scaling import get_family, scale_to_budget
     from latency_lab.search.sources import parse_latency_source
 
+    where = parse_executor(executor)
     family = get_family(method)
     spec = load_network(network)
     if not budget_ms > 0:
         raise UserError(f"--budget-ms must be positive, got {budget_ms}")
-    with parse_latency_source(latency) as source:
+    with where.open() as ex, parse_latency_source(latency, executor=ex) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -265,30 +281,32 @@ def compare_command(
                                                        "and RBIS's files."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     from latency_lab.plots_search import plot_compare
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
-    spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out, store_path,
-                                       reevaluate, max_candidates=max_candidates)
+    spec, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                           resolutions_from, stages, candidates, out,
+                                           store_path, reevaluate,
+                                           max_candidates=max_candidates, executor=executor)
     cache = result.cache
     ev = cache.evaluator
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
-        rows = []
         [base_lat] = cache.latencies([(spec, spec.resolution)])
-        base_value = cache.value_of(spec, spec.resolution)
-        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
-                                 ev.metric))
+        scaled = {m: scale_to_budget(f, spec, budget_ms, lat) for m, f in FAMILIES.items()}
+        # the baseline and the three family members are one batch of evaluations
+        base_value, *values = cache.evaluate(
+            [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]])
+        rows = [_compare_row("baseline", spec.name, spec, base_lat, base_value, "", ev.metric)]
         w = result.winner.best
         rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
                                  f"{result.winner.iterations} steps", ev.metric))
-        for method, family in FAMILIES.items():
-            res = scale_to_budget(family, spec, budget_ms, lat)
-            value = cache.value_of(res.spec, res.spec.resolution)
+        for (method, res), value in zip(scaled.items(), values):
+            family = FAMILIES[method]
             d, wm, r = res.factors
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
                                      res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
@@ -297,6 +315,7 @@ def compare_command(
     finally:
         source.close()
         ev.close()
+        ex.close()
     cols = list(rows[0])
     import io
 

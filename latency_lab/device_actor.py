@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from latency_lab.executors import ExecutorError, Resources
+from latency_lab.search.sources import DeviceLatency
 from latency_lab.spec import NetworkSpec
 
 if TYPE_CHECKING:
@@ -171,5 +172,56 @@ def close_device_actor(ray, actor) -> None:
     ray.kill(actor, no_restart=True)
 
 
+class ActorLatency(DeviceLatency):
+    """`DeviceLatency` whose device lives in a `DeviceHost` actor: each batch is measured there
+    (into its host's store) and merged into this process's store. Described as a local
+    device is, so a search's state resumes under either executor."""
+
+    def __init__(self, ray, name: str, store_path=None, protocol=None, device_options=None):
+        from latency_lab.measure import DeviceInfo
+        from latency_lab.paths import default_store_path
+        from latency_lab.protocol import Protocol
+        from latency_lab.store import Store
+
+        self.ray, self.name, self.replay, self.progress = ray, name, False, None
+        self.protocol = protocol or Protocol()
+        self.store = Store(store_path or default_store_path())
+        self.measurements = {}
+        spec = DeviceSpec(name, name, tuple(sorted((device_options or {}).items())))
+        self.actor = open_device_actor(ray, spec)
+        where = ray.get(self.actor.where.remote())
+        if where.get("error"):
+            self.close()
+            raise ExecutorError(where["error"])
+        self.host, self._info = where["host"], DeviceInfo.from_dict(where["device"])
+        self.device = self      # what DeviceLatency asks of its device: info()
+
+    def info(self):
+        return self._info
+
+    def _measure(self, points):
+        from latency_lab.store_merge import import_measurements
+
+        ms, dump = self.ray.get(self.actor.measure.remote(list(points), self.protocol))
+        import_measurements(self.store, dump)
+        return ms
+
+    def close(self) -> None:
+        if self.actor is not None:
+            close_device_actor(self.ray, self.actor)
+            self.actor = None
+
+
+def actor_latency(ray, name: str, store_path=None, protocol=None, device_options=None):
+    """A search's live latency source on its device's actor; None for a replay device
+    (`table:`, `lut:`), which owns nothing and answers from its file in this process."""
+    from latency_lab.measure import ReplayDevice, device_class, device_names
+
+    head = name.partition(":")[0]
+    if issubclass(device_class(head if head in device_names() else name), ReplayDevice):
+        return None
+    return ActorLatency(ray, name, store_path, protocol, device_options)
+
+
 __all__ = ["DeviceSpec", "DeviceHost", "open_device_actor", "close_device_actor",
-           "GPU_DRIVERS"]
+           "ActorLatency", "actor_latency", "GPU_DRIVERS"]

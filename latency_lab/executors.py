@@ -291,10 +291,25 @@ class ProcessExecutor(Executor):
         self._shutdown()
 
 
+def evaluation_runner(executor: Executor):
+    """The search's runner (`rbis.Cache`): with `local`, the evaluator built here evaluates in
+    this process (`evaluate_locally`); otherwise every `EvalRequest` goes to `run_request`
+    wherever the executor runs it, asking for the evaluator's `resources()`."""
+    from latency_lab.search.evaluators import evaluate_locally, run_request
+
+    if isinstance(executor, InlineExecutor):
+        return evaluate_locally
+
+    def run(evaluator, requests):
+        return executor.map_unordered(run_request, list(requests), evaluator.resources())
+
+    return run
+
+
 def _short(item: Any) -> str:
     describe = getattr(item, "describe", None)
     return describe() if callable(describe) else repr(item)[:80]
 
 
 __all__ = ["ExecutorSpec", "Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor",
-           "Resources", "parse_executor", "EXECUTOR_HELP", "DEFAULT_RETRIES", "RAY_HINT"]
+           "Resources", "parse_executor", "evaluation_runner", "EXECUTOR_HELP", "DEFAULT_RETRIES", "RAY_HINT"]

@@ -109,8 +109,10 @@ class RayExecutor(Executor):
         if not items:
             return
         check_placeable(ray, resources, f"these {len(items)} task(s) ({_short(items[0])}, ...)")
+        # SPREAD: a batch's tasks go to different nodes where they can (one candidate per
+        # GPU node rather than a queue on the first), instead of Ray's default packing.
         task = self._remote.options(max_retries=self.max_retries, retry_exceptions=False,
-                                    **resources.ray_options())
+                                    scheduling_strategy="SPREAD", **resources.ray_options())
         cwd = os.getcwd()
         refs = {task.remote(cwd, fn, item): i for i, item in enumerate(items)}
         pending = list(refs)
@@ -130,6 +132,13 @@ class RayExecutor(Executor):
                     ray.cancel(ref, force=True)
                 except Exception:  # already finished or gone with its node: nothing to stop
                     pass
+
+    def device_latency(self, name: str, store_path=None, protocol=None, device_options=None):
+        """A live device as a search's latency source, owned by a device actor (None for a
+        replay device: see `device_actor.actor_latency`)."""
+        from latency_lab.device_actor import actor_latency
+
+        return actor_latency(self.ray, name, store_path, protocol, device_options)
 
     def _check_stuck(self, resources: Resources, since: float | None, n: int) -> float | None:
         if placeable(self.ray, resources):
