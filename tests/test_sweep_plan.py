@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -123,15 +124,25 @@ def test_a_device_that_needs_a_gpu_is_refused_before_anything_runs(tmp_path, tin
 def test_one_owner_per_device_label(tmp_path, ray_cluster):
     from latency_lab.device_actor import DeviceSpec, close_device_actor, open_device_actor
     from latency_lab.executors import ExecutorError
+    from latency_lab.ray_executor import NAMESPACE
 
-    spec = DeviceSpec("twice", "cpu", (("threads", 1),))
+    spec = DeviceSpec("twice", "conftest:CurveDevice")
     actor = open_device_actor(ray_cluster, spec, str(tmp_path))
     try:
+        assert ray_cluster.get(actor.where.remote())["device"]["name"] == "curve"
         with pytest.raises(ExecutorError, match="device twice is in use by another run"):
             open_device_actor(ray_cluster, spec, str(tmp_path))
     finally:
         close_device_actor(ray_cluster, actor)
-    close_device_actor(ray_cluster, open_device_actor(ray_cluster, spec, str(tmp_path)))
+    deadline = time.monotonic() + 20         # the name is free again (ray.kill is async)
+    while time.monotonic() < deadline:
+        try:
+            ray_cluster.get_actor("device:twice", namespace=NAMESPACE)
+        except ValueError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the device's actor name was not released")
 
 
 @pytest.mark.slow
@@ -178,3 +189,34 @@ def test_plan_with_local_processes_writes_the_shared_store(tmp_path, tiny, conve
     assert len(per_context) == 2 and all(n == done == 3 for _, n, done in per_context)
     for label in ("cpu0", "cpu1"):
         assert len((tmp_path / "sweeps" / label / "tiny.csv").read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path, tiny,
+                                                                        ray_cluster, model_dir,
+                                                                        converted):
+    """`search --executor ray --latency cpu`: the device is opened by its actor; what it
+    measures lands in the search's store, described as the local device is (so a search's
+    state resumes under either executor)."""
+    from latency_lab.search.sources import DeviceLatency, parse_latency_source
+    from latency_lab.executors import parse_executor
+
+    fast = Protocol(min_rounds=2, max_rounds=3, runs_per_visit=2, warmup_first_visit=1)
+    opts = {"threads": 1, "model_dir": model_dir}
+    store = tmp_path / "main.sqlite"
+    with parse_executor("ray").open() as ex:
+        source = parse_latency_source("cpu", store, fast, opts, executor=ex)
+        try:
+            assert type(source).__name__ == "ActorLatency" and source.host
+            values = source.latency_many([(tiny, 64), (tiny, 96)])
+            described = source.describe()
+        finally:
+            source.close()
+        from latency_lab.device_actor import actor_latency
+
+        assert actor_latency(ray_cluster, "table:any.csv") is None   # a replay stays here
+    assert all(v > 0 for v in values) and values[1] > values[0]
+    with DeviceLatency("cpu", store, fast, opts) as local:
+        assert local.describe() == described
+        assert local.latency_many([(tiny, 64), (tiny, 96)]) == values    # from the store
+    assert len(_samples(store)) >= 2 * 2 * 2
