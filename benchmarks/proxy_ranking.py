@@ -21,6 +21,7 @@ Every evaluation goes through the accuracy cache (--store), so a rerun, or anoth
 list, evaluates only what is new. Writes proxy_ranking.csv (values and ranks), .md (tables)
 and .png (ranks per candidate; Kendall tau matrix) under --out.
 Usage: python benchmarks/proxy_ranking.py [--evaluator TEXT ...] [--store PATH]
+       [--executor local|local:N|ray|ray:auto|ray://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -72,38 +73,46 @@ def ranks(values):
     return [int(x) for x in rankdata([-v for v in values], method="min")]
 
 
-def evaluate_all(texts, store_path, log=print):
-    """{ranking name: (values or None, ranks)}, and per evaluator its label and details."""
-    from latency_lab.search.accuracy_cache import AccuracyCache
+def evaluate_all(texts, store_path, log=print, executor="local"):
+    """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
+    `executor`: where the 11 evaluations of each evaluator run, as one batch (--executor)."""
+    from latency_lab.executors import evaluation_runner, parse_executor
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.store import Store
 
     cands = candidates()
     rankings, about = {}, {}
     store = Store(store_path)
-    for text in texts:
-        ev = parse_evaluator(text)
-        cache = AccuracyCache(store, ev)
-        values, firsts, t0, fresh = [], [], time.perf_counter(), 0
-        for label, spec, res, _ in cands:
-            result, now = cache.get(ev.request(spec, res))
-            fresh += now
-            values.append(result.value)
-            draws = result.details.get("repeats", [])
-            if len(draws) > 1:
-                firsts.append(draws[0])
-        name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
-        rankings[name] = (values, ranks(values))
-        if len(firsts) == len(cands):
-            rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
-        about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
-                       "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
-        log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
-            f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
+    where = parse_executor(executor)
+    with where.open() as ex:
+        for text in texts:
+            _evaluate_one(text, cands, store, rankings, about, log, ex,
+                          parse_evaluator(text, elsewhere=where.kind != "local"),
+                          evaluation_runner(ex))
     store.close()
     for name, r in THESIS.items():
         rankings[name] = (None, list(r))
     return rankings, about
+
+
+def _evaluate_one(text, cands, store, rankings, about, log, ex, ev, run):
+    """One evaluator's 11 values (one batch; cached ones not evaluated again) and ranks."""
+    from latency_lab.search.accuracy_cache import AccuracyCache
+
+    t0 = time.perf_counter()
+    got = AccuracyCache(store, ev).get_many([ev.request(s, r) for _, s, r, _ in cands], run)
+    fresh = sum(now for _, now in got)
+    values = [result.value for result, _ in got]
+    firsts = [result.details["repeats"][0] for result, _ in got
+              if len(result.details.get("repeats", [])) > 1]
+    name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+    rankings[name] = (values, ranks(values))
+    if len(firsts) == len(cands):
+        rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
+    about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
+                   "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
+    log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
+        f"{time.perf_counter() - t0:.1f} s on {ex.describe()}; ranks {rankings[name][1]}")
 
 
 def correlations(rankings):
@@ -211,6 +220,8 @@ def main() -> int:
     ap.add_argument("--store", type=Path, help="SQLite store with the accuracy cache "
                                                "(default: the cache's measurements.sqlite)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    ap.add_argument("--executor", default="local", help="where the evaluations run: local, "
+                    "local:N, ray, ray:auto, ray://HOST:PORT (as the CLI's --executor)")
     args = ap.parse_args()
     os.chdir(ROOT)     # py: modules are imported relative to the current directory
     from datetime import datetime, timezone
@@ -220,7 +231,7 @@ def main() -> int:
     meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "load": [round(x, 2) for x in os.getloadavg()]}
     rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
-                                   args.store or default_store_path())
+                                   args.store or default_store_path(), executor=args.executor)
     tau, rho = correlations(rankings)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
     ft = "thesis FT (full training)"

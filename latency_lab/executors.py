@@ -237,8 +237,7 @@ class ProcessExecutor(Executor):
         todo = set(range(len(items)))
         while todo:
             pool = self._open(resources)
-            futures = {pool.submit(_call_in, cwd, fn, items[i]): i
-                                          for i in sorted(todo)}
+            futures = {pool.submit(_call_in, cwd, fn, items[i]): i for i in sorted(todo)}
             broken = False
             try:
                 pending = set(futures)

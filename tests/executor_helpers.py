@@ -48,3 +48,12 @@ def exit_once(task: tuple[str, int]) -> int:
         marker.write_text(str(os.getpid()))
         os._exit(13)
     return x * x
+
+
+def visible_gpus(_) -> str:
+    time.sleep(0.1)
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def thread_env(_) -> str:
+    return os.environ.get("OMP_NUM_THREADS", "")

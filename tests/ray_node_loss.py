@@ -3,7 +3,7 @@
 
 Run with RAY_TMPDIR set to a folder of its own: Cluster records its address in
 RAY_TMPDIR/ray/ray_current_cluster, where `ray.init()` anywhere on the machine would find it.
-Prints one JSON line: whether the search decided exactly as in-process, how many evaluations
+Writes one JSON object to its fourth argument: whether the search decided exactly as in-process, how many evaluations
 started twice (taken with the lost node and run again), the cluster's nodes at the end.
 """
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 
-def main(folder: str, module: str, budget: float) -> None:
+def main(folder: str, module: str, budget: float, out: str) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -53,16 +53,15 @@ def main(folder: str, module: str, budget: float) -> None:
                               run=evaluation_runner(ex))
         lines = [line.split() for line in log.read_text().splitlines()]
         lost = {key for what, key, _ in lines if what == "doomed"}
-        print(json.dumps({"same": remote.trace == local.trace,
-                          "evaluations": remote.cache.evaluations,
-                          "lost_with_node": len(lost),
-                          "lost_then_done": all(["done", k] in [ln[:2] for ln in lines]
-                                                for k in lost),
-                          "alive_nodes": sum(n["Alive"] for n in ray.nodes())}))
+        report = {"same": remote.trace == local.trace,
+                  "evaluations": remote.cache.evaluations, "lost_with_node": len(lost),
+                  "lost_then_done": all(["done", k] in [ln[:2] for ln in lines] for k in lost),
+                  "alive_nodes": sum(n["Alive"] for n in ray.nodes())}
+        Path(out).write_text(json.dumps(report))
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4])

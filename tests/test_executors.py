@@ -89,3 +89,13 @@ def test_executor_without_ray_installed_is_one_line_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().count("\n") == 0
     assert "--executor ray needs Ray, which is not installed: pip install 'latency-lab[ray]'" in p.stderr
+
+
+def test_process_pool_gives_each_gpu_worker_its_own_gpu():
+    """local:N with a GPU evaluator: worker i sees only GPU i (CUDA_VISIBLE_DEVICES), as Ray
+    gives each GPU task its own; checked here on the variable, not on a GPU."""
+    with parse_executor("local:2").open() as ex:
+        seen = dict(ex.map_unordered(h.visible_gpus, list(range(8)), Resources(gpus=1)))
+        threads = dict(ex.map_unordered(h.thread_env, [0, 1], Resources(cpus=2)))
+    assert set(seen.values()) == {"0", "1"}
+    assert set(threads.values()) == {"2"}

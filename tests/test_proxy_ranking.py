@@ -53,3 +53,12 @@ def test_rankings_and_correlations(pr, tmp_path, monkeypatch):
     assert saved["kendall_tau"][ft][nt] == pytest.approx(0.60)
     assert (tmp_path / "proxy_ranking.png").stat().st_size > 10_000
     assert "[SYNTHETIC]" in (tmp_path / "proxy_ranking.md").read_text()
+
+
+def test_the_same_rankings_when_evaluated_in_worker_processes(pr, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    text = "py:benchmarks.analytic_sources:accuracy"
+    local, _ = pr.evaluate_all([text], tmp_path / "a.sqlite", log=lambda m: None)
+    pooled, about = pr.evaluate_all([text], tmp_path / "b.sqlite", log=lambda m: None,
+                                    executor="local:2")
+    assert pooled == local and about[f"{text} [SYNTHETIC]"]["evaluated_now"] == 11

@@ -152,14 +152,15 @@ def test_driver_killed_mid_search_resumes_and_resubmits_only_unfinished(mod, ref
                                                            "ray:auto")]
     log = tmp_path / "evals.log"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state_file = tmp_path / "resumed" / "state.json"      # written whole, after each result
     deadline = time.monotonic() + 180
-    while sum(w == "done" for w, _ in _log_lines(log)) < 4 and proc.poll() is None:
+    while proc.poll() is None and (not state_file.exists() or
+                                   len(json.loads(state_file.read_text())["values"]) < 4):
         assert time.monotonic() < deadline, "no evaluations came back"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = json.loads((tmp_path / "resumed" / "state.json").read_text())
-    recorded = set(state["values"])
+    recorded = set(json.loads(state_file.read_text())["values"])
     assert 4 <= len(recorded) < reference[1]["counts"]["evaluations"]
     time.sleep(1.0)     # the killed job's tasks are being stopped by Ray
     lines_before = len(_log_lines(log))
@@ -187,13 +188,14 @@ def test_a_node_lost_mid_search_takes_its_tasks_not_the_search(mod, tmp_path):
 
     ray_tmp = tempfile.mkdtemp(prefix="llnl-", dir="/tmp")     # short: Ray's socket paths
     try:
-        p = subprocess.run([sys.executable, str(script), str(tmp_path), mod, str(budget)],
+        p = subprocess.run([sys.executable, str(script), str(tmp_path), mod, str(budget),
+                            str(tmp_path / "node_loss.json")],
                            capture_output=True, text=True, timeout=400,
                            env={**os.environ, "RAY_TMPDIR": ray_tmp})
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert p.returncode == 0, p.stderr[-3000:]
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out = json.loads((tmp_path / "node_loss.json").read_text())
     assert out["same"] and out["evaluations"] > 10
     assert out["lost_with_node"] == 1 and out["lost_then_done"]
     assert out["alive_nodes"] == 2      # the head and the survivor
