@@ -199,3 +199,23 @@ def test_a_node_lost_mid_search_takes_its_tasks_not_the_search(mod, tmp_path):
     assert out["same"] and out["evaluations"] > 10
     assert out["lost_with_node"] == 1 and out["lost_then_done"]
     assert out["alive_nodes"] == 2      # the head and the survivor
+
+
+def test_a_cuda_evaluator_on_a_cluster_without_gpus_is_refused_at_submission(
+        mod, tmp_path, ray_cluster, capsys):
+    """zen,device=cuda is not refused here for want of CUDA (it runs elsewhere) but asks each
+    task for a GPU, which no node of this cluster has: one line, exit 2, nothing evaluated."""
+    from latency_lab.executors import Resources
+    from latency_lab.search.evaluators import parse_evaluator
+
+    assert parse_evaluator("zen,device=cuda", elsewhere=True).resources() == \
+        Resources(cpus=1.0, gpus=1.0)
+    assert parse_evaluator("zen,threads=2").resources() == Resources(cpus=2.0)
+    args = _args(mod, "gpu", executor="ray")
+    args[args.index("--accuracy") + 1] = "zen,device=cuda"
+    t = time.monotonic()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs CPU 1, GPU 1, the cluster has 1 live node(s) with CPU 2, " \
+                              "GPU 0" in err[0]
+    assert time.monotonic() - t < 30
