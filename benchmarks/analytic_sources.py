@@ -10,9 +10,9 @@ or accuracy table exists yet, as `py:benchmarks.analytic_sources:latency_ms` and
   resolution is piecewise with steps, as the method's Step 1 observes on devices; plus a
   fixed cost per block and per network. Constants put EfficientNet-B0 at 224 near the
   thesis's Pixel2 figure (165 ms) and are otherwise arbitrary.
-- `accuracy`: a saturating function of log width, log depth (per stage) and log resolution,
-  with stage weights loosely ordered like the thesis's full-training ranking of single steps
-  (width of the middle stages helps most). EfficientNet-B0 at 224 scores 76.7.
+- `accuracy`: `latency_lab.search.synthetic.accuracy` (`--accuracy synthetic`), a saturating
+  function of log width, log depth and log resolution. Both functions carry a `synthetic`
+  mark, so every output of a search that used them says "synthetic".
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 from latency_lab.blocks import network_blocks
-from latency_lab.presets import efficientnet_b0
 from latency_lab.spec import NetworkSpec
 
 TILE = 4                 # spatial padding granularity (synthetic)
@@ -52,18 +51,7 @@ def latency_ms(network: dict) -> float:
     return MS_FIXED + MS_PER_BLOCK * blocks + MS_PER_MMAC * macs / 1e6
 
 
-# Per body stage of EfficientNet-B0 (0..6): accuracy gain per unit log width / log depth.
-WIDTH_GAIN = (0.05, 0.10, 0.25, 1.10, 0.95, 0.85, 0.45)
-DEPTH_GAIN = (0.05, 0.10, 0.12, 0.30, 0.18, 0.42, 0.10)
-RESOLUTION_GAIN = 0.9
-ACC_MAX, ACC_B0 = 80.9, 76.7
+# The accuracy is the package's synthetic one (marked synthetic wherever a search reports it).
+from latency_lab.search.synthetic import accuracy  # noqa: E402,F401
 
-
-def accuracy(network: dict) -> float:
-    spec = NetworkSpec.from_dict(network)
-    base = efficientnet_b0()
-    growth = RESOLUTION_GAIN * math.log(int(network["resolution"]) / base.resolution)
-    for i, (s, b) in enumerate(zip(spec.stages, base.stages)):
-        growth += WIDTH_GAIN[i] * math.log(s.width / b.width)
-        growth += DEPTH_GAIN[i] * math.log(s.depth / b.depth)
-    return ACC_MAX - (ACC_MAX - ACC_B0) * math.exp(-growth)
+latency_ms.synthetic = "MACs-based with 4-px tile padding; not a measurement"

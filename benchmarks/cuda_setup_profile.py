@@ -2,10 +2,13 @@
 
 The first H100 run of benchmarks/cuda_sweep.py spent 1.1 to 4.7 s per new input shape in
 set-up, also with cuDNN autotuning off. This times, per configuration and for four new shapes
-in a row (224, 228, 232, 236 px), each part of a set-up on its own: the first forward at the
+in a row, each part of a set-up on its own: the first forward at the
 new shape, the second, the mean of three more, and a CUDA-graph capture; configurations: fp16
 and fp32, batch 1 and 256, autotuning on and off, channels-last and NCHW, and cuDNN disabled
-(torch's own kernels) as the control. Writes cuda_setup_profile.json under --out.
+(torch's own kernels) as the control. cuDNN caches its plans per process and shape, so each
+configuration gets shapes no earlier one used (the first run reused 224..236 for all of them,
+and every configuration after the first found the plans built). Writes
+cuda_setup_profile.json under --out.
 Usage: python benchmarks/cuda_setup_profile.py --out DIR
 """
 
@@ -23,7 +26,10 @@ CONFIGS = [  # precision, batch, cudnn.benchmark, channels_last, cudnn enabled
     ("fp32", 256, False, True, True), ("fp16", 256, False, False, True),
     ("fp16", 256, False, True, False),
 ]
-RESOLUTIONS = (224, 228, 232, 236)
+def resolutions(k: int) -> tuple[int, ...]:
+    """Four shapes of their own for configuration k (the warm-up at 160 px is shared)."""
+    base = 168 + 16 * k
+    return (base, base + 4, base + 8, base + 12)
 
 
 def profile(torch, model, batch, res, dtype, channels_last) -> dict:
@@ -63,7 +69,7 @@ def main() -> int:
 
     spec = presets.get("efficientnet-b0")
     out = []
-    for precision, batch, bench, cl, enabled in CONFIGS:
+    for k, (precision, batch, bench, cl, enabled) in enumerate(CONFIGS):
         dtype = torch.float16 if precision == "fp16" else torch.float32
         torch.backends.cudnn.benchmark, torch.backends.cudnn.enabled = bench, enabled
         model = build_torch(spec).to("cuda", dtype)
@@ -72,7 +78,7 @@ def main() -> int:
         with torch.inference_mode():
             model(torch.rand(batch, 3, 160, 160, device="cuda", dtype=dtype)
                   .to(memory_format=torch.channels_last if cl else torch.contiguous_format))
-            rows = [profile(torch, model, batch, r, dtype, cl) for r in RESOLUTIONS]
+            rows = [profile(torch, model, batch, r, dtype, cl) for r in resolutions(k)]
         cfg = {"precision": precision, "batch": batch, "cudnn_benchmark": bench,
                "channels_last": cl, "cudnn_enabled": enabled, "rows": rows}
         out.append(cfg)

@@ -9,12 +9,14 @@ still written):
    the smallest batch with 90% of the best throughput, then checked for memory at the largest
    resolution in fp32 (halved until it fits);
 2. four sweeps of `--network` over `--resolutions` (default 160:400:8), fp16 and fp32 at batch 1
-   (CUDA graphs, cuDNN autotuning on) and at the big batch (CUDA graphs, autotuning off: at
-   batch 256 it costs 2 to 6 s per new shape on an H100, step 4 measures what it buys), each
+   and at the big batch (CUDA graphs, cuDNN autotuning off: on an H100 it cost 1 to 3 s per
+   new shape at batch 1 and bought under 0.3% at batch 256; step 3 measures it again), each
    with an equal share of the time left as its protocol time cap; each CSV written when its
    sweep ends, capped or interrupted, with the jump report (`latency-lab jumps`) beside it;
-3. cuDNN autotuning on vs off at the big batch in fp16: set-up time and latency at three
-   resolutions, when 30 s are left;
+3. with --autotune-ab, cuDNN autotuning on vs off at the big batch in fp16: set-up time and
+   latency at three resolutions, when 30 s are left (two H100 runs measured it: under 0.3%
+   latency difference, results/cuda/; without it the sweeps get its time: each new shape
+   costs 1 to 2.8 s of set-up there, so 31 shapes need about 55 s per sweep);
 4. one figure comparing the four curves (CI bands, launch-bound points, kept candidates) and
    summary.md / summary.json (per sweep: points, samples, CI, stop reasons, set-up time,
    execution, launch-bound points, jumps, candidates; the probe; the A/B; load average).
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", default="auto", help="big batch: auto or a number")
     ap.add_argument("--network", default="efficientnet-b0")
     ap.add_argument("--device", default="cuda", help="driver (a simulated GPU in the tests)")
+    ap.add_argument("--autotune-ab", action="store_true",
+                    help="also compare cuDNN autotuning on vs off (step 3; about 30 s)")
     args = ap.parse_args(argv)
     bootstrap()
     budget = Budget(args.budget_s)
@@ -315,11 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         plans = [("fp16", 1), ("fp32", 1), ("fp16", batch), ("fp32", batch)]
         with Store(out / "cuda.sqlite") as store:
             for k, (precision, b) in enumerate(plans):
-                reserve = 35.0   # the A/B step and the reports
+                reserve = 35.0 if args.autotune_ab else 8.0   # the A/B step and the reports
                 cap = max(5.0, (budget.left() - reserve) / (len(plans) - k))
                 big = b > 1
                 options = {"precision": precision, "batch_size": b, "cuda_graphs": True,
-                           "cudnn_benchmark": not big, "shape_warmup": 2 if big else 5}
+                           "cudnn_benchmark": False, "shape_warmup": 2 if big else 5}
                 protocol = Protocol(runs_per_visit=4 if big else 10, min_rounds=3,
                                     max_rounds=8 if big else 20, warmup_first_visit=1,
                                     time_cap_s=cap)
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 if s["interrupted"]:
                     raise KeyboardInterrupt
-        if budget.left() >= 30:
+        if args.autotune_ab and budget.left() >= 30:
             summary["autotune"] = autotune_ab(open_device, spec, batch, budget)
     except KeyboardInterrupt:
         summary["interrupted_at_s"] = round(budget.elapsed(), 1)

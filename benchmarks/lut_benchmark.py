@@ -95,9 +95,10 @@ def main() -> None:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
 
-    def progress(phase, done, total, elapsed):
-        if done == total or done % 50 == 0:
-            print(f"  {phase}: {done}/{total} ({elapsed:.0f} s)", flush=True)
+    def progress(phase, st):
+        if st.done == st.total or st.rounds % 5 == 0:
+            print(f"  {phase}: round {st.rounds}, {st.done}/{st.total} ({st.elapsed_s:.0f} s)",
+                  flush=True)
 
     with Store(store_path) as store:
         dev = get_device("cpu")

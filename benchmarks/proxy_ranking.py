@@ -17,10 +17,18 @@ resolutions; the thesis does not spell these out):
 Rank 1 is the candidate with the highest value. An evaluator with repeats > 1 also gets a
 "first draw" ranking: its first repeat alone, which is what a search with repeats=1 sees.
 
+With --network mbconv-tiny (and the synthetic set of `latency-lab dataset synth`) the same
+11 single steps of the tiny preset are ranked by the training evaluators: `train:` at several
+epoch counts and `net2net:` (each candidate warm-started from the baseline, whose request is
+its parent; r fine-tunes the baseline's weights at the next resolution). The longest `train:`
+is the reference: every ranking's Kendall tau against it is reported beside the thesis's 0.60
+between full training and network transformation.
+
 Every evaluation goes through the accuracy cache (--store), so a rerun, or another evaluator
 list, evaluates only what is new. Writes proxy_ranking.csv (values and ranks), .md (tables)
 and .png (ranks per candidate; Kendall tau matrix) under --out.
 Usage: python benchmarks/proxy_ranking.py [--evaluator TEXT ...] [--store PATH]
+       [--network mbconv-tiny --r-step 16 --prefix proxy_ranking_tiny]
        [--executor local|local:N|ray|ray:auto|ray://HOST:PORT]
 """
 
@@ -42,27 +50,51 @@ THESIS = {"thesis FT (full training)": (10, 1, 2, 3, 7, 6, 9, 5, 8, 4, 11),
           "thesis NT (net transformation)": (7, 2, 1, 3, 5, 6, 8, 10, 11, 4, 9)}
 DEFAULT_EVALUATORS = ("zen,repeats=8", "zen-tuned,repeats=8",
                       "py:benchmarks.analytic_sources:accuracy")
-SCALED_STAGES = (2, 3, 4, 5, 6)
 BASE_RES, R_STEP = 224, 240
 SYNTHETIC = "py:benchmarks.analytic_sources"   # a made-up function, not a measurement
 
 
-def candidates():
-    """[(label, spec, resolution, description)] in the thesis's column order."""
+def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES):
+    """[(label, spec, resolution, description)] in the thesis's column order: a width and a
+    depth step on each of the five scalable stages (the last five), then the resolution step."""
     from latency_lab import presets
+    from latency_lab.scaling import default_stages
     from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 
-    b0 = presets.get("efficientnet-b0")
-    zero = (0,) * len(b0.stages)
+    base = presets.get(network)
+    zero = (0,) * len(base.stages)
+    res = base.resolution
     out = []
     for dim, tag in ((WIDTH, "w"), (DEPTH, "d")):
-        for i, stage in enumerate(SCALED_STAGES, start=1):
-            spec, _ = rbis_step(b0, b0, zero, dim, (stage,))
-            what = (f"stage {stage} width {b0.stages[stage].width} -> {spec.stages[stage].width}"
-                    if dim == WIDTH else
-                    f"stage {stage} depth {b0.stages[stage].depth} -> {spec.stages[stage].depth}")
-            out.append((f"{tag}{i}", spec, BASE_RES, what))
-    out.append(("r", b0, R_STEP, f"resolution {BASE_RES} -> {R_STEP}"))
+        for i, stage in enumerate(default_stages(base), start=1):
+            spec, _ = rbis_step(base, base, zero, dim, (stage,))
+            what = (f"stage {stage} width {base.stages[stage].width} -> "
+                    f"{spec.stages[stage].width}" if dim == WIDTH else
+                    f"stage {stage} depth {base.stages[stage].depth} -> "
+                    f"{spec.stages[stage].depth}")
+            out.append((f"{tag}{i}", spec, res, what))
+    out.append(("r", base, res + r_step, f"resolution {res} -> {res + r_step}"))
+    return out
+
+
+def requests(ev, cands, network: str = "efficientnet-b0"):
+    """One request per candidate; for an evaluator that starts from the parent (net2net:),
+    the baseline's request is every candidate's parent, with the step that made it."""
+    from latency_lab import presets
+    from latency_lab.scaling import default_stages
+    from latency_lab.search.evaluators import Step
+
+    base = presets.get(network)
+    scaled = default_stages(base)
+    parent = ev.request(base, base.resolution) if ev.uses_parent else None
+    out = []
+    for label, spec, res, _ in cands:
+        step = None
+        if parent is not None:
+            dim = {"w": "width", "d": "depth", "r": "resolution"}[label[0]]
+            stages = (scaled[int(label[1:]) - 1],) if label != "r" else ()
+            step = Step(dim, stages)
+        out.append(ev.request(spec, res, parent, step))
     return out
 
 
@@ -73,20 +105,21 @@ def ranks(values):
     return [int(x) for x in rankdata([-v for v in values], method="min")]
 
 
-def evaluate_all(texts, store_path, log=print, executor="local"):
+def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
+                 r_step=R_STEP - BASE_RES, executor="local"):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
-    `executor`: where the 11 evaluations of each evaluator run, as one batch (--executor)."""
+    `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
     from latency_lab.executors import evaluation_runner, parse_executor
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.store import Store
 
-    cands = candidates()
+    cands = candidates(network, r_step)
     rankings, about = {}, {}
     store = Store(store_path)
     where = parse_executor(executor)
     with where.open() as ex:
         for text in texts:
-            _evaluate_one(text, cands, store, rankings, about, log, ex,
+            _evaluate_one(text, cands, network, store, rankings, about, log, ex,
                           parse_evaluator(text, elsewhere=where.kind != "local"),
                           evaluation_runner(ex))
     store.close()
@@ -95,12 +128,12 @@ def evaluate_all(texts, store_path, log=print, executor="local"):
     return rankings, about
 
 
-def _evaluate_one(text, cands, store, rankings, about, log, ex, ev, run):
+def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run):
     """One evaluator's 11 values (one batch; cached ones not evaluated again) and ranks."""
     from latency_lab.search.accuracy_cache import AccuracyCache
 
     t0 = time.perf_counter()
-    got = AccuracyCache(store, ev).get_many([ev.request(s, r) for _, s, r, _ in cands], run)
+    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network), run)
     fresh = sum(now for _, now in got)
     values = [result.value for result, _ in got]
     firsts = [result.details["repeats"][0] for result, _ in got
@@ -130,12 +163,22 @@ def _short(name: str) -> str:
     return name if len(name) <= 34 else name[:31] + "..."
 
 
-def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
+def reference(rankings) -> str | None:
+    """The longest `train:` ranking (most epochs), the reference for training evaluators."""
+    trains = [n for n in rankings if n.startswith("train:")]
+    if not trains:
+        return None
+    epochs = lambda n: int(n.split("epochs=")[1].split(",")[0])  # noqa: E731
+    return max(trains, key=epochs)
+
+
+def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficientnet-b0",
+                  r_step=R_STEP - BASE_RES, prefix="proxy_ranking") -> None:
     import pandas as pd
 
     from latency_lab.fileio import write_atomic
 
-    cands = candidates()
+    cands = candidates(network, r_step)
     frame = pd.DataFrame({"candidate": [c[0] for c in cands],
                           "change": [c[3] for c in cands],
                           "fingerprint": [c[1].fingerprint for c in cands],
@@ -146,9 +189,9 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
         frame[f"rank: {name}"] = rk
     buf = io.StringIO()
     frame.to_csv(buf, index=False, lineterminator="\n")
-    write_atomic(out / "proxy_ranking.csv", buf.getvalue())
+    write_atomic(out / f"{prefix}.csv", buf.getvalue())
     names = list(rankings)
-    md = ["# Proxy ranking of EfficientNet-B0's 11 single-step candidates", "",
+    md = [f"# Rankings of {network}'s 11 single-step candidates", "",
           f"{meta['when']}; load average {meta['load']}. Rank 1 = highest value. Values are "
           "each evaluator's own metric (Zen-Scores are scores, not accuracies).", "",
           "| ranking | " + " | ".join(CANDIDATES) + " |",
@@ -160,21 +203,27 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta) -> None:
                "|---|" + "---|" * len(names)]
         md += [f"| ({i + 1}) {a} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
                for i, a in enumerate(names)]
+    ref = reference(rankings)
+    if ref:
+        md += ["", f"Kendall tau against the longest training, `{ref}` (the thesis: 0.60 "
+               "between full training and network transformation, on B0 and ImageNet):", ""]
+        md += [f"- `{n}`: {tau[n][ref]:+.2f}" for n in names if n != ref]
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
     md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
            f"this run, {v['seconds']:.0f} s" for k, v in about.items()]
     md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
                                      for c in cands]
-    write_atomic(out / "proxy_ranking.md", "\n".join(md) + "\n")
-    write_atomic(out / "proxy_ranking.json", json.dumps(
-        {"meta": meta, "evaluators": about, "rankings": {k: v[1] for k, v in rankings.items()},
+    write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")
+    write_atomic(out / f"{prefix}.json", json.dumps(
+        {"meta": {**meta, "network": network, "reference": ref}, "evaluators": about, "rankings": {k: v[1] for k, v in rankings.items()},
          "values": {k: v[0] for k, v in rankings.items() if v[0] is not None},
          "kendall_tau": tau, "spearman_rho": rho}, indent=2))
-    plot(out / "proxy_ranking.png", rankings, tau)
+    plot(out / f"{prefix}.png", rankings, tau, network, r_step, cands[0][2])
 
 
-def plot(path: Path, rankings, tau) -> None:
+def plot(path: Path, rankings, tau, network="efficientnet-b0", r_step=R_STEP - BASE_RES,
+         base_res=BASE_RES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +242,8 @@ def plot(path: Path, rankings, tau) -> None:
     ax.set_xticks(list(x), CANDIDATES)
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = best value)")
-    ax.set_xlabel("single-step candidate of EfficientNet-B0 (w: width, d: depth, r: 224->240 px)")
+    ax.set_xlabel(f"single-step candidate of {network} (w: width, d: depth, r: {base_res}->"
+                  f"{base_res + r_step} px)")
     ax.set_title("Rankings of the 11 candidates by each evaluator", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
@@ -220,6 +270,11 @@ def main() -> int:
     ap.add_argument("--store", type=Path, help="SQLite store with the accuracy cache "
                                                "(default: the cache's measurements.sqlite)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    ap.add_argument("--network", default="efficientnet-b0", help="preset whose single steps "
+                    "are ranked (mbconv-tiny for the training evaluators)")
+    ap.add_argument("--r-step", type=int, default=R_STEP - BASE_RES,
+                    help="pixels added by the resolution candidate r")
+    ap.add_argument("--prefix", default="proxy_ranking", help="output file names")
     ap.add_argument("--executor", default="local", help="where the evaluations run: local, "
                     "local:N, ray, ray:auto, ray://HOST:PORT (as the CLI's --executor)")
     args = ap.parse_args()
@@ -231,15 +286,17 @@ def main() -> int:
     meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "load": [round(x, 2) for x in os.getloadavg()]}
     rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
-                                   args.store or default_store_path(), executor=args.executor)
+                                   args.store or default_store_path(), network=args.network,
+                                   r_step=args.r_step, executor=args.executor)
     tau, rho = correlations(rankings)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    ft = "thesis FT (full training)"
+    ft = reference(rankings) or "thesis FT (full training)"
     for name in rankings:
-        print(f"{_short(name):36s} ranks {rankings[name][1]}  tau vs FT {tau[name][ft]:+.2f}  "
-              f"rho vs FT {rho[name][ft]:+.2f}")
-    write_outputs(args.out, rankings, about, tau, rho, meta)
-    print(f"wrote {args.out}/proxy_ranking.csv, .md, .json, .png")
+        print(f"{_short(name):36s} ranks {rankings[name][1]}  tau vs {_short(ft)} "
+              f"{tau[name][ft]:+.2f}  rho {rho[name][ft]:+.2f}")
+    write_outputs(args.out, rankings, about, tau, rho, meta, args.network, args.r_step,
+                  args.prefix)
+    print(f"wrote {args.out}/{args.prefix}.csv, .md, .json, .png")
     return 0
 
 

@@ -9,7 +9,9 @@
   one `serial` names (or `ANDROID_SERIAL`), else the only one attached;
 * the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
   pushed once under a name holding its content hash and made executable; the dynamic-shape
-  model (`build_keras.tflite_path`) is pushed per network and removed on `close()`;
+  model (`model_files.tflite_path`: emitted directly by default, `builder=keras` converts it
+  and keeps the context this driver always had) is pushed per network under the name that
+  says its builder, and removed on `close()`;
 * each `sample()` is one `adb shell` running `android_bench/run_bench.sh`, which invokes the
   binary (built and quoted by `tflite_bench.benchmark_command`) and reads thermal state and
   the pinned cores' governor and clocks before and after;
@@ -34,7 +36,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from latency_lab.build_keras import tflite_path
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
 
@@ -44,7 +45,7 @@ from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 # package data of latency_lab.android_bench (the repository's android_bench/ folder)
 RUN_SCRIPT = Path(str(resources.files("latency_lab.android_bench") / "run_bench.sh"))
 BINARY_ENV = "LATENCY_LAB_BENCHMARK_BINARY"
-INPUT_LAYER = "image"  # build_keras names the input tensor "image"
+INPUT_LAYER = "image"  # both builders name the input tensor "image"
 # Android thermal status (android.os.PowerManager.THERMAL_STATUS_*): 0 none, 1 light,
 # 2 moderate, 3 severe, 4 critical, 5 emergency, 6 shutdown. Light throttling already lowers
 # big-core clocks on Pixels, hence the default threshold 1.
@@ -135,7 +136,10 @@ class AndroidDevice(Device):
                  cooldown_s: float = 30.0, max_cooldown_s: float = 600.0,
                  remote_dir: str | None = None, model_dir: str | None = None,
                  timeout_s: float = 900.0, profile: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 builder: str = "direct", sleep: Callable[[float], None] = time.sleep):
+        from latency_lab.model_files import check_builder
+
+        self.builder = check_builder(builder)
         try:
             self.profile: AndroidProfile = get_profile(profile or self.profile_name)
         except KeyError as exc:
@@ -163,6 +167,9 @@ class AndroidDevice(Device):
         self.per_run = per_run
         self.throttle_check = throttle_check
         self.remote_dir = remote_dir or p.remote_dir
+        if not self.remote_dir.startswith("/"):   # no remote path may look like an option
+            raise DeviceError(f"remote_dir must be an absolute path on the phone, got "
+                              f"{self.remote_dir!r}")
         self.model_dir = model_dir
         self._sleep = sleep
 
@@ -188,7 +195,7 @@ class AndroidDevice(Device):
 
     # -- connection ----------------------------------------------------------------------------
     def _connect(self, host: str | None, port: int | None, serial: str | None):
-        import adbutils
+        adbutils = _adbutils()
 
         client = adbutils.AdbClient(host=host, port=port, socket_timeout=self.timeout_s)
         where = f"{client.host}:{client.port}"
@@ -233,7 +240,7 @@ class AndroidDevice(Device):
 
     def _shell(self, command: str, what: str) -> tuple[str, int]:
         """Run one shell command line on the device: (stdout+stderr, exit status)."""
-        import adbutils
+        adbutils = _adbutils()
 
         try:
             r = self._device.shell2(command, timeout=self.timeout_s, v2=True)
@@ -250,7 +257,7 @@ class AndroidDevice(Device):
         return out
 
     def _push(self, local: Path | bytes, remote: str, mode: int, what: str) -> None:
-        import adbutils
+        adbutils = _adbutils()
 
         try:
             self._device.sync.push(local, remote, mode=mode)
@@ -271,7 +278,7 @@ class AndroidDevice(Device):
         govs = {}
         for c in self.cpus:
             path = f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
-            out, rc = self._shell(f"cat {tflite_bench.shell_command([path])} 2>/dev/null",
+            out, rc = self._shell(f"cat -- {tflite_bench.shell_command([path])} 2>/dev/null",
                                   "reading the CPU governor")
             if rc == 0 and out.strip():
                 govs[f"cpu{c}"] = out.strip()
@@ -291,6 +298,7 @@ class AndroidDevice(Device):
             "governors": ",".join(f"{k}={v}" for k, v in sorted(self._governors.items())),
             "profile": self.profile.name,
             "samples": "per-run" if self.per_run else "summary",
+            **({"builder": "direct"} if self.builder == "direct" else {}),
         }
         return DeviceInfo(name=self.name, hardware=f"{model} ({soc})" if soc else model,
                           runtime="tflite-benchmark",
@@ -304,12 +312,13 @@ class AndroidDevice(Device):
             return
         d = self.remote_dir
         q = tflite_bench.shell_command
-        self._check(f"mkdir -p {q([d + '/bin', d + '/models'])}", "creating the work directory")
+        # `--` before every path: a directory named "-x" must not be read as options
+        self._check(f"mkdir -p -- {q([d + '/bin', d + '/models'])}", "creating the work directory")
         remote_bin = posixpath.join(d, "bin", f"benchmark_model-{self.binary_sha256[:16]}")
         out, rc = self._shell(f"test -f {q([remote_bin])}", "looking for the binary")
         if rc != 0:  # not there yet: push once; the name holds the content hash
             self._push(self.binary, remote_bin, 0o755, "the benchmark binary")
-        self._check(f"chmod 755 {q([remote_bin])}", "making the binary executable")
+        self._check(f"chmod 755 -- {q([remote_bin])}", "making the binary executable")
         out, rc = self._shell(f"test -x {q([remote_bin])}", "checking the binary")
         if rc != 0:
             raise DeviceError(f"benchmark binary {remote_bin} is not executable on "
@@ -331,8 +340,10 @@ class AndroidDevice(Device):
         remote = self._models.get(spec.fingerprint)
         if remote is None:
             self._ensure_tools()
-            local = tflite_path(spec, self.model_dir)
-            remote = posixpath.join(self.remote_dir, "models", f"{spec.fingerprint}.tflite")
+            from latency_lab.model_files import tflite_path
+
+            local = tflite_path(spec, self.model_dir, self.builder)
+            remote = posixpath.join(self.remote_dir, "models", local.name)
             self._push(local, remote, 0o644, f"model {spec.name}")
             self._models[spec.fingerprint] = remote
         return remote
@@ -352,7 +363,7 @@ class AndroidDevice(Device):
             repeat, argv = 1, self.command(model, resolution, runs, warmup_runs)
         cpus = ",".join(str(c) for c in self.cpus)
         return tflite_bench.shell_command(
-            ["sh", self._remote_script or "run_bench.sh", str(repeat), cpus, "--", *argv])
+            ["sh", "--", self._remote_script or "run_bench.sh", str(repeat), cpus, "--", *argv])
 
     def _run_visit(self, spec: NetworkSpec, resolution: int, runs: int, warmup_runs: int,
                    per_run: bool | None = None) -> tuple[list[float], bool, dict[str, dict]]:
@@ -417,7 +428,7 @@ class AndroidDevice(Device):
             self._sleep(self.cooldown_s)
             waited += self.cooldown_s
             out, _ = self._shell(tflite_bench.shell_command(
-                ["sh", self._remote_script, "0", ""]), "reading the thermal state")
+                ["sh", "--", self._remote_script, "0", ""]), "reading the thermal state")
             status = parse_probes(out).get("before", {}).get("thermal_status")
             if status is not None and status.isdigit() and int(status) >= self.throttle_status:
                 continue
@@ -452,7 +463,7 @@ class AndroidDevice(Device):
         self._models.clear()
         if paths and self._device is not None:
             try:
-                self._shell(f"rm -f {tflite_bench.shell_command(paths)}", "removing pushed files")
+                self._shell(f"rm -f -- {tflite_bench.shell_command(paths)}", "removing pushed files")
             except DeviceError:
                 pass  # the phone is gone; nothing to clean
         self._remote_script = self._remote_binary = ""
@@ -463,3 +474,13 @@ class Pixel2Device(AndroidDevice):
 
     name = "pixel2"
     profile_name = "pixel2"
+
+
+def _adbutils():
+    """adbutils, or a one-line error saying how to install it (the `android` extra)."""
+    try:
+        import adbutils
+    except ImportError:
+        raise DeviceError("the android and pixel2 devices need adbutils, which is not installed:"
+                          " pip install 'latency-lab[android]'") from None
+    return adbutils

@@ -1,10 +1,18 @@
 """The host CPU through the real LiteRT interpreter (ai-edge-litert): the default device.
 
-One interpreter per network, built from the dynamic-shape TFLite model (`build_keras`) and
-resized per resolution; XNNPACK on unless asked otherwise; one thread by default; the process
-optionally pinned to a CPU set (Linux). Times each `invoke()` with a monotonic clock.
-Takes a `NetworkSpec` or a single-block `blocks.BlockModel` (the lookup table's blocks): both
-convert to a dynamic-shape model whose input channels the interpreter reports.
+One interpreter per network, built from the dynamic-shape TFLite model and resized per
+resolution; XNNPACK on unless asked otherwise; one thread by default; the process optionally
+pinned to a CPU set (Linux). Times each `invoke()` with a monotonic clock. Takes a
+`NetworkSpec` or a single-block `blocks.BlockModel` (the lookup table's blocks): both become a
+dynamic-shape model whose input channels the interpreter reports.
+
+The model comes from the `builder` option (`model_files`): `direct` (default) emits it in
+memory (0.1-0.4 s for the presets on this loaded machine) and hands the bytes to the
+interpreter; `keras` converts it (6 s unloaded, 20-40 s at load 9; cached on disk by
+fingerprint), the reference route. The direct route adds
+`builder: direct` to the device context, so its measurements never mix with converted ones
+in the store; the converter route keeps the context it always had. `build_s` / `builds` count
+the time spent making models and interpreters (a search reports the share).
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from latency_lab.build_keras import tflite_path
 from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.spec import NetworkSpec
 
@@ -53,9 +60,13 @@ class CpuDevice(Device):
     name = "cpu"
 
     def __init__(self, threads: int = 1, affinity: str = "", xnnpack: bool = True,
-                 model_dir: str | None = None):
+                 model_dir: str | None = None, builder: str = "direct"):
+        from latency_lab.model_files import check_builder
+
         if threads < 1:
             raise DeviceError("threads must be at least 1")
+        self.builder = check_builder(builder)
+        self.build_s, self.builds = 0.0, 0
         self.threads = int(threads)
         self.xnnpack = bool(xnnpack)
         self.model_dir = model_dir
@@ -86,7 +97,8 @@ class CpuDevice(Device):
             precision="fp32",
             threads=self.threads,
             affinity=self.affinity,
-            extra={"delegate": "xnnpack" if self.xnnpack else "none", "os": platform.system()},
+            extra={"delegate": "xnnpack" if self.xnnpack else "none", "os": platform.system(),
+                   **({"builder": "direct"} if self.builder == "direct" else {})},
         )
 
     def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
@@ -97,21 +109,33 @@ class CpuDevice(Device):
         if entry is not None:
             self._interpreters.move_to_end(spec.fingerprint)
         else:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-            path = tflite_path(spec, self.model_dir)
-            resolver = (OpResolverType.AUTO if self.xnnpack
-                        else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-            try:
-                interp = Interpreter(model_path=str(path), num_threads=self.threads,
-                                     experimental_op_resolver_type=resolver)
-            except ValueError as exc:
-                raise DeviceError(f"LiteRT cannot load {path}: {exc}") from None
+            t0 = time.perf_counter()
+            interp = self._load(spec)
+            self.build_s += time.perf_counter() - t0
+            self.builds += 1
             entry = (interp, [0])  # [current resolution]
             self._interpreters[spec.fingerprint] = entry
             while len(self._interpreters) > MAX_INTERPRETERS:
                 self._interpreters.popitem(last=False)
         return entry
+
+    def _load(self, spec: NetworkSpec):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from latency_lab.model_files import tflite_bytes, tflite_path
+
+        resolver = (OpResolverType.AUTO if self.xnnpack
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        if self.builder == "direct" and not self.model_dir:
+            source, what = {"model_content": tflite_bytes(spec, "direct")}, spec.name
+        else:
+            path = tflite_path(spec, self.model_dir, self.builder)
+            source, what = {"model_path": str(path)}, str(path)
+        try:
+            return Interpreter(**source, num_threads=self.threads,
+                               experimental_op_resolver_type=resolver)
+        except ValueError as exc:
+            raise DeviceError(f"LiteRT cannot load {what}: {exc}") from None
 
     def sample(self, spec: NetworkSpec, resolution: int, runs: int,
                warmup_runs: int = 1) -> RunResult:

@@ -4,11 +4,18 @@ The network is `build_torch(spec)` in eval mode, fp32 or fp16 (`precision`), NCH
 channels-last (`channels_last`, default on: cuDNN's fast NHWC kernels), batch `batch_size`.
 
 Per input shape, once per process (`setup`, which the protocol times as the point's
-`setup_s`): the input is a view of one buffer sized for the largest resolution; cuDNN's
-autotuner (`cudnn_benchmark`, default on, set only around this driver's forwards) tries its
-algorithms during `shape_warmup` unrecorded forwards (on an H100 at batch 256 this costs 2 to 6
-s per new shape, against about 0.2 s of measured runs: switch it off with `-O
-cudnn_benchmark=false` when a sweep has many shapes and little time); then the forward is
+`setup_s`): the input is a view of one buffer sized for the largest resolution; the first
+forwards at a new shape pay cuDNN's plan building, and with `cudnn_benchmark` (default off,
+set only around this driver's forwards) its autotuner too, during `shape_warmup` unrecorded
+forwards. Measured on an H100 80GB (torch 2.11, cuDNN 9.19; results/cuda/): a B0 set-up took
+1.0-2.8 s per new shape at batch 1 with autotuning off (mean 1.7 s over 25 shapes) against a
+mean of 2.9 s with it on (15 shapes), and 1.0-2.5 s at batch 256 either way: most of it is the
+first forward at the new shape (cuDNN building plans for its ~65 convolutions; with cuDNN
+disabled the first forward costs no more than the next, but its kernels run 10x slower).
+Autotuning changed the batch-256 fp16 latency by under 0.3% at 224, 288 and 384 px, so it is
+off by default: `-O cudnn_benchmark=true` for a network measured at few shapes for long. Plans
+are cached per process and shape, so a shape set up once costs little the next time. Then
+the forward is
 captured in a CUDA graph (`cuda_graphs`, default on; a shape whose capture fails runs eager,
 and says so in its facts). All graphs share one memory pool: only timing is read, never their
 outputs, so one graph's replay may overwrite another's activations without harm, and a sweep
@@ -145,7 +152,7 @@ class CudaDevice(Device):
 
     def __init__(self, precision: str = "fp32", batch_size: int = 1, channels_last: bool = True,
                  cuda_graphs: bool = True, gpu: int = 0, shape_warmup: int = 10,
-                 cudnn_benchmark: bool = True):
+                 cudnn_benchmark: bool = False):
         import torch
 
         if precision not in PRECISIONS:

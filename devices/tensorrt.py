@@ -56,8 +56,9 @@ def engine_key(fingerprint: str, resolution: int, trt_version: str, precision: s
 
 
 def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_size: int = 1,
-                seed: int = 0) -> Path:
-    """ONNX of the torch model, input `image` [batch, 3, H, W] with H and W dynamic."""
+                seed: int = 0, resolution: int | None = None) -> Path:
+    """ONNX of the torch model, input `image` [batch, 3, H, W] with H and W dynamic, or fixed
+    to `resolution`."""
     import warnings
 
     import torch
@@ -65,13 +66,14 @@ def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_si
     from latency_lab.build_torch import build_torch
 
     model = build_torch(spec, seed=seed).eval()
-    example = torch.zeros(batch_size, 3, spec.resolution, spec.resolution)
+    size = resolution or spec.resolution
+    example = torch.zeros(batch_size, 3, size, size)
     path = Path(path)
     with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, on purpose
         torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
                           input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {2: "height", 3: "width"}})
+                          dynamic_axes=None if resolution else {INPUT: {2: "height", 3: "width"}})
     return path
 
 

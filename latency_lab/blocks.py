@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 from latency_lab.scaling import round4
-from latency_lab.spec import NetworkSpec, SpecError, _num
+from latency_lab.spec import NetworkSpec, SpecError, _num, float_field, int_field
 
 BLOCK_MODEL_KINDS = ("stem", "mbconv", "head")
 LAYER_OPS = ("conv", "dwconv", "se", "pool", "dense")
@@ -209,13 +209,16 @@ class BlockModel:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BlockModel":
         d = d.get("block", d)
-        try:
-            return cls(kind=str(d["kind"]), c_in=int(d["c_in"]), c_out=int(d["c_out"]),
-                       kernel=int(d.get("kernel", 1)), expansion=float(d.get("expansion", 1)),
-                       stride=int(d.get("stride", 1)), se_channels=int(d.get("se_channels", 0)),
+        try:   # typed fields: a c_in of 16.7 must not become block 16's fingerprint
+            return cls(kind=str(d["kind"]), c_in=int_field(d["c_in"], "block c_in"),
+                       c_out=int_field(d["c_out"], "block c_out"),
+                       kernel=int_field(d.get("kernel", 1), "block kernel"),
+                       expansion=float_field(d.get("expansion", 1), "block expansion"),
+                       stride=int_field(d.get("stride", 1), "block stride"),
+                       se_channels=int_field(d.get("se_channels", 0), "block se_channels"),
                        activation=str(d.get("activation", "swish")),
-                       num_classes=int(d.get("num_classes", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
+                       num_classes=int_field(d.get("num_classes", 0), "block num_classes"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"not a block description: {type(exc).__name__}: {exc}") from None
 
     @property
@@ -293,19 +296,35 @@ def width_options(base_width: int, max_width_steps: int) -> list[int]:
                                   for k in range(1, max_width_steps + 1)})
 
 
-def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps: int,
-                        max_depth_steps: int) -> list[BlockPoint]:
+
+
+def per_stage(limit, n_stages: int, what: str) -> list[int]:
+    """A step limit as one non-negative int per stage: an int applies to every stage."""
+    values = [int(limit)] * n_stages if isinstance(limit, int) else [int(v) for v in limit]
+    if len(values) != n_stages:
+        raise SpecError(f"{what}: give one number, or one per stage ({n_stages}), not "
+                        f"{len(values)}")
+    if any(v < 0 for v in values):
+        raise SpecError(f"{what} must be non-negative")
+    return values
+
+
+def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
+                        max_depth_steps) -> list[BlockPoint]:
     """Every distinct (block, input size) that a scaled version of `spec` can contain.
 
     Scaled versions: each stage independently widened by 0..max_width_steps RBIS width steps
-    and deepened by 0..max_depth_steps stride-1 copies of its last block, at each resolution.
+    and deepened by 0..max_depth_steps stride-1 copies of its last block, at each resolution
+    (each limit one number for all stages or one per stage; any depth step > 0 covers every
+    depth, since the added copies are all one block).
     Stem and head width stay as in `spec` (the head's input follows the last stage's width).
     A stage's first block takes the previous stage's width (any of its options) as input;
     its other blocks, and the added copies, map the stage's width to itself.
     """
-    if max_width_steps < 0 or max_depth_steps < 0:
-        raise SpecError("max width and depth steps must be non-negative")
-    options = [width_options(s.width, max_width_steps) for s in spec.stages]
+    n = len(spec.stages)
+    w_steps = per_stage(max_width_steps, n, "max width steps")
+    d_steps = per_stage(max_depth_steps, n, "max depth steps")
+    options = [width_options(s.width, k) for s, k in zip(spec.stages, w_steps)]
     seen: dict[tuple[str, int], BlockPoint] = {}
 
     def add(block: BlockModel, size: int) -> None:
@@ -317,7 +336,7 @@ def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width
         size, inputs = stem.output_size(res), [spec.stem.width]
         for i, stage in enumerate(spec.stages):
             later = list(stage.blocks[1:])
-            if max_depth_steps > 0:
+            if d_steps[i] > 0:
                 later.append(stage.blocks[-1])   # add_block: a stride-1 copy of the last block
             first = stage.blocks[0]
             for c_in in inputs:

@@ -22,6 +22,8 @@ import atexit
 import logging
 import multiprocessing
 import os
+import re
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -29,6 +31,7 @@ from pathlib import Path
 from latency_lab.blocks import BN_EPSILON, BlockModel, Layer, network_blocks
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
+from latency_lab import model_cache
 from latency_lab.paths import cache_dir
 from latency_lab.spec import NetworkSpec
 
@@ -77,6 +80,11 @@ def _keras_block(x, block: BlockModel, prefix: str):
     return layers.Add(name=f"{prefix}_add")([x, y]) if block.residual else y
 
 
+def _keras_name(name: str) -> str:
+    """A model name Keras accepts as a name scope (a network may be called "my net/v2")."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("._-") or "network"
+
+
 def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0):
     """The Keras functional model of `spec`; input (None, None, 3) unless `resolution` is given."""
     import keras
@@ -87,7 +95,7 @@ def build_keras(spec: NetworkSpec, resolution: int | None = None, seed: int = 0)
     x = inputs
     for site in network_blocks(spec):
         x = _keras_block(x, site.block, f"s{site.stage}b{site.index}")
-    return keras.Model(inputs, x, name=spec.name)
+    return keras.Model(inputs, x, name=_keras_name(spec.name))
 
 
 def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0):
@@ -100,9 +108,10 @@ def build_block_keras(block: BlockModel, size: int | None = None, seed: int = 0)
     return keras.Model(inputs, _keras_block(inputs, block, "b"), name=f"block_{block.fingerprint}")
 
 
-def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
-    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, C], H and W dynamic
-    (C = 3 for a network, the block's input channels for a `BlockModel`)."""
+def convert_tflite(spec: NetworkSpec | BlockModel, resolution: int | None = None) -> bytes:
+    """Float32 TFLite flatbuffer of `spec` with input [1, H, W, C], H and W dynamic unless
+    `resolution` fixes them (C = 3 for a network, the block's input channels for a
+    `BlockModel`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
@@ -114,8 +123,8 @@ def convert_tflite(spec: NetworkSpec | BlockModel) -> bytes:
     else:
         model, channels = build_keras(spec), 3
     fn = tf.function(lambda image: model(image, training=False),
-                     input_signature=[tf.TensorSpec([1, None, None, channels], tf.float32,
-                                                    name="image")])
+                     input_signature=[tf.TensorSpec([1, resolution, resolution, channels],
+                                                    tf.float32, name="image")])
     # Freeze first: converting the function with its variables captured keeps them as
     # resource variables (VAR_HANDLE ops, no weights in the file) in TF 2.21 + Keras 3.
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
@@ -139,17 +148,17 @@ class ConversionError(UserError):
     """The converter worker died (killed for memory, crashed) before returning a model."""
 
 
-def convert_isolated(spec: NetworkSpec | BlockModel) -> bytes:
+def convert_isolated(spec: NetworkSpec | BlockModel, resolution: int | None = None) -> bytes:
     """`convert_tflite` in the worker process (see the module docstring)."""
     global _pool
     if os.environ.get("LATENCY_LAB_CONVERT_IN_PROCESS") == "1":
-        return convert_tflite(spec)
+        return convert_tflite(spec, resolution)
     if _pool is None:
         _pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=CONVERSIONS_PER_WORKER,
                                     mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_import_tensorflow_quietly)
     try:
-        return _pool.submit(convert_tflite, spec).result()
+        return _pool.submit(convert_tflite, spec, resolution).result()
     except BrokenProcessPool:
         _pool = None
         raise ConversionError(f"the converter process died converting {spec.fingerprint} "
@@ -159,7 +168,11 @@ def convert_isolated(spec: NetworkSpec | BlockModel) -> bytes:
 def _import_tensorflow_quietly() -> None:
     """The worker's first step: import TensorFlow with the process's stderr closed, because its
     C++ start-up lines (oneDNN, absl) ignore TF_CPP_MIN_LOG_LEVEL and would land in the middle
-    of a sweep's progress bar. Conversion errors still reach the caller as exceptions."""
+    of a sweep's progress bar. Conversion errors still reach the caller as exceptions.
+
+    Ctrl-C reaches every process of the terminal's group: the worker ignores it (an idle
+    worker would print a KeyboardInterrupt traceback) and ends when the caller does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -183,8 +196,11 @@ def tflite_path(spec: NetworkSpec | BlockModel, root: Path | None = None) -> Pat
     root = Path(root) if root else cache_dir() / "models"
     path = root / f"{spec.fingerprint}.tflite"
     if path.exists() and path.stat().st_size > 0:
+        model_cache.touch(path)
         return path
     data = convert_isolated(spec)
     write_atomic(path, data)  # a crash never leaves a truncated model under the final name
     write_atomic(root / f"{spec.fingerprint}.json", spec.to_json())
+    model_cache.touch(path)
+    model_cache.enforce_cap(root)   # least recently used models go past the size cap
     return path

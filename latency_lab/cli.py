@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,26 @@ from latency_lab.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Measure CNN latency over input resolution and scale networks to a budget.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"latency-lab {version('latency-lab')}")
+        except PackageNotFoundError:   # run from a checkout that was never installed
+            print("latency-lab (not installed: no version)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(show_version: bool = typer.Option(False, "--version", callback=_version,
+                                            is_eager=True, help="Print the version and exit.")
+          ) -> None:
+    """Measure CNN latency over input resolution and scale networks to a budget."""
+
+
 network_app = typer.Typer(no_args_is_help=True, help="Network presets and specs.")
 app.add_typer(network_app, name="network")
 
@@ -51,7 +72,7 @@ def network_show(
     from latency_lab.spec import check_resolution
 
     spec = load_network(name)
-    res = check_resolution(resolution) if resolution else spec.resolution
+    res = check_resolution(resolution) if resolution is not None else spec.resolution
     n_params, n_macs = complexity.params(spec), complexity.macs(spec, res)
     if as_json:
         print(json.dumps({**spec.to_dict(), "fingerprint": spec.fingerprint,
@@ -66,6 +87,34 @@ def network_show(
         print(f"stage {i} width {s.width:5d}  depth {s.depth:2d}  se {s.se_ratio:g}  {blocks}")
     print(f"head   width {spec.head_width:5d}")
     print(f"params {n_params:,d}   MACs {n_macs:,d} ({n_macs / 1e9:.3f} G) at {res}x{res}")
+
+
+@network_app.command("export")
+def network_export(
+    name: str = typer.Argument(..., help="Preset name, network JSON file, or a search's result "
+                                         "directory (its winner)."),
+    fmt: str = typer.Option(..., "--format", help="tflite, onnx, keras (.keras) or torch "
+                                                  "(torch.export .pt2)."),
+    out: Path = typer.Option(..., help="File to write."),
+    resolution: Optional[int] = typer.Option(None, help="Fix the input to R x R (default: H and "
+                                                        "W dynamic)."),
+    builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
+                                               "(the TFLite converter)."),
+) -> None:
+    """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere."""
+    from latency_lab.export import check_format, export_network
+    from latency_lab.fileio import check_output_file
+    from latency_lab.model_files import check_builder
+    from latency_lab.presets import load_network
+    from latency_lab.spec import check_resolution
+
+    check_format(fmt)
+    check_builder(builder)
+    spec = load_network(name)
+    res = check_resolution(resolution) if resolution is not None else None
+    check_output_file(out, "--out")
+    what = export_network(spec, fmt, out, res, builder)
+    print(f"wrote {out}: {spec.name} ({spec.fingerprint}), {what}")
 
 
 @app.command("devices")
@@ -105,6 +154,7 @@ def sweep(
     At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
     (see `latency-lab jumps`) unless --no-jumps.
     """
+    from latency_lab.fileio import check_output_dir, check_output_file
     from latency_lab.measure import get_device
     from latency_lab.paths import default_store_path
     from latency_lab.presets import load_network
@@ -116,7 +166,10 @@ def sweep(
 
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
-    _check_writable(out)
+    check_output_file(out, "--out")
+    jumps_dir = jumps_out or out.with_name(out.stem + "_jumps")
+    if jumps:
+        check_output_dir(jumps_dir, "jump report directory")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     store = Store(store_path or default_store_path())
@@ -142,6 +195,10 @@ def sweep(
             raise
     write_csv(frame, out)
     reasons = frame["stop_reason"].value_counts().to_dict()
+    last = bar.last
+    if last is not None and (last.reused or last.resumed):
+        console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
+                      f"{last.resumed} measured further (--remeasure measures all anew)")
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")
@@ -157,7 +214,35 @@ def sweep(
     for note in launch_notes(frame):
         console.print(note)
     if jumps:
-        _report_jumps(console, frame, jumps_out or out.with_name(out.stem + "_jumps"))
+        _report_jumps(console, frame, jumps_dir)
+    advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
+    if advice:
+        console.print(advice, highlight=False)
+
+
+def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
+              jumps: bool = True, max_rounds: int = 100) -> str:
+    """What to do when points stopped short of the CI target ('' when all reached it)."""
+    missed = frame[frame["ci_halfwidth_pct"] > target_pct]
+    if not len(missed):
+        return ""
+    why = missed["stop_reason"].value_counts().to_dict()
+    coarser = max(2, n_points // 2)
+    todo = []
+    if "time_cap" in why:
+        todo.append("run the same command again (it goes on measuring the points the cap "
+                    "stopped, from the store)")
+    todo.append("pin the process to a core other jobs use less (--affinity 1)")
+    if "time_cap" in why:
+        todo.append(f"measure fewer points (a coarser grid, e.g. {coarser} instead of "
+                    f"{n_points}, gives each point about twice the rounds)")
+        todo.append(f"allow more time (--time-cap-s {int(time_cap_s * 2)})")
+    if "max_rounds" in why:
+        todo.append(f"allow more rounds (--max-rounds {2 * max_rounds}) and --remeasure")
+    return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why})"
+            + ("; the jump test above used these wider CIs" if jumps else "")
+            + ". To narrow them: " + "; ".join(todo) + ".")
 
 
 def _report_jumps(console, frame, out_dir: Path) -> None:
@@ -180,64 +265,72 @@ def _report_jumps(console, frame, out_dir: Path) -> None:
 
 
 def _device_options(items: list[str], **flags) -> dict[str, object]:
-    """['adb_port=5038', 'binary=/x'] -> {'adb_port': '5038', 'binary': '/x'}, plus the
-    options that have a flag of their own (--threads, ...) where given; the text is converted
-    to the driver's types by `get_device`. A key given twice is refused."""
-    options: dict[str, object] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or not key.isidentifier():
-            raise UserError(f"malformed --device-option {item!r}: use KEY=VALUE")
-        if key in options:
-            raise UserError(f"device option {key!r} given twice")
-        options[key] = value
-    for key, value in flags.items():
-        if value is not None and key in options:
-            raise UserError(f"give --{key} or -O {key}=..., not both")
-        if value is not None:
-            options[key] = value
-    return options
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items, **flags)
 
 
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"output {path} is a directory")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a directory")
-    probe = parent if parent.exists() else next((p for p in parent.parents if p.exists()), Path("."))
-    import os
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (
+        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
 
-    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {path}: permission denied")
+
+def status_line(st) -> str:
+    """One line for a `protocol.RunStatus`: rounds, points done, current CI, time left."""
+    parts = [f"round {st.rounds}", f"{st.done}/{st.total} points done"]
+    if st.ci_pct is not None:
+        parts.append(f"CI +-{st.ci_pct:.2f}% median, {st.worst_ci_pct:.2f}% widest "
+                     f"(target {st.target_pct:g}%)")
+    parts.append(f"{_duration(st.elapsed_s)} elapsed")
+    if st.eta_s is not None:
+        parts.append(f"~{_duration(st.eta_s)} left" + (" (time cap)" if st.capped_eta else ""))
+    return ", ".join(parts)
+
+
+NOTE_EVERY_S = 10.0
 
 
 class _progress:
-    """A rich progress bar on a terminal; silent otherwise. Called as progress(done, total, s,
-    status=...): the status (a shape being set up, how long the last set-up took) is shown
-    beside the bar while it happens."""
+    """Progress of a measuring run, called with a `protocol.RunStatus` after every round.
 
-    def __init__(self, console):
-        self.console = console
-        self.bar = None
+    On a terminal a rich bar over the estimated time (elapsed / elapsed + time left) with the
+    status line and what happens now (a point's set-up) beside it; otherwise (output to a file
+    or a pipe) the status line printed once per round, and set-up notes at most every
+    NOTE_EVERY_S, so a log shows how the run went."""
+
+    def __init__(self, console, label: str = ""):
+        self.console, self.label = console, label
+        self.bar = self.last = None
+        self.note, self.noted = "", 0.0
 
     def __enter__(self):
         if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
-            self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+            self.bar = Progress(BarColumn(), TextColumn("{task.description}"),
+                                console=self.console, transient=False)
             self.bar.start()
-            self.task = self.bar.add_task("points done", total=None)
+            self.task = self.bar.add_task("starting", total=None)
         return self
 
-    def __call__(self, done: int, total: int, elapsed: float, status: str = "") -> None:
-        if self.bar is not None:
-            if status:
-                self.status = status
-            self.bar.update(self.task, completed=done, total=total,
-                            description=f"points done  {getattr(self, 'status', '')}")
+    def __call__(self, status) -> None:
+        self.last = status
+        text = (f"{self.label}: " if self.label else "") + status_line(status)
+        self.note = status.note   # what happens now (a set-up): shown only while it does
+        if status.note:   # beside the bar; in a log, now and then
+            if self.bar is None:
+                if time.monotonic() - self.noted < NOTE_EVERY_S:
+                    return
+                self.noted = time.monotonic()
+                text += f"; {status.note}"
+        if self.bar is None:
+            self.console.print(text, highlight=False, soft_wrap=True)
+            return
+        total = status.elapsed_s + status.eta_s if status.eta_s is not None else None
+        done = status.done == status.total
+        self.bar.update(self.task, description=f"{text}  {self.note}".rstrip(),
+                        completed=total if done else status.elapsed_s, total=total)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -264,6 +357,9 @@ from latency_lab.cli_plan import sweep_plan_command  # noqa: E402
 app.command("sweep-plan")(sweep_plan_command)
 app.add_typer(lut_app, name="lut")
 
+from latency_lab.cli_cache import cache_app  # noqa: E402
+
+app.add_typer(cache_app, name="cache")
 from latency_lab.cli_accuracy import accuracy_app  # noqa: E402
 
 app.add_typer(accuracy_app, name="accuracy")
@@ -273,19 +369,51 @@ from latency_lab.cli_data import dataset_app  # noqa: E402
 app.add_typer(dataset_app, name="dataset")
 
 
-def main(argv: list[str] | None = None) -> int:
+INTERRUPTED = "interrupted: what was measured is in the store; run again to resume"
+
+
+def _click_exceptions():
+    """click's exception module: typer vendors click from 0.26 on, uses the package before."""
     try:
-        app(args=argv, prog_name="latency-lab")  # standalone: usage errors exit 2 by themselves
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.26
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every way out is an exit code and at most one line on stderr.
+
+    Typer runs without its standalone mode so that usage errors come here (one line instead of
+    a 5-line box) and so does Ctrl-C: typer turns KeyboardInterrupt into a return value of 130.
+    """
+    click = _click_exceptions()
+    try:
+        code = app(args=argv, prog_name="latency-lab", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: what was measured is in the store; run again to resume",
-              file=sys.stderr)
+    except click.NoArgsIsHelpError as exc:   # `latency-lab`, `latency-lab table`: the help
+        exc.show()
+        return 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "latency-lab"
+        print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except SystemExit as exc:  # sys.exit("message") in a user's py: function, say
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 2
+    if code == 130:
+        print(INTERRUPTED, file=sys.stderr)
         return 130
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -89,10 +89,10 @@ def accuracy_export(
     network: Optional[str] = typer.Option(None, help=_NETWORK_HELP),
 ) -> None:
     """Write one evaluator's cached values as an accuracy table."""
-    from latency_lab.cli import _check_writable
+    from latency_lab.fileio import check_output_file
     from latency_lab.search.accuracy_cache import export_table, select_key
 
-    _check_writable(out)
+    check_output_file(out, "table")
     with _open(store_path) as store:
         written = export_table(store, out, select_key(store, evaluator), _fingerprint(network))
     print(f"wrote {out}: {len(written)} rows, {written[0]['metric']} by "

@@ -15,9 +15,9 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Image-folder data sets for
 def dataset_synth(
     out: Path = typer.Option(..., help="Folder to create (absent or empty)."),
     classes: int = typer.Option(10, help="Number of classes (2..10)."),
-    per_class: int = typer.Option(200, "--per-class", help="Training images per class."),
-    val_per_class: int = typer.Option(60, "--val-per-class", help="Validation images per class."),
-    size: int = typer.Option(64, help="Image side in pixels."),
+    per_class: int = typer.Option(100, "--per-class", help="Training images per class."),
+    val_per_class: int = typer.Option(40, "--val-per-class", help="Validation images per class."),
+    size: int = typer.Option(96, help="Image side in pixels (fine detail: 2.2-4 px periods)."),
     seed: int = typer.Option(0, help="Seed: the same parameters give the same files."),
 ) -> None:
     """Generate the deterministic synthetic image folder (train/ and val/)."""

@@ -16,8 +16,10 @@ from latency_lab.errors import UserError
 def jumps_command(
     sweep_csv: Path = typer.Argument(..., help="Sweep CSV with resolution and latency_ms "
                                                "(ci_low_ms/ci_high_ms used when present)."),
-    out: Path = typer.Option(..., "--out", help="Directory for jumps.csv, drops.csv, "
-                                                "candidates.csv and sweep.png (created)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for jumps.csv, drops.csv, "
+                                                           "candidates.csv and sweep.png (created;"
+                                                           " default SWEEP_jumps/ in the working "
+                                                           "directory)."),
     neighbours: int = typer.Option(0, min=0, help="Also propose this many grid neighbours "
                                                  "on each side of each before-jump resolution."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", "--max-latency-ms",
@@ -51,12 +53,13 @@ def jumps_command(
     """Find latency jumps in a resolution sweep and list the candidate resolutions."""
     import pandas as pd
 
+    from latency_lab.fileio import check_output_dir
     from latency_lab.jumps import analyze_sweep
 
     if not sweep_csv.is_file():
         raise UserError(f"no such file: {sweep_csv}")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    out = out or Path(f"{sweep_csv.stem}_jumps")
+    check_output_dir(out, "--out")
     try:
         frame = pd.read_csv(sweep_csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -15,27 +15,60 @@ from typing import Optional
 
 import typer
 
-from latency_lab.errors import UserError
+from latency_lab.errors import UserError, check_number
 from latency_lab.executors import EXECUTOR_HELP
 
+PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
+           "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
+           "hangs).")
 LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
-                "table:PATH, lut:PATH or py:MODULE:FUNCTION.")
+                "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
+                "what the first lacks is asked of the next (--latency table:T --latency lut:L "
+                "--latency cpu). " + PY_HELP)
 ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
                  "proxies; options batch, repeats, seed, gamma, se, device, threads), "
                  "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
                  "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
-                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`) "
-                 "or py:MODULE:FUNCTION.")
+                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`), "
+                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
+                 "resolution, for trying the search; marked SYNTHETIC in every output). "
+                 + PY_HELP)
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")
 REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
-RES_HELP = "Candidate resolutions, e.g. 240,256,272,288 (default: the network's own resolution)."
+RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
+            "240,256,272,288 (default: the network's own resolution).")
 RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candidates.csv is "
                  "re-selected for this budget and network (--max-candidates); any other CSV's "
                  "`resolution` column is taken as it is.")
 MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
                        "jump size among those with room for a scaling step (0: all).")
 STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
+OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
+               "builder=keras: convert models with the TFLite converter instead of emitting them).")
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    from latency_lab.measure import parse_device_options
+
+    return parse_device_options(items)
+
+
+# The measurement protocol of a device latency source; None keeps protocol.Protocol's default.
+CI_HELP = "Device source: stop a point at this CI half-width, % of the median (default 1)."
+ROUNDS_HELP = "Device source: rounds before a point may stop (default 8)."
+MAX_ROUNDS_HELP = "Device source: rounds after which a point stops anyway (default 100)."
+CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (default 900)."
+
+
+def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
+    from latency_lab.protocol import Protocol
+
+    if max_rounds is not None and min_rounds is None:   # --max-rounds 3 alone means 3 rounds
+        min_rounds = min(Protocol().min_rounds, max_rounds)
+    given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
+             "max_rounds": max_rounds, "time_cap_s": time_cap_s}
+    return Protocol(**{k: v for k, v in given.items() if v is not None})
 
 
 def _log(msg: str) -> None:
@@ -53,21 +86,34 @@ def parse_int_list(text: str, what: str) -> list[int]:
 
 
 def resolutions_from_csv(path: Path) -> list[int]:
+    import io
+
+    from latency_lab.fileio import read_text
+
+    reader = csv.DictReader(io.StringIO(read_text(path, "--resolutions-from file")))
     try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            if "resolution" not in (reader.fieldnames or []):
-                raise UserError(f"{path} has no `resolution` column")
-            keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
-            values = [int(float(row["resolution"])) for row in reader if row["resolution"].strip()
-                      and (not keep or row["kept"].strip().lower() in ("true", "1"))]
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:
-        raise UserError(f"{path}: a `resolution` value is not a number") from None
+        if "resolution" not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no `resolution` column")
+        keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
+        values = [_whole(row["resolution"], path) for row in reader
+                  if (row["resolution"] or "").strip()
+                  and (not keep or (row["kept"] or "").strip().lower() in ("true", "1"))]
+    except csv.Error as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}") from None
     if not values:
         raise UserError(f"{path} lists no resolutions")
     return sorted(set(values))
+
+
+def _whole(text: str, path: Path) -> int:
+    """A resolution from a CSV: 240 or 240.0, not 240.5, 1e9 or nan (checked for range later)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise UserError(f"{path}: resolution {text!r} is not a number") from None
+    if not x.is_integer():
+        raise UserError(f"{path}: resolution {text!r} is not a whole number of pixels")
+    return int(x)
 
 
 def candidates_from_csv(path: Path, spec, budget_ms: float, stages, max_candidates: int,
@@ -121,24 +167,42 @@ def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Pa
         if values is None:
             values = resolutions_from_csv(resolutions_from)
     elif resolutions:
-        values = parse_int_list(resolutions, "resolutions")
+        from latency_lab.sweep import parse_resolutions   # one syntax for every command
+
+        values = parse_resolutions(resolutions)
     else:
         values = [spec.resolution]
     return sorted({check_resolution(v) for v in values})
 
 
+def _check_budget(budget_ms: float) -> None:
+    check_number(budget_ms, "--budget-ms", 0, None, "a latency in ms", low_open=True)
+
+
 def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror}") from None
+    """Refuse an --out that cannot be written before any work; it is made by the first file
+    written into it, so an error before that leaves no empty directory behind."""
+    from latency_lab.fileio import check_output_dir
+
+    check_output_dir(out, "--out")
+
+
+def _build_note(source, started: float) -> str:
+    """How much of the wall time a live device spent making models (emitting or converting
+    them and loading interpreters), for devices that count it (the cpu device)."""
+    import time
+
+    dev = getattr(source, "device", None)
+    if dev is None or not hasattr(dev, "build_s"):
+        return ""
+    wall = time.monotonic() - started
+    return (f"; models built: {dev.builds} in {dev.build_s:.1f} s, {100 * dev.build_s / wall:.1f}% "
+            f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
 
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4, executor="local"):
+                max_candidates=4, device_option=(), protocol=None, executor="local"):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
     from latency_lab.executors import evaluation_runner, parse_executor
@@ -148,13 +212,16 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
-    from latency_lab.search.sources import parse_latency_source
+    from latency_lab.search.sources import parse_latency_sources
     from latency_lab.store import Store
 
     from latency_lab.search.rbis import check_stages
 
     where = parse_executor(executor)
     spec = load_network(network)
+    _check_budget(budget_ms)
+    if candidates < 1:
+        raise UserError(f"--candidates must be at least 1, got {candidates}")
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
@@ -163,31 +230,54 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    ex = where.open()
-    source = None
+    ex = source = None
     try:
-        source = parse_latency_source(latency, store_path=store_path, executor=ex)
+        ex = where.open()
+        source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
+                                       device_options=_options(list(device_option)),
+                                       executor=ex)
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
+        if hasattr(source, "report"):
+            _log(source.report())
+        _write_summary(out, result, spec)
     except BaseException:
         if source is not None:
             source.close()
         evaluator.close()
-        ex.close()
+        if ex is not None:
+            ex.close()
         raise
     return spec, result, source, ex
+
+
+def _write_summary(out: Path, result, spec) -> None:
+    """summary.md; the baseline at its own resolution too, where the sources have it."""
+    from latency_lab.summary import write_search_summary
+
+    try:
+        base_point = (result.cache.latencies([(spec, spec.resolution)])[0],
+                      result.cache.value_of(spec, spec.resolution))
+    except UserError:
+        base_point = None
+    write_search_summary(out / "summary.md", result, base_point)
 
 
 def _value(x: float, unit: str) -> str:
     return f"{x:.3f}{unit}" if unit else f"{x:.4f}"
 
 
+def metric_word(d: dict) -> str:
+    """The metric's name, with SYNTHETIC before it when the evaluator was synthetic."""
+    return f"SYNTHETIC {d['metric']}" if d.get("accuracy_synthetic") else d["metric"]
+
+
 def search_command(
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
     accuracy: str = typer.Option(..., help=ACCURACY_HELP),
     resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
@@ -198,12 +288,23 @@ def search_command(
                                                     "paths.png and the resumable state.json."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
     executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
+    import time
+
+    started = time.monotonic()
     _, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                         resolutions_from, stages, candidates, out, store_path,
                                         reevaluate, max_candidates=max_candidates,
+                                        device_option=device_option,
+                                        protocol=_protocol(ci_target_pct, min_rounds,
+                                                           max_rounds, time_cap_s),
                                         executor=executor)
     source.close()
     result.cache.evaluator.close()
@@ -211,27 +312,33 @@ def search_command(
     d = result.to_dict()
     c = d["counts"]
     metric, unit = d["metric"], result.cache.evaluator.unit
+    word = metric_word(d)
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"{pr['resolution']:5d}  {metric} {_value(pr[metric], unit)}  "
+            print(f"{pr['resolution']:5d}  {word} {_value(pr[metric], unit)}  "
                   f"{pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
                   f"depths {pr['depths']}")
         else:
             print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
-    print(f"winner: {d['resolution']} px, {metric} {_value(d[metric], unit)}, "
+    print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}, "
           f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
-          f"reads, {c['evaluations']} evaluations by {d['evaluator']}, "
-          f"{c['accuracy_cache_hits']} taken from the accuracy cache"
-          f"{' (resumed)' if c['resumed'] else ''}; wrote {out}/result.json, trace.csv, paths.png")
+          f"reads, {c['evaluations']} evaluations, {c['accuracy_cache_hits']} taken from the "
+          f"accuracy cache{' (resumed)' if c['resumed'] else ''}{_build_note(source, started)}")
+    synthetic = getattr(result.cache.evaluator, "synthetic", "")
+    print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {d['latency_source']}")
+    print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
 
 
 def scale_command(
     method: str = typer.Option(..., help="compound (dwr), fast (dWr) or rs (ResNet-RS encoding)."),
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
-    out: Optional[Path] = typer.Option(None, help="Write the scaled network (with its "
-                                                  "resolution and the search probes) as JSON."),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
+    out: Optional[Path] = typer.Option(None, help="JSON of the scaled network (with its "
+                                                  "resolution, provenance and the search "
+                                                  "probes; default scale-METHOD.json)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
     executor: str = typer.Option("local", help="Where a live device is opened: local (this "
                                  "process) or ray, ray:auto, ray://HOST:PORT (a device actor "
                                  "on the node that has it)."),
@@ -240,14 +347,18 @@ def scale_command(
     from latency_lab.executors import parse_executor
     from latency_lab.presets import load_network
     from latency_lab.search.scaling import get_family, scale_to_budget
-    from latency_lab.search.sources import parse_latency_source
+    from latency_lab.search.sources import parse_latency_sources
 
     where = parse_executor(executor)
     family = get_family(method)
     spec = load_network(network)
-    if not budget_ms > 0:
-        raise UserError(f"--budget-ms must be positive, got {budget_ms}")
-    with where.open() as ex, parse_latency_source(latency, executor=ex) as source:
+    _check_budget(budget_ms)
+    if out:
+        from latency_lab.fileio import check_output_file
+
+        check_output_file(out, "--out")
+    with where.open() as ex, parse_latency_sources(
+            latency, device_options=_options(device_option), executor=ex) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -259,18 +370,18 @@ def scale_command(
           f"{s.head_width}  fingerprint {s.fingerprint}")
     if res.note:
         print(f"note: {res.note}")
-    if out:
-        from latency_lab.fileio import write_atomic
+    from latency_lab.fileio import write_atomic
 
-        write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
-                                      "latency_source": described}, indent=2))
-        print(f"wrote {out}")
+    out = out or Path(f"scale-{method}.json")
+    write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
+                                  "latency_source": described}, indent=2))
+    print(f"wrote {out}")
 
 
 def compare_command(
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: str = typer.Option(..., help=LATENCY_HELP),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
     accuracy: str = typer.Option(..., help=ACCURACY_HELP),
     resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
     resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
@@ -281,30 +392,46 @@ def compare_command(
                                                        "and RBIS's files."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
     executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
-    from latency_lab.plots_search import plot_compare
+    import time
+
+    from latency_lab.plots_search import plot_compare, value_title
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
+    started = time.monotonic()
     spec, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
                                            resolutions_from, stages, candidates, out,
                                            store_path, reevaluate,
-                                           max_candidates=max_candidates, executor=executor)
+                                           max_candidates=max_candidates,
+                                           device_option=device_option,
+                                           protocol=_protocol(ci_target_pct, min_rounds,
+                                                              max_rounds, time_cap_s),
+                                           executor=executor)
     cache = result.cache
     ev = cache.evaluator
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
+        rows, networks = [], {}
         [base_lat] = cache.latencies([(spec, spec.resolution)])
         scaled = {m: scale_to_budget(f, spec, budget_ms, lat) for m, f in FAMILIES.items()}
         # the baseline and the three family members are one batch of evaluations
         base_value, *values = cache.evaluate(
             [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]])
-        rows = [_compare_row("baseline", spec.name, spec, base_lat, base_value, "", ev.metric)]
+        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
+                                 ev.metric))
+        networks["baseline"] = spec
         w = result.winner.best
         rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
                                  f"{result.winner.iterations} steps", ev.metric))
+        networks["rbis"] = result.provenance(result.winner)
         for (method, res), value in zip(scaled.items(), values):
             family = FAMILIES[method]
             d, wm, r = res.factors
@@ -312,10 +439,17 @@ def compare_command(
                                      res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
                                      ev.metric))
+            networks[method] = res.spec
     finally:
         source.close()
         ev.close()
         ex.close()
+    write_atomic(out / "compare.json", json.dumps({
+        "baseline": spec.name, "budget_ms": budget_ms, "latency_source": source.describe(),
+        "evaluator": ev.describe(), "metric": ev.metric,
+        "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
+        "methods": {r["method"]: {**r, "network": networks[r["method"]].to_dict()}
+                    for r in rows}}, indent=2))
     cols = list(rows[0])
     import io
 
@@ -324,18 +458,25 @@ def compare_command(
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out / "compare.csv", buf.getvalue())
-    foot = f"latency: {source.describe()}   {ev.metric_label}: {ev.describe()}"
+    synthetic = getattr(ev, "synthetic", "")
+    label = f"SYNTHETIC {ev.metric_label}" if synthetic else ev.metric_label
+    foot = f"latency: {source.describe()}\n{ev.metric_label}: {ev.describe()}" \
+        + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
     plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
-                 metric_label=ev.metric_label, unit=ev.unit,
-                 title=f"{spec.name} scaled to {budget_ms:g} ms, ranked by {ev.metric_label}",
+                 metric_label=label, unit=ev.unit,
+                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
                  footnote=foot)
+    word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
     for r in rows:
-        print(f"{r['label']:16s} {ev.metric} {_value(r[ev.metric], ev.unit):>10s}  "
+        print(f"{r['label']:16s} {word} {_value(r[ev.metric], ev.unit):>10s}  "
               f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
+    print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {source.describe()}")
     c = cache
-    print(f"wrote {out}/compare.csv, compare.png, result.json, trace.csv, paths.png; "
-          f"{c.latency_calls} latency reads, {c.evaluations} evaluations by {ev.describe()}, "
-          f"{c.store_hits} taken from the accuracy cache")
+    print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
+          f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "
+          f"{c.store_hits} taken from the accuracy cache{_build_note(source, started)}")
 
 
 def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:

@@ -34,7 +34,7 @@ def _network_filter(network: Optional[str]) -> Optional[str]:
         return None
     from latency_lab.presets import PRESETS, load_network
 
-    if network in PRESETS or network.endswith(".json"):
+    if network in PRESETS or ".json" in network:
         return load_network(network).fingerprint
     return network
 
@@ -45,17 +45,23 @@ def _fmt(x: float) -> str:
 
 @table_app.command("export")
 def table_export(
-    out: Path = typer.Argument(..., help="Table file to write (.csv, or .parquet with pyarrow)."),
+    out_arg: Optional[Path] = typer.Argument(None, metavar="[OUT]", help="Same as --out."),
+    out: Optional[Path] = typer.Option(None, help="Table file to write (.csv, or .parquet with "
+                                                  "pyarrow; default latency-table.csv)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
     device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
     network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
-                                                     "preset or JSON file)."),
+                                                     "preset, network JSON or result file)."),
 ) -> None:
     """Write the store's finished measurements as a latency table."""
-    from latency_lab.cli import _check_writable
+    from latency_lab.fileio import check_output_file
     from latency_lab.tables import export_table
 
-    _check_writable(out)
+    if out_arg and out and out_arg != out:
+        raise UserError(f"two outputs given ({out_arg} and --out {out}): give one")
+    out = out or out_arg or Path("latency-table.csv")
+
+    check_output_file(out, "table")
     with _store(store_path) as store:
         table = export_table(store, out, device=device, network=_network_filter(network))
     nets = len({r.spec.fingerprint for r in table.rows})
@@ -84,8 +90,10 @@ def table_show(
     device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
     network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
                                                      "preset or JSON file)."),
+    show_rows: bool = typer.Option(False, "--rows", help="Every row (by network, resolution, "
+                                                         "latency) with its widths and depths."),
 ) -> None:
-    """Validate a latency table and print its contexts and rows."""
+    """Validate a latency table and print it by network and resolution (--rows: every row)."""
     from latency_lab.tables import describe_context, load_table
 
     table = load_table(path)
@@ -98,12 +106,43 @@ def table_show(
     print(f"{path}: {len(table)} rows, format version ok")
     for key, c in table.contexts.items():
         print(f"context {describe_context(c)}")
-        for r in rows:
-            if r.context.context_key != key:
-                continue
-            print(f"  {r.network:28s} {r.spec.fingerprint} {r.resolution:5d}  "
-                  f"{r.latency_ms:10.3f} ms  CI [{_fmt(r.ci_low_ms)}, {_fmt(r.ci_high_ms)}]  "
-                  f"n={r.n_samples:<5d} {r.origin} {r.measured_at}")
+        mine = sorted((r for r in rows if r.context.context_key == key),
+                      key=lambda r: (r.network, r.resolution, r.latency_ms))
+        by_net: dict[str, list] = {}
+        for r in mine:
+            by_net.setdefault(r.network, []).append(r)
+        for name, group in by_net.items():
+            fps = {r.spec.fingerprint for r in group}
+            print(f"  {name}: {len(group)} rows, {len(fps)} architecture(s)")
+            by_res: dict[int, list] = {}
+            for r in group:
+                by_res.setdefault(r.resolution, []).append(r)
+            for res, rs in by_res.items():
+                lat = [r.latency_ms for r in rs]
+                n_fp = len({r.spec.fingerprint for r in rs})
+                span = (f"{lat[0]:.3f} ms" if len(rs) == 1
+                        else f"{min(lat):.3f} .. {max(lat):.3f} ms")
+                print(f"    {res:5d} px  {len(rs):4d} rows  {n_fp:4d} architecture(s)  {span}")
+                if show_rows:
+                    for r in rs:
+                        print(f"          {r.spec.fingerprint}  {r.latency_ms:9.3f} ms  CI "
+                              f"[{_fmt(r.ci_low_ms)}, {_fmt(r.ci_high_ms)}]  n={r.n_samples:<5d}"
+                              f" widths {' '.join(map(str, r.spec.widths))}  depths "
+                              f"{' '.join(map(str, r.spec.depths))}  {r.origin}")
+
+
+def _step_limit(text: str, spec, what: str):
+    """'2' -> 2 (every stage); '0,0,4,5,5,4,28' -> one per stage, checked."""
+    from latency_lab.blocks import per_stage
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: give a number or comma-separated numbers") from None
+    if not values:
+        raise UserError(f"{what}: no number in {text!r}")
+    per_stage(values if len(values) > 1 else values[0], len(spec.stages), what)  # checks
+    return values if len(values) > 1 else values[0]
 
 
 @lut_app.command("record")
@@ -111,8 +150,11 @@ def lut_record(
     device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
     network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
     resolutions: str = typer.Option("240,256,272,288", help="start:stop:step or a,b,c."),
-    max_width_steps: int = typer.Option(2, help="RBIS width steps per stage the LUT covers."),
-    max_depth_steps: int = typer.Option(1, help="RBIS depth steps per stage the LUT covers."),
+    max_width_steps: str = typer.Option("2", help="RBIS width steps the LUT covers: one number "
+                                                  "for every stage, or one per stage "
+                                                  "(0,0,4,5,5,4,28)."),
+    max_depth_steps: str = typer.Option("1", help="RBIS depth steps the LUT covers (1 covers "
+                                                  "any depth): one number, or one per stage."),
     out: Optional[Path] = typer.Option(None, help="LUT file (default lut-NETWORK-DEVICE.json)."),
     calibration: int = typer.Option(2, help="Random scaled networks measured whole, besides "
                                             "the base network at every resolution, to fit the "
@@ -123,6 +165,10 @@ def lut_record(
                                                  "machine)."),
     threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
     affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O",
+                                            help="Driver option KEY=VALUE, repeatable (e.g. "
+                                                 "builder=keras: convert the block models "
+                                                 "with the TFLite converter)."),
     store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
     ci_target_pct: float = typer.Option(2.0, help="Stop a point at this CI half-width (%)."),
     min_rounds: int = typer.Option(5, help="Rounds before a point may stop."),
@@ -132,43 +178,45 @@ def lut_record(
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.blocks import blocks_by_kind, scaled_space_blocks
-    from latency_lab.cli import _check_writable, _console
+    from latency_lab.cli import _console, _progress
+    from latency_lab.fileio import check_output_file
     from latency_lab.lut import record_lut
-    from latency_lab.measure import get_device
+    from latency_lab.measure import get_device, parse_device_options
     from latency_lab.presets import load_network
     from latency_lab.protocol import Protocol
     from latency_lab.sweep import parse_resolutions
 
+    options = parse_device_options(device_option, threads=threads, affinity=affinity)
     spec = load_network(network)
     grid = parse_resolutions(resolutions)
     from latency_lab.lut import STATISTICS
 
     if statistic not in STATISTICS:
         raise UserError(f"--statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
-    if max_width_steps < 0 or max_depth_steps < 0 or calibration < 0:
-        raise UserError("--max-width-steps, --max-depth-steps and --calibration must be >= 0")
+    if calibration < 0:
+        raise UserError("--calibration must be >= 0")
+    max_width_steps = _step_limit(max_width_steps, spec, "--max-width-steps")
+    max_depth_steps = _step_limit(max_depth_steps, spec, "--max-depth-steps")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
-    _check_writable(out)
+    check_output_file(out, "LUT")
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = _console()
-    with _store(store_path) as store, get_device(device, threads=threads, affinity=affinity) as dev:
+    with _store(store_path) as store, get_device(device, **options) as dev:
         info = dev.info()
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "
                       f"{len({b.fingerprint for b, _ in points})} block models, resolutions "
                       f"{grid}; store {store.path}")
-        last = {"phase": ""}
+        with _progress(console) as bar:
+            def progress(phase: str, status) -> None:
+                bar.label = phase
+                bar(status)
 
-        def progress(phase: str, done: int, total: int, elapsed: float) -> None:
-            if phase != last["phase"] or done == total or done % 25 == 0:
-                console.print(f"  {phase}: {done}/{total} done, {elapsed:.0f} s")
-                last["phase"] = phase
-
-        lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
-                         n_calibration=calibration, seed=seed, progress=progress,
-                         statistic=statistic)
+            lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
+                             n_calibration=calibration, seed=seed, progress=progress,
+                             statistic=statistic)
     lut.save(out)
     o = lut.overhead
     err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"
@@ -179,11 +227,37 @@ def lut_record(
                   f"error (leave-one-out RMS) {err}")
 
 
+@lut_app.command("calibrate")
+def lut_calibrate(
+    lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
+    table: Path = typer.Option(..., help="Latency table of the same device context whose "
+                                         "whole networks calibrate the LUT's overhead."),
+    out: Optional[Path] = typer.Option(None, help="LUT file to write (default: LUT-cal.json)."),
+) -> None:
+    """Fit a LUT's overhead on a latency table's whole networks (e.g. measured when the
+    machine was quieter than during the LUT's recording)."""
+    from latency_lab.lut import calibrate_from_table, load_lut
+    from latency_lab.tables import load_table
+
+    from latency_lab.fileio import check_output_file
+
+    out = out or lut.with_name(lut.stem + "-cal.json")
+    check_output_file(out, "LUT")
+    new = calibrate_from_table(load_lut(lut), load_table(table))
+    new.save(out)
+    o = new.overhead
+    print(f"wrote {out}: overhead {o.model} (scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) "
+          f"from {new.calibrated_on} ({o.n_excluded} left out: CI too wide); expected error "
+          f"(leave-one-out RMS) "
+          + (f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"))
+
+
 @lut_app.command("predict")
 def lut_predict(
     lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
     network: str = typer.Option(..., help="Preset name or network JSON file."),
-    resolution: int = typer.Option(..., help="Input resolution (one the LUT covers)."),
+    resolution: Optional[int] = typer.Option(None, help="Input resolution (one the LUT "
+                                                      "covers; default: the network's own)."),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
 ) -> None:
     """Predict a network's latency from a LUT (sum of blocks + fitted overhead)."""
@@ -195,7 +269,7 @@ def lut_predict(
 
     table = load_lut(lut)
     spec = load_network(network)
-    p = table.predict(spec, check_resolution(resolution))
+    p = table.predict(spec, check_resolution(resolution or spec.resolution))
     if as_json:
         print(json.dumps({**asdict(p), "context_key": table.context.context_key}, indent=2))
         return
@@ -218,6 +292,8 @@ def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
     t = load_lut(lut)
     print(f"{lut}: LUT of {t.network.name} ({t.network.fingerprint}) recorded {t.created_at}")
     print(f"context {describe_context(t.context)}")
+    if t.calibrated_on:
+        print(f"overhead calibrated on {t.calibrated_on}")
     print(f"statistic {t.statistic}; resolutions {t.resolutions}, up to {t.max_width_steps} "
           "width and "
           f"{t.max_depth_steps} depth steps per stage; {len(t.blocks)} block points")

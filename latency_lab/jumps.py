@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from latency_lab.candidates import DEFAULT_MAX_CANDIDATES
-from latency_lab.errors import JumpInputError  # noqa: F401  (raised here, a user error)
+from latency_lab.errors import JumpInputError, check_number
 from latency_lab.fileio import atomic_path
 from latency_lab.jumps_model import CROSS_MARGIN, chi2
+from latency_lab.spec import MAX_RESOLUTION
 
 # z of a 95% normal interval: the sweep's CIs (latency_lab.stats) are 95% intervals.
 CI_Z95 = 1.959964
@@ -155,6 +156,10 @@ def prepare_curve(frame: pd.DataFrame) -> Curve:
         bad = int(np.flatnonzero((res <= 0) | (res != np.round(res)))[0])
         raise JumpInputError(f"row {bad + 1}: resolution {frame['resolution'].iloc[bad]!r} "
                              "is not a positive integer")
+    if np.any(res > MAX_RESOLUTION):
+        bad = int(np.flatnonzero(res > MAX_RESOLUTION)[0])
+        raise JumpInputError(f"row {bad + 1}: resolution {frame['resolution'].iloc[bad]!r} is "
+                             f"above {MAX_RESOLUTION}, the largest input a network is measured at")
     if np.any(lat <= 0):
         bad = int(np.flatnonzero(lat <= 0)[0])
         raise JumpInputError(f"row {bad + 1}: latency_ms {lat[bad]:g} is not positive")
@@ -455,6 +460,8 @@ def detect(frame_or_curve, z_min: float = DEFAULT_Z_MIN, penalty: float = DEFAUL
     each case (docs/jumps.md)."""
     if method not in METHODS:
         raise JumpInputError(f"unknown jump method {method!r} (one of {', '.join(METHODS)})")
+    check_number(z_min, "--z-min", 0, None, "the step a jump needs, in standard errors",
+                 JumpInputError, low_open=True)
     curve = frame_or_curve if isinstance(frame_or_curve, Curve) else prepare_curve(frame_or_curve)
     if not use_ci and curve.ci_low_ms is not None:
         curve = Curve(curve.resolution, curve.latency_ms, None, None, curve.notes)
@@ -565,6 +572,12 @@ def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None 
     room for one scaling step under it; the best `max_candidates` by jump size kept)."""
     from latency_lab.candidates import propose, select
 
+    for name, value in (("--budget-ms", budget_ms), ("--min-latency-ms", min_latency_ms)):
+        if value is not None:   # NaN would silently keep or drop every candidate
+            check_number(value, name, 0, None, "a latency in ms", JumpInputError, low_open=True)
+    if min_jump_pct is not None:
+        check_number(min_jump_pct, "--min-jump-pct", 0, None, "an upward jump's size in %",
+                     JumpInputError)
     proposals = propose(result.jumps, result.curve.resolution, result.curve.latency_ms,
                         neighbours)
     return select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)

@@ -171,6 +171,7 @@ class Measurement:
             "threads": c.threads,
             "affinity": c.affinity,
             "batch_size": c.batch_size,
+            "extra": json.dumps(dict(sorted(c.extra.items())), sort_keys=True, default=str),
             "context_key": c.context_key,
             # from the driver's facts: samples that are per-invocation averages, not single
             # runs (a phone binary that reports only summaries), and throttling episodes
@@ -289,6 +290,27 @@ def device_class(name: str) -> type[Device]:
     if ":" in name:
         return _load(name)
     raise DeviceError(f"unknown device {name!r}; known: {', '.join(device_names())}")
+
+
+def parse_device_options(items: list[str], **flags: Any) -> dict[str, Any]:
+    """['adb_port=5038', 'builder=keras'] (the CLI's -O) -> {'adb_port': '5038', ...}, plus
+    the options that have a flag of their own (--threads, ...) where given; `get_device`
+    converts the text to the driver's types. A key given twice is refused."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise DeviceError(f"malformed --device-option {item!r}: use KEY=VALUE")
+        if key in options:
+            raise DeviceError(f"device option {key!r} given twice")
+        options[key] = value
+    for key, value in flags.items():
+        if value is not None and key in options:
+            raise DeviceError(f"give --{key} or -O {key}=..., not both")
+        if value is not None:
+            options[key] = value
+    return options
 
 
 def get_device(name: str, **options: Any) -> Device:

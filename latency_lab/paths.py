@@ -1,4 +1,4 @@
-"""Where latency-lab keeps its files: the cache (converted models, the SQLite store).
+"""Where latency-lab keeps its files: the cache (model files, the SQLite store).
 
 `LATENCY_LAB_CACHE` overrides the default, the user's cache directory (platformdirs).
 """

@@ -75,9 +75,13 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     ax.set_xlabel("input resolution (px)")
     ax.set_ylabel("latency (ms)")
     n_up, n_down = len(result.jumps), len(result.drops)
+    ci = ""
+    if curve.ci_low_ms is not None:   # how wide the CIs were: what a step must beat
+        half = (curve.ci_high_ms - curve.ci_low_ms) / 2 / curve.latency_ms
+        ci = f" (median CI +-{100 * float(np.median(half)):.2f}%)"
     sub = (f"{curve.n} points, {n_up} jump(s), {n_down} downward step(s), "
-           f"{len(candidates)} candidate(s) kept of {proposed}; noise: {result.noise_source}; "
-           f"method: {result.method}")
+           f"{len(candidates)} candidate(s) kept of {proposed}; noise: {result.noise_source}"
+           f"{ci}; method: {result.method}")
     ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)

@@ -2,7 +2,8 @@
 
 - `plot_paths`: the evaluator's value (accuracy, or a proxy score such as Zen-Score, named
   as such on the axis) vs latency, one line per resolution through the parents RBIS
-  accepted (each point labelled with its step, e.g. `w3+6`), the other evaluated candidates
+  accepted (each point labelled with its step, e.g. `w3+6`: a width step on stages 3 and 6;
+  `d5+5`: two blocks added to stage 5; explained on the figure), the other evaluated candidates
   faint, the budget as a vertical line (the thesis's Figure 4.2).
 - `plot_compare`: value vs latency of the baseline network, RBIS's winner and the
   networks compound, fast and ResNet-RS scaling give at the same budget (the thesis's
@@ -17,6 +18,19 @@ from pathlib import Path
 from typing import Sequence
 
 from latency_lab.fileio import atomic_path
+
+
+# What the point labels of `plot_paths` mean (the legend's title says it on the figure).
+STEP_LABELS = ("point labels: the step taken, w = one width step\n(+10% of the stage's base "
+               "width), d = one more block,\non the 0-based body stages joined by +:\nw3+6 = "
+               "width of stages 3 and 6, d5+5 = two\nblocks on stage 5, d4 = one on stage 4")
+
+
+def value_title(label: str, evaluator: str, synthetic: bool, width: int = 100) -> str:
+    """The evaluator for a plot title: SYNTHETIC said first when it is."""
+    text = (f"{label} SYNTHETIC, not a trained network's (evaluator below)" if synthetic
+            else f"{label}: {evaluator}")
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _pyplot():
@@ -65,15 +79,18 @@ def plot_paths(result: dict, trace: Sequence[dict], path: str | Path) -> Path:
                    color="gold", edgecolor="black", zorder=5,
                    label=f"winner: {result['resolution']} px")
     ax.axvline(budget, color="crimson", lw=1.2, ls="--", label=f"budget {budget:g} ms")
+    synthetic = bool(result.get("accuracy_synthetic"))
     ax.set_xlabel("latency (ms)")
-    ax.set_ylabel(label)
-    ax.set_title(f"RBIS: {result['baseline']} to {budget:g} ms, incremental path per resolution"
-                 f" ({label}: {result['evaluator']})", fontsize=9)
+    ax.set_ylabel(f"SYNTHETIC {label}" if synthetic else label)
+    ax.set_title(f"RBIS: {result['baseline']} to {budget:g} ms, incremental path per resolution\n"
+                 + value_title(label, result["evaluator"], synthetic),
+                 fontsize=9, color="crimson" if synthetic else "black")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.text(0.01, 0.005, f"latency: {result['latency_source']}   {label}: {result['evaluator']}",
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              title=STEP_LABELS, title_fontsize=6)
+    fig.text(0.01, 0.005, f"latency: {result['latency_source']}\n{label}: {result['evaluator']}",
              fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, plt, path)
 
 
@@ -98,12 +115,13 @@ def plot_compare(rows: Sequence[dict], budget_ms: float, path: str | Path,
     ax.axvline(budget_ms, color="crimson", lw=1.2, ls="--", label=f"budget {budget_ms:g} ms")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(metric_label)
-    ax.set_title(title or "RBIS vs compound, fast and ResNet-RS scaling", fontsize=10)
+    ax.set_title(title or "RBIS vs compound, fast and ResNet-RS scaling", fontsize=9,
+                 color="crimson" if metric_label.startswith("SYNTHETIC") else "black")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     if footnote:
         fig.text(0.01, 0.005, footnote, fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, plt, path)
 
 

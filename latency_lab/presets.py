@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from latency_lab.fileio import parse_json, read_text
 from latency_lab.scaling import scale_uniform, set_depth
 from latency_lab.spec import BlockSpec, NetworkSpec, SpecError, StageSpec, StemSpec
 
@@ -130,14 +131,55 @@ def get(name: str) -> NetworkSpec:
 
 
 def load_network(name_or_path: str) -> NetworkSpec:
-    """A preset by name, or a network JSON file by path."""
+    """A preset by name, or a file by path: a network JSON, or a result file that holds one
+    (search's result.json, or its directory; scale's --out JSON; compare's compare.json).
+    `FILE#KEY` picks one of several networks in a file: a method of compare.json
+    (`compare.json#compound`), or a resolution of a search result (`result.json#256`, that
+    resolution's best network)."""
     if name_or_path in PRESETS:
         return get(name_or_path)
-    path = Path(name_or_path)
+    text, _, key = name_or_path.partition("#") if not Path(name_or_path).exists() \
+        else (name_or_path, "", "")
+    path = Path(text)
+    if path.is_dir():          # a search's output directory: its result.json
+        path = path / "result.json"
+        if not path.is_file():
+            raise SpecError(f"{text} is not a search result directory (no result.json)")
     if path.suffix == ".json" or path.exists():
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SpecError(f"cannot read network file {path}: {exc.strerror}") from None
-        return NetworkSpec.from_json(text)
+        doc = parse_json(read_text(path, "network file", SpecError), str(path), SpecError)
+        return network_from_document(doc, str(path), key)
     return get(name_or_path)
+
+
+def network_from_document(doc, where: str, key: str = "") -> NetworkSpec:
+    """The network a JSON document describes: a spec itself, or the `network` of a result
+    file (search, scale), or one of the `methods` of compare.json (`key` names it)."""
+    if not isinstance(doc, dict):
+        raise SpecError(f"{where}: not a network spec or result file (a JSON object)")
+    if "network" not in doc and "methods" not in doc:   # a spec (it is checked field by field)
+        if key:
+            raise SpecError(f"{where} holds one network; drop '#{key}'")
+        return NetworkSpec.from_dict(doc)
+    if isinstance(doc.get("methods"), dict):          # compare.json
+        methods = doc["methods"]
+        if key not in methods:
+            named = ", ".join(methods)
+            raise SpecError(f"{where} holds {len(methods)} networks ({named}): name one, e.g. "
+                            f"{where}#{next(iter(methods), 'rbis')}"
+                            + (f" ('{key}' is not one of them)" if key else ""))
+        return network_from_document(methods[key], f"{where}#{key}")
+    if key and isinstance(doc.get("per_resolution"), list):   # search result, one resolution
+        hit = [r for r in doc["per_resolution"] if str(r.get("resolution")) == key]
+        if not hit or not isinstance(hit[0].get("network"), dict):
+            done = [str(r.get("resolution")) for r in doc["per_resolution"] if r.get("network")]
+            raise SpecError(f"{where} has no network at resolution {key} (it has "
+                            f"{', '.join(done) or 'none'})")
+        return NetworkSpec.from_dict(hit[0]["network"])
+    if key:
+        raise SpecError(f"{where} holds one network; drop '#{key}'")
+    if isinstance(doc.get("network"), dict):           # search result.json, scale --out
+        return NetworkSpec.from_dict(doc["network"])
+    if "network" in doc and doc["network"] is None:
+        raise SpecError(f"{where}: the search found no network within its budget")
+    raise SpecError(f"{where}: neither a network spec (stem, stages, head) nor a result file "
+                    "of search, scale or compare (no 'network' key)")

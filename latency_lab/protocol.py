@@ -13,20 +13,29 @@ points, so a sweep gets it and a single network does not). Raw samples are kept 
 the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_median_ms`).
 
 Every visit's samples are committed to the store before the next visit, so an interrupted run
-loses at most one visit; `measure_points` resumes open measurements and reuses finished ones.
+loses at most one visit; `measure_points` resumes open measurements, reuses finished ones and
+goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
+limit, not the point's answer).
 
 The time cap holds between any two visits, also in the first round: a point's first visit in
 a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
 of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
 runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
 reached stop as "time_cap" with no samples (their store entries stay open and resume on the
-next run); the set-up time of each point is reported while it happens (`progress`'s status)
-and kept as its `setup_s`. An interruption (Ctrl-C, or SIGTERM where the caller maps it) raises
-`Interrupted`, which carries every point as far as it got, so the caller can still write them.
+next run); the set-up time of each point is kept as its `setup_s`. An interruption (Ctrl-C,
+or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point as far as
+it got, so the caller can still write them.
+
+After every round (and while a point is being set up) the caller's `progress` gets a
+`RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time
+left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows as
+1/sqrt(rounds); visits cost what they have cost so far) and what happens now (`note`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import statistics
 import time
@@ -34,10 +43,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from latency_lab.drift import drift_factors
-from latency_lab.errors import UserError
+from latency_lab.errors import UserError, check_number
 from latency_lab.measure import Device, Measurement, ReplayDevice
 from latency_lab.spec import NetworkSpec
 from latency_lab.store import Store
+
+
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(UserError):
@@ -59,17 +71,44 @@ class Protocol:
     def __post_init__(self) -> None:
         if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
             raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
-        if self.ci_target_pct <= 0 or self.time_cap_s <= 0:
-            raise ProtocolError("protocol needs a positive CI target and time cap")
+        check_number(self.ci_target_pct, "--ci-target-pct", 0, 100, "a CI half-width in % of "
+                     "the median", ProtocolError, low_open=True)
+        check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",
+                     ProtocolError, low_open=True, allow_inf=True)
+        if not 0 < self.confidence < 1:   # also false for NaN
+            raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 Point = tuple[NetworkSpec, int]
-# progress(points finished, points total, elapsed s, status=""): status says what happens now
-# ("setting up 224 px", empty when measuring)
-Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a `measure_points` call stands, handed to its `progress` callback."""
+
+    done: int                     # points finished (reused ones included)
+    total: int
+    elapsed_s: float              # since the clock started (after preparing the networks)
+    rounds: int                   # rounds of visits run in this call
+    ci_pct: float | None          # median CI half-width (% of median) of the open points
+    worst_ci_pct: float | None    # the widest of them
+    target_pct: float
+    eta_s: float | None           # estimated seconds left (None before the first round)
+    time_cap_s: float
+    reused: int = 0               # finished points taken from the store as they were
+    resumed: int = 0              # open or time-capped points measured further
+    note: str = ""                # what happens now ("setting up 224 px"), or ""
+
+    @property
+    def capped_eta(self) -> bool:
+        """True when the estimate runs into the time cap (the cap will end the run)."""
+        return self.eta_s is not None and self.elapsed_s + self.eta_s >= self.time_cap_s
+
+
+Progress = Callable[[RunStatus], None]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -135,28 +174,36 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
     and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
-    point has stopped.
+    point has stopped. Points that another running process is measuring are left to it and
+    collected at the end (`_Run.collect_held`); what was taken over from a process that is
+    gone goes through the phases again. Leases are given back however the call ends.
     """
     if isinstance(device, ReplayDevice):
         return [device.recorded(spec, res) for spec, res in points]
     run = _Run(device, store, protocol, progress)
-    run.open(points, remeasure)
-    run.prepare()
-    rng = random.Random(protocol.seed)
-    capped = False
     try:
-        while run.active:
-            run.judge(stop_all="time_cap" if capped else None)
-            order = list(run.active)
-            rng.shuffle(order)
-            for i in order:
-                # between any two visits, also before a first visit's set-up
-                if run.elapsed() > protocol.time_cap_s:
-                    capped = True
-                    break
-                run.visit(i)
+        run.open(points, remeasure)
+        while run.active or run.held:
+            run.prepare()
+            rng = random.Random(protocol.seed)
+            capped = False
+            while run.active:
+                run.judge(stop_all="time_cap" if capped else None)
+                order = list(run.active)
+                rng.shuffle(order)
+                for i in order:
+                    # between any two visits, also before a first visit's set-up
+                    if run.elapsed() > protocol.time_cap_s:
+                        capped = True
+                        break
+                    run.visit(i)
+            run.collect_held()
     except KeyboardInterrupt:
         raise Interrupted(run.partial()) from None
+    finally:
+        run.release()
+    if run.rounds == 0:    # everything came from the store: say so once
+        run._report()
     return [run.results[i] for i in range(run.total)]
 
 
@@ -169,10 +216,28 @@ class _Run:
         self.info = device.info()
         self.results: dict[int, Measurement] = {}
         self.active: dict[int, _State] = {}
+        self.held: dict[int, tuple[Point, int]] = {}   # another process measures these
+        self._holders: dict = {}
+        self.leased: set[int] = set()                  # measurement ids this call holds
         self.measured: list[_State] = []   # every point measured in this call, for the drift fit
         self.total = 0
         self.start = time.monotonic()
         self.setup_s = 0.0          # time spent in Device.setup in this call
+        self.rounds = 0
+        self.visits = 0
+        self.reused = self.resumed = 0
+        self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
+
+    def _reusable(self, measurement_id: int) -> bool:
+        """A finished measurement is taken as it is unless a time cap stopped it short of this
+        protocol's CI target: then it is measured further."""
+        done = self.store.measurement(measurement_id)
+        return done.stop_reason != "time_cap" or self._met(done)
+
+    def _met(self, m: Measurement) -> bool:
+        """Did a finished measurement meet this protocol's stopping rule for the CI?"""
+        return (m.n_rounds >= self.protocol.min_rounds
+                and 100 * m.stats.ci_halfwidth_rel <= self.protocol.ci_target_pct)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -186,23 +251,65 @@ class _Run:
         return [out[i] for i in sorted(out)]
 
     def open(self, points: Sequence[Point], remeasure: bool) -> None:
-        """Reuse finished measurements, resume open ones, open the rest."""
-        store, key = self.store, self.info.context_key
-        for i, (spec, res) in enumerate(points):
-            latest = store.latest(key, spec.fingerprint, res)
-            if latest and not remeasure:
-                mid, status = latest
-                if status == "done":
-                    self.results[i] = store.measurement(mid)
-                    continue
-                samples, rounds, times, drift = store.samples(mid)
-                facts = dict(store.measurement(mid).facts)
-            else:
-                mid = store.open_measurement(self.info, spec, res, self.protocol.to_dict())
-                samples, rounds, times, drift, facts = [], [], [], [], {}
-            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
-        self.measured = list(self.active.values())
+        """Reuse finished measurements, resume open ones, open the rest; each open one is
+        leased to this process in the store (`Store.claim`), and one that a running process
+        holds is left to it."""
         self.total = len(points)
+        for i, (spec, res) in enumerate(points):
+            claim = self.store.claim(self.info, spec, res, self.protocol.to_dict(), remeasure,
+                                     reuse=self._reusable)
+            self._take(i, (spec, res), claim)
+        self.measured = list(self.active.values())
+        if self.held:
+            owners = sorted({c.describe() for c in self._holders.values()})
+            log.warning("%d of %d points are being measured by %s; measuring the other %d, "
+                        "then waiting for those", len(self.held), self.total, ", ".join(owners),
+                        len(self.active))
+
+    def _take(self, i: int, point: Point, claim) -> None:
+        spec, res = point
+        mid = claim.measurement_id
+        if claim.status == "done":
+            self.results[i] = self.store.measurement(mid)
+            self.reused += 1
+        elif claim.status == "held":
+            self.held[i] = (point, mid)
+            self._holders[i] = claim.holder
+        else:
+            self.leased.add(mid)
+            self.resumed += claim.status == "resume"
+            samples, rounds, times, drift = self.store.samples(mid)
+            facts = dict(self.store.measurement(mid).facts) if samples else {}
+            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+
+    def collect_held(self, poll_s: float = 1.0, say_every_s: float = 60.0) -> None:
+        """Wait for the points another process holds: reuse each once it is finished, take
+        over (and measure, through the phases again) each whose owner is gone."""
+        said = time.monotonic()
+        while self.held:
+            for i, (point, mid) in list(self.held.items()):
+                claim = self.store.reclaim(mid)
+                if claim.status != "held":
+                    del self.held[i], self._holders[i]
+                    self._take(i, point, claim)
+                    if claim.status == "resume":
+                        self.measured.append(self.active[i])
+                        log.warning("took over %s at %d from a process that is gone",
+                                    point[0].name, point[1])
+            if self.active or not self.held:
+                return
+            if time.monotonic() - said > say_every_s:
+                said = time.monotonic()
+                log.warning("still waiting for %d point(s) that %s measure(s)", len(self.held),
+                            ", ".join(sorted({c.describe() for c in self._holders.values()})))
+            time.sleep(poll_s)
+
+    def release(self) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+        try:
+            self.store.release(self.leased)
+        except UserError:
+            pass   # the store is unusable (full disk): the lease goes when this process does
 
     def prepare(self) -> None:
         """One `device.prepare` per network with all its open resolutions; the clock starts after."""
@@ -212,7 +319,6 @@ class _Run:
         for spec, resolutions in by_network.values():
             self.device.prepare(spec, resolutions)
         self.start = time.monotonic()
-        self._report()
 
     def judge(self, stop_all: str | None = None) -> None:
         """Fit the drift, then stop the points that reached the CI target or max rounds (and
@@ -222,15 +328,40 @@ class _Run:
         for i in list(self.active):
             st = self.active[i]
             n_rounds = len(set(st.rounds))
-            if n_rounds >= p.min_rounds:
+            if n_rounds >= min(2, p.min_rounds):
                 stats = st.measurement(self.info, "", p.confidence).stats
-                if 100 * stats.ci_halfwidth_rel <= p.ci_target_pct:
+                self.ci_pct[i] = 100 * stats.ci_halfwidth_rel
+            if n_rounds >= p.min_rounds:
+                if self.ci_pct[i] <= p.ci_target_pct:
                     self._finish(i, "ci_target")
                 elif n_rounds >= p.max_rounds:
                     self._finish(i, "max_rounds")
         if stop_all:
             for i in list(self.active):
                 self._finish(i, stop_all)
+        self.store.checkpoint()   # once per round, after the drift rewrite: the WAL stays small
+        self._report()
+        self.rounds += 1
+
+    def status(self, note: str = "") -> RunStatus:
+        p = self.protocol
+        cis = [self.ci_pct[i] for i in self.active if i in self.ci_pct]
+        eta = None
+        if self.visits:
+            left = sum(self._rounds_left(i) for i in self.active)
+            eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
+        return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
+                         statistics.median(cis) if cis else None, max(cis) if cis else None,
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note)
+
+    def _rounds_left(self, i: int) -> int:
+        """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
+        p, st = self.protocol, self.active[i]
+        n = len(set(st.rounds))
+        need = p.min_rounds
+        if i in self.ci_pct and n:
+            need = max(need, math.ceil(n * (self.ci_pct[i] / p.ci_target_pct) ** 2))
+        return max(1, min(need, p.max_rounds) - n)
 
     def visit(self, i: int) -> None:
         """One visit of point i: on the first, the device's set-up of the point (timed,
@@ -249,6 +380,7 @@ class _Run:
         st.times.extend([time.time()] * n)
         st.drift.extend([1.0] * n)
         st.visited = True
+        self.visits += 1
 
     def _setup(self, st: _State) -> dict:
         """`Device.setup` of a point, timed and shown while it happens."""
@@ -266,8 +398,8 @@ class _Run:
         if st.samples:   # a point never reached stays open in the store: the next run resumes it
             self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
-        self._report()
+        self.ci_pct.pop(i, None)
 
     def _report(self, status: str = "") -> None:
         if self.progress:
-            self.progress(len(self.results), self.total, self.elapsed(), status=status)
+            self.progress(self.status(status))

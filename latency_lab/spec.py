@@ -25,14 +25,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from latency_lab.errors import UserError
+from latency_lab.fileio import parse_json
 
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
 BLOCK_KINDS = ("mbconv",)
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 2048
+# Bounds of what can be built and measured at all; each error says why.
+MAX_PARAMS = 2**31 // 4   # float32 weights of a TFLite flatbuffer, which cannot exceed 2 GiB
+MAX_BLOCKS = 200          # conversion time grows with depth (see _BLOCKS_WHY)
+_BLOCKS_WHY = ("converting takes about 1 s per block on a 2-core machine (64 blocks: 75 s), "
+               "and the deepest EfficientNet, B7, has 55")
+MAX_KERNEL = 31           # the largest depthwise kernel in the literature (RepLKNet's 31x31)
+MAX_EXPANSION = 32        # published MBConv networks use 1..6
+MAX_NAME = 200
 
 
 class SpecError(UserError):
@@ -144,11 +155,7 @@ class NetworkSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "NetworkSpec":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"not valid JSON: {exc}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(text, "network JSON", SpecError))
 
     # -- identity ---------------------------------------------------------------------------
     def arch_dict(self) -> dict[str, Any]:
@@ -158,9 +165,11 @@ class NetworkSpec:
             d.pop(key, None)
         return d
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """16 hex digits of sha256 over the canonical architecture JSON (name, resolution out)."""
+        """16 hex digits of sha256 over the canonical architecture JSON (name, resolution out).
+        Cached (the spec is frozen): a search against a 350-row table asked it 300,000 times,
+        100 of its 145 s."""
         canon = json.dumps(self.arch_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
@@ -187,43 +196,95 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
+def int_field(value: Any, where: str) -> int:
+    """A JSON integer: 16 or 16.0, never 16.7, "16" or true (bool is an int in Python, and
+    int() would truncate, giving B0's fingerprint to a network that is not B0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{where} must be an integer, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise SpecError(f"{where} must be an integer, got {value!r}")
+    return int(value)
+
+
+def float_field(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(f"{where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise SpecError(f"{where} must be a JSON list, got {type(value).__name__}")
+    return value
+
+
+def _block(b: Any, where: str) -> BlockSpec:
+    b = _obj(b, where)
+    if "kernel" not in b or "expansion" not in b:
+        raise SpecError(f"{where} needs 'kernel' and 'expansion'")
+    return BlockSpec(int_field(b["kernel"], f"{where} kernel"),
+                     float_field(b["expansion"], f"{where} expansion"),
+                     int_field(b.get("stride", 1), f"{where} stride"))
+
+
+def _stage(s: Any, i: int) -> StageSpec:
+    where = f"stage {i}"
+    s = _obj(s, where)
+    if "width" not in s:
+        raise SpecError(f"{where} lacks 'width'")
+    if "blocks" in s:
+        blocks = tuple(_block(b, f"{where} block {j}")
+                       for j, b in enumerate(_list(s["blocks"], f"{where} blocks")))
+        if "depth" in s and int_field(s["depth"], f"{where} depth") != len(blocks):
+            raise SpecError(f"{where}: depth {s['depth']} but {len(blocks)} blocks listed")
+    else:
+        depth = int_field(s.get("depth"), f"{where} depth")
+        if not 1 <= depth <= MAX_BLOCKS:   # checked before `depth` blocks are made
+            raise SpecError(f"{where}: depth must be 1..{MAX_BLOCKS}, got {depth} ({_BLOCKS_WHY})")
+        first = _block(s, where)
+        blocks = (first,) + tuple(replace(first, stride=1) for _ in range(depth - 1))
+    kind = s.get("kind", "mbconv")
+    if not isinstance(kind, str):
+        raise SpecError(f"{where} kind must be a string, got {kind!r}")
+    return StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
+                     se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+
+
 def _from_dict(d: dict[str, Any]) -> NetworkSpec:
     if not isinstance(d, dict):
         raise SpecError("a network spec is a JSON object")
     missing = [k for k in ("stem", "head", "stages") if k not in d]
     if missing:
         raise SpecError(f"network spec lacks key(s): {', '.join(missing)}")
-    stem = d["stem"]
-    stem = StemSpec(width=int(stem["width"]), kernel=int(stem.get("kernel", 3)),
-                    stride=int(stem.get("stride", 2)))
+    stem = _obj(d["stem"], "stem")
+    if "width" not in stem:
+        raise SpecError("stem lacks 'width'")
+    stem = StemSpec(width=int_field(stem["width"], "stem width"),
+                    kernel=int_field(stem.get("kernel", 3), "stem kernel"),
+                    stride=int_field(stem.get("stride", 2), "stem stride"))
     head = d["head"]
-    head_width = int(head["width"] if isinstance(head, dict) else head)
-    stages = []
-    for i, s in enumerate(d["stages"]):
-        if "width" not in s:
-            raise SpecError(f"stage {i} lacks 'width'")
-        if "blocks" in s:
-            blocks = tuple(BlockSpec(int(b["kernel"]), float(b["expansion"]), int(b.get("stride", 1)))
-                           for b in s["blocks"])
-            if "depth" in s and int(s["depth"]) != len(blocks):
-                raise SpecError(f"stage {i}: depth {s['depth']} but {len(blocks)} blocks listed")
-        else:
-            depth = int(s["depth"])
-            if depth < 1:
-                raise SpecError(f"stage {i}: depth must be at least 1, got {depth}")
-            first = BlockSpec(int(s["kernel"]), float(s["expansion"]), int(s.get("stride", 1)))
-            blocks = (first,) + tuple(replace(first, stride=1) for _ in range(depth - 1))
-        stages.append(StageSpec(width=int(s["width"]), blocks=blocks,
-                                se_ratio=float(s.get("se_ratio", 0.0)), kind=s.get("kind", "mbconv")))
+    if isinstance(head, dict) and "width" not in head:
+        raise SpecError("head lacks 'width'")
+    head_width = int_field(head["width"] if isinstance(head, dict) else head, "head width")
+    stages = tuple(_stage(s, i) for i, s in enumerate(_list(d["stages"], "stages")))
+    for key in ("name", "activation", "source"):
+        if key in d and not isinstance(d[key], str):
+            raise SpecError(f"{key} must be a string, got {d[key]!r}")
     return NetworkSpec(
-        name=str(d.get("name", "custom")),
+        name=d.get("name", "custom"),
         stem=stem,
-        stages=tuple(stages),
+        stages=stages,
         head_width=head_width,
-        num_classes=int(d.get("num_classes", 1000)),
-        activation=str(d.get("activation", "swish")),
-        resolution=int(d.get("resolution", 224)),
-        source=str(d.get("source", "")),
+        num_classes=int_field(d.get("num_classes", 1000), "num_classes"),
+        activation=d.get("activation", "swish"),
+        resolution=int_field(d.get("resolution", 224), "resolution"),
+        source=d.get("source", ""),
     )
 
 
@@ -235,6 +296,9 @@ def check_resolution(resolution: int) -> int:
 
 
 def _validate(n: NetworkSpec) -> None:
+    if not isinstance(n.name, str) or len(n.name) > MAX_NAME or not n.name.isprintable():
+        raise SpecError(f"network name must be printable text of at most {MAX_NAME} "
+                        f"characters, got {n.name!r:.80}")
     if n.activation not in ACTIVATIONS:
         raise SpecError(f"unknown activation {n.activation!r}; known: {', '.join(ACTIVATIONS)}")
     check_resolution(n.resolution)
@@ -253,11 +317,23 @@ def _validate(n: NetworkSpec) -> None:
         if not 0.0 <= s.se_ratio <= 1.0:
             raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
         for j, b in enumerate(s.blocks):
-            if b.kernel < 1 or b.kernel % 2 == 0:
-                raise SpecError(f"stage {i} block {j}: kernel must be odd and positive")
-            if b.expansion < 1:
-                raise SpecError(f"stage {i} block {j}: expansion must be at least 1")
+            if b.kernel < 1 or b.kernel % 2 == 0 or b.kernel > MAX_KERNEL:
+                raise SpecError(f"stage {i} block {j}: kernel must be odd, 1..{MAX_KERNEL} (the "
+                                f"largest depthwise kernel published), got {b.kernel}")
+            if not 1 <= b.expansion <= MAX_EXPANSION:
+                raise SpecError(f"stage {i} block {j}: expansion must be 1..{MAX_EXPANSION} "
+                                f"(published MBConv networks use 1..6), got {b.expansion:g}")
             if b.stride not in (1, 2):
                 raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
             if j > 0 and b.stride != 1:
                 raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")
+    blocks = sum(s.depth for s in n.stages)
+    if blocks > MAX_BLOCKS:
+        raise SpecError(f"{blocks} blocks: at most {MAX_BLOCKS} can be measured ({_BLOCKS_WHY})")
+    from latency_lab.complexity import params   # complexity imports this module
+
+    n_params = params(n)
+    if n_params > MAX_PARAMS:
+        raise SpecError(f"{n_params:,d} parameters: float32 weights over {MAX_PARAMS:,d} "
+                        f"({4 * n_params / 2**30:.3g} GiB) do not fit the 2 GiB a TFLite model "
+                        "can hold")

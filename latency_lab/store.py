@@ -14,28 +14,41 @@ resume from them (a real device measures again), and exports prefer a real measu
 same key. A `networks` row may also describe a single block of the lookup table
 (`lut.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves those out.
 The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS` adds it to
-older stores on open.
+older stores on open; so was `leases` (one owner per open measurement, see `lease.py`):
+`claim` takes a point for this process in one write transaction, `reclaim` re-checks a
+point another process holds, `release` gives leases back.
 
 `evaluations` is the accuracy cache (`latency_lab.search.accuracy_cache`): one row per finished
 evaluation of a network at a resolution by an evaluator, keyed by the evaluator's key (which
 covers everything that changes the number) and, for evaluators that start from a parent's
 weights, the lineage. A re-evaluation adds a row; the newest row of a key is its value, the
 older ones stay. Added the same way, without a schema bump.
+
+A file that exists is first inspected read-only (`store_file.inspect_store`): a SQLite file
+that is not a latency-lab store (another program's database) or has another schema version is
+refused without being touched. Every SQLite failure afterwards (a full disk, a damaged page, a
+lock held too long) is a one-line `StoreError` (`store_file.guarded`); a store that could not
+be created is removed again, and the WAL is checkpointed into the database after every round
+(`checkpoint`), so it never grows with a long sweep.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from latency_lab.errors import UserError
+from latency_lab import lease
+from latency_lab.store_file import StoreError, explain, guarded, inspect_store
 from latency_lab.measure import DeviceInfo, Measurement
 from latency_lab.spec import NetworkSpec
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30   # how long a write waits for another process's transaction
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contexts (key TEXT PRIMARY KEY, info TEXT NOT NULL);
@@ -95,7 +108,16 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS evaluations_key ON evaluations(evaluator_key, fingerprint, resolution,
                                                           lineage);
+CREATE TABLE IF NOT EXISTS leases (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements(id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    renewed_at REAL NOT NULL
+);
 """
+# the tables every latency-lab store has had since schema 1 (others are added on open)
+_CORE_TABLES = {"meta", "contexts", "networks", "measurements", "samples"}
 EVALUATION_FIELDS = ("evaluator", "metric", "value", "n", "ci_low", "ci_high", "seconds",
                      "details")
 
@@ -103,34 +125,68 @@ SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms"
                   "p95_ms")
 
 
-class StoreError(UserError):
-    """The store file is unusable (not a database, wrong schema, unwritable)."""
+@dataclass(frozen=True)
+class Claim:
+    """What `Store.claim` found for a point: `status` "done" (a finished measurement to reuse),
+    "resume" (an open one, now leased to this process), "new" (opened and leased) or "held"
+    (open and leased to `holder`, a process that is still running)."""
+
+    measurement_id: int
+    status: str
+    holder: lease.Owner | None = None
 
 
+@guarded
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store {self.path} is a directory")
+        existed = self.path.exists()
+        # read-only: a foreign file or another schema is refused before any write
+        inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
-            columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
-            if "drift" not in columns:  # stores written before drift correction existed
-                self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                self.db.commit()
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} has schema {row[0]}, expected {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use store {self.path}: {exc}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot create store {self.path}: {exc.strerror}") from None
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            self._init_schema()
+        except (sqlite3.Error, OSError) as exc:
+            if not existed:   # a store that could not be created leaves nothing behind
+                self._remove_files()
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
+            raise StoreError(explain(self.path, exc)) from None
+
+    def _init_schema(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
+        if "drift" not in columns:  # stores written before drift correction existed
+            self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
+        if self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self.db.commit()
+
+    def _remove_files(self) -> None:
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (after every round of a sweep: left
+        alone, SQLite checkpoints only after ~4 MB and never shrinks the file). It never waits:
+        what another process is reading or writing now goes at a later checkpoint."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
     def __enter__(self):
         return self
@@ -181,12 +237,90 @@ class Store:
                  json.dumps(protocol or {}, sort_keys=True), time.time()))
         return int(cur.lastrowid)
 
+    # -- one owner per open measurement (lease.py) --------------------------------------
+    def claim(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
+              protocol: dict[str, Any] | None = None, remeasure: bool = False,
+              reuse: Callable[[int], bool] | None = None) -> Claim:
+        """Take the point (context, network, resolution) for this process, in one write
+        transaction so that two processes cannot both take it: reuse its finished measurement
+        (unless `remeasure`, or `reuse(id)` says it falls short: then it is reopened and
+        resumed), resume its open one unless a running process holds that, or open a new
+        one."""
+        self.register(info, spec)
+        with self._write():
+            latest = self.latest(info.context_key, spec.fingerprint, resolution)
+            if latest and not remeasure:
+                mid, status = latest
+                if status == "done":
+                    if reuse is None or reuse(mid):
+                        return Claim(mid, "done")
+                    self.db.execute("UPDATE measurements SET status='open', stop_reason='',"
+                                    " finished_at=NULL WHERE id=?", (mid,))
+                holder = self._holder(mid)
+                if holder is not None:
+                    return Claim(mid, "held", holder)
+                self._lease(mid)
+                return Claim(mid, "resume")
+            cur = self.db.execute(
+                "INSERT INTO measurements (context_key, fingerprint, resolution, status, protocol,"
+                " started_at) VALUES (?, ?, ?, 'open', ?, ?)",
+                (info.context_key, spec.fingerprint, int(resolution),
+                 json.dumps(protocol or {}, sort_keys=True), time.time()))
+            self._lease(int(cur.lastrowid))
+            return Claim(int(cur.lastrowid), "new")
+
+    def reclaim(self, measurement_id: int) -> Claim:
+        """Look again at a point another process held: "done", "resume" (its owner is gone
+        or let go: now ours) or still "held"."""
+        with self._write():
+            row = self.db.execute("SELECT status FROM measurements WHERE id=?",
+                                  (measurement_id,)).fetchone()
+            if row and row[0] == "done":
+                return Claim(measurement_id, "done")
+            holder = self._holder(measurement_id)
+            if holder is not None:
+                return Claim(measurement_id, "held", holder)
+            self._lease(measurement_id)
+            return Claim(measurement_id, "resume")
+
+    def release(self, measurement_ids: Iterable[int]) -> None:
+        """Give back this process's leases on these measurements."""
+        me = lease.me()
+        with self.db:
+            self.db.executemany("DELETE FROM leases WHERE measurement_id=? AND host=? AND pid=?",
+                                [(int(m), me.host, me.pid) for m in measurement_ids])
+
+    def _write(self):
+        """A write transaction that holds SQLite's write lock from its first read."""
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def _holder(self, measurement_id: int) -> lease.Owner | None:
+        """The other, still running process that leases this measurement, or None."""
+        row = self.db.execute("SELECT host, pid, started, renewed_at FROM leases WHERE "
+                              "measurement_id=?", (measurement_id,)).fetchone()
+        if row is None:
+            return None
+        owner = lease.Owner(row[0], int(row[1]), row[2])
+        me = lease.me()
+        if (owner.host, owner.pid) == (me.host, me.pid) or lease.is_gone(owner, row[3]):
+            return None
+        return owner
+
+    def _lease(self, measurement_id: int) -> None:
+        me = lease.me()
+        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                        (measurement_id, me.host, me.pid, me.started, time.time()))
+
     def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
                     facts: dict[str, Any] | None = None) -> None:
         now = time.time()
         with self.db:
             self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, 1.0)",
                                 [(measurement_id, round_index, float(s), now) for s in samples_ms])
+            me = lease.me()   # renew this process's leases (another host judges by this time)
+            self.db.execute("UPDATE leases SET renewed_at=? WHERE host=? AND pid=?",
+                            (now, me.host, me.pid))
             if facts:
                 old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
                                                  (measurement_id,)).fetchone()[0])
@@ -204,6 +338,7 @@ class Store:
         with self.db:
             self.db.execute("UPDATE measurements SET status='done', stop_reason=?, finished_at=?"
                             " WHERE id=?", (stop_reason, time.time(), measurement_id))
+            self.db.execute("DELETE FROM leases WHERE measurement_id=?", (measurement_id,))
 
     # -- reading -------------------------------------------------------------------------
     def latest(self, context_key: str, fingerprint: str, resolution: int) -> tuple[int, str] | None:

@@ -36,6 +36,7 @@ def parse_resolutions(text: str) -> list[int]:
         start, stop, step = parts[0], parts[1], (parts[2] if len(parts) == 3 else 4)
         if step <= 0 or stop < start:
             raise SpecError(f"resolution range {text!r}: need start <= stop and a positive step")
+        check_resolution(start), check_resolution(stop)   # before the range is built
         values = list(range(start, stop + 1, step))
     if not values:
         raise SpecError(f"no resolutions in {text!r}")

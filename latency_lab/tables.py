@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab.errors import UserError
-from latency_lab.fileio import atomic_path
+from latency_lab.fileio import atomic_path, parse_json
 from latency_lab.measure import DeviceInfo
 from latency_lab.spec import NetworkSpec, SpecError, check_resolution
 
@@ -215,10 +215,7 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
     version = _integer(rec["format_version"], "format_version", line)
     if version != FORMAT_VERSION:
         raise TableError(f"{line}: format_version {version}; this tool reads {FORMAT_VERSION}")
-    try:
-        extra = json.loads(_text(rec["extra"]) or "{}")
-    except json.JSONDecodeError as exc:
-        raise TableError(f"{line}: extra is not valid JSON ({exc})") from None
+    extra = parse_json(_text(rec["extra"]) or "{}", f"{line}: extra", TableError)
     if not isinstance(extra, dict):
         raise TableError(f"{line}: extra must be a JSON object")
     threads = None if _missing(rec["threads"]) else _integer(rec["threads"], "threads", line)
@@ -233,13 +230,11 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
         raise TableError(f"{line}: the device fields hash to context {info.context_key}, but "
                          f"context_key says {_text(rec['context_key'])!r} (hand-edited file?)")
     fingerprint = _text(rec["fingerprint"])
+    arch = parse_json(_text(rec["network_json"]), f"{line}: network_json", TableError)
     try:
-        arch = json.loads(_text(rec["network_json"]))
         if not isinstance(arch, dict):
             raise SpecError("network_json must be a JSON object")
         spec = NetworkSpec.from_dict({**arch, "name": _text(rec["network"]) or "custom"})
-    except json.JSONDecodeError as exc:
-        raise TableError(f"{line}: network_json is not valid JSON ({exc}; truncated?)") from None
     except SpecError as exc:
         raise TableError(f"{line}: network_json is not a network: {exc}") from None
     if spec.fingerprint != fingerprint:
@@ -290,6 +285,8 @@ def load_table(path: str | Path, context: DeviceInfo | str | None = None) -> Lat
     from that device context (mixed, or another device)."""
     path = Path(path)
     frame, unit = _read_frame(path)
+    if "format_version" not in frame.columns and set(SWEEP_COLUMNS) <= set(frame.columns):
+        frame = _from_sweep(frame, path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise TableError(f"table {path} lacks column(s): {', '.join(missing)}")
@@ -309,6 +306,36 @@ def load_table(path: str | Path, context: DeviceInfo | str | None = None) -> Lat
     if context is not None:
         table.require_context(context)
     return table
+
+
+SWEEP_COLUMNS = ("resolution", "latency_ms", "ci_low_ms", "ci_high_ms", "n_samples",
+                 "stop_reason", "network", "fingerprint", "context_key", "device")
+
+
+def _from_sweep(frame, path: Path):
+    """A sweep CSV (`latency-lab sweep`) as table columns: the same statistics and context;
+    the network's JSON from the preset it names (a sweep CSV has only the fingerprint),
+    origin "sweep" (a sweep CSV does not say when it was measured)."""
+    from latency_lab import presets
+
+    if "extra" not in frame.columns:
+        raise TableError(f"sweep CSV {path} has no `extra` column (written before sweeps "
+                         "recorded it), so its device context cannot be checked; export a "
+                         "table from the store instead: latency-lab table export OUT.csv")
+    frame = frame.copy()
+    specs = {}
+    for name, fp in set(zip(frame["network"], frame["fingerprint"])):
+        spec = presets.get(name) if name in presets.PRESETS else None
+        if spec is None or spec.fingerprint != fp:
+            raise TableError(f"sweep CSV {path}: network {name} ({fp}) is not a preset, and a "
+                             "sweep CSV keeps only its fingerprint; export a table from the "
+                             f"store instead: latency-lab table export OUT.csv --network {fp}")
+        specs[fp] = json.dumps(spec.arch_dict(), sort_keys=True, separators=(",", ":"))
+    frame["network_json"] = frame["fingerprint"].map(specs)
+    frame["format_version"] = str(FORMAT_VERSION)
+    frame["measured_at"] = "not recorded (sweep CSV)"
+    frame["origin"] = "sweep"
+    return frame
 
 
 # -- writing -------------------------------------------------------------------------------

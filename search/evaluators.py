@@ -6,7 +6,7 @@ An evaluator is named on the command line as `NAME[:ARG][,KEY=VALUE...]` (`--acc
     py:MODULE:FUNCTION                  FUNCTION(network_dict) -> value, MODULE from the cwd
     zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]   Zen-Score
     zen-tuned[,...same options]         Zen-Score divided by the number of conv blocks
-    train:DATA_DIR[,epochs=10,batch=64,lr=0,...,device=cpu]   top-1 % after training
+    train:DATA_DIR[,epochs=10,batch=32,lr=0,...,device=cpu]   top-1 % after training
     net2net:DATA_DIR[,epochs=2,base_epochs=10,...]  top-1 % after fine-tuning from the parent
 
 NAME is a registered evaluator; ARG (optional, at most one, first) is its positional argument
@@ -190,6 +190,7 @@ class Evaluator:
     ARG: str | None = None
     OPTIONS: dict[str, Option] = {}
     version = 1
+    synthetic = ""          # else what the made-up number is: every output says SYNTHETIC
     uses_parent = False     # True: the result depends on the parent's (trained) state
     cacheable = True        # False: values are read from a file, not computed
     arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
@@ -254,6 +255,7 @@ EVALUATORS: dict[str, str] = {
     "py": "latency_lab.search.recorded:PyEvaluator",
     "zen": "latency_lab.search.zen:ZenScore",
     "zen-tuned": "latency_lab.search.zen:TunedZenScore",
+    "synthetic": "latency_lab.search.synthetic:SyntheticAccuracy",
     "train": "latency_lab.search.training_eval:TrainEvaluator",
     "net2net": "latency_lab.search.training_eval:Net2NetEvaluator",
 }

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
-from latency_lab.fileio import write_atomic
+from latency_lab.fileio import parse_json, read_text, write_atomic
 from latency_lab.scaling import default_stages
 from latency_lab.spec import NetworkSpec, check_resolution
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
@@ -56,7 +56,8 @@ STATE_VERSION = 2
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
-                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths"]
+                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
+                 "latency_from"]
 
 
 class SearchError(UserError):
@@ -98,6 +99,7 @@ class Cache:
         self.accuracy_cache, self.run = accuracy_cache, run
         self.latency: dict[str, float] = {}
         self.values: dict[str, float] = {}
+        self.origin: dict[str, str] = {}    # which source answered (a chain has several)
         self.latency_calls = self.evaluations = 0     # made by this process
         self.latency_hits = self.value_hits = self.store_hits = 0
         self.resumed = False
@@ -121,14 +123,14 @@ class Cache:
 
     def _load(self) -> None:
         try:
-            d = json.loads(self.path.read_text())
+            d = parse_json(read_text(self.path, "search state"), "search state")
             if d.get("version") not in (1, STATE_VERSION):
                 raise ValueError(f"version {d.get('version')}")
             latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
             # version 1 called the evaluator's values "accuracy" whatever they were
             values = {str(k): float(v) for k, v in d["values" if "values" in d else
                                                     "accuracy"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (UserError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
                               f"start over") from None
         for what, mine in self._ids().items():
@@ -136,6 +138,7 @@ class Cache:
                 raise SearchError(f"search state {self.path} was made with {what} "
                                   f"{d.get(what)!r}, not {mine!r}; use another --out or delete it")
         self.latency, self.values, self.resumed = latency, values, True
+        self.origin = {str(k): str(v) for k, v in d.get("latency_from", {}).items()}
 
     def save(self) -> None:
         if self.path is None:
@@ -143,7 +146,9 @@ class Cache:
         write_atomic(self.path, json.dumps({"version": STATE_VERSION, **self._ids(),
                                             "metric": self.evaluator.metric,
                                             "latency_ms": self.latency,
-                                            "values": self.values}, indent=1, sort_keys=True))
+                                            "values": self.values,
+                                            "latency_from": self.origin},
+                                           indent=1, sort_keys=True))
 
     def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
         todo: dict[str, tuple[NetworkSpec, int]] = {}
@@ -157,10 +162,12 @@ class Cache:
             values = self.source.latency_many(list(todo.values()))
             self.latency_calls += len(values)
             self.latency.update(zip(todo, (float(v) for v in values)))
+            self.origin.update((k, self.source.origin(*p)) for k, p in todo.items())
             self.save()
         else:
             for k, (spec, res) in todo.items():
                 self.latency[k] = float(self.source.latency_ms(spec, res))
+                self.origin[k] = self.source.origin(spec, res)
                 self.latency_calls += 1
                 self.save()
         return [self.latency[self.key(s, r)] for s, r in points]
@@ -231,7 +238,8 @@ class Node:
         if dimension == DEPTH:
             for i in stages:
                 depths[i] += 1
-        spec = replace(spec, name=f"{base.name}-rbis")
+        spec = replace(spec, name=f"{base.name}-rbis",
+                       source=f"RBIS-scaled from {base.name} ({base.fingerprint})")
         how = Step(dimension, tuple(stages))
         request = cache.request(spec, self.request.resolution, self.request, how)
         return Node(spec, widths, tuple(depths), dimension=dimension, stages=tuple(stages),
@@ -299,22 +307,38 @@ class SearchResult:
     cache: Cache
     winner: ResolutionResult | None = None
 
+    def provenance(self, r: "ResolutionResult") -> NetworkSpec:
+        """The network of `r` named and sourced as what it is: scaled, from what, by what."""
+        b, c = r.best, self.cache
+        return replace(b.spec, name=f"{self.base.name}-rbis-{self.budget_ms:g}ms-{r.resolution}",
+                       source=f"RBIS: {self.base.name} ({self.base.fingerprint}) scaled to "
+                              f"{self.budget_ms:g} ms at {r.resolution} px in {r.iterations} "
+                              f"steps; latency {c.source.describe()}; accuracy "
+                              f"{c.evaluator.describe()}")
+
     def to_dict(self) -> dict:
-        w = self.winner.best if self.winner else None
+        w = self.provenance(self.winner) if self.winner else None
         c = self.cache
         ev = c.evaluator
         metric = ev.metric
+        per_res = []
+        for r in self.per_resolution:
+            d = r.to_dict(metric)
+            if "network" in d:
+                d["network"] = self.provenance(r).to_dict()
+            per_res.append(d)
         return {
             "baseline": self.base.name, "baseline_fingerprint": self.base.fingerprint,
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
             "latency_source": c.source.describe(), "evaluator": ev.describe(),
             "evaluator_key": ev.key(), "metric": metric, "metric_label": ev.metric_label,
+            "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
             "resolution": self.winner.resolution if self.winner else None,
-            "network": w.spec.to_dict() if w else None,
-            metric: w.value if w else None,
-            "latency_ms": w.latency_ms if w else None,
-            "per_resolution": [r.to_dict(metric) for r in self.per_resolution],
+            "network": w.to_dict() if w else None,
+            metric: self.winner.best.value if w else None,
+            "latency_ms": self.winner.best.latency_ms if w else None,
+            "per_resolution": per_res,
             "counts": {"latency_reads": c.latency_calls, "evaluations": c.evaluations,
                        "latency_cache_hits": c.latency_hits, "value_cache_hits": c.value_hits,
                        "accuracy_cache_hits": c.store_hits,
@@ -346,9 +370,19 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
             "depths": " ".join(map(str, node.spec.depths))}
 
 
-def write_trace(rows: list[dict], path: Path, metric: str = "accuracy") -> None:
+def mark_origins(rows: list[dict], cache: "Cache") -> None:
+    """Set each trace row's `latency_from`: which latency source answered it."""
+    for row in rows:
+        row["latency_from"] = cache.origin.get(f"{row['fingerprint']}@{row['resolution']}", "")
+
+
+def write_trace(rows: list[dict], path: Path, metric: str = "accuracy",
+                cache: "Cache | None" = None) -> None:
+    """trace.csv; with `cache`, each row says which latency source answered it."""
     import io
 
+    if cache is not None:
+        mark_origins(rows, cache)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
     w.writeheader()
@@ -490,7 +524,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log))
             if out:
-                write_trace(trace, out / "trace.csv", metric)
+                write_trace(trace, out / "trace.csv", metric, cache)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None
         if out:
@@ -500,8 +534,9 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             raise SearchError(f"budget {budget_ms:g} ms is below the baseline's latency at every "
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
+        mark_origins(trace, cache)
         if out:
-            write_trace(trace, out / "trace.csv", metric)
+            write_trace(trace, out / "trace.csv", metric, cache)
     return result
 
 

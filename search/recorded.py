@@ -5,22 +5,31 @@
   metric, e.g. `zen_tuned_score`, and the evaluator that made it). A network missing from it
   is an error naming it. Values are read, not computed, so they are not copied into the
   accuracy cache (`cacheable = False`).
-- `py:MODULE:FUNCTION`: `FUNCTION(network_dict) -> float`, the dict being the network's JSON
-  with `resolution` set; MODULE imported with the current directory on the path. Its values
-  are taken as top-1 accuracy in %. The cache key holds a hash of the module's source file, so
-  editing the function invalidates its cached values.
+- `py:MODULE:FUNCTION[,timeout=SECONDS]`: `FUNCTION(network_dict) -> float`, the dict being
+  the network's JSON with `resolution` set: the user's own code, loaded alone and called as
+  `search/pycall.py` says (with `timeout`, in a worker process stopped when a call hangs). Its
+  values are taken as top-1 accuracy in %, so a value outside 0..100 (or a bool, or a string)
+  is an error. The cache key holds a hash of the module's source file, so editing the
+  function invalidates its cached values; the timeout does not change a value and is not in it.
+
+Accuracies in % lie in 0..100 (`ACCURACY_MIN`, `ACCURACY_MAX`): anything else is a unit
+mistake or another kind of score, refused with the row or network named.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
+import io
 import math
 from pathlib import Path
 
-from latency_lab.search.evaluators import EvalRequest, EvalResult, Evaluator, EvaluatorError
-from latency_lab.search.sources import load_py_callable, network_dict
+from latency_lab.fileio import read_text
+from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
+                                           Option)
+from latency_lab.search.sources import check_value, load_py_callable, network_dict
+
+ACCURACY_MIN, ACCURACY_MAX = 0.0, 100.0
 
 METRIC_LABELS = {"accuracy": "top-1 accuracy (%)", "zen_score": "Zen-Score",
                  "zen_tuned_score": "tuned Zen-Score"}
@@ -32,22 +41,35 @@ class PyEvaluator(Evaluator):
     name = "py"
     ARG = "MODULE:FUNCTION"
     metric_label = METRIC_LABELS["accuracy"]
+    OPTIONS = {"timeout": Option(float, 0.0, "seconds after which a call is stopped (0: never)",
+                                 minimum=0.0, keyed=False)}
 
     def __init__(self, arg=None, options=None):
         super().__init__(arg, options)
-        self.func = load_py_callable(arg)
+        timeout = self.options["timeout"]
+        self.func = load_py_callable(f"{arg},timeout={timeout!r}" if timeout else arg,
+                                     f"evaluator py:{arg}")
+        self.synthetic = self.func.synthetic
 
     def evaluate(self, request: EvalRequest) -> EvalResult:
-        try:
-            value = self.func(network_dict(request.spec, request.resolution))
-        except Exception as exc:  # the user's evaluator: one line, chained for debugging
-            raise EvaluatorError(f"evaluator py:{self.arg} raised {type(exc).__name__}: {exc} "
-                                 f"for {request.describe()}") from exc
+        value = self.func(network_dict(request.spec, request.resolution), request.describe())
         return EvalResult(self.check(request, value))
+
+    def check(self, request: EvalRequest, value) -> float:
+        """A top-1 accuracy in %: a finite number in 0..100, not a bool or a string."""
+        return check_value(value, f"evaluator py:{self.arg}", request.spec, request.resolution,
+                           positive=False, bounds=(ACCURACY_MIN, ACCURACY_MAX))
+
+    def describe(self) -> str:
+        timeout = self.options["timeout"]
+        return f"py:{self.arg}" + (f",timeout={timeout!r}" if timeout else "")
+
+    def close(self) -> None:
+        self.func.close()
 
     def key_parts(self) -> list[str]:
         try:
-            source = Path(inspect.getfile(inspect.getmodule(self.func))).read_bytes()
+            source = Path(self.func.source_file()).read_bytes()
         except (TypeError, OSError):
             return ["src=unknown"]
         return [f"src={hashlib.sha256(source).hexdigest()[:16]}"]
@@ -65,11 +87,13 @@ class TableEvaluator(Evaluator):
         super().__init__(str(arg), options)
         self.path = Path(arg)
         self.recorded_by = ""
+        # read as text first: a UTF-8 byte-order mark (Excel's CSV) is dropped, bytes that are
+        # not UTF-8 are one line naming the file
+        text = read_text(self.path, "accuracy table", EvaluatorError)
         try:
-            with self.path.open(newline="") as f:
-                self._read(csv.DictReader(f))
-        except OSError as exc:
-            raise EvaluatorError(f"cannot read accuracy table {self.path}: {exc.strerror}") from None
+            self._read(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise EvaluatorError(f"accuracy table {self.path}: not a CSV ({exc})") from None
 
     def _read(self, reader: csv.DictReader) -> None:
         cols = reader.fieldnames or []
@@ -90,6 +114,10 @@ class TableEvaluator(Evaluator):
                 raise EvaluatorError(f"{where}: unreadable row {dict(row)}") from None
             if not math.isfinite(value):
                 raise EvaluatorError(f"{where}: value {row[value_col]!r} is not a number")
+            metric = (row.get("metric") or "accuracy").strip()
+            if metric == "accuracy" and not ACCURACY_MIN <= value <= ACCURACY_MAX:
+                raise EvaluatorError(f"{where}: accuracy {row[value_col]!r} is not a top-1 "
+                                     f"accuracy in % ({ACCURACY_MIN:g}..{ACCURACY_MAX:g})")
             if key in self.rows and self.rows[key] != value:
                 raise EvaluatorError(f"{where}: {key[0]} at {key[1]} recorded twice, differently")
             self.rows[key] = value
@@ -117,4 +145,4 @@ class TableEvaluator(Evaluator):
         return [f"recorded by {self.recorded_by}"] if self.recorded_by else []
 
 
-__all__ = ["PyEvaluator", "TableEvaluator", "METRIC_LABELS"]
+__all__ = ["PyEvaluator", "TableEvaluator", "METRIC_LABELS", "ACCURACY_MIN", "ACCURACY_MAX"]

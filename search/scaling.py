@@ -30,14 +30,14 @@ baseline); x is log2 of the FLOPs multiplier they aim at (for compound x is phi)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from typing import Callable
 
 from latency_lab.errors import UserError
 from latency_lab.scaling import (add_block, round_filters_efficientnet, round_filters_pycls,
                                  round_repeats_efficientnet, round_repeats_pycls,
                                  round_resolution, scale_uniform, widen)
-from latency_lab.spec import NetworkSpec, check_resolution
+from latency_lab.spec import NetworkSpec, SpecError, check_resolution
 
 WIDTH, DEPTH = "width", "depth"
 
@@ -92,9 +92,12 @@ class Family:
     def network(self, base: NetworkSpec, x: float) -> NetworkSpec:
         d, w, r = self.factors(x)
         res = check_resolution(round_resolution(base.resolution * r, self.resolution_multiple))
-        return scale_uniform(base, w, d, res, round_filters=self.round_filters,
+        spec = scale_uniform(base, w, d, res, round_filters=self.round_filters,
                              round_repeats=self.round_repeats,
                              name=f"{base.name}-{self.method}-{x:.2f}")
+        return replace(spec, source=f"{self.method} scaling ({self.label}) of {base.name} "
+                                    f"({base.fingerprint}): {self.parameter}={x:.2f}, depth "
+                                    f"x{d:.3f}, width x{w:.3f}, resolution x{r:.3f}")
 
 
 def _compound(phi: float) -> tuple[float, float, float]:
@@ -151,12 +154,19 @@ class BudgetError(UserError):
 
 def family_grid(family: Family, base: NetworkSpec, x_max: float = 8.0,
                 step: float = 0.01) -> list[tuple[float, NetworkSpec]]:
-    """Distinct networks of the family for x = 0, step, ..., x_max (first x of each)."""
+    """Distinct networks of the family for x = 0, step, ..., x_max (first x of each), up to
+    the first that cannot be built at all (over spec.py's parameter or depth bounds): every
+    multiplier grows with x, so no later one can be built either."""
     out: list[tuple[float, NetworkSpec]] = []
     seen: set[tuple[str, int]] = set()
     for n in range(int(round(x_max / step)) + 1):
         x = round(n * step, 10)
-        spec = family.network(base, x)
+        try:
+            spec = family.network(base, x)
+        except SpecError:
+            if not out:
+                raise
+            break
         key = (spec.fingerprint, spec.resolution)
         if key not in seen:
             seen.add(key)
@@ -206,6 +216,11 @@ def scale_to_budget(family: Family, base: NetworkSpec, budget_ms: float,
                 hi = len(grid) - 1
         if hi is None:
             note = f"budget reaches the end of the searched range ({family.parameter} <= {x_max})"
+            try:
+                family.network(base, x_max)
+            except SpecError as exc:
+                note = (f"budget reaches the largest network of the family that can be built "
+                        f"({family.parameter} = {grid[-1][0]:g}; beyond: {exc})")
     if hi is not None:
         while hi - lo > 1:
             mid = (lo + hi) // 2

@@ -9,9 +9,9 @@ A source is parsed from the text a user gives on the command line (`parse_latenc
   recorded latency table or the per-block lookup-table predictor, read through the same
   `DeviceLatency` as a live device (no store: the recorded measurement, CI included, is the
   answer);
-- `py:MODULE:FUNCTION`: `FUNCTION(network_dict) -> float ms`, MODULE imported with the
-  current directory on the import path, the dict being the network's JSON form with its
-  `resolution` set.
+- `py:MODULE:FUNCTION[,timeout=SECONDS]`: `FUNCTION(network_dict) -> float ms`, the user's own
+  code, loaded alone (`search/pycall.py`: a file or a module of the current directory never
+  shadows another import), the dict being the network's JSON form with its `resolution` set.
 
 Every source answers `latency_ms(spec, resolution)`, may answer a batch at once
 (`latency_many`, which a device uses to measure candidates interleaved), and `describe()`s
@@ -20,11 +20,8 @@ itself for result files. Values that are not finite positive numbers are refused
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.spec import NetworkSpec
@@ -51,6 +48,19 @@ class LatencySource:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        """How sure a latency this source returned is (CI, samples), for reports; '' if unknown."""
+        return ""
+
+    @property
+    def label(self) -> str:
+        """A short name: table, lut, py, or the device's name."""
+        return self.describe()
+
+    def origin(self, spec: NetworkSpec, resolution: int) -> str:
+        """Which source answered for this point (a chain has several)."""
+        return self.label
+
     def close(self) -> None:
         """Release what the source holds (a device); a closed source may be used again."""
 
@@ -67,9 +77,13 @@ def network_dict(spec: NetworkSpec, resolution: int) -> dict[str, Any]:
 
 
 def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
-                positive: bool = True) -> float:
-    """A finite float (and > 0 when `positive`), else a SourceError naming the network."""
+                positive: bool = True, bounds: tuple[float, float] | None = None) -> float:
+    """A finite float (> 0 when `positive`, within `bounds` when given), else a SourceError
+    naming the network. A bool or a string is refused: True is not 1 ms or 1%, and "76" is a
+    function that returns the wrong thing."""
     try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError
         x = float(value)
     except (TypeError, ValueError):
         raise SourceError(f"{what} returned {value!r} (not a number) for {spec.name} "
@@ -77,25 +91,17 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
     if not math.isfinite(x) or (positive and x <= 0):
         raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
                           f"{resolution}: need a finite{' positive' if positive else ''} number")
+    if bounds and not bounds[0] <= x <= bounds[1]:
+        raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
+                          f"{resolution}: a top-1 accuracy in % lies in {bounds[0]:g}..{bounds[1]:g}")
     return x
 
 
-def load_py_callable(text: str) -> Callable[..., Any]:
-    """`MODULE:FUNCTION` -> the function; the current directory is put on the import path."""
-    module_name, sep, func_name = text.rpartition(":")
-    if not sep or not module_name or not func_name:
-        raise SourceError(f"py: source {text!r}: expected py:MODULE:FUNCTION")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SourceError(f"cannot import module {module_name!r} (from {cwd}): {exc}") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise SourceError(f"module {module_name!r} has no function {func_name!r}")
-    return func
+def load_py_callable(text: str, label: str = "py:"):
+    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
+    from latency_lab.search.pycall import PyFunction
+
+    return PyFunction(text, label)
 
 
 class PyLatency(LatencySource):
@@ -103,19 +109,24 @@ class PyLatency(LatencySource):
 
     def __init__(self, target: str):
         self.target = target
-        self.func = load_py_callable(target)
+        self.func = load_py_callable(target, f"latency function py:{target}")
+        self.synthetic = self.func.synthetic
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
-        try:
-            value = self.func(network_dict(spec, resolution))
-        except Exception as exc:  # the user's code: report it as one line, keep going no further
-            raise SourceError(f"latency function py:{self.target} raised "
-                              f"{type(exc).__name__}: {exc} for {spec.name} "
-                              f"({spec.fingerprint}) at {resolution}") from exc
+        value = self.func(network_dict(spec, resolution),
+                          f"{spec.name} ({spec.fingerprint}) at {resolution}")
         return check_value(value, f"latency function py:{self.target}", spec, resolution)
 
     def describe(self) -> str:
+        return f"SYNTHETIC py:{self.target} ({self.synthetic})" if self.synthetic \
+            else f"py:{self.target}"
+
+    @property
+    def label(self) -> str:
         return f"py:{self.target}"
+
+    def close(self) -> None:
+        self.func.close()
 
 
 class DeviceLatency(LatencySource):
@@ -168,6 +179,27 @@ class DeviceLatency(LatencySource):
         """The full `Measurement` (samples, CI) behind a latency this source returned."""
         return self.measurements.get((spec.fingerprint, int(resolution)))
 
+    @property
+    def label(self) -> str:
+        """table, lut (a replay), or the device's name."""
+        return self.name.split(":")[0] if self.replay else self.name
+
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        m = self.measurement(spec, resolution)
+        if m is None:
+            return ""
+        st = m.stats
+        ci = f"95% CI {st.ci_low_ms:.3f}-{st.ci_high_ms:.3f} ms"
+        if m.stop_reason == "predicted":
+            err = m.facts.get("expected_error_pct")
+            return (f"LUT prediction (blocks: {ci})"
+                    + (f", expected error +-{err:.1f}%" if err is not None else ""))
+        if m.stop_reason == "replayed":
+            return (f"recorded median of {st.count} samples, {ci}, recorded "
+                    f"{m.facts.get('recorded_at', '?')}")
+        return (f"median of {st.count} samples in {m.n_rounds} rounds, {ci}, stopped by "
+                f"{m.stop_reason}")
+
     def describe(self) -> str:
         info = self.device.info()
         if self.replay:
@@ -177,6 +209,96 @@ class DeviceLatency(LatencySource):
 
     def close(self) -> None:
         self.device.close()
+
+
+class ChainSource(LatencySource):
+    """Sources tried in order for each point: what the first lacks (a network a table has no
+    row for, a block a LUT never measured) is asked of the next, e.g. a recorded table, then
+    a LUT, then a live device. Which one answered each point is kept (`origin`: the search's
+    trace.csv column `latency_from`), and how often each was passed over (`misses`)."""
+
+    def __init__(self, sources: Sequence[LatencySource]):
+        self.sources = list(sources)
+        self.batched = any(s.batched for s in self.sources)
+        self.answered: dict[tuple[str, int], int] = {}
+        self.misses = [0] * len(self.sources)
+        self.first_miss: dict[int, str] = {}
+
+    def latency_many(self, points: Sequence[Point]) -> list[float]:
+        out: list[float | None] = [None] * len(points)
+        todo, reasons = list(range(len(points))), {}
+        for n, src in enumerate(self.sources):
+            if not todo:
+                break
+            if src.batched and not getattr(src, "replay", False):
+                # a live device measures what is left, interleaved, and has it all
+                for i, v in zip(todo, src.latency_many([points[i] for i in todo])):
+                    out[i] = v
+                    self.answered[(points[i][0].fingerprint, int(points[i][1]))] = n
+                todo = []
+                break
+            rest = []
+            for i in todo:
+                spec, res = points[i]
+                try:
+                    out[i] = src.latency_ms(spec, res)
+                    self.answered[(spec.fingerprint, int(res))] = n
+                except UserError as exc:     # not covered here: ask the next source
+                    rest.append(i)
+                    self.misses[n] += 1
+                    self.first_miss.setdefault(n, str(exc))
+                    reasons.setdefault(i, []).append(f"{src.describe()}: {exc}")
+            todo = rest
+        if todo:
+            spec, res = points[todo[0]]
+            raise SourceError(f"no latency source has {spec.name} ({spec.fingerprint}) at "
+                              f"{res}: " + "; ".join(reasons.get(todo[0], [])))
+        return out
+
+    def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
+        return self.latency_many([(spec, resolution)])[0]
+
+    def _source(self, spec: NetworkSpec, resolution: int) -> LatencySource | None:
+        n = self.answered.get((spec.fingerprint, int(resolution)))
+        return None if n is None else self.sources[n]
+
+    def origin(self, spec: NetworkSpec, resolution: int) -> str:
+        src = self._source(spec, resolution)
+        return src.origin(spec, resolution) if src else ""
+
+    def detail(self, spec: NetworkSpec, resolution: int) -> str:
+        src = self._source(spec, resolution)
+        return src.detail(spec, resolution) if src else ""
+
+    def describe(self) -> str:
+        return " else ".join(s.describe() for s in self.sources)
+
+    def report(self) -> str:
+        """How many points each source answered and missed, in words."""
+        counts = [0] * len(self.sources)
+        for n in self.answered.values():
+            counts[n] += 1
+        parts = [f"{s.label} answered {c}" + (f", lacked {m} (first: {self.first_miss[k]})" if m else "")
+                 for k, (s, c, m) in enumerate(zip(self.sources, counts, self.misses))]
+        return "latency sources: " + "; ".join(parts)
+
+    def close(self) -> None:
+        for s in self.sources:
+            s.close()
+
+
+def parse_latency_sources(texts: Sequence[str], **kw) -> LatencySource:
+    """One source, or a `ChainSource` of several tried in order (e.g. table, lut, device)."""
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise SourceError("no latency source given")
+    if len(texts) == 1:
+        return parse_latency_source(texts[0], **kw)
+    devices = [t for t in texts if t.split(":")[0] not in ("py", "table", "lut")]
+    if devices and texts[-1] not in devices or len(devices) > 1:
+        raise SourceError("a device can only be the last latency source of a chain (it has "
+                          "every network, measuring what the recordings lack)")
+    return ChainSource([parse_latency_source(t, **kw) for t in texts])
 
 
 def parse_latency_source(text: str, store_path=None, protocol=None, device_options=None,
@@ -200,5 +322,6 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
     return DeviceLatency(text, store_path, protocol, device_options, progress)
 
 
-__all__ = ["LatencySource", "PyLatency", "DeviceLatency", "SourceError", "parse_latency_source",
+__all__ = ["LatencySource", "PyLatency", "DeviceLatency", "ChainSource", "SourceError",
+           "parse_latency_source", "parse_latency_sources",
            "load_py_callable", "network_dict", "check_value"]

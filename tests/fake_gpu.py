@@ -62,7 +62,7 @@ class FakeCudaDevice(Device):
     name = "fake-cuda"
 
     def __init__(self, cuda_graphs: bool = True, launch_ms: float = 1.0, precision: str = "fp32",
-                 batch_size: int = 1, cudnn_benchmark: bool = True, shape_warmup: int = 10,
+                 batch_size: int = 1, cudnn_benchmark: bool = False, shape_warmup: int = 10,
                  autotune_s: float = 0.0, memory_mpx: float = 50.0):
         from latency_lab.measure import DeviceError
 

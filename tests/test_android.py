@@ -119,7 +119,7 @@ def test_sweep_command_on_the_fake_pixel2(adb, binary, tiny, model_dir, tmp_path
     # measured twice? no: a second run replays the store without touching the phone
     n = len(phone.commands)
     assert main(args) == 0
-    assert not any("run_bench" in c and " -- " in c for c in phone.commands[n:])
+    assert not any("run_bench" in c and "--graph=" in c for c in phone.commands[n:])
 
 
 @pytest.mark.slow
@@ -137,6 +137,17 @@ def test_facts_summary_mode_and_injection_safe_paths(adb, binary, tiny, model_di
         assert len(list(models.iterdir())) == 1
     assert not list(models.iterdir())
     assert not list(phone.root.rglob("pwned")) and not Path("pwned").exists()
+    # every command that takes paths ends its options first: a path is never read as one
+    for c in phone.commands:
+        if c.split()[0] in ("mkdir", "chmod", "rm", "cat", "sh"):
+            assert " -- " in c, c
+
+
+def test_a_remote_dir_that_could_read_as_an_option_is_refused(adb, binary, model_dir):
+    adb.add_phone(SERIAL)
+    for bad in ("-rf", "data/local/tmp/x"):
+        with pytest.raises(DeviceError, match="remote_dir must be an absolute path"):
+            pixel2(adb, binary, model_dir, remote_dir=bad)
 
 
 @pytest.mark.slow

@@ -134,3 +134,28 @@ def test_sweep_options_default_to_the_protocols_own_defaults():
     proto = Protocol()
     for field in ("ci_target_pct", "min_rounds", "max_rounds", "runs_per_visit", "time_cap_s"):
         assert defaults[field] == getattr(proto, field), field
+
+
+def test_progress_prints_plain_lines_off_a_terminal_and_advice_when_cis_are_wide():
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from latency_lab.cli import _progress, ci_advice
+    from latency_lab.protocol import RunStatus
+
+    buf = io.StringIO()
+    with _progress(Console(file=buf, width=200)) as bar:
+        bar(RunStatus(0, 61, 0.0, 0, None, None, 1.0, None, 900.0))
+        bar(RunStatus(3, 61, 125.0, 4, 2.5, 6.0, 1.0, 800.0, 900.0))
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "round 0, 0/61 points done, 0s elapsed"
+    assert lines[1] == ("round 4, 3/61 points done, CI +-2.50% median, 6.00% widest (target 1%), "
+                        "2m05s elapsed, ~13m20s left (time cap)")
+    frame = pd.DataFrame({"ci_halfwidth_pct": [2.9, 3.1, 0.8],
+                          "stop_reason": ["time_cap", "time_cap", "ci_target"]})
+    advice = ci_advice(frame, 1.0, 900, 61)
+    assert "missed at 2 of 3 points" in advice and "--affinity" in advice
+    assert "--time-cap-s 1800" in advice and "run the same command again" in advice
+    assert ci_advice(frame.iloc[2:], 1.0, 900, 61) == ""

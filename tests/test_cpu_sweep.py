@@ -1,5 +1,7 @@
 """End to end on the real cpu device: LiteRT interpreter, SQLite store, CSV, resume."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -22,7 +24,10 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     report = tmp_path / "sweep_jumps"  # the jump analysis runs at the end of a sweep
     for name in ("jumps.csv", "drops.csv", "candidates.csv", "sweep.png"):
         assert (report / name).stat().st_size > 0
-    assert "candidate resolutions" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "candidate resolutions" in err
+    # plain progress lines, one per round: stderr is not a terminal
+    assert re.search(r"^round [34], 8/8 points done", err, re.M)
     for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
                 "device", "runtime", "fingerprint", "threads", "stop_reason"):
         assert col in df.columns
@@ -32,6 +37,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     assert df["latency_ms"].iloc[-1] > df["latency_ms"].iloc[0]  # 4x the pixels costs more
     # the same sweep again reuses the store: identical figures
     assert main(args + ["--no-jumps"]) == 0
+    assert "8 finished point(s) reused" in " ".join(capsys.readouterr().err.split())
     again = pd.read_csv(out)
     pd.testing.assert_series_equal(again["latency_ms"], df["latency_ms"])
 

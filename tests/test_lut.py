@@ -181,6 +181,15 @@ def _rewrite(path, change):
      r"unknown overhead model 'magic'"),
     (lambda p: _rewrite(p, lambda d: d.update(format_version=9)), r"format version 9"),
     (lambda p: _rewrite(p, lambda d: d.update(statistic="mean")), r"unknown statistic 'mean'"),
+    # typed fields: truncating 16.7 to 16 would give the row block 16's fingerprint
+    (lambda p: _rewrite(p, lambda d: d["blocks"][2]["block"].update(
+        c_out=d["blocks"][2]["block"]["c_out"] + 0.7)), r"block c_out must be an integer, got"),
+    (lambda p: _rewrite(p, lambda d: d["blocks"][1].update(input_size=True)),
+     r"block row 1 input_size must be an integer, got True"),
+    (lambda p: _rewrite(p, lambda d: d.update(resolutions=[96.5])),
+     r"resolution must be an integer, got 96.5"),
+    (lambda p: p.write_text(p.read_text().replace('"latency_ms": ', '"latency_ms": NaN, "x": ',
+                                                  1)), r"NaN is not a JSON number"),
 ])
 def test_bad_lut_files_are_refused(small, tmp_path, change, message):
     path = _lut(small).save(tmp_path / "lut.json")
@@ -245,3 +254,26 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
     assert p.stop_reason == "predicted" and p.stats.count == 0 and p.samples_ms == ()
     assert p.latency_ms == pytest.approx(predicted)
     assert p.stats.ci_low_ms < p.latency_ms < p.stats.ci_high_ms
+
+
+def test_the_committed_b0_to_b2_lut_is_calibrated_on_the_recorded_table():
+    """The LUT recorded under load is calibrated on the quieter table's whole networks; it
+    predicts them within its stated error, and `lut calibrate` reproduces the fit."""
+    from pathlib import Path
+
+    from latency_lab.lut import calibrate_from_table, load_lut
+    from latency_lab.tables import load_table
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    lut = load_lut(root / "lut-efficientnet-b0-to-b2.json")
+    table = load_table(root / "latency-table-b0-search.csv")
+    assert lut.calibrated_on.startswith("medians of 325 whole networks")
+    assert lut.overhead.expected_error_pct < 4.0 and lut.statistic == "p5"
+    again = calibrate_from_table(lut, table)
+    assert again.overhead.scale == pytest.approx(lut.overhead.scale)
+    assert again.overhead.offset_ms == pytest.approx(lut.overhead.offset_ms)
+    from latency_lab.presets import get
+
+    b0 = get("efficientnet-b0")
+    for r in (224, 256, 288):
+        assert lut.predict_ms(b0, r) == pytest.approx(table.latency_ms(b0, r), rel=0.08)

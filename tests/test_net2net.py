@@ -92,7 +92,7 @@ def test_steps_of_the_tiny_preset_and_a_path_of_steps_preserve_the_function():
         assert report.exact
         _assert_same_function(parent, child, 40)
         model = child
-    assert spec.widths == (16, 28, 44, 84, 104) and spec.depths == (1, 3, 2, 3, 3)
+    assert spec.widths == (24, 36, 52, 84, 104) and spec.depths == (1, 3, 2, 3, 3)
 
 
 def test_a_width_step_that_adds_a_residual_link_is_reported_inexact():

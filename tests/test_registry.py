@@ -47,7 +47,7 @@ def test_unknown_driver_and_bad_options_are_clear_errors():
     with pytest.raises(DeviceError, match="unknown device 'gpu9'; known: .*cpu"):
         get_device("gpu9")
     with pytest.raises(DeviceError, match="device 'cpu' has no option 'warp_speed'; its "
-                                          "options: affinity, model_dir, threads, xnnpack$"):
+                                          "options: affinity, builder, model_dir, threads, xnnpack$"):
         get_device("cpu", warp_speed=9)
     with pytest.raises(DeviceError, match="cannot load device driver"):
         device_class("no_such_module:Thing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import pytest
 
@@ -118,13 +119,93 @@ def test_py_source_gets_the_json_dict_with_resolution(tmp_path, monkeypatch):
         "def bad(net):\n    return -1\n")
     src = parse_latency_source("py:probe_src:f")
     assert src.latency_ms(B0, 256) == 1.5 and src.describe() == "py:probe_src:f"
-    import probe_src
-    net = probe_src.seen[0]
+    net = sys.modules[src.func.func.__module__].seen[0]   # loaded under a private name
     assert net["resolution"] == 256 and net["stages"][3]["width"] == 80
     assert net["stages"][3]["depth"] == 3 and net["head"] == {"width": 1280} and "stem" in net
     with pytest.raises(SourceError, match="finite positive"):
         parse_latency_source("py:probe_src:bad").latency_ms(B0, 224)
-    with pytest.raises(SourceError, match="cannot import"):
+    with pytest.raises(SourceError, match="no module 'no_such_module_xyz'"):
         parse_latency_source("py:no_such_module_xyz:f")
     with pytest.raises(SourceError, match="lacks its PATH"):
         parse_latency_source("table:")
+
+
+def test_result_files_feed_back_in_with_their_provenance(mod, tmp_path, capsys):
+    """search's result.json, scale's --out and compare's compare.json are networks wherever a
+    network is taken, and say they were scaled, from what, by which method."""
+    budget = _budget(mod, 1.4)
+    lat, acc = f"py:{mod}:latency_ms", f"py:{mod}:accuracy"
+    assert main(["search", "--budget-ms", budget, "--latency", lat, "--accuracy", acc,
+                 "--resolutions", "224:240:16", "--candidates", "3", "--out", "s"]) == 0
+    result = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert result["resolutions"] == [224, 240]        # start:stop:step, as for sweep
+    capsys.readouterr()
+    assert main(["network", "show", "s/result.json", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["stages"] == result["network"]["stages"]
+    assert shown["source"].startswith("RBIS: efficientnet-b0 (48b9b6d0cd8f7976) scaled to")
+    assert f"py:{mod}:latency_ms" in shown["source"]
+    assert main(["network", "show", "s/result.json#224"]) == 0
+    assert "RBIS: efficientnet-b0" in capsys.readouterr().out
+    assert main(["scale", "--method", "compound", "--budget-ms", budget, "--latency", lat,
+                 "--out", "c.json"]) == 0
+    capsys.readouterr()
+    assert main(["network", "show", "c.json", "--json"]) == 0
+    scaled = json.loads(capsys.readouterr().out)
+    assert scaled["source"].startswith("compound scaling (dwr) of efficientnet-b0 (48b9b6d0")
+    assert main(["compare", "--budget-ms", budget, "--latency", lat, "--accuracy", acc,
+                 "--resolutions", "224", "--candidates", "3", "--out", "cmp"]) == 0
+    capsys.readouterr()
+    assert main(["network", "show", "cmp/compare.json"]) == 2
+    assert "holds 5 networks (baseline, rbis, compound, fast, rs)" in capsys.readouterr().err
+    assert main(["network", "show", "cmp/compare.json#fast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"].startswith("fast scaling (dWr)")
+
+
+def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp_path, capsys):
+    """--latency A --latency B: B answers what A lacks; trace.csv says who answered what,
+    summary.md has baseline vs winner with the evaluator."""
+    (tmp_path / "partial.py").write_text(
+        "import importlib\n"
+        f"full = importlib.import_module({mod!r})\n"
+        "def latency_ms(net):\n"
+        "    if net['stages'][6]['width'] > 320:\n"
+        "        raise KeyError('not recorded')\n"
+        "    return full.latency_ms(net)\n")
+    assert main(["search", "--budget-ms", _budget(mod, 1.4), "--latency", "py:partial:latency_ms",
+                 "--latency", f"py:{mod}:latency_ms", "--accuracy", "synthetic",
+                 "--resolutions", "224", "--candidates", "3", "--out", "o"]) == 0
+    out, err = capsys.readouterr()
+    assert "latency sources: py:partial:latency_ms answered" in err and "lacked" in err
+    with open(tmp_path / "o" / "trace.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    origin = {r["latency_from"] for r in rows}
+    assert origin == {"py:partial:latency_ms", f"py:{mod}:latency_ms"}
+    assert all(r["latency_from"] == f"py:{mod}:latency_ms" for r in rows
+               if int(r["widths"].split()[6]) > 320)
+    # the synthetic evaluator is said to be synthetic everywhere
+    assert "SYNTHETIC accuracy" in out and "winner:" in out
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["accuracy_synthetic"] is True and result["evaluator"] == "synthetic"
+    summary = (tmp_path / "o" / "summary.md").read_text()
+    assert "accuracy values are SYNTHETIC" in summary and "| parameters | 5,288,548 |" in summary
+    assert "RBIS winner" in summary and "| MACs | 0.386 G |" in summary
+    # a device anywhere but last is refused
+    assert main(["search", "--budget-ms", "10", "--latency", "cpu", "--latency",
+                 f"py:{mod}:latency_ms", "--accuracy", "synthetic", "--out", "x"]) == 2
+    assert "only be the last" in capsys.readouterr().err
+
+
+def test_search_protocol_options_state_the_protocol_defaults():
+    """The help texts give Protocol's defaults by hand: this pins them to the one source."""
+    from latency_lab.cli_search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
+    from latency_lab.protocol import Protocol
+
+    p = Protocol()
+    assert f"(default {p.ci_target_pct:g})" in CI_HELP and f"(default {p.min_rounds})" in ROUNDS_HELP
+    assert f"(default {p.max_rounds})" in MAX_ROUNDS_HELP and f"(default {p.time_cap_s:g})" in CAP_HELP
+    assert _protocol(None, None, None, None) == p
+    assert _protocol(2.0, 4, 12, None) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
+    p = _protocol(2.5, None, 3, None)       # --max-rounds below the default minimum
+    assert (p.min_rounds, p.max_rounds, p.ci_target_pct) == (3, 3, 2.5)
+    assert _protocol(None, None, 20, None).min_rounds == Protocol().min_rounds

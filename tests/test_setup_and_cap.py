@@ -27,8 +27,8 @@ def test_the_cap_holds_in_the_first_round_and_unreached_points_resume(tmp_path, 
     p = Protocol(runs_per_visit=2, min_rounds=3, max_rounds=3, time_cap_s=1.0)
     statuses = []
 
-    def progress(done, total, elapsed, status=""):
-        statuses.append(status)
+    def progress(status):
+        statuses.append(status.note)
 
     with Store(tmp_path / "s.sqlite") as store:
         t0 = time.monotonic()

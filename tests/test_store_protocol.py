@@ -83,3 +83,54 @@ def test_store_keeps_context_and_network(tmp_path, tiny, curve_device):
 def test_protocol_refuses_nonsense():
     with pytest.raises(ProtocolError):
         Protocol(min_rounds=5, max_rounds=2)
+
+
+def test_points_stopped_by_the_time_cap_are_measured_further_on_a_rerun(tmp_path, tiny,
+                                                                          curve_device):
+    """A cap is the run's limit, not the point's answer: a rerun without --remeasure goes on
+    adding rounds to the same measurement; a point that reached its target is reused."""
+    import time
+
+    class Slow(curve_device):
+        def sample(self, spec, resolution, runs, warmup_runs=1):
+            time.sleep(0.5)
+            return super().sample(spec, resolution, runs, warmup_runs)
+
+    path = tmp_path / "s.sqlite"
+    # the cap comes after the first visit (a round's judging, WAL checkpoint included, takes
+    # well under 0.25 s) and before the second
+    capped = Protocol(runs_per_visit=2, min_rounds=3, max_rounds=6, time_cap_s=0.25)
+    points = [(tiny, 64), (tiny, 96)]
+    with Store(path) as store:
+        first = measure_points(Slow(noise=0.001), points, store, capped)
+        assert {m.stop_reason for m in first} == {"time_cap"}
+        reached = {m.resolution: m.n_rounds for m in first}
+        assert 1 in reached.values() and set(reached.values()) <= {0, 1}
+        dev = curve_device(noise=0.001)
+        seen = []
+        second = measure_points(dev, points, store, FAST, progress=seen.append)
+        assert [m.stop_reason for m in second] == ["ci_target", "ci_target"]
+        # the first run's samples are kept: the rest of min_rounds 3 is measured
+        for m in second:
+            had = reached[m.resolution]
+            assert m.n_rounds == 3 and m.stats.count == 2 * had + 4 * (3 - had)
+        assert seen[-1].resumed == 2 and seen[-1].reused == 0
+        again = curve_device()
+        third = []
+        measure_points(again, points, store, FAST, progress=third.append)
+        assert again.calls == [] and third[-1].reused == 2
+
+
+def test_progress_reports_rounds_ci_and_time_left(tmp_path, tiny, curve_device):
+    seen = []
+    p = Protocol(runs_per_visit=4, min_rounds=4, max_rounds=8, ci_target_pct=0.5, time_cap_s=60)
+    with Store(tmp_path / "s.sqlite") as store:
+        measure_points(curve_device(noise=0.02), [(tiny, r) for r in (64, 96, 128)], store, p,
+                       progress=seen.append)
+    seen = [s for s in seen if not s.note]   # set-up notes come between
+    assert [s.rounds for s in seen[:3]] == [0, 1, 2]   # once per round, from the start
+    assert seen[0].eta_s is None and seen[0].ci_pct is None
+    mid = seen[2]   # after 2 rounds: CIs known, an estimate of the time left
+    assert mid.ci_pct is not None and mid.worst_ci_pct >= mid.ci_pct > 0
+    assert mid.eta_s is not None and 0 <= mid.eta_s <= 60
+    assert seen[-1].done == seen[-1].total == 3

@@ -242,7 +242,7 @@ def test_cli_export_show_import(tmp_path, capsys, store, tiny):
     assert main(["table", "export", str(out), "--store", db, "--device", "pixel2"]) == 0
     assert "3 rows, 2 network(s), 1 device context(s)" in capsys.readouterr().out
     assert list(load_table(out).records()[0]) == list(COLUMNS)
-    assert main(["table", "show", str(out), "--network", "tiny"]) == 0
+    assert main(["table", "show", str(out), "--network", "tiny", "--rows"]) == 0
     shown = capsys.readouterr().out
     assert PHONE.context_key in shown and shown.count(tiny.fingerprint) == 2
     assert main(["table", "import", str(out), "--store", str(tmp_path / "n.sqlite")]) == 0

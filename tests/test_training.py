@@ -30,7 +30,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def test_schedule_warms_up_then_decays_to_zero():
     r = Recipe(epochs=4, batch=64, warmup=1)
-    assert r.base_lr == pytest.approx(0.1 * 64 / 256)
+    assert r.base_lr == pytest.approx(0.4 * 64 / 256)
     lrs = [r.lr_at(s, 10) for s in range(40)]
     assert lrs[0] == pytest.approx(r.base_lr / 10) and lrs[9] == pytest.approx(r.base_lr)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01 * r.base_lr

@@ -100,11 +100,13 @@ def test_net2net_starts_children_from_their_parents_and_replays_a_lost_lineage(d
     grandchild = ev.request(deep, 32, child, Step(DEPTH, (1,)))
 
     b = ev.evaluate(base)
-    assert b.details["role"] == "baseline" and b.details["epochs"] == 2
+    assert b.details["role"] == "baseline" and b.details["base_epochs"] == 2
+    assert b.details["epochs"] == 1 and b.details["transform"]["step"] == "none"   # control
+    trained = b.details["transform"]["parent_run"]          # the baseline's 2-epoch training
     c = ev.evaluate(child)
     t = c.details["transform"]
     assert t["exact"] and t["deviation"] < 1e-4 and t["step"] == "w0+1"
-    assert t["parent_run"] == b.details["run"] and c.details["epochs"] == 1
+    assert t["parent_run"] == trained and c.details["epochs"] == 1    # same start as b
     assert t["widened"] and not t["new_blocks"]
     g = ev.evaluate(grandchild)
     assert g.details["transform"]["parent_run"] == c.details["run"]
@@ -114,7 +116,7 @@ def test_net2net_starts_children_from_their_parents_and_replays_a_lost_lineage(d
     replay = parse_evaluator(ev.describe()).evaluate(grandchild)
     assert replay.value == g.value and replay.details["run"] == g.details["run"]
     assert sorted(p.name for p in runs_dir().iterdir()) == sorted(
-        [b.details["run"], c.details["run"], g.details["run"]])
+        [trained, c.details["run"], g.details["run"]])     # the control is not replayed
 
 
 def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, monkeypatch):
@@ -141,6 +143,11 @@ def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, m
     run_of = {fp: json.loads(d)["run"] for fp, d, _ in rows}
     details = [json.loads(d) for _, d, _ in rows]
     assert [d["role"] for d in details].count("baseline") == 1
+    # the weights a node's children start from: its own fine-tuning; for the baseline, its
+    # training (its value is a control fine-tuned from there)
+    base_fp, base_d = next((fp, json.loads(d)) for fp, d, _ in rows
+                           if json.loads(d)["role"] == "baseline")
+    run_of[base_fp] = base_d["transform"]["parent_run"]
     assert [lin for _, _, lin in rows].count("") == 1      # only the baseline has no lineage
     with open(tmp_path / "out" / "trace.csv", newline="") as f:
         trace = list(csv.DictReader(f))
@@ -162,3 +169,39 @@ def test_cli_bad_data_is_one_line(tmp_path, capsys):
                "--accuracy", f"train:{empty}", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and "has no class folders" in err
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:An input array is constant")   # 12 val images: ties
+def test_proxy_ranking_of_the_tiny_preset_by_training_evaluators(data_dir, tmp_path):
+    """The ranking study's candidates for mbconv-tiny, ranked by train: and net2net: (one
+    epoch each on a 3-class set of 24 images: checks the plumbing, not the ranking)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("proxy_ranking",
+                                                  root / "benchmarks" / "proxy_ranking.py")
+    pr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pr)
+    cands = pr.candidates("mbconv-tiny", 16)
+    assert [c[0] for c in cands] == list(pr.CANDIDATES) and cands[-1][2] == 80
+    assert len({c[1].fingerprint for c in cands}) == 11     # r: the baseline itself
+    texts = [f"train:{data_dir},epochs=1,{QUICK}", f"train:{data_dir},epochs=2,{QUICK}",
+             f"net2net:{data_dir},epochs=1,base_epochs=1,{QUICK}"]
+    rankings, about = pr.evaluate_all(texts, tmp_path / "s.sqlite", log=lambda m: None,
+                                      network="mbconv-tiny", r_step=16)
+    ref = pr.reference(rankings)
+    assert ref.startswith("train:") and "epochs=2" in ref
+    assert all(len(rankings[n][1]) == 11 and min(rankings[n][1]) == 1 for n in rankings)
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        rows = [json.loads(d) for (d,) in db.execute(
+            "SELECT details FROM evaluations WHERE evaluator_key LIKE 'net2net%'")]
+    fine = [d for d in rows if d["role"] == "fine-tuned"]
+    assert len(rows) == len(fine) == 11          # the baseline is trained, not ranked
+    assert len({d["transform"]["parent_run"] for d in fine}) == 1   # all from one baseline
+    assert all(d["transform"]["exact"] for d in fine)
+    tau, rho = pr.correlations(rankings)
+    pr.write_outputs(tmp_path, rankings, about, tau, rho, {"when": "now", "load": [0, 0, 0]},
+                     "mbconv-tiny", 16, "tiny")
+    assert "Kendall tau against the longest training" in (tmp_path / "tiny.md").read_text()
+

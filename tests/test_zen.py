@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from latency_lab.build_torch import build_torch  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.scaling import add_block  # noqa: E402
-from latency_lab.spec import NetworkSpec  # noqa: E402
+from latency_lab.spec import NetworkSpec, SpecError  # noqa: E402
 from latency_lab.search.evaluators import EvaluatorError, parse_evaluator, run_request  # noqa: E402
 from latency_lab.search.zen import _repeat_seed, conv_blocks, without_se  # noqa: E402
 from latency_lab.store import Store  # noqa: E402
@@ -126,9 +126,9 @@ def test_squeeze_excitation_dropped_unless_kept(small):
 def test_unusable_scores_and_networks_are_clear_errors(small):
     with pytest.raises(EvaluatorError, match="non-finite Zen-Score"):
         _zen("zen,batch=4,gamma=1e-30", small)   # x_mix == x in float32: log(0)
-    huge = small.with_stage(0, replace(small.stages[0], width=2 ** 40))
-    with pytest.raises(EvaluatorError, match="cannot build or run"):
-        _zen("zen,batch=4", huge)
+    # a network that could never be built is refused as a spec, before any evaluator sees it
+    with pytest.raises(SpecError, match="do not fit the 2 GiB a TFLite model can hold"):
+        small.with_stage(0, replace(small.stages[0], width=2 ** 40))
     if not torch.cuda.is_available():
         with pytest.raises(EvaluatorError, match="sees no CUDA device"):
             parse_evaluator("zen,device=cuda")
