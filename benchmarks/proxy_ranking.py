@@ -105,6 +105,13 @@ def ranks(values):
     return [int(x) for x in rankdata([-v for v in values], method="min")]
 
 
+def short_name(ev) -> str:
+    """The evaluator with only its non-default options that change the number."""
+    changed = [f"{k}={v}" for k, v in sorted(ev.options.items())
+               if ev.OPTIONS[k].keyed and v != ev.OPTIONS[k].default]
+    return ",".join([ev.name + (f":{ev.arg}" if ev.arg else "")] + changed)
+
+
 def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
                  r_step=R_STEP - BASE_RES, executor="local"):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
@@ -138,12 +145,15 @@ def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run
     values = [result.value for result, _ in got]
     firsts = [result.details["repeats"][0] for result, _ in got
               if len(result.details.get("repeats", [])) > 1]
-    name = ev.describe() + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+    name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
     rankings[name] = (values, ranks(values))
     if len(firsts) == len(cands):
         rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
-    about[name] = {"metric": ev.metric, "label": ev.metric_label, "key": ev.key(),
-                   "evaluated_now": fresh, "seconds": time.perf_counter() - t0}
+    about[name] = {"evaluator": ev.describe(), "metric": ev.metric, "label": ev.metric_label,
+                   "key": ev.key(), "evaluated_now": fresh,
+                   "seconds_this_run": time.perf_counter() - t0,
+                   "evaluation_seconds": sum(result.seconds for result, _ in got),
+                   "epochs": ev.options.get("epochs"), "executor": ex.spec.text}
     log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
         f"{time.perf_counter() - t0:.1f} s on {ex.describe()}; ranks {rankings[name][1]}")
 
@@ -160,15 +170,26 @@ def correlations(rankings):
 
 
 def _short(name: str) -> str:
-    return name if len(name) <= 34 else name[:31] + "..."
+    name = name.replace("py:benchmarks.analytic_sources:accuracy", "py:analytic_sources")
+    return name if len(name) <= 36 else name[:33] + "..."
 
 
-def reference(rankings) -> str | None:
-    """The longest `train:` ranking (most epochs), the reference for training evaluators."""
-    trains = [n for n in rankings if n.startswith("train:")]
+def reference(rankings, about=None) -> str | None:
+    """The longest `train:` ranking (most epochs), the reference for training evaluators.
+
+    A ranking's name leaves default options out (`short_name`), so the epochs come from
+    `about` (what `evaluate_all` recorded) or from parsing the name back into its evaluator.
+    """
+    from latency_lab.search.evaluators import parse_evaluator
+
+    trains = [n for n in rankings if n.startswith("train:") and not n.endswith("(first draw)")]
     if not trains:
         return None
-    epochs = lambda n: int(n.split("epochs=")[1].split(",")[0])  # noqa: E731
+
+    def epochs(name: str) -> int:
+        known = (about or {}).get(name, {}).get("epochs")
+        return int(known) if known is not None else parse_evaluator(name).options["epochs"]
+
     return max(trains, key=epochs)
 
 
@@ -203,15 +224,16 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
                "|---|" + "---|" * len(names)]
         md += [f"| ({i + 1}) {a} | " + " | ".join(f"{m[a][b]:+.2f}" for b in names) + " |"
                for i, a in enumerate(names)]
-    ref = reference(rankings)
+    ref = reference(rankings, about)
     if ref:
         md += ["", f"Kendall tau against the longest training, `{ref}` (the thesis: 0.60 "
                "between full training and network transformation, on B0 and ImageNet):", ""]
         md += [f"- `{n}`: {tau[n][ref]:+.2f}" for n in names if n != ref]
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
-    md += [f"- `{k}`: {v['label']} (cache key `{v['key']}`), {v['evaluated_now']} evaluated in "
-           f"this run, {v['seconds']:.0f} s" for k, v in about.items()]
+    md += [f"- {k}: `{v['evaluator']}`, {v['label']} (cache key `{v['key']}`); the 11 "
+           f"evaluations took {v['evaluation_seconds']:.0f} s when made"
+           for k, v in about.items()]
     md += ["", "Candidates:", ""] + [f"- {c[0]}: {c[3]} (fingerprint {c[1].fingerprint})"
                                      for c in cands]
     write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")

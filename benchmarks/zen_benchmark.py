@@ -48,16 +48,19 @@ def one(name: str, runs: int, batch: int) -> dict:
     first = evs[0].evaluate(evs[0].request(spec, spec.resolution)).value
     warmup = time.perf_counter() - t0
     times = {t: [] for t in THREADS}
+    cpu = {t: [] for t in THREADS}
     loads = {t: [] for t in THREADS}
     for _ in range(runs):
         for t, ev in evs.items():
             loads[t].append(os.getloadavg()[0])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             value = ev.evaluate(ev.request(spec, spec.resolution)).value
             times[t].append(time.perf_counter() - t0)
+            cpu[t].append(time.process_time() - c0)
             assert value == first, "threads changed the score"
     return {"network": name, "resolution": spec.resolution, "warmup_s": warmup,
             "seconds": {str(t): v for t, v in times.items()},
+            "cpu_seconds": {str(t): v for t, v in cpu.items()},
             "load_1min": {str(t): v for t, v in loads.items()}, "value": first,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -70,7 +73,8 @@ def timed(runs: int, batch: int) -> list[dict]:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         per = ", ".join(f"threads={t or 'default'}: {statistics.median(v):.2f} s "
-                        f"{[round(s, 2) for s in v]}" for t, v in
+                        f"{[round(s, 2) for s in v]} (CPU "
+                        f"{statistics.median(row['cpu_seconds'][str(t)]):.2f} s)" for t, v in
                         ((int(k), v) for k, v in row["seconds"].items()))
         print(f"{name} @ {row['resolution']}: per evaluation {per}; warm-up "
               f"{row['warmup_s']:.2f} s; load {row['load_1min']['0'][0]:.1f}; peak RSS "
@@ -144,13 +148,17 @@ def write_markdown(path: Path, figures: dict) -> None:
     lines = ["# Zen-Score benchmark (cpu)", "",
              f"Machine: {figures['machine']}; torch {figures['torch']}, "
              f"{figures['threads']} threads. Batch {figures['batch']}, one repeat per evaluation.",
+             "CPU s: the process's CPU time per evaluation (all threads), which the load does not "
+             "inflate: with one thread it estimates the wall time on an idle core.",
              "", "| network | resolution | threads | s / evaluation (median) | runs (s) | "
-             "load (1 min) | warm-up (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+             "CPU s (median) | load (1 min) | warm-up (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in figures["timing"]:
         for t, secs in r["seconds"].items():
             lines.append(f"| {r['network']} | {r['resolution']} | {t if t != '0' else 'default'}"
                          f" | {statistics.median(secs):.2f} | "
                          f"{', '.join(f'{s:.2f}' for s in secs)} | "
+                         f"{statistics.median(r['cpu_seconds'][t]):.2f} | "
                          f"{', '.join(f'{x:.1f}' for x in r['load_1min'][t])} | "
                          f"{r['warmup_s']:.2f} | {r['peak_rss_mb']:.0f} |")
     lines += ["", f"Repeat-to-repeat spread ({figures['repeats']} draws, B0 at 224) against the "
@@ -177,6 +185,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=8)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--timing-only", action="store_true",
+                    help="rerun step 1 only, keeping steps 2-3 from the last zen_benchmark.json")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     args = ap.parse_args()
     if args.one:
@@ -193,8 +203,12 @@ def main() -> int:
                "batch": args.batch, "repeats": args.repeats,
                "load_before": os.getloadavg()}
     figures["timing"] = timed(args.runs, args.batch)
-    figures["spread"] = spread(args.repeats, args.batch)
-    figures["se"] = se_saturation(args.batch)
+    if args.timing_only:      # keep the spread and SE figures of the last full run
+        old = json.loads((args.out / "zen_benchmark.json").read_text())
+        figures.update(spread=old["spread"], se=old["se"], repeats=old["repeats"])
+    else:
+        figures["spread"] = spread(args.repeats, args.batch)
+        figures["se"] = se_saturation(args.batch)
     figures["load_after"] = os.getloadavg()
     write_atomic(args.out / "zen_benchmark.json", json.dumps(figures, indent=2))
     write_markdown(args.out / "zen_benchmark.md", figures)

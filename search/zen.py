@@ -27,7 +27,9 @@ scores it): under N(0, 1) weights with no BN inside the SE branch, the gate's pr
 is a sum of tens to hundreds of unit-scale terms and the sigmoid saturates. Measured on B0 at
 224 (`benchmarks/zen_benchmark.py`): 80% of the SE gate values are below 0.01 or above 0.99,
 40% below 0.01, so SE switches a random ~40% of each block's expanded channels off and the
-score describes that thinned network, drawn anew at every seed, not the architecture. Zen-NAS
+score describes that thinned network, drawn anew at every seed, not the architecture; the
+repeat-to-repeat spread doubles (8 draws: std 0.155 with SE, 0.078 without), so one width
+step on stage 3 (+0.28) stands 1.8 std above B0's score instead of 3.5. Zen-NAS
 itself scores SE-free networks (`use_se` is off by default and none of its ImageNet search
 scripts we read turns it on; its SE, when on, has BN layers inside, which ours has not).
 
@@ -176,6 +178,11 @@ class ZenScore(Evaluator):
         try:
             model = build_torch(scored.with_resolution(resolution))
             model.set_residual(False)
+            # Contiguous (NCHW) on purpose: channels-last ran B0 at 224 (batch 16, one thread,
+            # load 10) 1.45 s per forward against 2.5 s, but its sums then depend on the thread
+            # count (2.4e-6 apart between 1 and 2 threads); contiguous gives bit-identical
+            # scores for any thread count, so workers with different CPU counts agree and
+            # `threads` stays out of the cache key.
             model = model.to(o["device"])
             bn_layers = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
             return [zen_score_once(model, o["batch"], int(resolution), o["gamma"],
