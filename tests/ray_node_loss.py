@@ -36,9 +36,10 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
         "num_cpus": 0, "include_dashboard": False})
     try:
         doomed = cluster.add_node(num_cpus=1)
-        cluster.add_node(num_cpus=1)
+        survivor = cluster.add_node(num_cpus=1)
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
+        warm_a_worker_on(ray, [doomed.node_id, survivor.node_id])
         (Path(folder) / "doomed").write_text(doomed.node_id)
 
         def remove_when_blocked():
@@ -53,6 +54,10 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
                               run=evaluation_runner(ex))
         lines = [line.split() for line in log.read_text().splitlines()]
         lost = {key for what, key, _ in lines if what == "doomed"}
+        deadline = time.monotonic() + 60     # the GCS marks a killed raylet dead a bit later
+        while time.monotonic() < deadline and \
+                any(n["Alive"] for n in ray.nodes() if n["NodeID"] == doomed.node_id):
+            time.sleep(0.5)
         report = {"same": remote.trace == local.trace,
                   "evaluations": remote.cache.evaluations, "lost_with_node": len(lost),
                   "lost_then_done": all(["done", k] in [ln[:2] for ln in lines] for k in lost),
@@ -61,6 +66,21 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def warm_a_worker_on(ray, node_ids) -> None:
+    """Start a worker on each node before the search. Otherwise the first node to grant a
+    lease may run a whole batch on its one worker (Ray pipelines queued tasks onto a leased
+    worker) while the other node is still starting its worker: no task ever lands there."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    def node_id():
+        return ray.get_runtime_context().get_node_id()
+
+    got = ray.get([node_id.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n, soft=False)).remote() for n in node_ids])
+    assert got == list(node_ids), got
 
 
 if __name__ == "__main__":

@@ -42,13 +42,15 @@ def logged(net):
     return value
 
 def blocks_on_doomed_node(net):
-    # on the Ray node whose id is in DOOMED: log, then block until the node is removed
+    # on the Ray node whose id is in DOOMED: log, then block until the node is removed;
+    # elsewhere take SLEEP, so that a batch's tasks overlap and SPREAD gives both nodes some
     import ray
     _log("start", net)
     if os.path.exists(DOOMED) and \
             open(DOOMED).read() == ray.get_runtime_context().get_node_id():
         _log("doomed", net)
         time.sleep(120)
+    time.sleep(SLEEP)
     value = accuracy(net)
     _log("done", net)
     return value
