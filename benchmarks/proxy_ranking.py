@@ -29,6 +29,7 @@ list, evaluates only what is new. Writes proxy_ranking.csv (values and ranks), .
 and .png (ranks per candidate; Kendall tau matrix) under --out.
 Usage: python benchmarks/proxy_ranking.py [--evaluator TEXT ...] [--store PATH]
        [--network mbconv-tiny --r-step 16 --prefix proxy_ranking_tiny]
+       [--executor local|local:N|ray|ray:auto|ray://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -112,43 +113,51 @@ def short_name(ev) -> str:
 
 
 def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
-                 r_step=R_STEP - BASE_RES):
-    """{ranking name: (values or None, ranks)}, and per evaluator its label and details."""
-    from latency_lab.search.accuracy_cache import AccuracyCache
+                 r_step=R_STEP - BASE_RES, executor="local"):
+    """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
+    `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
+    from latency_lab.executors import evaluation_runner, parse_executor
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.store import Store
 
     cands = candidates(network, r_step)
     rankings, about = {}, {}
     store = Store(store_path)
-    for text in texts:
-        ev = parse_evaluator(text)
-        cache = AccuracyCache(store, ev)
-        values, cis, firsts, t0, fresh, spent = [], [], [], time.perf_counter(), 0, 0.0
-        for request in requests(ev, cands, network):
-            result, now = cache.get(request)
-            fresh += now
-            spent += result.seconds
-            values.append(result.value)
-            cis.append(list(result.ci) if result.ci else None)
-            draws = result.details.get("repeats", [])
-            if len(draws) > 1:
-                firsts.append(draws[0])
-        name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
-        rankings[name] = (values, ranks(values))
-        if len(firsts) == len(cands):
-            rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
-        about[name] = {"evaluator": ev.describe(), "metric": ev.metric,
-                       "label": ev.metric_label, "key": ev.key(),
-                       "evaluated_now": fresh, "seconds_this_run": time.perf_counter() - t0,
-                       "evaluation_seconds": spent, "epochs": ev.options.get("epochs"),
-                       "ci95": cis if all(cis) else None}
-        log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
-            f"{time.perf_counter() - t0:.1f} s; ranks {rankings[name][1]}")
+    where = parse_executor(executor)
+    with where.open() as ex:
+        for text in texts:
+            _evaluate_one(text, cands, network, store, rankings, about, log, ex,
+                          parse_evaluator(text, elsewhere=where.kind != "local"),
+                          evaluation_runner(ex))
     store.close()
     for name, r in THESIS.items():
         rankings[name] = (None, list(r))
     return rankings, about
+
+
+def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run):
+    """One evaluator's 11 values (one batch; cached ones not evaluated again) and ranks."""
+    from latency_lab.search.accuracy_cache import AccuracyCache
+
+    t0 = time.perf_counter()
+    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network), run)
+    fresh = sum(now for _, now in got)
+    values = [result.value for result, _ in got]
+    cis = [list(result.ci) if result.ci else None for result, _ in got]
+    firsts = [result.details["repeats"][0] for result, _ in got
+              if len(result.details.get("repeats", [])) > 1]
+    name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
+    rankings[name] = (values, ranks(values))
+    if len(firsts) == len(cands):
+        rankings[f"{name} (first draw)"] = (firsts, ranks(firsts))
+    about[name] = {"evaluator": ev.describe(), "metric": ev.metric, "label": ev.metric_label,
+                   "key": ev.key(), "evaluated_now": fresh,
+                   "seconds_this_run": time.perf_counter() - t0,
+                   "evaluation_seconds": sum(result.seconds for result, _ in got),
+                   "epochs": ev.options.get("epochs"), "executor": ex.spec.text,
+                   "ci95": cis if all(cis) else None}
+    log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
+        f"{time.perf_counter() - t0:.1f} s on {ex.describe()}; ranks {rankings[name][1]}")
 
 
 def correlations(rankings):
@@ -327,6 +336,8 @@ def main() -> int:
     ap.add_argument("--r-step", type=int, default=R_STEP - BASE_RES,
                     help="pixels added by the resolution candidate r")
     ap.add_argument("--prefix", default="proxy_ranking", help="output file names")
+    ap.add_argument("--executor", default="local", help="where the evaluations run: local, "
+                    "local:N, ray, ray:auto, ray://HOST:PORT (as the CLI's --executor)")
     args = ap.parse_args()
     os.chdir(ROOT)     # py: modules are imported relative to the current directory
     from datetime import datetime, timezone
@@ -337,7 +348,7 @@ def main() -> int:
             "load": [round(x, 2) for x in os.getloadavg()]}
     rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
                                    args.store or default_store_path(), network=args.network,
-                                   r_step=args.r_step)
+                                   r_step=args.r_step, executor=args.executor)
     tau, rho = correlations(rankings)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
     ft = reference(rankings) or "thesis FT (full training)"

@@ -351,6 +351,10 @@ app.command("jumps")(jumps_command)
 from latency_lab.cli_tables import lut_app, table_app  # noqa: E402
 
 app.add_typer(table_app, name="table")
+
+from latency_lab.cli_plan import sweep_plan_command  # noqa: E402
+
+app.command("sweep-plan")(sweep_plan_command)
 app.add_typer(lut_app, name="lut")
 
 from latency_lab.cli_cache import cache_app  # noqa: E402

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from latency_lab.errors import UserError, check_number
+from latency_lab.executors import EXECUTOR_HELP
 
 PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
            "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
@@ -201,8 +202,10 @@ def _build_note(source, started: float) -> str:
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4, device_option=(), protocol=None):
-    """Shared by `search` and `compare`: returns (spec, result, source)."""
+                max_candidates=4, device_option=(), protocol=None, executor="local"):
+    """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
+    closes the source, the evaluator and the executor."""
+    from latency_lab.executors import evaluation_runner, parse_executor
     from latency_lab.paths import default_store_path
     from latency_lab.plots_search import plot_paths
     from latency_lab.presets import load_network
@@ -214,6 +217,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
 
     from latency_lab.search.rbis import check_stages
 
+    where = parse_executor(executor)
     spec = load_network(network)
     _check_budget(budget_ms)
     if candidates < 1:
@@ -222,25 +226,31 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     _check_out_dir(out)
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
                         check_stages(spec, stage_list), max_candidates, out)
-    evaluator = parse_evaluator(accuracy)
+    evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
     store_path = store_path or default_store_path()
     acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
         if evaluator.cacheable else None
-    source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
-                                   device_options=_options(list(device_option)))
+    ex = source = None
     try:
+        ex = where.open()
+        source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
+                                       device_options=_options(list(device_option)),
+                                       executor=ex)
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log, accuracy_cache=acc_cache)
+                          log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
         d = result.to_dict()
         plot_paths(d, result.trace, out / plot_name)
         if hasattr(source, "report"):
             _log(source.report())
         _write_summary(out, result, spec)
     except BaseException:
-        source.close()
+        if source is not None:
+            source.close()
         evaluator.close()
+        if ex is not None:
+            ex.close()
         raise
-    return spec, result, source
+    return spec, result, source, ex
 
 
 def _write_summary(out: Path, result, spec) -> None:
@@ -283,19 +293,22 @@ def search_command(
     min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
     max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
     time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
 
     started = time.monotonic()
-    _, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                    resolutions_from, stages, candidates, out, store_path,
-                                    reevaluate, max_candidates=max_candidates,
-                                    device_option=device_option,
-                                    protocol=_protocol(ci_target_pct, min_rounds, max_rounds,
-                                                       time_cap_s))
+    _, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                        resolutions_from, stages, candidates, out, store_path,
+                                        reevaluate, max_candidates=max_candidates,
+                                        device_option=device_option,
+                                        protocol=_protocol(ci_target_pct, min_rounds,
+                                                           max_rounds, time_cap_s),
+                                        executor=executor)
     source.close()
     result.cache.evaluator.close()
+    ex.close()
     d = result.to_dict()
     c = d["counts"]
     metric, unit = d["metric"], result.cache.evaluator.unit
@@ -326,12 +339,17 @@ def scale_command(
                                                   "resolution, provenance and the search "
                                                   "probes; default scale-METHOD.json)."),
     device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    executor: str = typer.Option("local", help="Where a live device is opened: local (this "
+                                 "process) or ray, ray:auto, ray://HOST:PORT (a device actor "
+                                 "on the node that has it)."),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
+    from latency_lab.executors import parse_executor
     from latency_lab.presets import load_network
     from latency_lab.search.scaling import get_family, scale_to_budget
     from latency_lab.search.sources import parse_latency_sources
 
+    where = parse_executor(executor)
     family = get_family(method)
     spec = load_network(network)
     _check_budget(budget_ms)
@@ -339,7 +357,8 @@ def scale_command(
         from latency_lab.fileio import check_output_file
 
         check_output_file(out, "--out")
-    with parse_latency_sources(latency, device_options=_options(device_option)) as source:
+    with where.open() as ex, parse_latency_sources(
+            latency, device_options=_options(device_option), executor=ex) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -378,6 +397,7 @@ def compare_command(
     min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
     max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
     time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
 ) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     import time
@@ -387,19 +407,24 @@ def compare_command(
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     started = time.monotonic()
-    spec, result, source = _run_search(network, budget_ms, latency, accuracy, resolutions,
-                                       resolutions_from, stages, candidates, out, store_path,
-                                       reevaluate, max_candidates=max_candidates,
-                                       device_option=device_option,
-                                       protocol=_protocol(ci_target_pct, min_rounds, max_rounds,
-                                                          time_cap_s))
+    spec, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                           resolutions_from, stages, candidates, out,
+                                           store_path, reevaluate,
+                                           max_candidates=max_candidates,
+                                           device_option=device_option,
+                                           protocol=_protocol(ci_target_pct, min_rounds,
+                                                              max_rounds, time_cap_s),
+                                           executor=executor)
     cache = result.cache
     ev = cache.evaluator
     try:
         lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
         rows, networks = [], {}
         [base_lat] = cache.latencies([(spec, spec.resolution)])
-        base_value = cache.value_of(spec, spec.resolution)
+        scaled = {m: scale_to_budget(f, spec, budget_ms, lat) for m, f in FAMILIES.items()}
+        # the baseline and the three family members are one batch of evaluations
+        base_value, *values = cache.evaluate(
+            [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]])
         rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
                                  ev.metric))
         networks["baseline"] = spec
@@ -407,9 +432,8 @@ def compare_command(
         rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
                                  f"{result.winner.iterations} steps", ev.metric))
         networks["rbis"] = result.provenance(result.winner)
-        for method, family in FAMILIES.items():
-            res = scale_to_budget(family, spec, budget_ms, lat)
-            value = cache.value_of(res.spec, res.spec.resolution)
+        for (method, res), value in zip(scaled.items(), values):
+            family = FAMILIES[method]
             d, wm, r = res.factors
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
                                      res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
@@ -419,6 +443,7 @@ def compare_command(
     finally:
         source.close()
         ev.close()
+        ex.close()
     write_atomic(out / "compare.json", json.dumps({
         "baseline": spec.name, "budget_ms": budget_ms, "latency_source": source.describe(),
         "evaluator": ev.describe(), "metric": ev.metric,

@@ -76,6 +76,22 @@ class AccuracyCache:
         self.record(request, result)
         return result, True
 
+    def get_many(self, requests: list[EvalRequest], run=None) -> list[tuple[EvalResult, bool]]:
+        """`get` for a batch: the missing ones go to `run` together (a runner, as in
+        `rbis.Cache`; default: here, one after the other), each recorded as it comes back."""
+        from latency_lab.search.evaluators import evaluate_locally
+
+        out: list = [self.lookup(r) for r in requests]
+        missing = [i for i, r in enumerate(out) if r is None]
+        out = [(r, False) for r in out]
+        for j, result in (run or evaluate_locally)(self.evaluator,
+                                                   [requests[i] for i in missing]):
+            i = missing[j]
+            self.evaluator.check(requests[i], result.value)
+            self.record(requests[i], result)
+            out[i] = (result, True)
+        return out
+
     def record(self, request: EvalRequest, result: EvalResult) -> None:
         ci = result.ci or (None, None)
         self.store.add_evaluation(

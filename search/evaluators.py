@@ -36,14 +36,26 @@ argument, every option (defaults included), data-set fingerprint, code version.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from latency_lab.executors import Resources
 from latency_lab.spec import NetworkSpec
 from latency_lab.search.sources import SourceError
+
+# False while an evaluator is built only to describe, key and check evaluations that run
+# elsewhere (`parse_evaluator(..., elsewhere=True)`): checks of this machine's hardware (is
+# there CUDA?) are then left to the worker that evaluates.
+_HERE = contextvars.ContextVar("latency_lab_evaluates_here", default=True)
+
+
+def evaluates_here() -> bool:
+    """Whether the evaluator being built will evaluate in this process (see parse_evaluator)."""
+    return _HERE.get()
 
 Point = tuple[NetworkSpec, int]
 
@@ -213,6 +225,13 @@ class Evaluator:
                 step: Step | None = None) -> EvalRequest:
         return EvalRequest(spec, int(resolution), self.describe(), parent, step)
 
+    def resources(self) -> Resources:
+        """What one evaluation needs where it runs (an executor schedules by it): a GPU when
+        the `device` option is cuda, as many CPUs as the `threads` option (at least one)."""
+        o = self.options
+        gpus = 1.0 if str(o.get("device", "cpu")).startswith("cuda") else 0.0
+        return Resources(cpus=float(max(1, int(o.get("threads") or 1))), gpus=gpus)
+
     def close(self) -> None:
         """Release what the evaluator holds (nothing by default)."""
 
@@ -265,8 +284,12 @@ def evaluator_class(name: str) -> type[Evaluator]:
     return target
 
 
-def parse_evaluator(text: str) -> Evaluator:
-    """`NAME[:ARG][,KEY=VALUE...]` -> a ready evaluator; every error a one-line SourceError."""
+def parse_evaluator(text: str, elsewhere: bool = False) -> Evaluator:
+    """`NAME[:ARG][,KEY=VALUE...]` -> a ready evaluator; every error a one-line SourceError.
+
+    `elsewhere`: its evaluations will run in other processes or machines (an executor sends
+    them `run_request`), so it is built to describe, key and check them; whether this machine
+    has the hardware it asks for (CUDA) is checked where it runs, not here."""
     name, arg, raw = split_evaluator_text(text)
     cls = evaluator_class(name)
     if cls.ARG is None and arg is not None:
@@ -281,7 +304,11 @@ def parse_evaluator(text: str) -> Evaluator:
             known = ", ".join(sorted(cls.OPTIONS)) or "none"
             raise EvaluatorError(f"evaluator {name}: unknown option {key!r} (known: {known})")
         options[key] = opt.convert(name, key, value)
-    return cls(arg, options)
+    token = _HERE.set(not elsewhere)
+    try:
+        return cls(arg, options)
+    finally:
+        _HERE.reset(token)
 
 
 @functools.lru_cache(maxsize=8)

@@ -150,13 +150,17 @@ class DeviceLatency(LatencySource):
         self.progress = progress
         self.measurements: dict[tuple[str, int], Any] = {}
 
-    def latency_many(self, points: Sequence[Point]) -> list[float]:
+    def _measure(self, points: Sequence[Point]) -> list:
+        """Measurements of the points (the protocol, on the device this process opened)."""
         from latency_lab.protocol import measure_points
 
+        return measure_points(self.device, points, self.store, self.protocol,
+                              progress=self.progress)
+
+    def latency_many(self, points: Sequence[Point]) -> list[float]:
         todo = [(s, int(r)) for s, r in points if (s.fingerprint, int(r)) not in self.measurements]
         if todo:
-            done = measure_points(self.device, todo, self.store, self.protocol,
-                                  progress=self.progress)
+            done = self._measure(todo)
             missing = [m for m in done if not m.measured]
             if missing:
                 raise SourceError(f"the time cap ({self.protocol.time_cap_s:g} s) came before "
@@ -298,8 +302,9 @@ def parse_latency_sources(texts: Sequence[str], **kw) -> LatencySource:
 
 
 def parse_latency_source(text: str, store_path=None, protocol=None, device_options=None,
-                         progress=None) -> LatencySource:
-    """`table:PATH`, `lut:PATH`, `py:MODULE:FUNCTION`, or a device name."""
+                         progress=None, executor=None) -> LatencySource:
+    """`table:PATH`, `lut:PATH`, `py:MODULE:FUNCTION`, or a device name. With an `executor`
+    that owns devices (Ray), a live device is opened where it lives, by a device actor."""
     text = text.strip()
     kind, sep, rest = text.partition(":")
     if sep and kind in ("py", "table", "lut") and not rest:
@@ -309,6 +314,11 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
     if not text:
         raise SourceError("empty latency source; use a device name, table:PATH, lut:PATH or "
                           "py:MODULE:FUNCTION")
+    remote = getattr(executor, "device_latency", None)
+    if remote is not None:
+        source = remote(text, store_path, protocol, device_options)
+        if source is not None:
+            return source
     return DeviceLatency(text, store_path, protocol, device_options, progress)
 
 

@@ -34,7 +34,7 @@ from dataclasses import fields
 from typing import Any
 
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
-                                           Option)
+                                           Option, evaluates_here)
 
 NET2NET_VERSION = 2
 
@@ -104,7 +104,8 @@ class TrainEvaluator(Evaluator):
         self.runtime = training.Runtime(device=o["device"], workers=o["workers"],
                                         threads=o["threads"], amp=o["amp"],
                                         progress=o["progress"])
-        self.runtime.torch_device()      # no CUDA: one line now, not after the first training
+        if evaluates_here():    # no CUDA: one line now, not after the first training
+            self.runtime.torch_device()
         self.version = training.TRAINER_VERSION
 
     def _recipe(self, epochs: int):
@@ -116,6 +117,11 @@ class TrainEvaluator(Evaluator):
 
     def key_parts(self) -> list[str]:
         return [f"data={self.data.fingerprint}"]
+
+    def resources(self):
+        """A training's torch threads plus its DataLoader workers, and a GPU on cuda."""
+        r = super().resources()
+        return type(r)(cpus=r.cpus + self.options["workers"], gpus=r.gpus)
 
     def _train(self, spec, resolution: int, recipe, init: str = "scratch", init_weights=None):
         from latency_lab.training import train

@@ -54,7 +54,7 @@ import numpy as np
 
 from latency_lab.spec import NetworkSpec
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
-                                           Option)
+                                           Option, evaluates_here)
 
 ZEN_BN_MOMENTUM = 0.1   # PyTorch's default, which Zen-NAS's BN layers use
 
@@ -157,7 +157,8 @@ class ZenScore(Evaluator):
         except ImportError:
             raise EvaluatorError(f"evaluator {self.name} needs torch "
                                  f"(pip install -e '.[torch]')") from None
-        if self.options["device"] == "cuda" and not torch.cuda.is_available():
+        if self.options["device"] == "cuda" and evaluates_here() and \
+                not torch.cuda.is_available():
             raise EvaluatorError(f"evaluator {self.name}: device=cuda, but this torch "
                                  f"({torch.__version__}) sees no CUDA device")
 

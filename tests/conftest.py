@@ -78,3 +78,27 @@ class CurveDevice(Device):
 @pytest.fixture
 def curve_device():
     return CurveDevice
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray instance on 127.0.0.1 with 2 CPUs, shared by the tests of a session
+    (starting one costs ~5-10 s); shut down at the end. Yields the `ray` module."""
+    import logging
+    import shutil
+    import tempfile
+
+    import ray
+
+    from latency_lab.ray_executor import NAMESPACE
+
+    # Ray's socket paths must stay short: a temp dir of its own under /tmp, not pytest's.
+    temp = tempfile.mkdtemp(prefix="llray-", dir="/tmp")
+    tests = os.path.dirname(os.path.abspath(__file__))   # workers import the test helpers
+    ray.init(runtime_env={"env_vars": {"PYTHONPATH": tests}}, address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
+             _node_ip_address="127.0.0.1", object_store_memory=100 * 1024 ** 2,
+             _temp_dir=temp, namespace=NAMESPACE, logging_level=logging.WARNING,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

@@ -174,7 +174,10 @@ def test_ctrl_c_prints_the_documented_line_and_keeps_the_samples(here):
     exe = Path(sys.executable).with_name("latency-lab")
     p = subprocess.Popen([str(exe), *SWEEP, "--device", "slowdev:SlowDevice", "--store",
                           "s.sqlite", "--min-rounds", "50", "--max-rounds", "60"],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # as from a terminal, even when pytest itself runs in the background
+                         # (`cmd &` starts it with SIGINT ignored, which the child inherits)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t = time.monotonic()
     while time.monotonic() - t < 120:
         try:

@@ -18,7 +18,8 @@ def run(capsys, *args):
 def test_help_and_network_show_do_not_import_heavy_libraries():
     code = ("import sys; from latency_lab.cli import main; main(['--help']);"
             "main(['network', 'show', 'efficientnet-b0']);"
-            "heavy = [m for m in ('tensorflow', 'torch', 'pandas', 'ai_edge_litert') if m in sys.modules];"
+            "heavy = [m for m in ('tensorflow', 'torch', 'pandas', 'ai_edge_litert', 'ray',"
+            " 'concurrent.futures.process') if m in sys.modules];"
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout

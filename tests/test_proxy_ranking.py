@@ -71,3 +71,12 @@ def test_short_labels_name_a_training_evaluator_by_its_epochs(pr):
     assert pr._short("train:/data/set,epochs=10,seed=0,workers=1") == "train: epochs=10"
     assert pr._short("net2net:d,epochs=1,base_epochs=8") == "net2net: base_epochs=8, epochs=1"
     assert pr._short("thesis FT (full training)") == "thesis FT (full training)"
+
+
+def test_the_same_rankings_when_evaluated_in_worker_processes(pr, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    text = "py:benchmarks.analytic_sources:accuracy"
+    local, _ = pr.evaluate_all([text], tmp_path / "a.sqlite", log=lambda m: None)
+    pooled, about = pr.evaluate_all([text], tmp_path / "b.sqlite", log=lambda m: None,
+                                    executor="local:2")
+    assert pooled == local and about[f"{text} [SYNTHETIC]"]["evaluated_now"] == 11
