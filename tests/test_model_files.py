@@ -71,7 +71,7 @@ def test_a_live_search_reports_its_model_building_share(tmp_path, monkeypatch, c
                                  "net['stages']) / 10 + sum(s['depth'] for s in net['stages'])\n")
     (tmp_path / "tiny.json").write_text(tiny.to_json())
     with parse_latency_source("cpu") as src:       # the baseline, in the store the search reads
-        budget = 1.4 * src.latency_ms(tiny, 64)
+        budget = 3 * src.latency_ms(tiny, 64)   # room for steps even when the load moves it 2x
     code, out, err = run(capsys, "search", "--network", "tiny.json", "--budget-ms",
                          f"{budget:.4f}", "--latency", "cpu", "--accuracy", f"py:{mod}:accuracy",
                          "--resolutions", "64", "--stages", "0,1", "--candidates", "2",
