@@ -134,13 +134,9 @@ def table_show(
 def _step_limit(text: str, spec, what: str):
     """'2' -> 2 (every stage); '0,0,4,5,5,4,28' -> one per stage, checked."""
     from latency_lab.blocks import per_stage
+    from latency_lab.cli_search import parse_int_list
 
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"{what} {text!r}: give a number or comma-separated numbers") from None
-    if not values:
-        raise UserError(f"{what}: no number in {text!r}")
+    values = parse_int_list(text, what)
     per_stage(values if len(values) > 1 else values[0], len(spec.stages), what)  # checks
     return values if len(values) > 1 else values[0]
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
+from benchmark_helpers import ROOT, load_benchmark
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def pr():
-    spec = importlib.util.spec_from_file_location("proxy_ranking",
-                                                  ROOT / "benchmarks" / "proxy_ranking.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("proxy_ranking")
 
 
 def test_candidates_are_the_thesis_single_steps(pr):

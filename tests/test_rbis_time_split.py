@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+from benchmark_helpers import ROOT, load_benchmark
 import json
 import sqlite3
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "results" / "cpu" / "rbis-tiny-net2net"
 
 
 def module():
-    spec = importlib.util.spec_from_file_location("rbis_time_split",
-                                                  ROOT / "benchmarks" / "rbis_time_split.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return load_benchmark("rbis_time_split")
 
 
 def test_the_committed_run_log_is_read_back():

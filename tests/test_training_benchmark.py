@@ -3,7 +3,7 @@ time it reads from the DataLoader's workers."""
 
 from __future__ import annotations
 
-import importlib.util
+from benchmark_helpers import load_benchmark
 import subprocess
 import sys
 import time
@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tb():
-    spec = importlib.util.spec_from_file_location("training_benchmark",
-                                                  ROOT / "benchmarks" / "training_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("training_benchmark")
 
 
 def row(label, top1, resolution=96, n=1000):

@@ -176,13 +176,9 @@ def test_cli_bad_data_is_one_line(tmp_path, capsys):
 def test_proxy_ranking_of_the_tiny_preset_by_training_evaluators(data_dir, tmp_path):
     """The ranking study's candidates for mbconv-tiny, ranked by train: and net2net: (one
     epoch each on a 3-class set of 24 images: checks the plumbing, not the ranking)."""
-    import importlib.util
+    from benchmark_helpers import load_benchmark
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("proxy_ranking",
-                                                  root / "benchmarks" / "proxy_ranking.py")
-    pr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pr)
+    pr = load_benchmark("proxy_ranking")
     cands = pr.candidates("mbconv-tiny", 16)
     assert [c[0] for c in cands] == list(pr.CANDIDATES) and cands[-1][2] == 80
     assert len({c[1].fingerprint for c in cands}) == 11     # r: the baseline itself
