@@ -50,6 +50,7 @@ import pandas as pd
 
 from latency_lab import presets
 from latency_lab.build_tflite import emit_tflite, op_list
+from latency_lab.cli import status_line
 from latency_lab.devices.cpu import CpuDevice
 from latency_lab.fileio import write_atomic
 from latency_lab.lut import random_scaled
@@ -229,8 +230,8 @@ def main() -> int:
 
             tflite_path(n, model_dir, "keras")
         done = measure_points(dev, points, store, protocol,
-                              progress=lambda d, t, e: print(f"  {d}/{t} points, {e:.0f} s",
-                                                             flush=True) if d % 20 == 0 else None)
+                              progress=lambda st: None if st.note else print(
+                                  "  " + status_line(st), flush=True))
     measure_s = time.monotonic() - t0
     rows = []
     got = {(v.spec.fingerprint, v.builder, r): m for (v, r), m in zip(points, done)}
