@@ -48,7 +48,7 @@ TINY = {"name": "tiny", "resolution": 64, "num_classes": 10, "activation": "relu
 
 DEVICE = '''
 import random, time
-from latency_lab.measure import Device, DeviceInfo, RunResult
+from latency_lab.measure.api import Device, DeviceInfo, RunResult
 
 class Curve(Device):
     """A device whose latency is a formula with seeded noise (and a short sleep per visit)."""
@@ -343,7 +343,7 @@ def cases() -> list[Case]:
 
 def _extra_fixtures(root: Path) -> None:
     """Fixtures that depend on the package (the B0 fingerprint) or must exist empty."""
-    from latency_lab.presets import get
+    from latency_lab.network.presets import get
 
     fp = get("efficientnet-b0").fingerprint
     (root / "acc_bom.csv").write_bytes(

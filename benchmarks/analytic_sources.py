@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 
-from latency_lab.blocks import network_blocks
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.blocks import network_blocks
+from latency_lab.network.spec import NetworkSpec
 
 TILE = 4                 # spatial padding granularity (synthetic)
 PAD_COST = 0.5           # share of the padded area that costs time (synthetic)

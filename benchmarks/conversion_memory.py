@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, random, sys, time
 from pathlib import Path
-from latency_lab import presets, build_keras
-from latency_lab.lut import random_scaled
+from latency_lab.network import presets
+from latency_lab.models import build_keras
+from latency_lab.tables.lut import random_scaled
 
 def rss_mb(pid):
     try:

@@ -63,8 +63,8 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from latency_lab import presets
-    from latency_lab.build_torch import build_torch
+    from latency_lab.network import presets
+    from latency_lab.models.build_torch import build_torch
     from latency_lab.fileio import write_atomic
 
     spec = presets.get("efficientnet-b0")

@@ -77,7 +77,7 @@ class Budget:
 def probe_batch(open_device, spec, grid, limit_s: float, largest: int):
     """(batch, rows): the smallest batch with 90% of the best fp16 throughput at PROBE_RES,
     halved until fp32 fits at the largest resolution; probing stops at `limit_s`."""
-    from latency_lab.measure import DeviceError
+    from latency_lab.measure.api import DeviceError
 
     t_end, rows = time.monotonic() + limit_s, []
     for b in [b for b in BATCHES if b <= largest]:
@@ -113,9 +113,9 @@ def probe_batch(open_device, spec, grid, limit_s: float, largest: int):
 
 def run_sweep_bounded(open_device, spec, grid, options, protocol, store, out: Path, name: str):
     """One sweep: its CSV and jump report written whatever happens; returns (frame, summary)."""
-    from latency_lab.measure import DeviceError
-    from latency_lab.protocol import Interrupted
-    from latency_lab.sweep import launch_notes, run_sweep, to_frame, write_csv
+    from latency_lab.measure.api import DeviceError
+    from latency_lab.measure.protocol import Interrupted
+    from latency_lab.sweeps.run import launch_notes, run_sweep, to_frame, write_csv
 
 
     t0, interrupted, frame, error = time.monotonic(), False, None, ""
@@ -166,8 +166,8 @@ def jump_report(frame, out_dir: Path, title: str) -> dict:
     from latency_lab.errors import UserError
 
     try:
-        from latency_lab.candidates import kept
-        from latency_lab.jumps import analyze_sweep
+        from latency_lab.sweeps.candidates import kept
+        from latency_lab.sweeps.jumps import analyze_sweep
 
         a = analyze_sweep(frame, out_dir, title=title)
     except (ImportError, UserError) as exc:   # ruptures missing, too few points measured
@@ -283,11 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, stop)
     signal.alarm(int(args.budget_s + 40))    # the watchdog: every step is bounded
 
-    from latency_lab.measure import DeviceError, get_device
-    from latency_lab.presets import load_network
-    from latency_lab.protocol import Protocol
-    from latency_lab.store import Store
-    from latency_lab.sweep import parse_resolutions
+    from latency_lab.measure.api import DeviceError, get_device
+    from latency_lab.network.presets import load_network
+    from latency_lab.measure.protocol import Protocol
+    from latency_lab.measure.store import Store
+    from latency_lab.sweeps.run import parse_resolutions
 
     spec, grid = load_network(args.network), parse_resolutions(args.resolutions)
     out = args.out

@@ -48,16 +48,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latency_lab import presets
-from latency_lab.build_tflite import emit_tflite, op_list
-from latency_lab.cli import status_line
+from latency_lab.network import presets
+from latency_lab.models.build_tflite import emit_tflite, op_list
+from latency_lab.cli.app import status_line
 from latency_lab.devices.cpu import CpuDevice
 from latency_lab.fileio import write_atomic
-from latency_lab.lut import random_scaled
-from latency_lab.measure import Device, DeviceInfo, RunResult
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.spec import NetworkSpec
-from latency_lab.store import Store
+from latency_lab.tables.lut import random_scaled
+from latency_lab.measure.api import Device, DeviceInfo, RunResult
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.measure.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "benchmarks"
@@ -134,15 +134,15 @@ def ratio_ci(direct, keras, resamples: int = 2000, seed: int = 0) -> tuple[float
 
 def first_call_s() -> float:
     """spec -> bytes for B2 in a fresh process (schema import included)."""
-    code = ("import time; t = time.perf_counter(); from latency_lab import presets; "
-            "from latency_lab.build_tflite import emit_tflite; "
+    code = ("import time; t = time.perf_counter(); from latency_lab.network import presets; "
+            "from latency_lab.models.build_tflite import emit_tflite; "
             "emit_tflite(presets.get('efficientnet-b2')); print(time.perf_counter() - t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.split()[-1])
 
 
 def build_times(model_dir: Path, repeats: int) -> list[dict]:
-    from latency_lab.build_keras import tflite_path
+    from latency_lab.models.build_keras import tflite_path
 
     rows = []
     tflite_path(NetworkSpec.from_dict({**presets.get("s3nas-b0").to_dict(), "num_classes": 7}),
@@ -226,7 +226,7 @@ def main() -> int:
     with Store(Path(tmp.name) / "store.sqlite") as store, \
             PairDevice(str(model_dir), variants) as dev:
         for n in nets:   # convert before measuring: conversions are not what is compared
-            from latency_lab.model_files import tflite_path
+            from latency_lab.models.files import tflite_path
 
             tflite_path(n, model_dir, "keras")
         done = measure_points(dev, points, store, protocol,

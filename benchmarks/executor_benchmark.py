@@ -120,7 +120,7 @@ def overhead(ex, n_tasks: int, round_trips: int) -> dict:
 def runner_for(ex, cpus_per_task: float | None):
     """The search's runner on `ex`; with `cpus_per_task`, every task asks for that many CPUs
     (2 on the 2-CPU Ray instance: one evaluation at a time, the 1-worker case)."""
-    from latency_lab.executors import Resources, evaluation_runner
+    from latency_lab.scaleout.executors import Resources, evaluation_runner
     from latency_lab.search.evaluators import run_request
 
     if cpus_per_task is None:
@@ -133,7 +133,7 @@ def search(ex, inner, evaluator_text: str, resolution: int, budget_factor: float
            k: int) -> dict:
     """One RBIS search whose evaluations go through `inner` (a runner on `ex`); timed inside
     the evaluation batches, wall and CPU."""
-    from latency_lab.presets import efficientnet_b0
+    from latency_lab.network.presets import efficientnet_b0
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_source
@@ -177,7 +177,7 @@ CONFIGS = [("local", "local", None, 1), ("local:1", "local:1", None, 1),
 
 
 def run(args) -> dict:
-    from latency_lab.executors import parse_executor
+    from latency_lab.scaleout.executors import parse_executor
 
     report: dict = {"machine": f"{os.cpu_count()} cores", "autogroup": autogroup_enabled(),
                     "evaluator": args.evaluator,

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latency_lab import jumps as J
+from latency_lab.sweeps import jumps as J
 
 GRID = np.arange(160, 401, 4)
 Z_ALT = 3.0      # the detector again with this lower threshold: the F1-maximising setting

@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latency_lab import presets
-from latency_lab.lut import load_lut, random_scaled, record_lut
-from latency_lab.measure import get_device
+from latency_lab.network import presets
+from latency_lab.tables.lut import load_lut, random_scaled, record_lut
+from latency_lab.measure.api import get_device
 from latency_lab.paths import cache_dir
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.store import Store
-from latency_lab.sweep import parse_resolutions
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.measure.store import Store
+from latency_lab.sweeps.run import parse_resolutions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -57,8 +57,8 @@ SYNTHETIC = "py:benchmarks.analytic_sources"   # a made-up function, not a measu
 def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES):
     """[(label, spec, resolution, description)] in the thesis's column order: a width and a
     depth step on each of the five scalable stages (the last five), then the resolution step."""
-    from latency_lab import presets
-    from latency_lab.scaling import default_stages
+    from latency_lab.network import presets
+    from latency_lab.network.scaling import default_stages
     from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 
     base = presets.get(network)
@@ -80,8 +80,8 @@ def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES
 def requests(ev, cands, network: str = "efficientnet-b0"):
     """One request per candidate; for an evaluator that starts from the parent (net2net:),
     the baseline's request is every candidate's parent, with the step that made it."""
-    from latency_lab import presets
-    from latency_lab.scaling import default_stages
+    from latency_lab.network import presets
+    from latency_lab.network.scaling import default_stages
     from latency_lab.search.evaluators import Step
 
     base = presets.get(network)
@@ -116,9 +116,9 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
                  r_step=R_STEP - BASE_RES, executor="local"):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
     `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
-    from latency_lab.executors import evaluation_runner, parse_executor
+    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
     from latency_lab.search.evaluators import parse_evaluator
-    from latency_lab.store import Store
+    from latency_lab.measure.store import Store
 
     cands = candidates(network, r_step)
     rankings, about = {}, {}

@@ -68,8 +68,8 @@ def _cpu() -> float:
 
 
 def model_costs(spec, resolution: int, n: int) -> dict:
-    from latency_lab import build_keras
-    from latency_lab.build_tflite import emit_tflite
+    from latency_lab.models import build_keras
+    from latency_lab.models.build_tflite import emit_tflite
 
     out = {"direct": cost(lambda: emit_tflite(spec, None), n)}
     # The converter's worker imports TensorFlow once per CONVERSIONS_PER_WORKER models; the
@@ -87,7 +87,7 @@ def main() -> int:
     ap.add_argument("--conversions", type=int, default=3)
     args = ap.parse_args()
     from latency_lab.fileio import write_atomic
-    from latency_lab.spec import NetworkSpec
+    from latency_lab.network.spec import NetworkSpec
 
     log = from_log((args.result / "run.log").read_text())
     result = json.loads((args.result / "result.json").read_text())
@@ -129,7 +129,7 @@ def report(out: dict, name: str) -> str:
               f"- direct emitter: {d['wall_s']:.3f} s wall, {d['cpu_s']:.3f} s CPU "
               f"(median of {len(d['all_wall_s'])}, load {d['load']})"]
     if store:
-        from latency_lab.build_keras import CONVERSIONS_PER_WORKER
+        from latency_lab.models.build_keras import CONVERSIONS_PER_WORKER
 
         imports = -(-store["models"] // CONVERSIONS_PER_WORKER)
         conv = store["models"] * k["cpu_s"] + imports * (c["keras_first"]["cpu_s"] - k["cpu_s"])

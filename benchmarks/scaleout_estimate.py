@@ -48,8 +48,8 @@ def search_batches(resolutions, k):
     import os
 
     os.chdir(ROOT)
-    from latency_lab import presets
-    from latency_lab.complexity import macs
+    from latency_lab.network import presets
+    from latency_lab.network.complexity import macs
     from latency_lab.search.evaluators import evaluate_locally, parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_source

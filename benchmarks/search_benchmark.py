@@ -44,8 +44,8 @@ def main() -> int:
     import os
 
     os.chdir(ROOT)   # py: modules are imported relative to the current directory
-    from latency_lab import presets
-    from latency_lab.plots_search import plot_compare, plot_paths
+    from latency_lab.network import presets
+    from latency_lab.search.plots import plot_compare, plot_paths
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.fileio import write_atomic
     from latency_lab.search.rbis import Cache, run_rbis, write_trace

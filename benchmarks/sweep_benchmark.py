@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latency_lab import presets
-from latency_lab.measure import get_device
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.store import Store
-from latency_lab.sweep import parse_resolutions, to_frame, write_csv
+from latency_lab.network import presets
+from latency_lab.measure.api import get_device
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.measure.store import Store
+from latency_lab.sweeps.run import parse_resolutions, to_frame, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 # Pixel2 latencies of the thesis (rbis-method.md, Table 5.2), ms.

@@ -32,8 +32,8 @@ def main() -> int:
     os.environ.setdefault("LATENCY_LAB_CACHE", str(work / "cache"))
     import torch
 
-    from latency_lab import presets
-    from latency_lab.cli import main as cli
+    from latency_lab.network import presets
+    from latency_lab.cli.app import main as cli
     from latency_lab.fileio import write_atomic
     from latency_lab.search.evaluators import Step, parse_evaluator
     from latency_lab.search.scaling import WIDTH, rbis_step

@@ -23,7 +23,7 @@ the synthetic set exists for (the higher resolution beats the lower; wider beats
 deeper beats shallower at the same epochs) are checked in the report: "clearly" means the two
 intervals do not overlap (a conservative test: disjoint 95% intervals imply p < 0.01).
 
-Every training goes through `latency_lab.training.train` with the cache in --cache (default
+Every training goes through `latency_lab.training.train.train` with the cache in --cache (default
 results/benchmarks/training/cache, not committed), so a rerun reads finished runs back; their
 recorded seconds stay those of the run that trained them. The load average is recorded next
 to every figure: the machine is shared. Writes training_benchmark.{json,md} under --out.
@@ -68,9 +68,9 @@ def pipeline_overhead(spec, data, resolution: int, batch: int, steps: int, worke
     import torch
     from torch import nn
 
-    from latency_lab.build_torch import build_torch
-    from latency_lab.training import Recipe, fit_classes, make_optimizer
-    from latency_lab.training_data import ImageDataset, loader, set_epoch, normalizer
+    from latency_lab.models.build_torch import build_torch
+    from latency_lab.training.train import Recipe, fit_classes, make_optimizer
+    from latency_lab.training.data import ImageDataset, loader, set_epoch, normalizer
 
     torch.set_num_threads(1)
     spec = fit_classes(spec, data)
@@ -136,9 +136,9 @@ def children_cpu() -> float:
 
 
 def train_row(label, spec, resolution, data, recipe, runtime, **extra) -> dict:
-    from latency_lab.complexity import params
+    from latency_lab.network.complexity import params
     from latency_lab.search.training_eval import wilson
-    from latency_lab.training import train
+    from latency_lab.training.train import train
 
     t0 = time.perf_counter()
     run = train(spec, resolution, data, recipe, runtime, **extra)
@@ -155,8 +155,8 @@ def train_row(label, spec, resolution, data, recipe, runtime, **extra) -> dict:
 def eval_speed(spec, resolution, data, recipe, runtime, run_key) -> float:
     import torch
 
-    from latency_lab.build_torch import build_torch
-    from latency_lab.training import evaluate, fit_classes, runs_dir
+    from latency_lab.models.build_torch import build_torch
+    from latency_lab.training.train import evaluate, fit_classes, runs_dir
 
     torch.set_num_threads(1)
     model = build_torch(fit_classes(spec, data).with_resolution(resolution))
@@ -168,10 +168,10 @@ def eval_speed(spec, resolution, data, recipe, runtime, run_key) -> float:
 
 
 def net2net_vs_train(base, steps, res, data, recipe, runtime, base_epochs, ft_epochs):
-    from latency_lab.build_torch import build_torch
-    from latency_lab.net2net import transfer
+    from latency_lab.models.build_torch import build_torch
+    from latency_lab.training.net2net import transfer
     from latency_lab.search.scaling import rbis_step
-    from latency_lab.training import fit_classes, load_weights, train
+    from latency_lab.training.train import fit_classes, load_weights, train
 
     parent_run = train(base, res, data, replace(recipe, epochs=base_epochs), runtime)
     parent = build_torch(fit_classes(base, data).with_resolution(res))
@@ -226,13 +226,13 @@ def main() -> int:
         print(md)
         return 0
     os.environ["LATENCY_LAB_CACHE"] = str(args.cache)
-    from latency_lab import presets
+    from latency_lab.network import presets
     from latency_lab.fileio import write_atomic
-    from latency_lab.imagefolder import scan
-    from latency_lab.scaling import scale_uniform
+    from latency_lab.training.imagefolder import scan
+    from latency_lab.network.scaling import scale_uniform
     from latency_lab.search.scaling import DEPTH, WIDTH
-    from latency_lab.synth import SynthConfig, generate
-    from latency_lab.training import Recipe, Runtime
+    from latency_lab.training.synth import SynthConfig, generate
+    from latency_lab.training.train import Recipe, Runtime
 
     if args.quick:
         args.per_class, args.val_per_class, args.epochs, args.size = 6, 3, 2, 48
@@ -293,7 +293,7 @@ def main() -> int:
 
 
 def _shallow(spec):
-    from latency_lab.scaling import set_depth
+    from latency_lab.network.scaling import set_depth
 
     return replace(spec, stages=tuple(set_depth(s, 1) for s in spec.stages))
 

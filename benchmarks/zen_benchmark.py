@@ -39,7 +39,7 @@ THREADS = (0, 1)     # torch's default (all cores), one thread
 def one(name: str, runs: int, batch: int) -> dict:
     """In a fresh process: a warm-up evaluation, then `runs` timed evaluations per thread
     setting, alternating."""
-    from latency_lab import presets
+    from latency_lab.network import presets
     from latency_lab.search.evaluators import parse_evaluator
 
     spec = presets.get(name)
@@ -84,7 +84,7 @@ def timed(runs: int, batch: int) -> list[dict]:
 
 
 def spread(repeats: int, batch: int) -> dict:
-    from latency_lab import presets
+    from latency_lab.network import presets
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.scaling import WIDTH, rbis_step
 
@@ -114,8 +114,8 @@ def se_saturation(batch: int) -> dict:
     """Share of SE gate values < 0.01 or > 0.99 on B0 under Zen-NAS's Gaussian init."""
     import torch
 
-    from latency_lab import presets
-    from latency_lab.build_torch import SqueezeExcite, build_torch
+    from latency_lab.network import presets
+    from latency_lab.models.build_torch import SqueezeExcite, build_torch
     from latency_lab.search.zen import gaussian_init
 
     b0 = presets.get("efficientnet-b0")

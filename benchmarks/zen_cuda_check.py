@@ -27,7 +27,7 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from latency_lab import presets
+    from latency_lab.network import presets
     from latency_lab.fileio import write_atomic
     from latency_lab.search.evaluators import parse_evaluator
 

@@ -1,4 +1,4 @@
-"""Device drivers, one file each; found by name through `latency_lab.measure.get_device`.
+"""Device drivers, one file each; found by name through `latency_lab.measure.api.get_device`.
 
 `DRIVERS` is the one list of the drivers this distribution ships (name -> "module:Class").
 Listing them here rather than as entry points keeps the list in the code that owns the drivers

@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.network.spec import NetworkSpec
 
 from latency_lab.devices import tflite_bench
 from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
@@ -137,7 +137,7 @@ class AndroidDevice(Device):
                  remote_dir: str | None = None, model_dir: str | None = None,
                  timeout_s: float = 900.0, profile: str | None = None,
                  builder: str = "direct", sleep: Callable[[float], None] = time.sleep):
-        from latency_lab.model_files import check_builder
+        from latency_lab.models.files import check_builder
 
         self.builder = check_builder(builder)
         try:
@@ -340,7 +340,7 @@ class AndroidDevice(Device):
         remote = self._models.get(spec.fingerprint)
         if remote is None:
             self._ensure_tools()
-            from latency_lab.model_files import tflite_path
+            from latency_lab.models.files import tflite_path
 
             local = tflite_path(spec, self.model_dir, self.builder)
             remote = posixpath.join(self.remote_dir, "models", local.name)

@@ -26,8 +26,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.network.spec import NetworkSpec
 
 
 MAX_INTERPRETERS = 32  # loaded networks kept per device (each holds weights + arena)
@@ -61,7 +61,7 @@ class CpuDevice(Device):
 
     def __init__(self, threads: int = 1, affinity: str = "", xnnpack: bool = True,
                  model_dir: str | None = None, builder: str = "direct"):
-        from latency_lab.model_files import check_builder
+        from latency_lab.models.files import check_builder
 
         if threads < 1:
             raise DeviceError("threads must be at least 1")
@@ -122,7 +122,7 @@ class CpuDevice(Device):
     def _load(self, spec: NetworkSpec):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from latency_lab.model_files import tflite_bytes, tflite_path
+        from latency_lab.models.files import tflite_bytes, tflite_path
 
         resolver = (OpResolverType.AUTO if self.xnnpack
                     else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)

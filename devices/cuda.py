@@ -49,8 +49,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.network.spec import NetworkSpec
 
 PRECISIONS = ("fp32", "fp16")
 SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm",
@@ -194,7 +194,7 @@ class CudaDevice(Device):
     def _model(self, spec: NetworkSpec):
         model = self._models.get(spec.fingerprint)
         if model is None:
-            from latency_lab.build_torch import build_torch
+            from latency_lab.models.build_torch import build_torch
 
             model = build_torch(spec).eval().to(self.device, dtype=self.dtype)
             if self.channels_last:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 
-from latency_lab.measure import DeviceError, DeviceInfo, Measurement, ReplayDevice
-from latency_lab.spec import NetworkSpec
-from latency_lab.stats import Stats
+from latency_lab.measure.api import DeviceError, DeviceInfo, Measurement, ReplayDevice
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.measure.stats import Stats
 
 NAN = float("nan")
 
@@ -48,7 +48,7 @@ class TableDevice(ReplayDevice):
     name = "table"
 
     def __init__(self, path: str, context: str | None = None):
-        from latency_lab.tables import TableError, load_table
+        from latency_lab.tables.latency_table import TableError, load_table
 
         self.path = str(path)
         try:
@@ -63,7 +63,7 @@ class TableDevice(ReplayDevice):
         return self._info
 
     def recorded(self, spec: NetworkSpec, resolution: int) -> Measurement:
-        from latency_lab.tables import TableError
+        from latency_lab.tables.latency_table import TableError
 
         try:
             row = self.table.row(spec, resolution)
@@ -84,7 +84,7 @@ class LutDevice(ReplayDevice):
     name = "lut"
 
     def __init__(self, path: str):
-        from latency_lab.lut import LutError, load_lut
+        from latency_lab.tables.lut import LutError, load_lut
 
         self.path = str(path)
         try:
@@ -97,7 +97,7 @@ class LutDevice(ReplayDevice):
         return self._info
 
     def recorded(self, spec: NetworkSpec, resolution: int) -> Measurement:
-        from latency_lab.lut import LutError
+        from latency_lab.tables.lut import LutError
 
         try:
             p = self.lut.predict(spec, resolution)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from latency_lab.fileio import atomic_path, write_atomic
-from latency_lab.measure import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.paths import cache_dir
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.spec import NetworkSpec
 
 ONNX_OPSET = 17          # LayerNorm etc. not needed; 17 is parsed by TensorRT 8.5 and 10
 INPUT, OUTPUT = "image", "logits"
@@ -63,7 +63,7 @@ def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_si
 
     import torch
 
-    from latency_lab.build_torch import build_torch
+    from latency_lab.models.build_torch import build_torch
 
     model = build_torch(spec, seed=seed).eval()
     size = resolution or spec.resolution
@@ -88,7 +88,7 @@ def check_onnx(spec: NetworkSpec, path: Path, resolutions: tuple[int, int] = (16
     import onnxruntime as ort
     import torch
 
-    from latency_lab.build_torch import build_torch
+    from latency_lab.models.build_torch import build_torch
 
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)

@@ -15,7 +15,7 @@ class UserError(Exception):
 
 
 class JumpInputError(UserError):
-    """A sweep the jump detector cannot use (latency_lab.jumps); defined here so that matching
+    """A sweep the jump detector cannot use (latency_lab.sweeps.jumps); defined here so that matching
     user errors never imports pandas."""
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
-from latency_lab.store import Store
+from latency_lab.measure.store import Store
 from latency_lab.search.evaluators import EvalRequest, EvalResult, Evaluator
 
 TABLE_COLUMNS = ("network", "fingerprint", "resolution", "metric", "value", "ci_low", "ci_high",

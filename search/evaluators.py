@@ -43,8 +43,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from latency_lab.executors import Resources
-from latency_lab.spec import NetworkSpec
+from latency_lab.scaleout.executors import Resources
+from latency_lab.network.spec import NetworkSpec
 from latency_lab.search.sources import SourceError
 
 # False while an evaluator is built only to describe, key and check evaluations that run

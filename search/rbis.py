@@ -45,8 +45,8 @@ from typing import Callable, Sequence
 
 from latency_lab.errors import UserError
 from latency_lab.fileio import parse_json, read_text, write_atomic
-from latency_lab.scaling import default_stages
-from latency_lab.spec import NetworkSpec, check_resolution
+from latency_lab.network.scaling import default_stages
+from latency_lab.network.spec import NetworkSpec, check_resolution
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
 from latency_lab.search.evaluators import EvalRequest, Evaluator, Runner, Step, evaluate_locally
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step

@@ -3,10 +3,10 @@
 RBIS steps (the RBIS thesis, step 2; the rounding reproduces its Table 5.1 exactly):
 
 - width step on stage i with baseline width w0 after k width steps on that stage:
-  width = round4(w0 * (1 + 0.1 * (k + 1))) (`latency_lab.scaling.widen`); the step count is
+  width = round4(w0 * (1 + 0.1 * (k + 1))) (`latency_lab.network.scaling.widen`); the step count is
   kept per stage, so 80 -> 88 -> 96 -> 104 and 320 -> 352 -> 384 (the thesis's Table 5.1);
 - depth step: one more block, a copy of the stage's last block with stride 1
-  (`latency_lab.scaling.add_block`).
+  (`latency_lab.network.scaling.add_block`).
 
 Baseline families, each a one-parameter family `network(base, x)` with x >= 0 (x = 0 is the
 baseline); x is log2 of the FLOPs multiplier they aim at (for compound x is phi):
@@ -34,10 +34,10 @@ from dataclasses import dataclass, replace, field
 from typing import Callable
 
 from latency_lab.errors import UserError
-from latency_lab.scaling import (add_block, round_filters_efficientnet, round_filters_pycls,
+from latency_lab.network.scaling import (add_block, round_filters_efficientnet, round_filters_pycls,
                                  round_repeats_efficientnet, round_repeats_pycls,
                                  round_resolution, scale_uniform, widen)
-from latency_lab.spec import NetworkSpec, SpecError, check_resolution
+from latency_lab.network.spec import NetworkSpec, SpecError, check_resolution
 
 WIDTH, DEPTH = "width", "depth"
 

@@ -2,7 +2,7 @@
 
 A source is parsed from the text a user gives on the command line (`parse_latency_source`):
 
-- a device name (`cpu`, ...): measured live with `latency_lab.protocol.measure_points`
+- a device name (`cpu`, ...): measured live with `latency_lab.measure.protocol.measure_points`
   through the SQLite `Store`, so a network asked for twice (in this search or an earlier
   one) is taken from the store instead of measured again;
 - `table:PATH` / `lut:PATH`: the replay devices of the same names (`devices/table.py`), a
@@ -24,7 +24,7 @@ import math
 from typing import Any, Sequence
 
 from latency_lab.errors import UserError
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.spec import NetworkSpec
 
 Point = tuple[NetworkSpec, int]
 
@@ -136,10 +136,10 @@ class DeviceLatency(LatencySource):
 
     def __init__(self, name: str, store_path=None, protocol=None, device_options=None,
                  progress=None):
-        from latency_lab.measure import ReplayDevice, get_device
+        from latency_lab.measure.api import ReplayDevice, get_device
         from latency_lab.paths import default_store_path
-        from latency_lab.protocol import Protocol
-        from latency_lab.store import Store
+        from latency_lab.measure.protocol import Protocol
+        from latency_lab.measure.store import Store
 
         self.name = name
         self.device = get_device(name, **(device_options or {}))
@@ -152,7 +152,7 @@ class DeviceLatency(LatencySource):
 
     def _measure(self, points: Sequence[Point]) -> list:
         """Measurements of the points (the protocol, on the device this process opened)."""
-        from latency_lab.protocol import measure_points
+        from latency_lab.measure.protocol import measure_points
 
         return measure_points(self.device, points, self.store, self.protocol,
                               progress=self.progress)

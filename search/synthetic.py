@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 
-from latency_lab.presets import efficientnet_b0
+from latency_lab.network.presets import efficientnet_b0
 from latency_lab.search.evaluators import EvalRequest, EvalResult, Evaluator
 from latency_lab.search.sources import network_dict
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.spec import NetworkSpec
 
 # Per body stage of EfficientNet-B0 (0..6): accuracy gain per unit log width / log depth.
 WIDTH_GAIN = (0.05, 0.10, 0.25, 1.10, 0.95, 0.85, 0.45)

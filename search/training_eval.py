@@ -4,11 +4,11 @@
     net2net:DATA_DIR[,epochs=2,base_epochs=10,...same options]
 
 `train:` trains every candidate from scratch at its resolution with the recipe of
-`latency_lab.training` and reports top-1 on the held-out split (`val/`, or a seeded split of
+`latency_lab.training.train` and reports top-1 on the held-out split (`val/`, or a seeded split of
 `val_fraction`). `net2net:` is the thesis's cheap alternative: the baseline is trained once
 for `base_epochs` and cached (see below for its value); a candidate starts from its
 parent's trained weights transformed so that it computes exactly the parent's function
-(`latency_lab.net2net`), then fine-tunes for `epochs`. The search hands each candidate's
+(`latency_lab.training.net2net`), then fine-tunes for `epochs`. The search hands each candidate's
 parent (`EvalRequest.parent`) and step; the baseline's training uses the same recipe with
 `base_epochs` epochs, one warm-up epoch and `base_lr`; fine-tuning has no warm-up and 0.3 of
 the training rate unless `lr=` says otherwise (a restart at the full rate cost mbconv-tiny 7
@@ -40,7 +40,7 @@ NET2NET_VERSION = 2
 
 
 def _recipe_options(epochs: int, warmup: float) -> dict[str, Option]:
-    from latency_lab.training import Recipe
+    from latency_lab.training.train import Recipe
 
     helps = {"epochs": "training epochs", "batch": "images per step",
              "opt": "optimizer", "lr": "base learning rate (0: 0.4 x batch/256 for sgd, "
@@ -90,8 +90,8 @@ class TrainEvaluator(Evaluator):
     def __init__(self, arg=None, options=None):
         super().__init__(arg, options)
         try:
-            from latency_lab import training
-            from latency_lab.imagefolder import scan
+            from latency_lab.training import train as training
+            from latency_lab.training.imagefolder import scan
         except ImportError as exc:
             raise EvaluatorError(f"evaluator {self.name} needs {exc.name} "
                                  f"(pip install -e '.[torch]')") from None
@@ -109,7 +109,7 @@ class TrainEvaluator(Evaluator):
         self.version = training.TRAINER_VERSION
 
     def _recipe(self, epochs: int):
-        from latency_lab.training import Recipe
+        from latency_lab.training.train import Recipe
 
         o = self.options
         return Recipe(**{f.name: (epochs if f.name == "epochs" else o[f.name])
@@ -124,7 +124,7 @@ class TrainEvaluator(Evaluator):
         return type(r)(cpus=r.cpus + self.options["workers"], gpus=r.gpus)
 
     def _train(self, spec, resolution: int, recipe, init: str = "scratch", init_weights=None):
-        from latency_lab.training import train
+        from latency_lab.training.train import train
 
         t0 = time.perf_counter()
         run = train(spec, resolution, self.data, recipe, self.runtime, init=init,
@@ -196,9 +196,9 @@ class Net2NetEvaluator(TrainEvaluator):
         score was 0 and the search took the cheapest candidate)."""
         import torch
 
-        from latency_lab.build_torch import build_torch
-        from latency_lab.net2net import Net2NetError, max_deviation, transfer
-        from latency_lab.training import fit_classes, load_weights
+        from latency_lab.models.build_torch import build_torch
+        from latency_lab.training.net2net import Net2NetError, max_deviation, transfer
+        from latency_lab.training.train import fit_classes, load_weights
 
         origin = request.parent if request.parent is not None else request
         parent_run = self.weights_of(origin)

@@ -1,7 +1,7 @@
 """Zero-shot evaluators: Zen-Score (`zen`) and the thesis's tuned Zen-Score (`zen-tuned`).
 
 Zen-Score as Zen-NAS computes it (idstcv/ZenNAS, `ZeroShotProxy/compute_zen_score.py`, read
-for this module), on the network built by `latency_lab.build_torch`:
+for this module), on the network built by `latency_lab.models.build_torch`:
 
 1. every conv and linear weight ~ N(0, 1), biases 0, BN gamma 1 and beta 0 (Zen-NAS's
    `network_weight_gaussian_init`); BN running statistics fresh (mean 0, var 1);
@@ -39,7 +39,7 @@ is far from saturation; every candidate of a search shares it, so it cannot favo
 
 `zen-tuned` divides the Zen-Score by the number of conv blocks, the thesis's fix for plain
 Zen-Score growing with depth without saturating. Counted: the stem conv block, every MBConv
-block of every stage and the head conv block (the sites of `latency_lab.blocks.
+block of every stage and the head conv block (the sites of `latency_lab.network.blocks.
 network_blocks`: 18 for EfficientNet-B0), i.e. 2 + the sum of the stage depths.
 """
 
@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.spec import NetworkSpec
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
                                            Option, evaluates_here)
 
@@ -62,7 +62,7 @@ ZEN_BN_MOMENTUM = 0.1   # PyTorch's default, which Zen-NAS's BN layers use
 def conv_blocks(spec: NetworkSpec) -> int:
     """Stem + every MBConv block + head (the sites of the one walk over the network's
     blocks): what the tuned Zen-Score divides by."""
-    from latency_lab.blocks import network_blocks
+    from latency_lab.network.blocks import network_blocks
 
     return len(network_blocks(spec))
 
@@ -167,7 +167,7 @@ class ZenScore(Evaluator):
         import torch
         from torch import nn
 
-        from latency_lab.build_torch import build_torch
+        from latency_lab.models.build_torch import build_torch
 
         o = self.options
         scored = without_se(spec) if o["se"] == "drop" else spec

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from latency_lab.measure import Device, DeviceInfo, RunResult
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.api import Device, DeviceInfo, RunResult
+from latency_lab.network.spec import NetworkSpec
 
 TINY = {
     "name": "tiny",
@@ -90,7 +90,7 @@ def ray_cluster():
 
     import ray
 
-    from latency_lab.ray_executor import NAMESPACE
+    from latency_lab.scaleout.ray_executor import NAMESPACE
 
     # Ray's socket paths must stay short: a temp dir of its own under /tmp, not pytest's.
     temp = tempfile.mkdtemp(prefix="llray-", dir="/tmp")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from latency_lab.devices.cuda import launch_check
-from latency_lab.measure import Device, DeviceInfo, RunResult
+from latency_lab.measure.api import Device, DeviceInfo, RunResult
 
 
 def gpu_ms(resolution: int) -> float:
@@ -64,7 +64,7 @@ class FakeCudaDevice(Device):
     def __init__(self, cuda_graphs: bool = True, launch_ms: float = 1.0, precision: str = "fp32",
                  batch_size: int = 1, cudnn_benchmark: bool = False, shape_warmup: int = 10,
                  autotune_s: float = 0.0, memory_mpx: float = 50.0):
-        from latency_lab.measure import DeviceError
+        from latency_lab.measure.api import DeviceError
 
         if precision not in ("fp32", "fp16"):
             raise DeviceError(f"precision must be one of fp32, fp16, not {precision!r}")
@@ -84,7 +84,7 @@ class FakeCudaDevice(Device):
         return scale * (gpu_ms(resolution) + 0.002 * (self.batch_size - 1) * (resolution / 64) ** 2)
 
     def setup(self, spec, resolution):
-        from latency_lab.measure import DeviceError
+        from latency_lab.measure.api import DeviceError
 
         if self.batch_size * resolution ** 2 / 1e6 > self.memory_mpx:
             raise DeviceError(f"GPU out of memory at {resolution} px, batch {self.batch_size}")

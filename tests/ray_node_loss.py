@@ -20,8 +20,8 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from latency_lab import presets
-    from latency_lab.executors import evaluation_runner, parse_executor
+    from latency_lab.network import presets
+    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import PyLatency

@@ -36,8 +36,8 @@ def accuracy(net):
 # Nonlinear: MACs-based latency with a per-block cost, saturating accuracy, for rule checks.
 NONLINEAR = """
 import math
-from latency_lab.complexity import macs
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.complexity import macs
+from latency_lab.network.spec import NetworkSpec
 
 def latency_ms(net):
     spec = NetworkSpec.from_dict(net)

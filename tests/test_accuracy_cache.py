@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from latency_lab import presets
-from latency_lab.cli import main
+from latency_lab.network import presets
+from latency_lab.cli.app import main
 from latency_lab.search.sources import PyLatency
-from latency_lab.store import Store
+from latency_lab.measure.store import Store
 from search_helpers import nonlinear_module
 
 B0 = presets.get("efficientnet-b0")

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from fake_adb import FakeAdbServer
-from latency_lab.cli import main
-from latency_lab.measure import DeviceError, get_device
-from latency_lab.protocol import Protocol
-from latency_lab.store import Store
-from latency_lab.sweep import run_sweep
+from latency_lab.cli.app import main
+from latency_lab.measure.api import DeviceError, get_device
+from latency_lab.measure.protocol import Protocol
+from latency_lab.measure.store import Store
+from latency_lab.sweeps.run import run_sweep
 
 SERIAL = "FA79Y1A04111"
 HOST_BINARY = Path(__file__).with_name("host_benchmark_model.py")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY
-from latency_lab.cli import INTERRUPTED, main
+from latency_lab.cli.app import INTERRUPTED, main
 
 TESTS = Path(__file__).parent
 SWEEP = ["sweep", "--network", "tiny.json", "--resolutions", "64:96:8", "--out", "o.csv"]
@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(here, capsys, args, mes
 
 def test_an_accuracy_table_with_a_byte_order_mark_is_read(here, capsys):
     """Excel writes CSV with a BOM; latency tables accepted it, accuracy tables did not."""
-    from latency_lab.presets import get
+    from latency_lab.network.presets import get
     from latency_lab.search.evaluators import parse_evaluator
 
     b0 = get("efficientnet-b0")

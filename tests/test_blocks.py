@@ -4,8 +4,10 @@ import math
 
 import pytest
 
-from latency_lab import complexity, presets
-from latency_lab.blocks import BlockModel, network_blocks, stage_sites
+from latency_lab.network import complexity
+
+from latency_lab.network import presets
+from latency_lab.network.blocks import BlockModel, network_blocks, stage_sites
 
 
 @pytest.mark.parametrize("name", presets.names())

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from latency_lab import presets
-from latency_lab.blocks import BlockModel
-from latency_lab.build_tflite import EMITTERS, emit_tflite, op_list
-from latency_lab.lut import random_scaled
-from latency_lab.spec import NetworkSpec
+from latency_lab.network import presets
+from latency_lab.network.blocks import BlockModel
+from latency_lab.models.build_tflite import EMITTERS, emit_tflite, op_list
+from latency_lab.tables.lut import random_scaled
+from latency_lab.network.spec import NetworkSpec
 
 RESOLUTIONS = (64, 97, 160)
 
@@ -55,7 +55,7 @@ def test_emitter_imports_no_tensorflow(tiny):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom latency_lab import presets\nfrom latency_lab.build_tflite import "
+    code = ("import sys\nfrom latency_lab.network import presets\nfrom latency_lab.models.build_tflite import "
             "emit_tflite\nn = len(emit_tflite(presets.get('efficientnet-b0')))\n"
             "print(n, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -105,7 +105,7 @@ def test_seeded_weights_have_keras_initial_distribution(tiny):
 
 
 def test_unknown_layer_is_refused_not_guessed(tiny, monkeypatch):
-    from latency_lab.build_tflite import EmitterUnsupported
+    from latency_lab.models.build_tflite import EmitterUnsupported
 
     monkeypatch.delitem(EMITTERS, "se")
     with pytest.raises(EmitterUnsupported, match="'se'"):
@@ -131,7 +131,7 @@ def _converted_networks(tiny):
 def test_same_model_as_the_converter(key, tiny, model_dir):
     """Operators, options, order, tensor shapes, outputs at several resolutions and the
     XNNPACK partitions of the emitted file equal those of the converted one."""
-    from latency_lab.build_keras import tflite_path
+    from latency_lab.models.build_keras import tflite_path
 
     spec = _converted_networks(tiny)[key]
     converted = tflite_path(spec, model_dir).read_bytes()
@@ -149,7 +149,7 @@ def test_same_model_as_the_converter(key, tiny, model_dir):
                                    BlockModel("mbconv", 16, 24, 5, 4, 2, 0, "relu6"),
                                    BlockModel("head", 24, 64, 1, 1, 1, 0, "hswish", 10)])
 def test_block_models_as_the_converter(block, model_dir):
-    from latency_lab.build_keras import tflite_path
+    from latency_lab.models.build_keras import tflite_path
 
     converted = tflite_path(block, model_dir).read_bytes()
     assert op_list(emit_tflite(block)) == op_list(converted)

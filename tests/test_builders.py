@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
-from latency_lab import complexity, presets
+from latency_lab.network import complexity
+
+from latency_lab.network import presets
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet-b0", "s3nas-b0", "efficientnet-b0-rbis-b1"])
 def test_keras_model_has_the_spec_parameter_count(name):
-    from latency_lab.build_keras import build_keras
+    from latency_lab.models.build_keras import build_keras
 
     spec = presets.get(name)
     model = build_keras(spec, 224)
@@ -21,7 +23,7 @@ def test_keras_model_has_the_spec_parameter_count(name):
 def test_keras_matches_keras_applications_b0():
     import keras
 
-    from latency_lab.build_keras import build_keras
+    from latency_lab.models.build_keras import build_keras
 
     ref = keras.applications.EfficientNetB0(weights=None)
     ours = build_keras(presets.get("efficientnet-b0"), 224)
@@ -32,7 +34,7 @@ def test_keras_matches_keras_applications_b0():
 @pytest.mark.parametrize("name", presets.names())
 def test_torch_model_has_the_spec_parameter_count(name):
     torch = pytest.importorskip("torch")
-    from latency_lab.build_torch import build_torch, trainable_params
+    from latency_lab.models.build_torch import build_torch, trainable_params
 
     spec = presets.get(name)
     model = build_torch(spec)
@@ -43,7 +45,7 @@ def test_torch_model_has_the_spec_parameter_count(name):
 
 def test_torch_network_is_stages_of_blocks_with_switchable_residuals(tiny):
     torch = pytest.importorskip("torch")
-    from latency_lab.build_torch import build_torch
+    from latency_lab.models.build_torch import build_torch
 
     model = build_torch(tiny)
     assert [len(stage) for stage in model.stages] == list(tiny.depths)
@@ -71,7 +73,7 @@ def test_torch_network_is_stages_of_blocks_with_switchable_residuals(tiny):
 def test_tflite_converted_once_runs_at_any_resolution(tiny, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from latency_lab.build_keras import tflite_path
+    from latency_lab.models.build_keras import tflite_path
 
     path = tflite_path(tiny, tmp_path)
     assert path.name == f"{tiny.fingerprint}.tflite" and path.stat().st_size > 4 * complexity.params(tiny)
@@ -94,7 +96,7 @@ def test_tflite_converted_once_runs_at_any_resolution(tiny, tmp_path):
 def test_tflite_agrees_with_keras(tiny, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from latency_lab.build_keras import build_keras, convert_tflite
+    from latency_lab.models.build_keras import build_keras, convert_tflite
 
     x = np.random.default_rng(0).random((1, 72, 72, 3), np.float32)
     expected = np.asarray(build_keras(tiny)(x, training=False))
@@ -119,8 +121,8 @@ def test_conversion_runs_in_a_worker_process(tiny, tmp_path):
 
     code = (
         "import sys\n"
-        "from latency_lab.spec import NetworkSpec\n"
-        "from latency_lab.build_keras import tflite_path\n"
+        "from latency_lab.network.spec import NetworkSpec\n"
+        "from latency_lab.models.build_keras import tflite_path\n"
         f"spec = NetworkSpec.from_json({tiny.to_json()!r})\n"
         f"path = tflite_path(spec, {str(tmp_path)!r})\n"
         "from ai_edge_litert.interpreter import Interpreter\n"
@@ -142,7 +144,7 @@ def test_a_network_name_that_is_no_keras_scope_name_still_builds(tiny):
     first conversion of an architecture; the model name does not reach the .tflite cache key."""
     from dataclasses import replace
 
-    from latency_lab.build_keras import build_keras
+    from latency_lab.models.build_keras import build_keras
 
     odd = replace(tiny, name="my net / v2 (ü)")
     model = build_keras(odd)

@@ -1,5 +1,5 @@
 """The candidate policy: few resolutions, chosen with the budget and the network, each kept or
-dropped with its reason (latency_lab.candidates, `jumps --budget-ms`, `search
+dropped with its reason (latency_lab.sweeps.candidates, `jumps --budget-ms`, `search
 --resolutions-from`)."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latency_lab import presets
-from latency_lab.candidates import (cheapest_step, kept, network_step_cost, propose, select)
-from latency_lab.cli import main
-from latency_lab.complexity import macs
+from latency_lab.network import presets
+from latency_lab.sweeps.candidates import (cheapest_step, kept, network_step_cost, propose, select)
+from latency_lab.cli.app import main
+from latency_lab.network.complexity import macs
 from latency_lab.errors import JumpInputError
-from latency_lab.scaling import add_block, widen
+from latency_lab.network.scaling import add_block, widen
 
 B0 = presets.get("efficientnet-b0")
 GRID = np.arange(160, 401, 4)

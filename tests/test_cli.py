@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 
 
 def run(capsys, *args):
@@ -16,7 +16,7 @@ def run(capsys, *args):
 
 
 def test_help_and_network_show_do_not_import_heavy_libraries():
-    code = ("import sys; from latency_lab.cli import main; main(['--help']);"
+    code = ("import sys; from latency_lab.cli.app import main; main(['--help']);"
             "main(['network', 'show', 'efficientnet-b0']);"
             "heavy = [m for m in ('tensorflow', 'torch', 'pandas', 'ai_edge_litert', 'ray',"
             " 'concurrent.futures.process') if m in sys.modules];"
@@ -105,7 +105,7 @@ def test_every_user_error_derives_from_user_error():
     internal = {"BenchmarkOutputError"}
     found = {}
     modules = [mod for pkg in (latency_lab, latency_lab.devices, latency_lab.search)
-               for mod in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+               for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
     for mod in modules:
         if mod.name.endswith(("build_torch", "devices.cuda", "devices.tensorrt")):
             continue  # torch-only modules: their errors are checked where torch is present
@@ -127,8 +127,8 @@ def test_sweep_options_default_to_the_protocols_own_defaults():
     would pull scipy into `--help`, about 3 s); this pins them to one source of truth."""
     import inspect
 
-    from latency_lab.cli import sweep
-    from latency_lab.protocol import Protocol
+    from latency_lab.cli.app import sweep
+    from latency_lab.measure.protocol import Protocol
 
     defaults = {name: p.default.default for name, p in inspect.signature(sweep).parameters.items()}
     proto = Protocol()
@@ -142,8 +142,8 @@ def test_progress_prints_plain_lines_off_a_terminal_and_advice_when_cis_are_wide
     import pandas as pd
     from rich.console import Console
 
-    from latency_lab.cli import _progress, ci_advice
-    from latency_lab.protocol import RunStatus
+    from latency_lab.cli.app import _progress, ci_advice
+    from latency_lab.measure.protocol import RunStatus
 
     buf = io.StringIO()
     with _progress(Console(file=buf, width=200)) as bar:

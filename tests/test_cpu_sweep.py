@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import pytest
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 
 pytestmark = pytest.mark.slow
 

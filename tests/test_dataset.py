@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latency_lab.cli import main
-from latency_lab.imagefolder import DataError, scan
-from latency_lab.synth import FINE, SynthConfig, SynthError, generate, image_rng, render
+from latency_lab.cli.app import main
+from latency_lab.training.imagefolder import DataError, scan
+from latency_lab.training.synth import FINE, SynthConfig, SynthError, generate, image_rng, render
 
 SMALL = SynthConfig(classes=4, per_class=6, val_per_class=3, size=32, seed=0)
 
@@ -160,7 +160,7 @@ def test_a_class_left_empty_by_bad_images_is_an_error(tmp_path):
 def test_pipeline_is_the_same_with_any_number_of_workers(small_set):
     import torch
 
-    from latency_lab.training_data import ImageDataset, loader
+    from latency_lab.training.data import ImageDataset, loader
 
     folder = scan(small_set)
     ds = ImageDataset(folder, "train", 24, train=True, min_scale=0.3, seed=3)

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from latency_lab.drift import MIN_POINTS, drift_factors
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.store import Store
+from latency_lab.measure.drift import MIN_POINTS, drift_factors
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.measure.store import Store
 
 
 def _interleaved(levels, rounds, drift, noise=0.01, seed=0):

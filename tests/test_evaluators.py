@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from latency_lab import presets
+from latency_lab.network import presets
 from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
 from latency_lab.search.evaluators import (EVALUATORS, EvalRequest, EvalResult, Evaluator,
                                            EvaluatorError, Option, Step, parse_evaluator,
@@ -15,7 +15,7 @@ from latency_lab.search.evaluators import (EVALUATORS, EvalRequest, EvalResult, 
                                            split_evaluator_text)
 from latency_lab.search.rbis import run_rbis
 from latency_lab.search.sources import PyLatency
-from latency_lab.store import Store
+from latency_lab.measure.store import Store
 from search_helpers import nonlinear_module
 
 B0 = presets.get("efficientnet-b0")

@@ -10,7 +10,7 @@ import pytest
 
 import executor_helpers as h
 from latency_lab.errors import UserError
-from latency_lab.executors import (ExecutorError, ExecutorSpec, InlineExecutor, Resources,
+from latency_lab.scaleout.executors import (ExecutorError, ExecutorSpec, InlineExecutor, Resources,
                                    parse_executor)
 
 
@@ -83,7 +83,7 @@ def test_executor_without_ray_installed_is_one_line_exit_2(tmp_path):
     """`--executor ray` where Ray cannot be imported: one line naming the extra, exit 2."""
     (tmp_path / "plan.toml").write_text(
         'networks = ["efficientnet-b0"]\nresolutions = "224"\n[devices.c]\ndriver = "cpu"\n')
-    code = ("import sys; sys.modules['ray'] = None; from latency_lab.cli import main;"
+    code = ("import sys; sys.modules['ray'] = None; from latency_lab.cli.app import main;"
             f"sys.exit(main(['sweep-plan', {str(tmp_path / 'plan.toml')!r}, '--executor', 'ray']))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 2, p.stderr

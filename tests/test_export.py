@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latency_lab.build_tflite import op_list
-from latency_lab.cli import main
-from latency_lab.model_files import tflite_path
+from latency_lab.models.build_tflite import op_list
+from latency_lab.cli.app import main
+from latency_lab.models.files import tflite_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH_RESULT = ROOT / "results" / "cpu" / "compare-b0-to-b1-budget"
@@ -38,7 +38,7 @@ def test_export_tflite_dynamic_and_fixed(capsys, tmp_path, tiny):
 
 
 def test_export_a_search_winner(capsys, tmp_path):
-    from latency_lab.presets import load_network
+    from latency_lab.network.presets import load_network
 
     winner = json.loads((SEARCH_RESULT / "result.json").read_text())["network"]
     spec = load_network(str(SEARCH_RESULT))

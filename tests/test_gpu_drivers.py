@@ -14,7 +14,7 @@ import pytest
 from latency_lab.devices.cuda import cudnn_benchmark_flag, parse_nvidia_smi
 from latency_lab.devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
                               parse_jetson_clocks, parse_nvpmodel)
-from latency_lab.measure import DeviceError, get_device
+from latency_lab.measure.api import DeviceError, get_device
 
 torch = pytest.importorskip("torch")
 HAS_CUDA = torch.cuda.is_available()
@@ -89,10 +89,10 @@ def test_cuda_setup_captures_a_graph_and_checks_launch_cost(tiny):
 
 @pytest.mark.skipif(not HAS_CUDA, reason=NO_GPU)
 def test_cuda_sweep_of_efficientnet_reports_setup_and_execution(tmp_path):
-    from latency_lab import presets
-    from latency_lab.protocol import Protocol
-    from latency_lab.store import Store
-    from latency_lab.sweep import run_sweep
+    from latency_lab.network import presets
+    from latency_lab.measure.protocol import Protocol
+    from latency_lab.measure.store import Store
+    from latency_lab.sweeps.run import run_sweep
 
     b0 = presets.get("efficientnet-b0")
     with get_device("cuda", precision="fp16", batch_size="8", shape_warmup="2") as dev, \

@@ -1,4 +1,4 @@
-"""Tests of the jump detector (latency_lab.jumps), its plot and the `latency-lab jumps` command."""
+"""Tests of the jump detector (latency_lab.sweeps.jumps), its plot and the `latency-lab jumps` command."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latency_lab import jumps as J
-from latency_lab.candidates import kept
-from latency_lab.cli import main
+from latency_lab.sweeps import jumps as J
+from latency_lab.sweeps.candidates import kept
+from latency_lab.cli.app import main
 
 GRID = np.arange(160, 401, 4)
 
@@ -257,7 +257,7 @@ def test_cli_jumps_missing_file(tmp_path, capsys):
 def test_cli_default_threshold_matches_library():
     import inspect
 
-    from latency_lab.cli_jumps import jumps_command
+    from latency_lab.cli.jumps import jumps_command
 
     assert inspect.signature(jumps_command).parameters["z_min"].default.default == J.DEFAULT_Z_MIN
 
@@ -305,9 +305,9 @@ def test_result_prints_a_one_line_summary():
 
 def test_cis_come_from_the_stores_raw_samples(tmp_path, tiny, curve_device, capsys):
     """A sweep CSV stripped of its CI columns gets them back from the store's samples."""
-    from latency_lab.protocol import Protocol
-    from latency_lab.store import Store
-    from latency_lab.sweep import cis_from_store, run_sweep
+    from latency_lab.measure.protocol import Protocol
+    from latency_lab.measure.store import Store
+    from latency_lab.sweeps.run import cis_from_store, run_sweep
 
     grid = list(range(160, 241, 8))
     with Store(tmp_path / "s.sqlite") as store:

@@ -9,15 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from latency_lab.blocks import (BlockModel, blocks_by_kind, network_blocks,
+from latency_lab.network.blocks import (BlockModel, blocks_by_kind, network_blocks,
                                 scaled_space_blocks, width_options)
-from latency_lab.cli import main
-from latency_lab.lut import (BlockRow, CalibrationPoint, Lut, LutError, fit_overhead,
+from latency_lab.cli.app import main
+from latency_lab.tables.lut import (BlockRow, CalibrationPoint, Lut, LutError, fit_overhead,
                              load_lut, random_scaled, scaled_variant)
-from latency_lab.measure import DeviceInfo
-from latency_lab.presets import get
-from latency_lab.scaling import add_block, widen
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.api import DeviceInfo
+from latency_lab.network.presets import get
+from latency_lab.network.scaling import add_block, widen
+from latency_lab.network.spec import NetworkSpec
 
 # Widths chosen so that one RBIS width step changes them: round4(24 * 1.1) = 28,
 # round4(40 * 1.1) = 44; a second step gives round4(24 * 1.2) = 28 again but round4(40 * 1.2) = 48.
@@ -219,10 +219,10 @@ def test_cli_predict_and_errors(small, tmp_path, capsys):
 @pytest.mark.slow
 def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, capsys):
     from latency_lab.devices.cpu import CpuDevice
-    from latency_lab.lut import record_lut
-    from latency_lab.measure import get_device
-    from latency_lab.protocol import Protocol, measure_points
-    from latency_lab.store import Store
+    from latency_lab.tables.lut import record_lut
+    from latency_lab.measure.api import get_device
+    from latency_lab.measure.protocol import Protocol, measure_points
+    from latency_lab.measure.store import Store
 
     protocol = Protocol(runs_per_visit=10, min_rounds=3, max_rounds=6, ci_target_pct=5,
                         time_cap_s=120)
@@ -261,8 +261,8 @@ def test_the_committed_b0_to_b2_lut_is_calibrated_on_the_recorded_table():
     predicts them within its stated error, and `lut calibrate` reproduces the fit."""
     from pathlib import Path
 
-    from latency_lab.lut import calibrate_from_table, load_lut
-    from latency_lab.tables import load_table
+    from latency_lab.tables.lut import calibrate_from_table, load_lut
+    from latency_lab.tables.latency_table import load_table
 
     root = Path(__file__).resolve().parents[1] / "results" / "cpu"
     lut = load_lut(root / "lut-efficientnet-b0-to-b2.json")
@@ -272,7 +272,7 @@ def test_the_committed_b0_to_b2_lut_is_calibrated_on_the_recorded_table():
     again = calibrate_from_table(lut, table)
     assert again.overhead.scale == pytest.approx(lut.overhead.scale)
     assert again.overhead.offset_ms == pytest.approx(lut.overhead.offset_ms)
-    from latency_lab.presets import get
+    from latency_lab.network.presets import get
 
     b0 = get("efficientnet-b0")
     for r in (224, 256, 288):

@@ -3,8 +3,8 @@
 import os
 import time
 
-from latency_lab import model_cache
-from latency_lab.cli import main
+from latency_lab.models import cache as model_cache
+from latency_lab.cli.app import main
 
 
 def _model(root, fp, mb, age_h):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from latency_lab.build_tflite import EMITTERS, op_list
-from latency_lab.cli import main
-from latency_lab.model_files import tflite_path
+from latency_lab.models.build_tflite import EMITTERS, op_list
+from latency_lab.cli.app import main
+from latency_lab.models.files import tflite_path
 
 def run(capsys, *args):
     code = main([str(a) for a in args])
@@ -49,7 +49,7 @@ def test_direct_and_converted_files_are_cached_apart(tiny, tmp_path):
 @pytest.mark.slow
 def test_a_spec_the_emitter_cannot_express_falls_back_with_one_warning(tiny, tmp_path,
                                                                         monkeypatch, capsys):
-    from latency_lab import model_files
+    from latency_lab.models import files as model_files
 
     monkeypatch.delitem(EMITTERS, "se")          # as if SE were a layer it did not know
     monkeypatch.setattr(model_files, "_warned", set())

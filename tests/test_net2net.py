@@ -7,9 +7,9 @@ import itertools
 import pytest
 import torch
 
-from latency_lab.build_torch import build_torch
-from latency_lab.net2net import ChannelMap, Net2NetError, max_deviation, transfer
-from latency_lab.presets import get
+from latency_lab.models.build_torch import build_torch
+from latency_lab.training.net2net import ChannelMap, Net2NetError, max_deviation, transfer
+from latency_lab.network.presets import get
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 
 

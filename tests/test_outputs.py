@@ -4,7 +4,7 @@ import os
 import stat
 from pathlib import Path
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 from search_helpers import nonlinear_module
 
 SWEEP = Path(__file__).resolve().parents[1] / "results" / "cpu" / "efficientnet-b0_sweep_c.csv"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from latency_lab import complexity, presets
-from latency_lab.scaling import round4, round_filters_efficientnet
+from latency_lab.network import complexity
+
+from latency_lab.network import presets
+from latency_lab.network.scaling import round4, round_filters_efficientnet
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -79,7 +81,7 @@ def test_layer_counts_add_up():
 
 
 def test_unknown_preset_lists_the_known_ones():
-    from latency_lab.spec import SpecError
+    from latency_lab.network.spec import SpecError
 
     with pytest.raises(SpecError, match="efficientnet-b0"):
         presets.get("resnet50")

@@ -15,7 +15,7 @@ def pr():
 
 
 def test_candidates_are_the_thesis_single_steps(pr):
-    from latency_lab import presets
+    from latency_lab.network import presets
 
     b0 = presets.get("efficientnet-b0")
     cands = pr.candidates()

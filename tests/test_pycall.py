@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from latency_lab.cli import main
-from latency_lab.presets import get
+from latency_lab.cli.app import main
+from latency_lab.network.presets import get
 from latency_lab.search.evaluators import parse_evaluator
 from latency_lab.search.sources import SourceError, parse_latency_source
 from search_helpers import nonlinear_module

@@ -12,7 +12,7 @@ import pytest
 
 import executor_helpers as h
 from latency_lab.errors import UserError
-from latency_lab.executors import ExecutorError, Resources, parse_executor
+from latency_lab.scaleout.executors import ExecutorError, Resources, parse_executor
 
 
 @pytest.fixture

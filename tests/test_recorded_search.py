@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "cpu" / "latency-table-b0-search.csv"

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from latency_lab.measure import DeviceError, device_class, device_names, get_device
+from latency_lab.measure.api import DeviceError, device_class, device_names, get_device
 
 
 def test_builtin_cpu_driver_is_found():
@@ -19,7 +19,7 @@ def test_third_party_driver_through_an_entry_point(tmp_path, monkeypatch):
     pkg = tmp_path / "acme_dev"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent("""
-        from latency_lab.measure import Device, DeviceInfo, RunResult
+        from latency_lab.measure.api import Device, DeviceInfo, RunResult
         class Acme(Device):
             name = "acme"
             def __init__(self, threads=1):
@@ -76,7 +76,7 @@ def test_option_conversion_covers_every_shipped_driver_without_loading_others():
     import subprocess
 
     code = ("import sys\n"
-            "from latency_lab.measure import device_class, driver_options\n"
+            "from latency_lab.measure.api import device_class, driver_options\n"
             "cls = device_class('cuda')\n"
             "print(driver_options(cls, {'cuda_graphs': 'on', 'batch_size': '8', "
             "'shape_warmup': '0', 'precision': 'fp16'}))\n"
@@ -86,9 +86,9 @@ def test_option_conversion_covers_every_shipped_driver_without_loading_others():
     assert eval(out[0]) == {"cuda_graphs": True, "batch_size": 8, "shape_warmup": 0,
                             "precision": "fp16"}
     loaded = eval(out[1])
-    assert "latency_lab.devices.android" not in loaded and "latency_lab.build_keras" not in loaded
+    assert "latency_lab.devices.android" not in loaded and "latency_lab.models.build_keras" not in loaded
 
-    from latency_lab.measure import driver_options
+    from latency_lab.measure.api import driver_options
 
     android = device_class("android")
     got = driver_options(android, {"adb_port": "5038", "probe_resolution": "none",

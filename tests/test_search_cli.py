@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 from latency_lab.search.sources import PyLatency, SourceError, parse_latency_source
 from search_helpers import nonlinear_module
-from latency_lab import presets
+from latency_lab.network import presets
 
 B0 = presets.get("efficientnet-b0")
 
@@ -198,8 +198,8 @@ def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp
 
 def test_search_protocol_options_state_the_protocol_defaults():
     """The help texts give Protocol's defaults by hand: this pins them to the one source."""
-    from latency_lab.cli_search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
-    from latency_lab.protocol import Protocol
+    from latency_lab.cli.search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
+    from latency_lab.measure.protocol import Protocol
 
     p = Protocol()
     assert f"(default {p.ci_target_pct:g})" in CI_HELP and f"(default {p.min_rounds})" in ROUNDS_HELP

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from latency_lab import presets
-from latency_lab.cli import main
+from latency_lab.network import presets
+from latency_lab.cli.app import main
 from latency_lab.search.sources import PyLatency
 from search_helpers import NONLINEAR, write_module
 
@@ -27,7 +27,7 @@ import os
 import time
 
 def _key(net):
-    from latency_lab.spec import NetworkSpec
+    from latency_lab.network.spec import NetworkSpec
     return f"{NetworkSpec.from_dict(net).fingerprint}@{net['resolution']}"
 
 def _log(what, net):
@@ -157,7 +157,7 @@ def test_driver_killed_mid_search_resumes_and_resubmits_only_unfinished(mod, ref
     cluster of this session): the rerun decides the same and evaluates again only what had
     not come back (an evaluation in flight at the kill may run twice, nothing finished)."""
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
-    cmd = [sys.executable, "-m", "latency_lab.cli", *_args(mod, "resumed", "logged",
+    cmd = [sys.executable, "-m", "latency_lab.cli.app", *_args(mod, "resumed", "logged",
                                                            "ray:auto")]
     log = tmp_path / "evals.log"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -214,7 +214,7 @@ def test_a_cuda_evaluator_on_a_cluster_without_gpus_is_refused_at_submission(
         mod, tmp_path, ray_cluster, capsys):
     """zen,device=cuda is not refused here for want of CUDA (it runs elsewhere) but asks each
     task for a GPU, which no node of this cluster has: one line, exit 2, nothing evaluated."""
-    from latency_lab.executors import Resources
+    from latency_lab.scaleout.executors import Resources
     from latency_lab.search.evaluators import parse_evaluator
 
     assert parse_evaluator("zen,device=cuda", elsewhere=True).resources() == \

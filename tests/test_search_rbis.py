@@ -9,7 +9,7 @@ from itertools import combinations_with_replacement
 
 import pytest
 
-from latency_lab import presets
+from latency_lab.network import presets
 from latency_lab.search.evaluators import Evaluator
 from latency_lab.search.recorded import PyEvaluator, TableEvaluator
 from latency_lab.search.rbis import (ResolutionResult, Node, SearchError, pick_winner, run_rbis, score)

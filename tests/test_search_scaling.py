@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from latency_lab import presets
-from latency_lab.scaling import round_filters_pycls, round_repeats_pycls, round_resolution
+from latency_lab.network import presets
+from latency_lab.network.scaling import round_filters_pycls, round_repeats_pycls, round_resolution
 from latency_lab.search.scaling import (DEPTH, FAMILIES, WIDTH, BudgetError, family_grid,
                             pycls_scaling_factors, rbis_step, scale_to_budget)
-from latency_lab.complexity import macs
+from latency_lab.network.complexity import macs
 
 B0 = presets.get("efficientnet-b0")
 ZERO = (0,) * 7

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from latency_lab.protocol import Protocol
-from latency_lab.spec import NetworkSpec
+from latency_lab.measure.protocol import Protocol
+from latency_lab.network.spec import NetworkSpec
 from latency_lab.search.sources import DeviceLatency, parse_latency_source
 
 TINY = {"name": "tiny", "resolution": 64, "stem": {"width": 8}, "head": {"width": 32},

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from fake_gpu import FakeCudaDevice, SlowSetupDevice
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 from latency_lab.devices.cuda import launch_check
-from latency_lab.protocol import Interrupted, Protocol, measure_points
-from latency_lab.store import Store
+from latency_lab.measure.protocol import Interrupted, Protocol, measure_points
+from latency_lab.measure.store import Store
 
 RES = [64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152]
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from latency_lab import presets
-from latency_lab.spec import NetworkSpec, SpecError
+from latency_lab.network import presets
+from latency_lab.network.spec import NetworkSpec, SpecError
 
 
 def test_json_round_trip_every_preset():
@@ -148,7 +148,7 @@ def test_json_that_python_would_accept_but_is_not_json_or_too_deep(text, message
 
 
 def test_a_network_file_that_is_not_utf8_is_one_error(tmp_path):
-    from latency_lab.presets import load_network
+    from latency_lab.network.presets import load_network
 
     p = tmp_path / "net.json"
     p.write_bytes(b'{"name": "caf\xe9"}')

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from latency_lab.stats import median_ci_order, median_ci_rounds, summarize
+from latency_lab.measure.stats import median_ci_order, median_ci_rounds, summarize
 
 
 def test_summary_statistics_of_known_samples():

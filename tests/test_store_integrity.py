@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from latency_lab.cli import main
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.store import Store, StoreError
+from latency_lab.cli.app import main
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.measure.store import Store, StoreError
 
 TESTS = Path(__file__).parent
 FAST = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=6, ci_target_pct=1.0, time_cap_s=60)
@@ -93,7 +93,7 @@ LIMITED = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # writes past the limit fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 sys.exit(main({args!r}))
 """
 
@@ -163,9 +163,9 @@ WORKER = """
 import json, sys, time
 sys.path.insert(0, {tests!r})
 from conftest import CurveDevice, TINY
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.spec import NetworkSpec
-from latency_lab.store import Store
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.measure.store import Store
 
 class Slow(CurveDevice):
     def sample(self, spec, resolution, runs, warmup_runs=1):
@@ -268,7 +268,7 @@ def test_leases_are_given_back_when_a_run_is_interrupted(tmp_path, tiny, curve_d
 def test_a_lease_of_a_running_process_is_respected_and_of_a_gone_one_taken(tmp_path, tiny,
                                                                           curve_device):
     """Same host: alive is a process id that exists with the same start time."""
-    from latency_lab import lease
+    from latency_lab.measure import lease
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -288,7 +288,7 @@ def test_a_lease_of_a_running_process_is_respected_and_of_a_gone_one_taken(tmp_p
 
 
 def test_a_lease_from_another_host_counts_as_gone_only_when_stale(tmp_path, tiny, curve_device):
-    from latency_lab import lease
+    from latency_lab.measure import lease
 
     with Store(tmp_path / "s.sqlite") as store:
         claim = store.claim(curve_device().info(), tiny, 64)

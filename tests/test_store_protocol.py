@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from latency_lab.protocol import Protocol, ProtocolError, measure_points
-from latency_lab.store import Store, StoreError
+from latency_lab.measure.protocol import Protocol, ProtocolError, measure_points
+from latency_lab.measure.store import Store, StoreError
 
 FAST = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=6, ci_target_pct=1.0, time_cap_s=60)
 

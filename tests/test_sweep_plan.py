@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from latency_lab.cli import main
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.store import Store
-from latency_lab.store_merge import export_measurements, import_measurements
-from latency_lab.sweep_plan import PlanError, load_plan, plan_jobs
+from latency_lab.cli.app import main
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.measure.store import Store
+from latency_lab.measure.store_merge import export_measurements, import_measurements
+from latency_lab.scaleout.sweep_plan import PlanError, load_plan, plan_jobs
 
 FAST = 'min_rounds = 2\nmax_rounds = 3\nruns_per_visit = 2\nwarmup_first_visit = 1\n'
 
@@ -32,8 +32,8 @@ CPU2 = ('[devices.cpu0]\ndriver = "cpu"\noptions = { threads = 1, affinity = "0"
 def converted(model_dir):
     """The cpu devices' options with the tiny network converted once for the session."""
     from conftest import TINY
-    from latency_lab.build_keras import tflite_path
-    from latency_lab.spec import NetworkSpec
+    from latency_lab.models.build_keras import tflite_path
+    from latency_lab.network.spec import NetworkSpec
 
     tflite_path(NetworkSpec.from_dict(TINY), model_dir)
     return CPU2.replace('affinity = "0" }', f'affinity = "0", model_dir = "{model_dir}" }}') \
@@ -122,9 +122,9 @@ def test_a_device_that_needs_a_gpu_is_refused_before_anything_runs(tmp_path, tin
 
 
 def test_one_owner_per_device_label(tmp_path, ray_cluster):
-    from latency_lab.device_actor import DeviceSpec, close_device_actor, open_device_actor
-    from latency_lab.executors import ExecutorError
-    from latency_lab.ray_executor import NAMESPACE
+    from latency_lab.scaleout.device_actor import DeviceSpec, close_device_actor, open_device_actor
+    from latency_lab.scaleout.executors import ExecutorError
+    from latency_lab.scaleout.ray_executor import NAMESPACE
 
     spec = DeviceSpec("twice", "conftest:CurveDevice")
     actor = open_device_actor(ray_cluster, spec, str(tmp_path))
@@ -199,7 +199,7 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
     measures lands in the search's store, described as the local device is (so a search's
     state resumes under either executor)."""
     from latency_lab.search.sources import DeviceLatency, parse_latency_source
-    from latency_lab.executors import parse_executor
+    from latency_lab.scaleout.executors import parse_executor
 
     fast = Protocol(min_rounds=2, max_rounds=3, runs_per_visit=2, warmup_first_visit=1)
     opts = {"threads": 1, "model_dir": model_dir}
@@ -212,7 +212,7 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
             described = source.describe()
         finally:
             source.close()
-        from latency_lab.device_actor import actor_latency
+        from latency_lab.scaleout.device_actor import actor_latency
 
         assert actor_latency(ray_cluster, "table:any.csv") is None   # a replay stays here
     assert all(v > 0 for v in values) and values[1] > values[0]

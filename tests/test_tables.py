@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import pytest
 
-from latency_lab.cli import main
-from latency_lab.measure import DeviceError, DeviceInfo, get_device
-from latency_lab.protocol import Protocol, measure_points
-from latency_lab.scaling import widen
-from latency_lab.store import Store
-from latency_lab.tables import (COLUMNS, TableError, export_table, import_table, load_table)
+from latency_lab.cli.app import main
+from latency_lab.measure.api import DeviceError, DeviceInfo, get_device
+from latency_lab.measure.protocol import Protocol, measure_points
+from latency_lab.network.scaling import widen
+from latency_lab.measure.store import Store
+from latency_lab.tables.latency_table import (COLUMNS, TableError, export_table, import_table, load_table)
 
 PHONE = DeviceInfo(name="pixel2", hardware="Pixel 2", runtime="tflite-benchmark",
                    runtime_version="2.16", threads=1, extra={"governor": "performance"})
@@ -255,7 +255,7 @@ def test_cli_export_show_import(tmp_path, capsys, store, tiny):
 
 
 def test_table_commands_do_not_import_tensorflow(phone_csv):
-    code = ("import sys; from latency_lab.cli import main;"
+    code = ("import sys; from latency_lab.cli.app import main;"
             f"main(['table', 'show', {str(phone_csv)!r}]);"
             "print('HEAVY', [m for m in ('tensorflow', 'keras', 'ai_edge_litert', 'torch')"
             " if m in sys.modules])")

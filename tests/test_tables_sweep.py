@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from latency_lab import presets
-from latency_lab.cli import main
-from latency_lab.tables import TableError, load_table
+from latency_lab.network import presets
+from latency_lab.cli.app import main
+from latency_lab.tables.latency_table import TableError, load_table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "cpu"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from latency_lab.imagefolder import scan
-from latency_lab.synth import SynthConfig, generate
-from latency_lab.training import (Recipe, Runtime, TrainingDiverged, TrainingError, load_weights,
+from latency_lab.training.imagefolder import scan
+from latency_lab.training.synth import SynthConfig, generate
+from latency_lab.training.train import (Recipe, Runtime, TrainingDiverged, TrainingError, load_weights,
                                   runs_dir, train)
 
 DATA = SynthConfig(classes=4, per_class=8, val_per_class=3, size=32, seed=0)
@@ -98,9 +98,9 @@ def test_cuda_without_a_gpu_is_refused(tiny, data_dir):
 
 KILLED = """
 import sys
-from latency_lab.imagefolder import scan
-from latency_lab.presets import get
-from latency_lab.training import Recipe, Runtime, train
+from latency_lab.training.imagefolder import scan
+from latency_lab.network.presets import get
+from latency_lab.training.train import Recipe, Runtime, train
 r = train(get("mbconv-tiny"), 32, scan(sys.argv[1]), Recipe(epochs=12, batch=8, warmup=0.5),
           Runtime(workers=0, progress=False), log=lambda line: print(line, flush=True))
 print("top1", r.top1, "resumed_from", r.resumed_from, flush=True)

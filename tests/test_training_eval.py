@@ -12,13 +12,13 @@ import pytest
 
 import torch
 
-from latency_lab.cli import main
+from latency_lab.cli.app import main
 from latency_lab.errors import UserError
 from latency_lab.search.evaluators import Step, parse_evaluator
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
-from latency_lab.spec import NetworkSpec
-from latency_lab.synth import SynthConfig, generate
-from latency_lab.training import runs_dir
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.training.synth import SynthConfig, generate
+from latency_lab.training.train import runs_dir
 from search_helpers import write_module
 
 DATA = SynthConfig(classes=3, per_class=8, val_per_class=4, size=32, seed=0)
@@ -33,8 +33,8 @@ NET = {"name": "mini", "resolution": 32, "num_classes": 3, "activation": "swish"
                    "se_ratio": 0.25}]}
 
 LATENCY = """
-from latency_lab.complexity import macs
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.complexity import macs
+from latency_lab.network.spec import NetworkSpec
 
 def latency_ms(net):
     spec = NetworkSpec.from_dict(net)

@@ -11,13 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from latency_lab.build_torch import build_torch  # noqa: E402
-from latency_lab.cli import main  # noqa: E402
-from latency_lab.scaling import add_block  # noqa: E402
-from latency_lab.spec import NetworkSpec, SpecError  # noqa: E402
+from latency_lab.models.build_torch import build_torch  # noqa: E402
+from latency_lab.cli.app import main  # noqa: E402
+from latency_lab.network.scaling import add_block  # noqa: E402
+from latency_lab.network.spec import NetworkSpec, SpecError  # noqa: E402
 from latency_lab.search.evaluators import EvaluatorError, parse_evaluator, run_request  # noqa: E402
 from latency_lab.search.zen import _repeat_seed, conv_blocks, without_se  # noqa: E402
-from latency_lab.store import Store  # noqa: E402
+from latency_lab.measure.store import Store  # noqa: E402
 
 SMALL = {"name": "small", "resolution": 64, "num_classes": 10, "activation": "swish",
          "stem": {"width": 8, "kernel": 3, "stride": 2}, "head": {"width": 48},
@@ -136,7 +136,7 @@ def test_unusable_scores_and_networks_are_clear_errors(small):
 
 def _latency_module(directory):
     (directory / "lat_small.py").write_text(
-        "from latency_lab.complexity import macs\nfrom latency_lab.spec import NetworkSpec\n"
+        "from latency_lab.network.complexity import macs\nfrom latency_lab.network.spec import NetworkSpec\n"
         "def latency_ms(net):\n"
         "    return 1.0 + macs(NetworkSpec.from_dict(net), net['resolution']) / 1e6\n")
     return "py:lat_small:latency_ms"

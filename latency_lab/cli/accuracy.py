@@ -1,0 +1,99 @@
+"""`latency-lab accuracy show|export`: the accuracy cache of the store, listed or as a table.
+
+Every evaluation a search makes (Zen-Score, a py: function, a training) is kept in the store
+(`latency_lab.search.accuracy_cache`); `show` lists what is there per evaluator, `export`
+writes one evaluator's values as a CSV that `--accuracy table:PATH` reads back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.errors import UserError
+
+accuracy_app = typer.Typer(no_args_is_help=True,
+                           help="The accuracy cache: every evaluation kept in the store.")
+
+_STORE_HELP = "SQLite store (default: the cache's measurements.sqlite)."
+_EVALUATOR_HELP = ("Only this evaluator: its text as given to --accuracy (e.g. zen-tuned, "
+                   "zen,batch=8) or a stored evaluator key (or a unique prefix of one).")
+_NETWORK_HELP = "Only this network (preset name, JSON file or fingerprint)."
+
+
+def _open(store_path: Optional[Path]):
+    from latency_lab.paths import default_store_path
+    from latency_lab.measure.store import Store
+
+    path = store_path or default_store_path()
+    if not path.exists():
+        raise UserError(f"no store at {path}: nothing has been measured or evaluated there")
+    return Store(path)
+
+
+def _fingerprint(network: Optional[str]) -> Optional[str]:
+    if network is None:
+        return None
+    from latency_lab.network.presets import PRESETS, load_network
+
+    if network in PRESETS or network.endswith(".json"):
+        return load_network(network).fingerprint
+    return network
+
+
+def _value(row: dict) -> str:
+    ci = (f"  CI [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+          if row["ci_low"] not in ("", None) else "")
+    unit = "%" if row["metric"] == "accuracy" else ""
+    return f"{row['value']:.4f}{unit}{ci}"
+
+
+@accuracy_app.command("show")
+def accuracy_show(
+    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    evaluator: Optional[str] = typer.Option(None, help=_EVALUATOR_HELP),
+    network: Optional[str] = typer.Option(None, help=_NETWORK_HELP),
+    rows: bool = typer.Option(True, help="List every evaluation (--no-rows: counts only)."),
+) -> None:
+    """List the cached evaluations, grouped by evaluator key (newest value per key)."""
+    from latency_lab.search.accuracy_cache import select_key, table_rows
+
+    with _open(store_path) as store:
+        key = select_key(store, evaluator)
+        found = table_rows(store, key, _fingerprint(network))
+        if not found:
+            raise UserError(f"no evaluations in {store.path}"
+                            + (f" for {evaluator}" if evaluator else "")
+                            + (f" of {network}" if network else ""))
+        print(f"{store.path}: {len(found)} evaluations")
+        for k in sorted({r["evaluator_key"] for r in found}):
+            group = [r for r in found if r["evaluator_key"] == k]
+            seconds = sum(r["seconds"] for r in group)
+            print(f"evaluator key {k}\n  {group[0]['metric']}: {len(group)} evaluations "
+                  f"({len({r['fingerprint'] for r in group})} networks), {seconds:.1f} s "
+                  f"evaluating; e.g. {group[0]['evaluator']}")
+            for r in group if rows else []:
+                print(f"  {r['network']:28s} {r['fingerprint']} {r['resolution']:5d}  "
+                      f"{_value(r)}  n={r['n']}  {r['seconds']:.2f} s  {r['evaluated_at']}"
+                      + (f"  lineage {r['lineage']}" if r["lineage"] else ""))
+
+
+@accuracy_app.command("export")
+def accuracy_export(
+    out: Path = typer.Argument(..., help="CSV to write (read back with --accuracy table:OUT)."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    evaluator: Optional[str] = typer.Option(None, help=_EVALUATOR_HELP + " Needed when the "
+                                                                         "store holds several."),
+    network: Optional[str] = typer.Option(None, help=_NETWORK_HELP),
+) -> None:
+    """Write one evaluator's cached values as an accuracy table."""
+    from latency_lab.fileio import check_output_file
+    from latency_lab.search.accuracy_cache import export_table, select_key
+
+    check_output_file(out, "table")
+    with _open(store_path) as store:
+        written = export_table(store, out, select_key(store, evaluator), _fingerprint(network))
+    print(f"wrote {out}: {len(written)} rows, {written[0]['metric']} by "
+          f"{written[0]['evaluator_key']}")

@@ -1,0 +1,62 @@
+"""CLI commands `dataset synth` and `dataset show` (registered in latency_lab/cli/app.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+dataset_app = typer.Typer(no_args_is_help=True, help="Image-folder data sets for the training "
+                                                     "evaluators.")
+
+
+@dataset_app.command("synth")
+def dataset_synth(
+    out: Path = typer.Option(..., help="Folder to create (absent or empty)."),
+    classes: int = typer.Option(10, help="Number of classes (2..10)."),
+    per_class: int = typer.Option(100, "--per-class", help="Training images per class."),
+    val_per_class: int = typer.Option(40, "--val-per-class", help="Validation images per class."),
+    size: int = typer.Option(96, help="Image side in pixels (fine detail: 2.2-4 px periods)."),
+    seed: int = typer.Option(0, help="Seed: the same parameters give the same files."),
+) -> None:
+    """Generate the deterministic synthetic image folder (train/ and val/)."""
+    from latency_lab.training.synth import SynthConfig, generate
+
+    config = SynthConfig(classes=classes, per_class=per_class, val_per_class=val_per_class,
+                         size=size, seed=seed)
+    total = classes * (per_class + val_per_class)
+    step = max(1, total // 10)
+
+    def progress(done: int, n: int) -> None:
+        if done % step == 0 or done == n:
+            print(f"\r{done}/{n} images", end="" if done < n else "\n", file=sys.stderr,
+                  flush=True)
+
+    generate(config, out, progress=progress)
+    show(out)
+
+
+@dataset_app.command("show")
+def dataset_show(
+    data: Path = typer.Argument(..., help="Image folder (train/ and val/, or class folders)."),
+    val_fraction: float = typer.Option(0.2, help="Validation share of a seeded split."),
+    split_seed: int = typer.Option(0, help="Seed of a seeded split."),
+) -> None:
+    """Check an image folder as the training evaluators read it: classes, split, fingerprint."""
+    show(data, val_fraction, split_seed)
+
+
+def show(data: Path, val_fraction: float = 0.2, split_seed: int = 0) -> None:
+    from collections import Counter
+
+    from latency_lab.training.imagefolder import scan
+
+    folder = scan(data, val_fraction, split_seed)
+    warning = folder.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(folder.describe())
+    train, val = Counter(c for _, c in folder.train), Counter(c for _, c in folder.val)
+    for i, name in enumerate(folder.classes):
+        print(f"  {name:28s} {train[i]:6d} train {val[i]:6d} val")

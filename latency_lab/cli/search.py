@@ -1,0 +1,487 @@
+"""CLI commands `search`, `scale` and `compare` (registered in latency_lab/cli/app.py).
+
+Thin wrappers over `latency_lab.search.rbis.run_rbis` and `latency_lab.search.scaling.scale_to_budget`: parse the
+options, open the latency source and the evaluator, write the files, print a summary. The
+search library is imported inside the commands so that `latency-lab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.errors import UserError, check_number
+from latency_lab.scaleout.executors import EXECUTOR_HELP
+
+PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
+           "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
+           "hangs).")
+LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
+                "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
+                "what the first lacks is asked of the next (--latency table:T --latency lut:L "
+                "--latency cpu). " + PY_HELP)
+ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
+                 "proxies; options batch, repeats, seed, gamma, se, device, threads), "
+                 "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
+                 "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
+                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`), "
+                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
+                 "resolution, for trying the search; marked SYNTHETIC in every output). "
+                 + PY_HELP)
+STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
+              "measurements.sqlite).")
+REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
+RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
+            "240,256,272,288 (default: the network's own resolution).")
+RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candidates.csv is "
+                 "re-selected for this budget and network (--max-candidates); any other CSV's "
+                 "`resolution` column is taken as it is.")
+MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
+                       "jump size among those with room for a scaling step (0: all).")
+STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
+OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
+               "builder=keras: convert models with the TFLite converter instead of emitting them).")
+
+
+def _options(items: list[str]) -> dict[str, str]:
+    from latency_lab.measure.api import parse_device_options
+
+    return parse_device_options(items)
+
+
+# The measurement protocol of a device latency source; None keeps protocol.Protocol's default.
+CI_HELP = "Device source: stop a point at this CI half-width, % of the median (default 1)."
+ROUNDS_HELP = "Device source: rounds before a point may stop (default 8)."
+MAX_ROUNDS_HELP = "Device source: rounds after which a point stops anyway (default 100)."
+CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (default 900)."
+
+
+def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
+    from latency_lab.measure.protocol import Protocol
+
+    if max_rounds is not None and min_rounds is None:   # --max-rounds 3 alone means 3 rounds
+        min_rounds = min(Protocol().min_rounds, max_rounds)
+    given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
+             "max_rounds": max_rounds, "time_cap_s": time_cap_s}
+    return Protocol(**{k: v for k, v in given.items() if v is not None})
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UserError(f"malformed {what} {text!r}: give comma-separated integers") from None
+    if not values:
+        raise UserError(f"no {what} in {text!r}")
+    return values
+
+
+def resolutions_from_csv(path: Path) -> list[int]:
+    import io
+
+    from latency_lab.fileio import read_text
+
+    reader = csv.DictReader(io.StringIO(read_text(path, "--resolutions-from file")))
+    try:
+        if "resolution" not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no `resolution` column")
+        keep = "kept" in (reader.fieldnames or [])   # a candidates table: its kept rows
+        values = [_whole(row["resolution"], path) for row in reader
+                  if (row["resolution"] or "").strip()
+                  and (not keep or (row["kept"] or "").strip().lower() in ("true", "1"))]
+    except csv.Error as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}") from None
+    if not values:
+        raise UserError(f"{path} lists no resolutions")
+    return sorted(set(values))
+
+
+def _whole(text: str, path: Path) -> int:
+    """A resolution from a CSV: 240 or 240.0, not 240.5, 1e9 or nan (checked for range later)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise UserError(f"{path}: resolution {text!r} is not a number") from None
+    if not x.is_integer():
+        raise UserError(f"{path}: resolution {text!r} is not a whole number of pixels")
+    return int(x)
+
+
+def candidates_from_csv(path: Path, spec, budget_ms: float, stages, max_candidates: int,
+                        out: Path) -> list[int] | None:
+    """A jumps candidates.csv re-selected for this search (`latency_lab.sweeps.candidates.select`:
+    this budget, this network's cheapest step, the best `max_candidates` by jump size), the
+    decisions written to out/candidates.csv; None for a CSV that is not one."""
+    import pandas as pd
+
+    from latency_lab.sweeps.candidates import COLUMNS, kept, network_step_cost, select
+    from latency_lab.fileio import atomic_path
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None            # resolutions_from_csv says what is wrong with it
+    need = {"resolution", "latency_ms", "jump_pct", "offset", "role", "jump_resolution_before",
+            "reason"}
+    if not need <= set(frame.columns):
+        return None
+    try:
+        decided = select(frame, budget_ms, max_candidates=max_candidates,
+                         step_cost=network_step_cost(spec, stages))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a usable candidates table ({exc})") from None
+    with atomic_path(out / "candidates.csv") as tmp:
+        decided[COLUMNS].to_csv(tmp, index=False, float_format="%.4f")
+    for row in decided.itertuples():
+        _log(f"candidate {row.resolution}: {row.reason.split(' | ')[-1]}")
+    picks = kept(decided)
+    if not picks:
+        raise UserError(f"no resolution of {path} leaves room for a scaling step of {spec.name} "
+                        f"under {budget_ms:g} ms; the reasons are in {out / 'candidates.csv'}")
+    return picks
+
+
+def _resolutions(spec, resolutions: Optional[str], resolutions_from: Optional[Path],
+                 budget_ms: float = 0.0, stages=None, max_candidates: int = 4,
+                 out: Optional[Path] = None) -> list[int]:
+    from latency_lab.network.spec import check_resolution
+
+    if resolutions and resolutions_from:
+        raise UserError("give --resolutions or --resolutions-from, not both")
+    if max_candidates < 0:
+        raise UserError(f"--max-candidates must be >= 0, got {max_candidates}")
+    if resolutions_from:
+        values = None
+        if out is not None and resolutions_from.is_file():
+            values = candidates_from_csv(resolutions_from, spec, budget_ms, stages,
+                                         max_candidates, out)
+        if values is None:
+            values = resolutions_from_csv(resolutions_from)
+    elif resolutions:
+        from latency_lab.sweeps.run import parse_resolutions   # one syntax for every command
+
+        values = parse_resolutions(resolutions)
+    else:
+        values = [spec.resolution]
+    return sorted({check_resolution(v) for v in values})
+
+
+def _check_budget(budget_ms: float) -> None:
+    check_number(budget_ms, "--budget-ms", 0, None, "a latency in ms", low_open=True)
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an --out that cannot be written before any work; it is made by the first file
+    written into it, so an error before that leaves no empty directory behind."""
+    from latency_lab.fileio import check_output_dir
+
+    check_output_dir(out, "--out")
+
+
+def _build_note(source, started: float) -> str:
+    """How much of the wall time a live device spent making models (emitting or converting
+    them and loading interpreters), for devices that count it (the cpu device)."""
+    import time
+
+    dev = getattr(source, "device", None)
+    if dev is None or not hasattr(dev, "build_s"):
+        return ""
+    wall = time.monotonic() - started
+    return (f"; models built: {dev.builds} in {dev.build_s:.1f} s, {100 * dev.build_s / wall:.1f}% "
+            f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
+
+
+def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
+                candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
+                max_candidates=4, device_option=(), protocol=None, executor="local"):
+    """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
+    closes the source, the evaluator and the executor."""
+    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
+    from latency_lab.paths import default_store_path
+    from latency_lab.search.plots import plot_paths
+    from latency_lab.network.presets import load_network
+    from latency_lab.search.accuracy_cache import AccuracyCache
+    from latency_lab.search.evaluators import parse_evaluator
+    from latency_lab.search.rbis import run_rbis
+    from latency_lab.search.sources import parse_latency_sources
+    from latency_lab.measure.store import Store
+
+    from latency_lab.search.rbis import check_stages
+
+    where = parse_executor(executor)
+    spec = load_network(network)
+    _check_budget(budget_ms)
+    if candidates < 1:
+        raise UserError(f"--candidates must be at least 1, got {candidates}")
+    stage_list = parse_int_list(stages, "stages") if stages else None
+    _check_out_dir(out)
+    grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
+                        check_stages(spec, stage_list), max_candidates, out)
+    evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
+    store_path = store_path or default_store_path()
+    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
+        if evaluator.cacheable else None
+    ex = source = None
+    try:
+        ex = where.open()
+        source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
+                                       device_options=_options(list(device_option)),
+                                       executor=ex)
+        result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
+                          log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
+        d = result.to_dict()
+        plot_paths(d, result.trace, out / plot_name)
+        if hasattr(source, "report"):
+            _log(source.report())
+        _write_summary(out, result, spec)
+    except BaseException:
+        if source is not None:
+            source.close()
+        evaluator.close()
+        if ex is not None:
+            ex.close()
+        raise
+    return spec, result, source, ex
+
+
+def _write_summary(out: Path, result, spec) -> None:
+    """summary.md; the baseline at its own resolution too, where the sources have it."""
+    from latency_lab.search.summary import write_search_summary
+
+    try:
+        base_point = (result.cache.latencies([(spec, spec.resolution)])[0],
+                      result.cache.value_of(spec, spec.resolution))
+    except UserError:
+        base_point = None
+    write_search_summary(out / "summary.md", result, base_point)
+
+
+def _value(x: float, unit: str) -> str:
+    return f"{x:.3f}{unit}" if unit else f"{x:.4f}"
+
+
+def metric_word(d: dict) -> str:
+    """The metric's name, with SYNTHETIC before it when the evaluator was synthetic."""
+    return f"SYNTHETIC {d['metric']}" if d.get("accuracy_synthetic") else d["metric"]
+
+
+def search_command(
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
+    accuracy: str = typer.Option(..., help=ACCURACY_HELP),
+    resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
+    resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
+    stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
+    candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
+    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
+    out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
+                                                    "paths.png and the resumable state.json."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+) -> None:
+    """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
+    import time
+
+    started = time.monotonic()
+    _, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                        resolutions_from, stages, candidates, out, store_path,
+                                        reevaluate, max_candidates=max_candidates,
+                                        device_option=device_option,
+                                        protocol=_protocol(ci_target_pct, min_rounds,
+                                                           max_rounds, time_cap_s),
+                                        executor=executor)
+    source.close()
+    result.cache.evaluator.close()
+    ex.close()
+    d = result.to_dict()
+    c = d["counts"]
+    metric, unit = d["metric"], result.cache.evaluator.unit
+    word = metric_word(d)
+    for pr in d["per_resolution"]:
+        if pr["feasible"]:
+            print(f"{pr['resolution']:5d}  {word} {_value(pr[metric], unit)}  "
+                  f"{pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
+                  f"depths {pr['depths']}")
+        else:
+            print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
+    print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}, "
+          f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
+          f"reads, {c['evaluations']} evaluations, {c['accuracy_cache_hits']} taken from the "
+          f"accuracy cache{' (resumed)' if c['resumed'] else ''}{_build_note(source, started)}")
+    synthetic = getattr(result.cache.evaluator, "synthetic", "")
+    print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {d['latency_source']}")
+    print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
+
+
+def scale_command(
+    method: str = typer.Option(..., help="compound (dwr), fast (dWr) or rs (ResNet-RS encoding)."),
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
+    out: Optional[Path] = typer.Option(None, help="JSON of the scaled network (with its "
+                                                  "resolution, provenance and the search "
+                                                  "probes; default scale-METHOD.json)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    executor: str = typer.Option("local", help="Where a live device is opened: local (this "
+                                 "process) or ray, ray:auto, ray://HOST:PORT (a device actor "
+                                 "on the node that has it)."),
+) -> None:
+    """The largest network of a scaling family (compound, fast, rs) within the budget."""
+    from latency_lab.scaleout.executors import parse_executor
+    from latency_lab.network.presets import load_network
+    from latency_lab.search.scaling import get_family, scale_to_budget
+    from latency_lab.search.sources import parse_latency_sources
+
+    where = parse_executor(executor)
+    family = get_family(method)
+    spec = load_network(network)
+    _check_budget(budget_ms)
+    if out:
+        from latency_lab.fileio import check_output_file
+
+        check_output_file(out, "--out")
+    with where.open() as ex, parse_latency_sources(
+            latency, device_options=_options(device_option), executor=ex) as source:
+        res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
+        described = source.describe()
+    d, w, r = res.factors
+    s = res.spec
+    print(f"{method} ({res.label}) {family.parameter} = {res.x:.2f}: depth x{d:.3f}, width "
+          f"x{w:.3f}, resolution x{r:.3f} -> {s.resolution} px, {res.latency_ms:.3f} ms "
+          f"(budget {budget_ms:g} ms, {len(res.probes)} latency reads)")
+    print(f"widths {list(s.widths)} depths {list(s.depths)} stem {s.stem.width} head "
+          f"{s.head_width}  fingerprint {s.fingerprint}")
+    if res.note:
+        print(f"note: {res.note}")
+    from latency_lab.fileio import write_atomic
+
+    out = out or Path(f"scale-{method}.json")
+    write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
+                                  "latency_source": described}, indent=2))
+    print(f"wrote {out}")
+
+
+def compare_command(
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
+    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
+    accuracy: str = typer.Option(..., help=ACCURACY_HELP),
+    resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
+    resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
+    stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
+    candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
+    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
+    out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
+                                                       "and RBIS's files."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
+    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
+    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
+    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
+    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
+    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+) -> None:
+    """RBIS and the compound, fast and rs baselines on the same sources and budget."""
+    import time
+
+    from latency_lab.search.plots import plot_compare, value_title
+    from latency_lab.fileio import write_atomic
+    from latency_lab.search.scaling import FAMILIES, scale_to_budget
+
+    started = time.monotonic()
+    spec, result, source, ex = _run_search(network, budget_ms, latency, accuracy, resolutions,
+                                           resolutions_from, stages, candidates, out,
+                                           store_path, reevaluate,
+                                           max_candidates=max_candidates,
+                                           device_option=device_option,
+                                           protocol=_protocol(ci_target_pct, min_rounds,
+                                                              max_rounds, time_cap_s),
+                                           executor=executor)
+    cache = result.cache
+    ev = cache.evaluator
+    try:
+        lat = lambda s, r: cache.latencies([(s, r)])[0]  # noqa: E731  same cache as RBIS
+        rows, networks = [], {}
+        [base_lat] = cache.latencies([(spec, spec.resolution)])
+        scaled = {m: scale_to_budget(f, spec, budget_ms, lat) for m, f in FAMILIES.items()}
+        # the baseline and the three family members are one batch of evaluations
+        base_value, *values = cache.evaluate(
+            [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]])
+        rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
+                                 ev.metric))
+        networks["baseline"] = spec
+        w = result.winner.best
+        rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
+                                 f"{result.winner.iterations} steps", ev.metric))
+        networks["rbis"] = result.provenance(result.winner)
+        for (method, res), value in zip(scaled.items(), values):
+            family = FAMILIES[method]
+            d, wm, r = res.factors
+            rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
+                                     res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
+                                     f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
+                                     ev.metric))
+            networks[method] = res.spec
+    finally:
+        source.close()
+        ev.close()
+        ex.close()
+    write_atomic(out / "compare.json", json.dumps({
+        "baseline": spec.name, "budget_ms": budget_ms, "latency_source": source.describe(),
+        "evaluator": ev.describe(), "metric": ev.metric,
+        "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
+        "methods": {r["method"]: {**r, "network": networks[r["method"]].to_dict()}
+                    for r in rows}}, indent=2))
+    cols = list(rows[0])
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out / "compare.csv", buf.getvalue())
+    synthetic = getattr(ev, "synthetic", "")
+    label = f"SYNTHETIC {ev.metric_label}" if synthetic else ev.metric_label
+    foot = f"latency: {source.describe()}\n{ev.metric_label}: {ev.describe()}" \
+        + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+    plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
+                 metric_label=label, unit=ev.unit,
+                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
+                 footnote=foot)
+    word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
+    for r in rows:
+        print(f"{r['label']:16s} {word} {_value(r[ev.metric], ev.unit):>10s}  "
+              f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
+    print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
+          + f"\nlatency: {source.describe()}")
+    c = cache
+    print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
+          f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "
+          f"{c.store_hits} taken from the accuracy cache{_build_note(source, started)}")
+
+
+def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:
+    return {"method": method, "label": label, "resolution": spec.resolution,
+            "latency_ms": round(latency_ms, 6), metric: round(value, 6),
+            "fingerprint": spec.fingerprint, "widths": " ".join(map(str, spec.widths)),
+            "depths": " ".join(map(str, spec.depths)), "head_width": spec.head_width,
+            "detail": detail}

@@ -1,0 +1,405 @@
+"""How samples are taken on a noisy machine: the measurement protocol and its loop.
+
+The host (and a throttling phone) drifts by tens of percent over tens of seconds, so a point
+measured all at once is biased by whatever the machine did then. Instead, every point of a
+sweep is visited once per *round*, in a freshly shuffled order, taking `runs_per_visit`
+samples after `warmup_per_visit` unrecorded runs; drift then hits every point alike. Rounds
+repeat until each point's 95% CI half-width of the median is under `ci_target_pct` of the
+median (after at least `min_rounds`), or a cap is hit; each point records why it stopped.
+
+After each round the machine's common-mode drift is fitted over all visits of the run and
+divided out of each point's samples before its CI is judged (`drift.py`; needs at least 8
+points, so a sweep gets it and a single network does not). Raw samples are kept as taken;
+the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_median_ms`).
+
+Every visit's samples are committed to the store before the next visit, so an interrupted run
+loses at most one visit; `measure_points` resumes open measurements, reuses finished ones and
+goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
+limit, not the point's answer).
+
+The time cap holds between any two visits, also in the first round: a point's first visit in
+a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
+of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
+runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
+reached stop as "time_cap" with no samples (their store entries stay open and resume on the
+next run); the set-up time of each point is kept as its `setup_s`. An interruption (Ctrl-C,
+or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point as far as
+it got, so the caller can still write them.
+
+After every round (and while a point is being set up) the caller's `progress` gets a
+`RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time
+left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows as
+1/sqrt(rounds); visits cost what they have cost so far) and what happens now (`note`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+from latency_lab.measure.drift import drift_factors
+from latency_lab.errors import UserError, check_number
+from latency_lab.measure.api import Device, Measurement, ReplayDevice
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.measure.store import Store
+
+
+log = logging.getLogger(__name__)
+
+
+class ProtocolError(UserError):
+    """Protocol settings that cannot work (a user error: the CLI prints it in one line)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    runs_per_visit: int = 8
+    warmup_per_visit: int = 1     # after the interpreter switched to another point
+    warmup_first_visit: int = 3   # the first visit of a point in this process
+    min_rounds: int = 8
+    max_rounds: int = 100
+    ci_target_pct: float = 1.0    # stop a point at CI half-width <= this % of its median
+    time_cap_s: float = 900.0     # for the whole call; unfinished points stop as "time_cap"
+    confidence: float = 0.95
+    seed: int = 0                 # visiting order of each round
+
+    def __post_init__(self) -> None:
+        if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
+            raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
+        check_number(self.ci_target_pct, "--ci-target-pct", 0, 100, "a CI half-width in % of "
+                     "the median", ProtocolError, low_open=True)
+        check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",
+                     ProtocolError, low_open=True, allow_inf=True)
+        if not 0 < self.confidence < 1:   # also false for NaN
+            raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Point = tuple[NetworkSpec, int]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a `measure_points` call stands, handed to its `progress` callback."""
+
+    done: int                     # points finished (reused ones included)
+    total: int
+    elapsed_s: float              # since the clock started (after preparing the networks)
+    rounds: int                   # rounds of visits run in this call
+    ci_pct: float | None          # median CI half-width (% of median) of the open points
+    worst_ci_pct: float | None    # the widest of them
+    target_pct: float
+    eta_s: float | None           # estimated seconds left (None before the first round)
+    time_cap_s: float
+    reused: int = 0               # finished points taken from the store as they were
+    resumed: int = 0              # open or time-capped points measured further
+    note: str = ""                # what happens now ("setting up 224 px"), or ""
+
+    @property
+    def capped_eta(self) -> bool:
+        """True when the estimate runs into the time cap (the cap will end the run)."""
+        return self.eta_s is not None and self.elapsed_s + self.eta_s >= self.time_cap_s
+
+
+Progress = Callable[[RunStatus], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A measurement interrupted from outside; `measurements` holds every point as far as it
+    got (stop reason "interrupted" for the open ones; their store entries stay open)."""
+
+    def __init__(self, measurements: list[Measurement]):
+        super().__init__("interrupted")
+        self.measurements = measurements
+
+
+@dataclass
+class _State:
+    spec: NetworkSpec
+    resolution: int
+    measurement_id: int
+    samples: list[float]
+    rounds: list[int]
+    times: list[float]
+    drift: list[float]
+    visited: bool = False
+    facts: dict = field(default_factory=dict)  # merged facts of every visit (as in the store)
+
+    def measurement(self, device_info, reason: str, confidence: float) -> Measurement:
+        corrected = any(d != 1.0 for d in self.drift)
+        return Measurement(context=device_info, network=self.spec.name,
+                           fingerprint=self.spec.fingerprint, resolution=self.resolution,
+                           samples_ms=tuple(self.samples), rounds=tuple(self.rounds),
+                           stop_reason=reason, confidence=confidence, facts=dict(self.facts),
+                           drift=tuple(self.drift) if corrected else ())
+
+    def visits(self):
+        """(round, time, median ms) of every visit."""
+        by_round: dict[int, list] = {}
+        for s, r, t in zip(self.samples, self.rounds, self.times):
+            by_round.setdefault(r, [t, []])[1].append(s)
+        return [(r, t, statistics.median(v)) for r, (t, v) in by_round.items()]
+
+
+def _correct_drift(states: list[_State], open_states: list[_State], store: Store) -> None:
+    """Fit the machine's drift over all visits of `states` (see drift.py) and apply it to the
+    points still open; a finished point keeps the factors it was judged and reported with."""
+    ids, rounds, times, medians = [], [], [], []
+    for k, st in enumerate(states):
+        for r, t, m in st.visits():
+            ids.append(k), rounds.append(r), times.append(t), medians.append(m)
+    factors = drift_factors(ids, times, medians)
+    by_visit = {(k, r): f for k, r, f in zip(ids, rounds, factors)}
+    updates = []
+    for k, st in enumerate(states):
+        if any(st is o for o in open_states):
+            st.drift = [by_visit[(k, r)] for r in st.rounds]
+            updates.extend((st.measurement_id, r, by_visit[(k, r)]) for r in set(st.rounds))
+    store.set_drift(updates)
+
+
+def measure_points(device: Device, points: Sequence[Point], store: Store | None,
+                   protocol: Protocol = Protocol(), remeasure: bool = False,
+                   progress: Progress | None = None) -> list[Measurement]:
+    """Measure every (network, resolution) point, interleaved; results in input order.
+    A replay device's points are its recorded measurements, as recorded (no store needed).
+
+    Three phases: `_Run.open` takes each point from the store (finished: reused; open:
+    resumed; else a new measurement), `device.prepare` converts or loads each network once,
+    and the rounds loop (`_Run.judge` then `_Run.visit` per point, shuffled) runs until every
+    point has stopped. Points that another running process is measuring are left to it and
+    collected at the end (`_Run.collect_held`); what was taken over from a process that is
+    gone goes through the phases again. Leases are given back however the call ends.
+    """
+    if isinstance(device, ReplayDevice):
+        return [device.recorded(spec, res) for spec, res in points]
+    run = _Run(device, store, protocol, progress)
+    try:
+        run.open(points, remeasure)
+        while run.active or run.held:
+            run.prepare()
+            rng = random.Random(protocol.seed)
+            capped = False
+            while run.active:
+                run.judge(stop_all="time_cap" if capped else None)
+                order = list(run.active)
+                rng.shuffle(order)
+                for i in order:
+                    # between any two visits, also before a first visit's set-up
+                    if run.elapsed() > protocol.time_cap_s:
+                        capped = True
+                        break
+                    run.visit(i)
+            run.collect_held()
+    except KeyboardInterrupt:
+        raise Interrupted(run.partial()) from None
+    finally:
+        run.release()
+    if run.rounds == 0:    # everything came from the store: say so once
+        run._report()
+    return [run.results[i] for i in range(run.total)]
+
+
+class _Run:
+    """The state of one `measure_points` call: open points, finished results, timing."""
+
+    def __init__(self, device: Device, store: Store, protocol: Protocol,
+                 progress: Progress | None):
+        self.device, self.store, self.protocol, self.progress = device, store, protocol, progress
+        self.info = device.info()
+        self.results: dict[int, Measurement] = {}
+        self.active: dict[int, _State] = {}
+        self.held: dict[int, tuple[Point, int]] = {}   # another process measures these
+        self._holders: dict = {}
+        self.leased: set[int] = set()                  # measurement ids this call holds
+        self.measured: list[_State] = []   # every point measured in this call, for the drift fit
+        self.total = 0
+        self.start = time.monotonic()
+        self.setup_s = 0.0          # time spent in Device.setup in this call
+        self.rounds = 0
+        self.visits = 0
+        self.reused = self.resumed = 0
+        self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
+
+    def _reusable(self, measurement_id: int) -> bool:
+        """A finished measurement is taken as it is unless a time cap stopped it short of this
+        protocol's CI target: then it is measured further."""
+        done = self.store.measurement(measurement_id)
+        return done.stop_reason != "time_cap" or self._met(done)
+
+    def _met(self, m: Measurement) -> bool:
+        """Did a finished measurement meet this protocol's stopping rule for the CI?"""
+        return (m.n_rounds >= self.protocol.min_rounds
+                and 100 * m.stats.ci_halfwidth_rel <= self.protocol.ci_target_pct)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def partial(self) -> list[Measurement]:
+        """Every point as far as it got, the open ones marked "interrupted" (not finished in
+        the store, so a new run resumes them)."""
+        out = dict(self.results)
+        for i, st in self.active.items():
+            out[i] = st.measurement(self.info, "interrupted", self.protocol.confidence)
+        return [out[i] for i in sorted(out)]
+
+    def open(self, points: Sequence[Point], remeasure: bool) -> None:
+        """Reuse finished measurements, resume open ones, open the rest; each open one is
+        leased to this process in the store (`Store.claim`), and one that a running process
+        holds is left to it."""
+        self.total = len(points)
+        for i, (spec, res) in enumerate(points):
+            claim = self.store.claim(self.info, spec, res, self.protocol.to_dict(), remeasure,
+                                     reuse=self._reusable)
+            self._take(i, (spec, res), claim)
+        self.measured = list(self.active.values())
+        if self.held:
+            owners = sorted({c.describe() for c in self._holders.values()})
+            log.warning("%d of %d points are being measured by %s; measuring the other %d, "
+                        "then waiting for those", len(self.held), self.total, ", ".join(owners),
+                        len(self.active))
+
+    def _take(self, i: int, point: Point, claim) -> None:
+        spec, res = point
+        mid = claim.measurement_id
+        if claim.status == "done":
+            self.results[i] = self.store.measurement(mid)
+            self.reused += 1
+        elif claim.status == "held":
+            self.held[i] = (point, mid)
+            self._holders[i] = claim.holder
+        else:
+            self.leased.add(mid)
+            self.resumed += claim.status == "resume"
+            samples, rounds, times, drift = self.store.samples(mid)
+            facts = dict(self.store.measurement(mid).facts) if samples else {}
+            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+
+    def collect_held(self, poll_s: float = 1.0, say_every_s: float = 60.0) -> None:
+        """Wait for the points another process holds: reuse each once it is finished, take
+        over (and measure, through the phases again) each whose owner is gone."""
+        said = time.monotonic()
+        while self.held:
+            for i, (point, mid) in list(self.held.items()):
+                claim = self.store.reclaim(mid)
+                if claim.status != "held":
+                    del self.held[i], self._holders[i]
+                    self._take(i, point, claim)
+                    if claim.status == "resume":
+                        self.measured.append(self.active[i])
+                        log.warning("took over %s at %d from a process that is gone",
+                                    point[0].name, point[1])
+            if self.active or not self.held:
+                return
+            if time.monotonic() - said > say_every_s:
+                said = time.monotonic()
+                log.warning("still waiting for %d point(s) that %s measure(s)", len(self.held),
+                            ", ".join(sorted({c.describe() for c in self._holders.values()})))
+            time.sleep(poll_s)
+
+    def release(self) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+        try:
+            self.store.release(self.leased)
+        except UserError:
+            pass   # the store is unusable (full disk): the lease goes when this process does
+
+    def prepare(self) -> None:
+        """One `device.prepare` per network with all its open resolutions; the clock starts after."""
+        by_network: dict[str, tuple[NetworkSpec, list[int]]] = {}
+        for st in self.active.values():
+            by_network.setdefault(st.spec.fingerprint, (st.spec, []))[1].append(st.resolution)
+        for spec, resolutions in by_network.values():
+            self.device.prepare(spec, resolutions)
+        self.start = time.monotonic()
+
+    def judge(self, stop_all: str | None = None) -> None:
+        """Fit the drift, then stop the points that reached the CI target or max rounds (and
+        every open point with reason `stop_all`, when given)."""
+        p = self.protocol
+        _correct_drift(self.measured, list(self.active.values()), self.store)
+        for i in list(self.active):
+            st = self.active[i]
+            n_rounds = len(set(st.rounds))
+            if n_rounds >= min(2, p.min_rounds):
+                stats = st.measurement(self.info, "", p.confidence).stats
+                self.ci_pct[i] = 100 * stats.ci_halfwidth_rel
+            if n_rounds >= p.min_rounds:
+                if self.ci_pct[i] <= p.ci_target_pct:
+                    self._finish(i, "ci_target")
+                elif n_rounds >= p.max_rounds:
+                    self._finish(i, "max_rounds")
+        if stop_all:
+            for i in list(self.active):
+                self._finish(i, stop_all)
+        self.store.checkpoint()   # once per round, after the drift rewrite: the WAL stays small
+        self._report()
+        self.rounds += 1
+
+    def status(self, note: str = "") -> RunStatus:
+        p = self.protocol
+        cis = [self.ci_pct[i] for i in self.active if i in self.ci_pct]
+        eta = None
+        if self.visits:
+            left = sum(self._rounds_left(i) for i in self.active)
+            eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
+        return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
+                         statistics.median(cis) if cis else None, max(cis) if cis else None,
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note)
+
+    def _rounds_left(self, i: int) -> int:
+        """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
+        p, st = self.protocol, self.active[i]
+        n = len(set(st.rounds))
+        need = p.min_rounds
+        if i in self.ci_pct and n:
+            need = max(need, math.ceil(n * (self.ci_pct[i] / p.ci_target_pct) ** 2))
+        return max(1, min(need, p.max_rounds) - n)
+
+    def visit(self, i: int) -> None:
+        """One visit of point i: on the first, the device's set-up of the point (timed,
+        shown); then warm-up, `runs_per_visit` samples, committed to the store."""
+        st, p = self.active[i], self.protocol
+        setup = {} if st.visited else self._setup(st)
+        warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
+        run = self.device.sample(st.spec, st.resolution, p.runs_per_visit, warmup)
+        round_index = (max(st.rounds) + 1) if st.rounds else 0
+        facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
+        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
+        st.facts.update(facts)
+        n = len(run.samples_ms)
+        st.samples.extend(run.samples_ms)
+        st.rounds.extend([round_index] * n)
+        st.times.extend([time.time()] * n)
+        st.drift.extend([1.0] * n)
+        st.visited = True
+        self.visits += 1
+
+    def _setup(self, st: _State) -> dict:
+        """`Device.setup` of a point, timed and shown while it happens."""
+        self._report(f"setting up {st.resolution} px")
+        t0 = time.monotonic()
+        facts = dict(self.device.setup(st.spec, st.resolution) or {})
+        facts["setup_s"] = round(time.monotonic() - t0, 4)
+        self.setup_s += facts["setup_s"]
+        self._report(f"set-up of {st.resolution} px took {facts['setup_s']:.1f} s "
+                     f"(all set-ups {self.setup_s:.0f} s)")
+        return facts
+
+    def _finish(self, i: int, reason: str) -> None:
+        st = self.active.pop(i)
+        if st.samples:   # a point never reached stays open in the store: the next run resumes it
+            self.store.finish(st.measurement_id, reason)
+        self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
+        self.ci_pct.pop(i, None)
+
+    def _report(self, status: str = "") -> None:
+        if self.progress:
+            self.progress(self.status(status))

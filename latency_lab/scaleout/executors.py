@@ -1,0 +1,314 @@
+"""Where independent pieces of work run: this process, N local processes, or a Ray cluster.
+
+`--executor` (on `search`, `scale`, `compare`, `sweep-plan`) is parsed once, by
+`parse_executor`:
+
+    local            everything in this process, one after the other (the default)
+    local:N          N worker processes on this machine (spawned, so no thread state is forked)
+    ray              join the Ray instance this machine runs (RAY_ADDRESS, or the last
+                     `ray start`), else start a local one for this run
+    ray:auto         join an existing cluster (RAY_ADDRESS or the last `ray start`); none: error
+    ray://HOST:PORT  an existing cluster through Ray Client (`ray start --head` serves port 10001)
+
+An executor runs one function over a batch of picklable items (`map_unordered`) and yields
+`(index, result)` as each finishes, in any order; the caller records each result as it arrives
+and decides only when the batch is complete, so the outcome does not depend on the executor.
+Each item asks for `Resources` (CPUs, GPUs, named resources such as a phone's); Ray schedules
+by them, a process pool gives GPU worker i the GPU i.
+
+Faults: a worker process that dies mid-task is replaced and its task run again, up to
+`max_retries` times (Ray's task retries; the process pool rebuilt); an exception raised *by*
+the function is not retried (it is the evaluator's answer) and stops the batch.
+
+Ray is imported only by `open()` of a Ray spec (`latency_lab.scaleout.ray_executor`): `--help` and the
+default executor never load it (importing ray costs ~1 s here).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+from latency_lab.errors import UserError
+
+EXECUTOR_HELP = ("Where evaluations run: local (this process), local:N (N processes), ray "
+                 "(join or start a local Ray), ray:auto or ray://HOST:PORT (a Ray cluster).")
+DEFAULT_RETRIES = 3     # Ray's own default for tasks whose worker dies
+
+
+class ExecutorError(UserError):
+    """A bad --executor, an unreachable cluster, or work that cannot be placed or finished."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task needs: CPUs, GPUs and named resources (e.g. {"pixel2": 1})."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    custom: tuple[tuple[str, float], ...] = ()
+
+    def ray_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+        if self.custom:
+            opts["resources"] = dict(self.custom)
+        return opts
+
+    def as_dict(self) -> dict[str, float]:
+        """In Ray's names: {"CPU": 1, "GPU": 1, "pixel2": 1}, zero amounts left out."""
+        d = {"CPU": self.cpus, "GPU": self.gpus, **dict(self.custom)}
+        return {k: float(v) for k, v in d.items() if v}
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v:g}" for k, v in self.as_dict().items()) or "nothing"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed --executor: kind `local`, `processes` or `ray`."""
+
+    text: str
+    kind: str = "local"
+    workers: int = 1
+    address: str | None = None      # ray: None (join or start local), "auto", "ray://H:P"
+
+    @property
+    def is_ray(self) -> bool:
+        return self.kind == "ray"
+
+    def open(self, max_retries: int = DEFAULT_RETRIES) -> "Executor":
+        if self.kind == "local":
+            return InlineExecutor(self)
+        if self.kind == "processes":
+            return ProcessExecutor(self, max_retries)
+        from latency_lab.scaleout.ray_executor import RayExecutor
+
+        return RayExecutor(self, max_retries)
+
+
+RAY_HINT = "pip install 'latency-lab[ray]' (in a checkout: pip install -e '.[ray]')"
+
+
+def parse_executor(text: str | None) -> ExecutorSpec:
+    """`local`, `local:N`, `ray`, `ray:auto`, `ray://HOST:PORT` -> ExecutorSpec. A Ray spec
+    where Ray is not installed is refused here, before anything runs (found, not imported)."""
+    spec = _parse(text)
+    if spec.is_ray:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ExecutorError(f"--executor {spec.text} needs Ray, which is not installed: "
+                                f"{RAY_HINT}")
+    return spec
+
+
+def _parse(text: str | None) -> ExecutorSpec:
+    raw = (text or "local").strip()
+    kind, sep, rest = raw.partition(":")
+    if raw == "local":
+        return ExecutorSpec(raw)
+    if kind == "local" and sep:
+        try:
+            n = int(rest)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ExecutorError(f"--executor {raw!r}: local:N needs a number of worker "
+                                f"processes N >= 1")
+        return ExecutorSpec(raw, "processes", n)
+    if raw == "ray":
+        return ExecutorSpec(raw, "ray")
+    if raw == "ray:auto":
+        return ExecutorSpec(raw, "ray", address="auto")
+    if raw.startswith("ray://"):
+        host, colon, port = raw[len("ray://"):].rpartition(":")
+        if not host or not colon or not port.isdigit():
+            raise ExecutorError(f"--executor {raw!r}: give the Ray Client address as "
+                                f"ray://HOST:PORT (a head node serves port 10001)")
+        return ExecutorSpec(raw, "ray", address=raw)
+    raise ExecutorError(f"unknown --executor {raw!r}; use local, local:N, ray, ray:auto or "
+                        f"ray://HOST:PORT")
+
+
+class Executor:
+    """Runs `fn(item)` for each item of a batch; yields (index, result) as each finishes."""
+
+    spec: ExecutorSpec
+    workers: int = 1        # how many tasks may run at once (for messages and benchmarks)
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any],
+                      resources: Resources = Resources()) -> Iterator[tuple[int, Any]]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.spec.text
+
+    def close(self) -> None:
+        """Stop what this executor started (worker processes, a local Ray instance)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InlineExecutor(Executor):
+    """`local`: in this process, in order; what the search did before executors existed."""
+
+    def __init__(self, spec: ExecutorSpec | None = None):
+        self.spec = spec or ExecutorSpec("local")
+
+    def map_unordered(self, fn, items, resources=Resources()):
+        for i, item in enumerate(items):
+            yield i, fn(item)
+
+
+def _init_worker(env: dict[str, str], gpu_slots) -> None:
+    """Pool worker set-up, before any task imports torch: thread counts and its GPU.
+
+    A multiprocessing child skips the `atexit` handlers at its end but joins its own child
+    processes, so a pool a task started (the Keras converter's, `build_keras`) would be waited
+    for forever: the handlers are run as the worker's first finalizer instead."""
+    import atexit
+    from multiprocessing.util import Finalize
+
+    Finalize(None, atexit._run_exitfuncs, exitpriority=100)
+    os.environ.update(env)
+    if gpu_slots is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
+
+
+def _call_in(cwd: str, fn: Callable[[Any], Any], item: Any) -> Any:
+    """Run `fn(item)` from the caller's directory: a py: module or a relative path in an
+    evaluator's text means the same file as in the process that asked."""
+    import sys
+
+    if os.path.isdir(cwd) and os.getcwd() != cwd:
+        os.chdir(cwd)
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    return fn(item)
+
+
+class ProcessExecutor(Executor):
+    """`local:N`: a pool of N spawned worker processes, kept for the executor's lifetime.
+
+    Each worker gets one intra-op thread per CPU it was given (OMP_NUM_THREADS and friends,
+    as Ray sets them), so N workers do not oversubscribe N cores; a worker asked for a GPU
+    sees only its own (CUDA_VISIBLE_DEVICES = its slot). A worker that dies breaks the pool:
+    the pool is rebuilt and the unfinished tasks submitted again, each at most `max_retries`
+    more times.
+    """
+
+    def __init__(self, spec: ExecutorSpec, max_retries: int = DEFAULT_RETRIES):
+        self.spec, self.workers, self.max_retries = spec, spec.workers, max_retries
+        self._pool = None       # a concurrent.futures.ProcessPoolExecutor, made on first use
+        self._pool_key: Resources | None = None
+
+    def _open(self, resources: Resources):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is not None and self._pool_key == resources:
+            return self._pool
+        self._shutdown()
+        threads = str(max(1, int(resources.cpus)))
+        env = {v: threads for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                    "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")}
+        ctx = multiprocessing.get_context("spawn")
+        slots = None
+        if resources.gpus:
+            slots = ctx.SimpleQueue()
+            for i in range(self.workers):
+                slots.put(i)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                         initargs=(env, slots))
+        self._pool_key = resources
+        return self._pool
+
+    def map_unordered(self, fn, items, resources=Resources()):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        cwd = os.getcwd()
+        attempts = [0] * len(items)
+        todo = set(range(len(items)))
+        while todo:
+            pool = self._open(resources)
+            futures = {pool.submit(_call_in, cwd, fn, items[i]): i for i in sorted(todo)}
+            broken = False
+            try:
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = futures[fut]
+                        try:
+                            value = fut.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            continue
+                        todo.discard(i)
+                        yield i, value
+            except BaseException:
+                self._shutdown(kill=True)
+                raise
+            if broken:
+                self._shutdown(kill=True)
+                for i in todo:
+                    attempts[i] += 1
+                    if attempts[i] > self.max_retries:
+                        raise ExecutorError(f"a worker process died {attempts[i]} times while "
+                                            f"running task {i} of {len(items)} "
+                                            f"({_short(items[i])}); giving up")
+
+    def _shutdown(self, kill: bool = False, grace_s: float = 30.0) -> None:
+        """Stop the workers: at once (`kill`: a task was abandoned) or once they exit after
+        their last task, killing any still there after `grace_s`."""
+        import time
+
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # concurrent.futures has no terminate(); its worker table is the only handle on the
+        # processes (read before shutdown() drops it).
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        if kill:
+            for proc in procs:
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+    def close(self) -> None:
+        self._shutdown()
+
+
+def evaluation_runner(executor: Executor):
+    """The search's runner (`rbis.Cache`): with `local`, the evaluator built here evaluates in
+    this process (`evaluate_locally`); otherwise every `EvalRequest` goes to `run_request`
+    wherever the executor runs it, asking for the evaluator's `resources()`."""
+    from latency_lab.search.evaluators import evaluate_locally, run_request
+
+    if isinstance(executor, InlineExecutor):
+        return evaluate_locally
+
+    def run(evaluator, requests):
+        return executor.map_unordered(run_request, list(requests), evaluator.resources())
+
+    return run
+
+
+def _short(item: Any) -> str:
+    describe = getattr(item, "describe", None)
+    return describe() if callable(describe) else repr(item)[:80]
+
+
+__all__ = ["ExecutorSpec", "Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor",
+           "Resources", "parse_executor", "evaluation_runner", "EXECUTOR_HELP", "DEFAULT_RETRIES", "RAY_HINT"]

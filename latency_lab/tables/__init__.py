@@ -1,0 +1,1 @@
+"""Recorded latencies to search against: latency tables and per-block lookup tables (LUT)."""
