@@ -167,7 +167,7 @@ def jump_report(frame, out_dir: Path, title: str) -> dict:
 
     try:
         from latency_lab.sweeps.candidates import kept
-        from latency_lab.sweeps.jumps import analyze_sweep
+        from latency_lab.sweeps.report import analyze_sweep
 
         a = analyze_sweep(frame, out_dir, title=title)
     except (ImportError, UserError) as exc:   # ruptures missing, too few points measured

@@ -50,7 +50,7 @@ import pandas as pd
 
 from latency_lab.network import presets
 from latency_lab.models.build_tflite import emit_tflite, op_list
-from latency_lab.cli.app import status_line
+from latency_lab.cli.options import status_line
 from latency_lab.devices.cpu import CpuDevice
 from latency_lab.fileio import write_atomic
 from latency_lab.tables.lut import random_scaled

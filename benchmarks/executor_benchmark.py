@@ -120,7 +120,8 @@ def overhead(ex, n_tasks: int, round_trips: int) -> dict:
 def runner_for(ex, cpus_per_task: float | None):
     """The search's runner on `ex`; with `cpus_per_task`, every task asks for that many CPUs
     (2 on the 2-CPU Ray instance: one evaluation at a time, the 1-worker case)."""
-    from latency_lab.scaleout.executors import Resources, evaluation_runner
+    from latency_lab.scaleout.executors import Resources
+    from latency_lab.search.evaluators import evaluation_runner
     from latency_lab.search.evaluators import run_request
 
     if cpus_per_task is None:
@@ -177,7 +178,7 @@ CONFIGS = [("local", "local", None, 1), ("local:1", "local:1", None, 1),
 
 
 def run(args) -> dict:
-    from latency_lab.scaleout.executors import parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
 
     report: dict = {"machine": f"{os.cpu_count()} cores", "autogroup": autogroup_enabled(),
                     "evaluator": args.evaluator,
@@ -185,7 +186,7 @@ def run(args) -> dict:
                     "candidates_k": args.candidates, "overhead": {}, "search": []}
     print(f"evaluator {args.evaluator} at {args.resolution} px; load now {load()}", flush=True)
     report["ray_start_s"] = round(start_ray(2), 2)
-    executors = {text: parse_executor(text).open() for text in ("local", "local:1", "local:2",
+    executors = {text: open_executor(parse_executor(text)) for text in ("local", "local:1", "local:2",
                                                                 "ray")}
     traces = []
     try:

@@ -116,7 +116,8 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
                  r_step=R_STEP - BASE_RES, executor="local"):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
     `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
-    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
+    from latency_lab.search.evaluators import evaluation_runner
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.measure.store import Store
 
@@ -124,7 +125,7 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
     rankings, about = {}, {}
     store = Store(store_path)
     where = parse_executor(executor)
-    with where.open() as ex:
+    with open_executor(where) as ex:
         for text in texts:
             _evaluate_one(text, cands, network, store, rankings, about, log, ex,
                           parse_evaluator(text, elsewhere=where.kind != "local"),

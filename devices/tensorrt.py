@@ -23,13 +23,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from latency_lab.fileio import atomic_path, write_atomic
+from latency_lab.fileio import write_atomic
 from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
+from latency_lab.models.build_onnx import INPUT, ONNX_OPSET, OUTPUT, export_onnx
 from latency_lab.paths import cache_dir
 from latency_lab.network.spec import NetworkSpec
 
-ONNX_OPSET = 17          # LayerNorm etc. not needed; 17 is parsed by TensorRT 8.5 and 10
-INPUT, OUTPUT = "image", "logits"
 MIN_TRT, MAX_TRT_EXCLUSIVE = (8, 5), (11,)
 
 
@@ -53,28 +52,6 @@ def engine_key(fingerprint: str, resolution: int, trt_version: str, precision: s
     """File name stem of a cached engine: an engine is only valid for exactly these."""
     gpu_tag = hashlib.sha256(gpu.encode()).hexdigest()[:8] if gpu else "anygpu"
     return f"{fingerprint}-r{resolution}-b{batch_size}-{precision}-trt{trt_version}-{gpu_tag}"
-
-
-def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_size: int = 1,
-                seed: int = 0, resolution: int | None = None) -> Path:
-    """ONNX of the torch model, input `image` [batch, 3, H, W] with H and W dynamic, or fixed
-    to `resolution`."""
-    import warnings
-
-    import torch
-
-    from latency_lab.models.build_torch import build_torch
-
-    model = build_torch(spec, seed=seed).eval()
-    size = resolution or spec.resolution
-    example = torch.zeros(batch_size, 3, size, size)
-    path = Path(path)
-    with warnings.catch_warnings(), atomic_path(path) as tmp:
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, on purpose
-        torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes=None if resolution else {INPUT: {2: "height", 3: "width"}})
-    return path
 
 
 def check_onnx(spec: NetworkSpec, path: Path, resolutions: tuple[int, int] = (160, 224),
@@ -160,6 +137,7 @@ def jetson_facts() -> dict[str, Any]:
 
 class JetsonDevice(Device):
     name = "jetson"
+    needs_gpu = True
 
     def __init__(self, batch_size: int = 1, engine_dir: str | None = None,
                  onnx_check: bool = True, precision: str = "fp16"):

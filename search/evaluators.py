@@ -43,7 +43,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from latency_lab.scaleout.executors import Resources
+from latency_lab.scaleout.base import Executor, Resources
+from latency_lab.scaleout.executors import InlineExecutor
 from latency_lab.network.spec import NetworkSpec
 from latency_lab.search.sources import SourceError
 
@@ -338,6 +339,21 @@ def evaluate_locally(evaluator: Evaluator,
 
 Runner = Callable[[Evaluator, Sequence[EvalRequest]], Iterable[tuple[int, EvalResult]]]
 
+
+def evaluation_runner(executor: Executor):
+    """The search's runner (`rbis.Cache`): with `local`, the evaluator built here evaluates in
+    this process (`evaluate_locally`); otherwise every `EvalRequest` goes to `run_request`
+    wherever the executor runs it, asking for the evaluator's `resources()`."""
+    if isinstance(executor, InlineExecutor):
+        return evaluate_locally
+
+    def run(evaluator, requests):
+        return executor.map_unordered(run_request, list(requests), evaluator.resources())
+
+    return run
+
+
 __all__ = ["Evaluator", "EvaluatorError", "EvalRequest", "EvalResult", "Step", "Option",
            "EVALUATORS", "register_evaluator", "parse_evaluator", "run_request",
-           "split_evaluator_text", "evaluator_class", "evaluate_locally", "Runner", "Point"]
+           "split_evaluator_text", "evaluator_class", "evaluate_locally", "evaluation_runner",
+           "Runner", "Point"]

@@ -37,7 +37,13 @@ import types
 from pathlib import Path
 from typing import Any
 
-from latency_lab.search.sources import SourceError
+from latency_lab.errors import UserError
+
+
+class SourceError(UserError):
+    """A latency source or evaluator that cannot be loaded or gave an unusable answer (defined
+    here, at the bottom of search/, where py: code is loaded; sources.py re-exports it)."""
+
 
 Where = tuple[str, str]   # (directory or "", module name): how to find the module again
 

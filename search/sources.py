@@ -24,13 +24,10 @@ import math
 from typing import Any, Sequence
 
 from latency_lab.errors import UserError
+from latency_lab.search.pycall import PyFunction, SourceError
 from latency_lab.network.spec import NetworkSpec
 
 Point = tuple[NetworkSpec, int]
-
-
-class SourceError(UserError):
-    """A latency source or evaluator that cannot be loaded or gave an unusable answer."""
 
 
 class LatencySource:
@@ -99,8 +96,6 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
 
 def load_py_callable(text: str, label: str = "py:"):
     """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
-    from latency_lab.search.pycall import PyFunction
-
     return PyFunction(text, label)
 
 
@@ -314,14 +309,69 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
     if not text:
         raise SourceError("empty latency source; use a device name, table:PATH, lut:PATH or "
                           "py:MODULE:FUNCTION")
-    remote = getattr(executor, "device_latency", None)
-    if remote is not None:
-        source = remote(text, store_path, protocol, device_options)
+    ray = getattr(executor, "ray", None)     # a RayExecutor: its devices live in actors
+    if ray is not None:
+        source = actor_latency(ray, text, store_path, protocol, device_options)
         if source is not None:
             return source
     return DeviceLatency(text, store_path, protocol, device_options, progress)
 
 
+class ActorLatency(DeviceLatency):
+    """`DeviceLatency` whose device lives in a `DeviceHost` actor: each batch is measured there
+    (into its host's store) and merged into this process's store. Described as a local
+    device is, so a search's state resumes under either executor."""
+
+    def __init__(self, ray, name: str, store_path=None, protocol=None, device_options=None):
+        from latency_lab.measure.api import DeviceInfo
+        from latency_lab.scaleout.base import ExecutorError
+        from latency_lab.scaleout.device_actor import DeviceSpec, open_device_actor
+        from latency_lab.paths import default_store_path
+        from latency_lab.measure.protocol import Protocol
+        from latency_lab.measure.store import Store
+
+        self.ray, self.name, self.replay, self.progress = ray, name, False, None
+        self.protocol = protocol or Protocol()
+        self.store = Store(store_path or default_store_path())
+        self.measurements = {}
+        spec = DeviceSpec(name, name, tuple(sorted((device_options or {}).items())))
+        self.actor = open_device_actor(ray, spec)
+        where = ray.get(self.actor.where.remote())
+        if where.get("error"):
+            self.close()
+            raise ExecutorError(where["error"])
+        self.host, self._info = where["host"], DeviceInfo.from_dict(where["device"])
+        self.device = self      # what DeviceLatency asks of its device: info()
+
+    def info(self):
+        return self._info
+
+    def _measure(self, points):
+        from latency_lab.measure.store_merge import import_measurements
+
+        ms, dump = self.ray.get(self.actor.measure.remote(list(points), self.protocol))
+        import_measurements(self.store, dump)
+        return ms
+
+    def close(self) -> None:
+        from latency_lab.scaleout.device_actor import close_device_actor
+
+        if self.actor is not None:
+            close_device_actor(self.ray, self.actor)
+            self.actor = None
+
+
+def actor_latency(ray, name: str, store_path=None, protocol=None, device_options=None):
+    """A search's live latency source on its device's actor; None for a replay device
+    (`table:`, `lut:`), which owns nothing and answers from its file in this process."""
+    from latency_lab.measure.api import ReplayDevice, device_class, device_names
+
+    head = name.partition(":")[0]
+    if issubclass(device_class(head if head in device_names() else name), ReplayDevice):
+        return None
+    return ActorLatency(ray, name, store_path, protocol, device_options)
+
+
 __all__ = ["LatencySource", "PyLatency", "DeviceLatency", "ChainSource", "SourceError",
-           "parse_latency_source", "parse_latency_sources",
+           "parse_latency_source", "parse_latency_sources", "ActorLatency", "actor_latency",
            "load_py_callable", "network_dict", "check_value"]

@@ -21,7 +21,8 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
     from ray.cluster_utils import Cluster
 
     from latency_lab.network import presets
-    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
+    from latency_lab.search.evaluators import evaluation_runner
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import PyLatency
@@ -49,7 +50,7 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
 
         threading.Thread(target=remove_when_blocked, daemon=True).start()
         ev = parse_evaluator(f"py:{module}:blocks_on_doomed_node", elsewhere=True)
-        with parse_executor("ray").open() as ex:
+        with open_executor(parse_executor("ray")) as ex:
             remote = run_rbis(b0, budget, [224], src, ev, [3, 4, 5, 6], 4,
                               run=evaluation_runner(ex))
         lines = [line.split() for line in log.read_text().splitlines()]

@@ -127,7 +127,7 @@ def test_sweep_options_default_to_the_protocols_own_defaults():
     would pull scipy into `--help`, about 3 s); this pins them to one source of truth."""
     import inspect
 
-    from latency_lab.cli.app import sweep
+    from latency_lab.cli.sweep import sweep
     from latency_lab.measure.protocol import Protocol
 
     defaults = {name: p.default.default for name, p in inspect.signature(sweep).parameters.items()}
@@ -142,7 +142,8 @@ def test_progress_prints_plain_lines_off_a_terminal_and_advice_when_cis_are_wide
     import pandas as pd
     from rich.console import Console
 
-    from latency_lab.cli.app import _progress, ci_advice
+    from latency_lab.cli.options import Progress as _progress
+    from latency_lab.cli.sweep import ci_advice
     from latency_lab.measure.protocol import RunStatus
 
     buf = io.StringIO()

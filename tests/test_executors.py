@@ -11,6 +11,7 @@ import pytest
 import executor_helpers as h
 from latency_lab.errors import UserError
 from latency_lab.scaleout.executors import (ExecutorError, ExecutorSpec, InlineExecutor, Resources,
+                                            open_executor,
                                    parse_executor)
 
 
@@ -48,7 +49,7 @@ def test_inline_runs_in_order_in_this_process():
 
 def test_process_pool_gives_every_result_once_from_its_workers():
     items = list(range(8))
-    with parse_executor("local:2").open() as ex:
+    with open_executor(parse_executor("local:2")) as ex:
         out = dict(ex.map_unordered(h.square, items))
         again = dict(ex.map_unordered(h.square, items))   # the pool is kept between batches
     assert sorted(out) == items and {i: v[0] for i, v in out.items()} == {i: i * i for i in items}
@@ -58,7 +59,7 @@ def test_process_pool_gives_every_result_once_from_its_workers():
 
 
 def test_process_pool_passes_the_evaluators_error_on():
-    with parse_executor("local:2").open() as ex:
+    with open_executor(parse_executor("local:2")) as ex:
         with pytest.raises(UserError, match="evaluator refuses 2"):
             dict(ex.map_unordered(h.refuse_two, [0, 1, 2, 3]))
 
@@ -67,14 +68,14 @@ def test_process_pool_reruns_the_tasks_of_a_worker_that_died(tmp_path):
     """A worker that dies mid-task breaks the pool: it is rebuilt and the unfinished tasks
     are run again, with the same results as a run without the fault."""
     items = [(str(tmp_path), x) for x in range(4)]
-    with parse_executor("local:2").open() as ex:
+    with open_executor(parse_executor("local:2")) as ex:
         out = dict(ex.map_unordered(h.exit_once, items))
     assert out == {i: i * i for i in range(4)}
     assert (tmp_path / "exited-0").exists()
 
 
 def test_process_pool_gives_up_after_max_retries(tmp_path):
-    ex = ExecutorSpec("local:1", "processes", 1).open(max_retries=0)
+    ex = open_executor(ExecutorSpec("local:1", "processes", 1), max_retries=0)
     with ex, pytest.raises(ExecutorError, match="died 1 times"):
         dict(ex.map_unordered(h.exit_once, [(str(tmp_path), 0)]))
 
@@ -94,7 +95,7 @@ def test_executor_without_ray_installed_is_one_line_exit_2(tmp_path):
 def test_process_pool_gives_each_gpu_worker_its_own_gpu():
     """local:N with a GPU evaluator: worker i sees only GPU i (CUDA_VISIBLE_DEVICES), as Ray
     gives each GPU task its own; checked here on the variable, not on a GPU."""
-    with parse_executor("local:2").open() as ex:
+    with open_executor(parse_executor("local:2")) as ex:
         seen = dict(ex.map_unordered(h.visible_gpus, list(range(8)), Resources(gpus=1)))
         threads = dict(ex.map_unordered(h.thread_env, [0, 1], Resources(cpus=2)))
     assert set(seen.values()) == {"0", "1"}

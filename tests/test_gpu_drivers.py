@@ -12,7 +12,8 @@ import importlib.util
 import pytest
 
 from latency_lab.devices.cuda import cudnn_benchmark_flag, parse_nvidia_smi
-from latency_lab.devices.tensorrt import (check_onnx, check_trt_version, engine_key, export_onnx,
+from latency_lab.models.build_onnx import export_onnx
+from latency_lab.devices.tensorrt import (check_onnx, check_trt_version, engine_key,
                               parse_jetson_clocks, parse_nvpmodel)
 from latency_lab.measure.api import DeviceError, get_device
 

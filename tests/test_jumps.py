@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from latency_lab.sweeps import jumps as J
+from latency_lab.sweeps import report as R
 from latency_lab.sweeps.candidates import kept
 from latency_lab.cli.app import main
 
@@ -96,7 +97,7 @@ def test_downward_steps_reported_separately_and_not_candidates(method):
     assert befores(res) == [220]
     assert befores(res, "drops") == [300]
     assert res.drops["jump_ms"].iloc[0] < 0
-    cands = J.candidates(res)
+    cands = R.candidates(res)
     assert 300 not in set(cands["resolution"])
 
 
@@ -129,7 +130,7 @@ def test_candidates_neighbours_and_clipping_at_the_ends():
     y = stepped({168: 10.0, 388: 12.0})         # jumps 2 and 3 points from the ends
     res = J.detect(sweep(y))
     assert befores(res) == [168, 388]
-    cands = J.candidates(res, neighbours=3, max_candidates=0)
+    cands = R.candidates(res, neighbours=3, max_candidates=0)
     assert cands["kept"].all()
     got = sorted(cands["resolution"])
     assert got == [160, 164, 168, 172, 176, 180, 376, 380, 384, 388, 392, 396, 400]
@@ -137,17 +138,17 @@ def test_candidates_neighbours_and_clipping_at_the_ends():
     assert row["role"] == "before-jump" and row["offset"] == 0
     assert "before the" in row["reason"] and "jump to 172" in row["reason"]
     assert (cands.set_index("resolution").loc[[164, 172], "role"] == "neighbour").all()
-    assert kept(J.candidates(res)) == [168, 388]      # no neighbours by default
+    assert kept(R.candidates(res)) == [168, 388]      # no neighbours by default
 
 
 def test_candidates_min_jump_pct_keeps_only_big_jumps(tmp_path):
     y = stepped({220: 30.0, 300: 4.0})          # +~14% and +~2%
     res = J.detect(sweep(y))
     assert befores(res) == [220, 300]
-    cands = J.candidates(res, min_jump_pct=5.0)
+    cands = R.candidates(res, min_jump_pct=5.0)
     assert kept(cands) == [220]
     assert "dropped: jump +1.7% is under --min-jump-pct 5" in cands.set_index("resolution").at[300, "reason"]
-    assert kept(J.candidates(res)) == [220, 300]
+    assert kept(R.candidates(res)) == [220, 300]
     src = tmp_path / "s.csv"
     sweep(y).to_csv(src, index=False)
     assert main(["jumps", str(src), "--out", str(tmp_path / "o"), "--no-plot",
@@ -159,10 +160,10 @@ def test_candidates_min_jump_pct_keeps_only_big_jumps(tmp_path):
 def test_candidates_latency_window():
     res = J.detect(sweep(stepped({220: 10.0, 320: 12.0})))
     lat = dict(zip(GRID, res.curve.latency_ms))
-    cands = J.candidates(res, neighbours=1, budget_ms=lat[300], max_candidates=0)
+    cands = R.candidates(res, neighbours=1, budget_ms=lat[300], max_candidates=0)
     assert kept(cands) == [216, 220, 224]
     assert "already over the budget" in cands.set_index("resolution").at[324, "reason"]
-    cands = J.candidates(res, neighbours=1, min_latency_ms=lat[300], max_candidates=0)
+    cands = R.candidates(res, neighbours=1, min_latency_ms=lat[300], max_candidates=0)
     assert kept(cands) == [316, 320, 324]
 
 
@@ -208,7 +209,7 @@ def test_analyze_sweep_writes_reports_and_plot(tmp_path):
     y = noisy(stepped({220: 12.0, 300: -15.0}, quadratic=True), 0.004, seed=5)
     frame = sweep(y, 0.004 * y * 1.96).assign(network="efficientnet-b0", device="cpu")
     out = tmp_path / "an"
-    analysis = J.analyze_sweep(frame, out, neighbours=2)
+    analysis = R.analyze_sweep(frame, out, neighbours=2)
     jumps = pd.read_csv(out / "jumps.csv")
     for col in ("resolution_before", "resolution_after", "latency_before_ms", "latency_after_ms",
                 "jump_ms", "jump_pct", "z"):
@@ -223,6 +224,13 @@ def test_analyze_sweep_writes_reports_and_plot(tmp_path):
     assert "rank 5 of 5, only the best 4" in cands.set_index("resolution").at[228, "reason"]
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    # the figure is titled by the sweep it shows (the network and the device), not by a
+    # default: the report's own tables must not stand in for the sweep
+    from PIL import Image
+
+    assert analysis.title == "efficientnet-b0 · cpu"
+    with Image.open(out / "sweep.png") as im:
+        assert im.text["Title"] == analysis.title
 
 
 def test_cli_jumps_writes_files(tmp_path, capsys):
@@ -291,7 +299,7 @@ def test_model_plot_draws_the_fitted_curve(tmp_path):
     res = J.detect(sweep(y, 0.004 * y * 1.96))
     assert res.method == "model" and res.fitted_ms is not None
     assert np.max(np.abs(res.fitted_ms - y) / y) < 0.02
-    analysis = J.analyze_sweep(sweep(y, 0.004 * y * 1.96), tmp_path / "m")
+    analysis = R.analyze_sweep(sweep(y, 0.004 * y * 1.96), tmp_path / "m")
     assert (tmp_path / "m" / "sweep.png").stat().st_size > 20_000
     assert list(analysis.jumps["resolution_before"]) == [220]
 

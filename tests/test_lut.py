@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from latency_lab.network.blocks import (BlockModel, blocks_by_kind, network_blocks,
-                                scaled_space_blocks, width_options)
+from latency_lab.network.blocks import BlockModel, network_blocks
+from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks, width_options
 from latency_lab.cli.app import main
 from latency_lab.tables.lut import (BlockRow, CalibrationPoint, Lut, LutError, fit_overhead,
                              load_lut, random_scaled, scaled_variant)

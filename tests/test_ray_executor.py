@@ -12,12 +12,12 @@ import pytest
 
 import executor_helpers as h
 from latency_lab.errors import UserError
-from latency_lab.scaleout.executors import ExecutorError, Resources, parse_executor
+from latency_lab.scaleout.executors import ExecutorError, Resources, open_executor, parse_executor
 
 
 @pytest.fixture
 def ray_ex(ray_cluster):
-    with parse_executor("ray").open() as ex:
+    with open_executor(parse_executor("ray")) as ex:
         yield ex
     assert ray_cluster.is_initialized()   # joined the running instance: not shut down
 
@@ -71,6 +71,6 @@ def test_a_worker_killed_by_pid_mid_task_is_retried_with_the_same_results(ray_ex
 
 
 def test_a_task_that_kills_every_worker_fails_after_its_retries(ray_cluster, tmp_path):
-    with parse_executor("ray").open(max_retries=0) as ex:
+    with open_executor(parse_executor("ray"), max_retries=0) as ex:
         with pytest.raises(ExecutorError, match=r"failed on the Ray cluster after 0 retries"):
             dict(ex.map_unordered(h.exit_once, [(str(tmp_path), 0)]))

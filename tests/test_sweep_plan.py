@@ -199,12 +199,12 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
     measures lands in the search's store, described as the local device is (so a search's
     state resumes under either executor)."""
     from latency_lab.search.sources import DeviceLatency, parse_latency_source
-    from latency_lab.scaleout.executors import parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
 
     fast = Protocol(min_rounds=2, max_rounds=3, runs_per_visit=2, warmup_first_visit=1)
     opts = {"threads": 1, "model_dir": model_dir}
     store = tmp_path / "main.sqlite"
-    with parse_executor("ray").open() as ex:
+    with open_executor(parse_executor("ray")) as ex:
         source = parse_latency_source("cpu", store, fast, opts, executor=ex)
         try:
             assert type(source).__name__ == "ActorLatency" and source.host
@@ -212,7 +212,7 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
             described = source.describe()
         finally:
             source.close()
-        from latency_lab.scaleout.device_actor import actor_latency
+        from latency_lab.search.sources import actor_latency
 
         assert actor_latency(ray_cluster, "table:any.csv") is None   # a replay stays here
     assert all(v > 0 for v in values) and values[1] > values[0]

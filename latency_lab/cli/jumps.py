@@ -1,6 +1,6 @@
 """The `latency-lab jumps` command: a sweep CSV -> jumps.csv, drops.csv, candidates.csv, sweep.png.
 
-Thin over `latency_lab.sweeps.jumps.analyze_sweep`; pandas and matplotlib are imported inside.
+Thin over `latency_lab.sweeps.report.analyze_sweep`; pandas and matplotlib are imported inside.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def jumps_command(
     import pandas as pd
 
     from latency_lab.fileio import check_output_dir
-    from latency_lab.sweeps.jumps import analyze_sweep
+    from latency_lab.sweeps.report import analyze_sweep
 
     if not sweep_csv.is_file():
         raise UserError(f"no such file: {sweep_csv}")
@@ -82,7 +82,7 @@ def _step_cost(frame, network: Optional[str], stages: Optional[str]):
     """The cheapest-step estimate of the swept network (`latency_lab.sweeps.candidates`), or None with
     a note when the network is not known (then only the baseline is checked against T)."""
     from latency_lab.sweeps.candidates import network_step_cost
-    from latency_lab.cli.search import parse_int_list
+    from latency_lab.cli.options import parse_int_list
     from latency_lab.network.presets import load_network, names
     from latency_lab.search.rbis import check_stages
 
@@ -143,3 +143,22 @@ def summary(analysis) -> str:
                     if (~cands["kept"]).any() else ""))
     lines.append("wrote " + ", ".join(str(p) for p in analysis.files.values()))
     return "\n".join(lines)
+
+
+def report_jumps(console, frame, out_dir: Path) -> None:
+    from latency_lab.errors import JumpInputError
+    from latency_lab.sweeps.report import analyze_sweep
+
+    try:
+        analysis = analyze_sweep(frame, out_dir)   # points never reached are left out
+    except JumpInputError as exc:  # e.g. too few points: the sweep itself is fine and written
+        console.print(f"no jump analysis: {exc}")
+        return
+    before = [int(r) for r in analysis.result.jumps["resolution_before"]]
+    from latency_lab.sweeps.candidates import kept
+
+    picks = kept(analysis.candidates)
+    what = (f"candidate resolutions {picks} (the largest jumps; `latency-lab jumps "
+            f"--budget-ms T` keeps those with room under a budget)" if picks
+            else "no candidate resolutions")
+    console.print(f"jumps after {before or 'none'}; {what}; report in {out_dir}/")

@@ -24,8 +24,9 @@ def sweep_plan_command(
     jumps: bool = typer.Option(True, help="Detect latency jumps after each sweep."),
 ) -> None:
     """Run a plan's sweeps (networks x devices x resolution ranges) across its devices."""
-    from latency_lab.cli.app import _console, _report_jumps
-    from latency_lab.scaleout.executors import parse_executor
+    from latency_lab.cli.jumps import report_jumps
+    from latency_lab.cli.options import make_console
+    from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.paths import default_store_path
     from latency_lab.measure.store import Store
     from latency_lab.scaleout.sweep_plan import load_plan, plan_jobs, run_plan
@@ -34,7 +35,7 @@ def sweep_plan_command(
     p = load_plan(plan)
     out = out or p.out or plan.with_name(plan.stem + "_sweeps")
     store = Store(store_path or default_store_path())
-    console = _console()
+    console = make_console()
     n = len(plan_jobs(p))
     console.print(f"plan {plan}: {len(p.networks)} network(s) x {len(p.devices)} device(s), "
                   f"{len(p.resolutions)} resolutions {p.resolutions[0]}..{p.resolutions[-1]}: "
@@ -51,10 +52,10 @@ def sweep_plan_command(
         if jumps:
             from latency_lab.sweeps.run import to_frame
 
-            _report_jumps(console, to_frame(o.measurements),
+            report_jumps(console, to_frame(o.measurements),
                           o.csv.with_name(o.csv.stem + "_jumps"))
 
-    with spec.open() as ex:
+    with open_executor(spec) as ex:
         outcomes = run_plan(p, ex, store, out, remeasure, on_done=report)
     failed = [o for o in outcomes if o.error]
     if failed:

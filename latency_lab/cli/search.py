@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from latency_lab.cli.options import parse_int_list
 from latency_lab.errors import UserError, check_number
 from latency_lab.scaleout.executors import EXECUTOR_HELP
 
@@ -73,16 +74,6 @@ def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def parse_int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise UserError(f"malformed {what} {text!r}: give comma-separated integers") from None
-    if not values:
-        raise UserError(f"no {what} in {text!r}")
-    return values
 
 
 def resolutions_from_csv(path: Path) -> list[int]:
@@ -205,7 +196,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
                 max_candidates=4, device_option=(), protocol=None, executor="local"):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
-    from latency_lab.scaleout.executors import evaluation_runner, parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
+    from latency_lab.search.evaluators import evaluation_runner
     from latency_lab.paths import default_store_path
     from latency_lab.search.plots import plot_paths
     from latency_lab.network.presets import load_network
@@ -232,7 +224,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         if evaluator.cacheable else None
     ex = source = None
     try:
-        ex = where.open()
+        ex = open_executor(where)
         source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
                                        device_options=_options(list(device_option)),
                                        executor=ex)
@@ -344,7 +336,7 @@ def scale_command(
                                  "on the node that has it)."),
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
-    from latency_lab.scaleout.executors import parse_executor
+    from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.network.presets import load_network
     from latency_lab.search.scaling import get_family, scale_to_budget
     from latency_lab.search.sources import parse_latency_sources
@@ -357,7 +349,7 @@ def scale_command(
         from latency_lab.fileio import check_output_file
 
         check_output_file(out, "--out")
-    with where.open() as ex, parse_latency_sources(
+    with open_executor(where) as ex, parse_latency_sources(
             latency, device_options=_options(device_option), executor=ex) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()

@@ -133,8 +133,8 @@ def table_show(
 
 def _step_limit(text: str, spec, what: str):
     """'2' -> 2 (every stage); '0,0,4,5,5,4,28' -> one per stage, checked."""
-    from latency_lab.network.blocks import per_stage
-    from latency_lab.cli.search import parse_int_list
+    from latency_lab.network.scaling import per_stage
+    from latency_lab.cli.options import parse_int_list
 
     values = parse_int_list(text, what)
     per_stage(values if len(values) > 1 else values[0], len(spec.stages), what)  # checks
@@ -173,8 +173,8 @@ def lut_record(
     time_cap_s: float = typer.Option(900.0, help="Wall-time cap of each phase, seconds."),
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
-    from latency_lab.network.blocks import blocks_by_kind, scaled_space_blocks
-    from latency_lab.cli.app import _console, _progress
+    from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks
+    from latency_lab.cli.options import Progress, make_console
     from latency_lab.fileio import check_output_file
     from latency_lab.tables.lut import record_lut
     from latency_lab.measure.api import get_device, parse_device_options
@@ -198,14 +198,14 @@ def lut_record(
     protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
                         max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
-    console = _console()
+    console = make_console()
     with _store(store_path) as store, get_device(device, **options) as dev:
         info = dev.info()
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "
                       f"{len({b.fingerprint for b, _ in points})} block models, resolutions "
                       f"{grid}; store {store.path}")
-        with _progress(console) as bar:
+        with Progress(console) as bar:
             def progress(phase: str, status) -> None:
                 bar.label = phase
                 bar(status)

@@ -199,6 +199,8 @@ class Device(ABC):
 
     #: registry name of the driver
     name: str = ""
+    #: whether the driver needs a GPU of its own (a Ray actor or a worker is given one)
+    needs_gpu: bool = False
 
     @abstractmethod
     def info(self) -> DeviceInfo:

@@ -44,7 +44,7 @@ def export_network(spec: NetworkSpec, fmt: str, out: Path, resolution: int | Non
         write_atomic(out, tflite_bytes(spec, builder, resolution))
         return f"TFLite float32 ({builder} builder), input [1, {shape}, 3]"
     if fmt == "onnx":
-        from latency_lab.devices.tensorrt import export_onnx
+        from latency_lab.models.build_onnx import export_onnx
 
         export_onnx(spec, out, resolution=resolution)
         return f"ONNX, input image [1, 3, {shape}]"

@@ -18,7 +18,7 @@ samples keyed by (block fingerprint, input size) exactly as they keep a network'
 (fingerprint, resolution). The "resolution" of a block point is the spatial size of the
 block's *input* feature map.
 
-`scaled_space_blocks` lists every distinct block that RBIS-scaled versions of a network can
+`scaling.scaled_space_blocks` lists every distinct block that RBIS-scaled versions of a network can
 contain (width steps of +10% of the base width rounded to 4, depth steps of one stride-1 copy
 of the stage's last block). Pure functions: nothing here measures.
 """
@@ -30,14 +30,26 @@ import itertools
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Protocol, Sequence
 
-from latency_lab.network.scaling import round4
-from latency_lab.network.spec import NetworkSpec, SpecError, _num, float_field, int_field
+from latency_lab.network.fields import SpecError, _num, float_field, int_field
 
 BLOCK_MODEL_KINDS = ("stem", "mbconv", "head")
 LAYER_OPS = ("conv", "dwconv", "se", "pool", "dense")
 BN_EPSILON = 1e-3  # keras.applications.efficientnet; every builder uses it
+
+
+class NetworkLike(Protocol):
+    """What the walk reads of a network: a `spec.NetworkSpec`. Named by its fields, not
+    imported: a spec checks its own size with counts made from this walk (spec.py imports
+    complexity.py, which imports this module), so this module stays below spec.py."""
+
+    resolution: int
+    activation: str
+    num_classes: int
+    head_width: int
+    stem: Any           # StemSpec: width, kernel, stride
+    stages: Sequence[Any]   # StageSpec: width, depth, se_ratio, blocks
 
 
 def se_channels(block_in: int, se_ratio: float) -> int:
@@ -251,7 +263,7 @@ class BlockSite:
         return self.block.output_size(self.size)
 
 
-def stem_block(spec: NetworkSpec) -> BlockModel:
+def stem_block(spec: NetworkLike) -> BlockModel:
     return BlockModel("stem", 3, spec.stem.width, spec.stem.kernel, 1, spec.stem.stride,
                       0, spec.activation)
 
@@ -263,11 +275,11 @@ def mbconv_block(c_in: int, c_out: int, kernel: int, expansion: float, stride: i
     return BlockModel("mbconv", c_in, c_out, kernel, expansion, stride, c_se, activation)
 
 
-def head_block(spec: NetworkSpec, c_in: int) -> BlockModel:
+def head_block(spec: NetworkLike, c_in: int) -> BlockModel:
     return BlockModel("head", c_in, spec.head_width, 1, 1, 1, 0, spec.activation, spec.num_classes)
 
 
-def network_blocks(spec: NetworkSpec, resolution: int | None = None) -> list[BlockSite]:
+def network_blocks(spec: NetworkLike, resolution: int | None = None) -> list[BlockSite]:
     """The one walk: stem, every block of every stage, head, at `resolution` (the spec's own
     by default). Input channels, SE channels, stride and feature-map size are decided here."""
     size = int(resolution or spec.resolution)
@@ -290,76 +302,5 @@ def stage_sites(sites: Sequence[BlockSite]) -> list[list[BlockSite]]:
     return [list(group) for _, group in itertools.groupby(body, key=lambda s: s.stage)]
 
 
-def width_options(base_width: int, max_width_steps: int) -> list[int]:
-    """Widths a stage can have after 0..max_width_steps RBIS width steps (scaling.widen)."""
-    return sorted({base_width} | {round4(base_width * (1 + 0.1 * k))
-                                  for k in range(1, max_width_steps + 1)})
-
-
-
-
-def per_stage(limit, n_stages: int, what: str) -> list[int]:
-    """A step limit as one non-negative int per stage: an int applies to every stage."""
-    values = [int(limit)] * n_stages if isinstance(limit, int) else [int(v) for v in limit]
-    if len(values) != n_stages:
-        raise SpecError(f"{what}: give one number, or one per stage ({n_stages}), not "
-                        f"{len(values)}")
-    if any(v < 0 for v in values):
-        raise SpecError(f"{what} must be non-negative")
-    return values
-
-
-def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
-                        max_depth_steps) -> list[BlockPoint]:
-    """Every distinct (block, input size) that a scaled version of `spec` can contain.
-
-    Scaled versions: each stage independently widened by 0..max_width_steps RBIS width steps
-    and deepened by 0..max_depth_steps stride-1 copies of its last block, at each resolution
-    (each limit one number for all stages or one per stage; any depth step > 0 covers every
-    depth, since the added copies are all one block).
-    Stem and head width stay as in `spec` (the head's input follows the last stage's width).
-    A stage's first block takes the previous stage's width (any of its options) as input;
-    its other blocks, and the added copies, map the stage's width to itself.
-    """
-    n = len(spec.stages)
-    w_steps = per_stage(max_width_steps, n, "max width steps")
-    d_steps = per_stage(max_depth_steps, n, "max depth steps")
-    options = [width_options(s.width, k) for s, k in zip(spec.stages, w_steps)]
-    seen: dict[tuple[str, int], BlockPoint] = {}
-
-    def add(block: BlockModel, size: int) -> None:
-        seen.setdefault((block.fingerprint, size), (block, size))
-
-    for res in sorted({int(r) for r in resolutions}):
-        stem = stem_block(spec)
-        add(stem, res)
-        size, inputs = stem.output_size(res), [spec.stem.width]
-        for i, stage in enumerate(spec.stages):
-            later = list(stage.blocks[1:])
-            if d_steps[i] > 0:
-                later.append(stage.blocks[-1])   # add_block: a stride-1 copy of the last block
-            first = stage.blocks[0]
-            for c_in in inputs:
-                for c_out in options[i]:
-                    add(mbconv_block(c_in, c_out, first.kernel, first.expansion, first.stride,
-                                     stage.se_ratio, spec.activation), size)
-            size = math.ceil(size / first.stride)
-            for b in later:
-                for c in options[i]:
-                    add(mbconv_block(c, c, b.kernel, b.expansion, 1, stage.se_ratio,
-                                     spec.activation), size)
-            inputs = options[i]
-        for c_in in inputs:
-            add(head_block(spec, c_in), size)
-    return list(seen.values())
-
-
 def describe_point(block: BlockModel, size: int) -> str:
     return f"{block.name} at input {size}x{size} (block {block.fingerprint})"
-
-
-def blocks_by_kind(points: Sequence[BlockPoint]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for b, _ in points:
-        counts[b.kind] = counts.get(b.kind, 0) + 1
-    return counts

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latency_lab.network.blocks import network_blocks
-from latency_lab.network.blocks import expanded_channels, se_channels  # noqa: F401  (defined here before)
-from latency_lab.network.spec import NetworkSpec
+from latency_lab.network.blocks import NetworkLike, network_blocks
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class LayerCount:
     macs: int
 
 
-def layer_counts(spec: NetworkSpec, resolution: int | None = None) -> list[LayerCount]:
+def layer_counts(spec: NetworkLike, resolution: int | None = None) -> list[LayerCount]:
     """Per-block counts: stem, every block (`s{stage}.b{block}`), head, and the classifier
     apart from the head conv (as the EfficientNet paper's tables list it)."""
     out: list[LayerCount] = []
@@ -40,9 +38,9 @@ def layer_counts(spec: NetworkSpec, resolution: int | None = None) -> list[Layer
     return out
 
 
-def params(spec: NetworkSpec) -> int:
+def params(spec: NetworkLike) -> int:
     return sum(site.block.params for site in network_blocks(spec))
 
 
-def macs(spec: NetworkSpec, resolution: int | None = None) -> int:
+def macs(spec: NetworkLike, resolution: int | None = None) -> int:
     return sum(layer.macs for layer in layer_counts(spec, resolution))

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Iterable, Sequence
 
+from latency_lab.network.blocks import (BlockModel, BlockPoint, head_block, mbconv_block,
+                                        stem_block)
+from latency_lab.network.fields import SpecError
 from latency_lab.network.spec import NetworkSpec, StageSpec
 
 
@@ -99,3 +103,72 @@ __all__ = ["round_filters_efficientnet", "round_repeats_efficientnet", "round_fi
            "round_repeats_pycls", "round_resolution", "round4",
            "set_depth", "scale_uniform", "add_block", "widen", "default_stages",
            "DEFAULT_N_STAGES"]
+
+
+def width_options(base_width: int, max_width_steps: int) -> list[int]:
+    """Widths a stage can have after 0..max_width_steps RBIS width steps (scaling.widen)."""
+    return sorted({base_width} | {round4(base_width * (1 + 0.1 * k))
+                                  for k in range(1, max_width_steps + 1)})
+
+
+def per_stage(limit, n_stages: int, what: str) -> list[int]:
+    """A step limit as one non-negative int per stage: an int applies to every stage."""
+    values = [int(limit)] * n_stages if isinstance(limit, int) else [int(v) for v in limit]
+    if len(values) != n_stages:
+        raise SpecError(f"{what}: give one number, or one per stage ({n_stages}), not "
+                        f"{len(values)}")
+    if any(v < 0 for v in values):
+        raise SpecError(f"{what} must be non-negative")
+    return values
+
+
+def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
+                        max_depth_steps) -> list[BlockPoint]:
+    """Every distinct (block, input size) that a scaled version of `spec` can contain.
+
+    Scaled versions: each stage independently widened by 0..max_width_steps RBIS width steps
+    and deepened by 0..max_depth_steps stride-1 copies of its last block, at each resolution
+    (each limit one number for all stages or one per stage; any depth step > 0 covers every
+    depth, since the added copies are all one block).
+    Stem and head width stay as in `spec` (the head's input follows the last stage's width).
+    A stage's first block takes the previous stage's width (any of its options) as input;
+    its other blocks, and the added copies, map the stage's width to itself.
+    """
+    n = len(spec.stages)
+    w_steps = per_stage(max_width_steps, n, "max width steps")
+    d_steps = per_stage(max_depth_steps, n, "max depth steps")
+    options = [width_options(s.width, k) for s, k in zip(spec.stages, w_steps)]
+    seen: dict[tuple[str, int], BlockPoint] = {}
+
+    def add(block: BlockModel, size: int) -> None:
+        seen.setdefault((block.fingerprint, size), (block, size))
+
+    for res in sorted({int(r) for r in resolutions}):
+        stem = stem_block(spec)
+        add(stem, res)
+        size, inputs = stem.output_size(res), [spec.stem.width]
+        for i, stage in enumerate(spec.stages):
+            later = list(stage.blocks[1:])
+            if d_steps[i] > 0:
+                later.append(stage.blocks[-1])   # add_block: a stride-1 copy of the last block
+            first = stage.blocks[0]
+            for c_in in inputs:
+                for c_out in options[i]:
+                    add(mbconv_block(c_in, c_out, first.kernel, first.expansion, first.stride,
+                                     stage.se_ratio, spec.activation), size)
+            size = math.ceil(size / first.stride)
+            for b in later:
+                for c in options[i]:
+                    add(mbconv_block(c, c, b.kernel, b.expansion, 1, stage.se_ratio,
+                                     spec.activation), size)
+            inputs = options[i]
+        for c_in in inputs:
+            add(head_block(spec, c_in), size)
+    return list(seen.values())
+
+
+def blocks_by_kind(points: Sequence[BlockPoint]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for b, _ in points:
+        counts[b.kind] = counts.get(b.kind, 0) + 1
+    return counts

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from latency_lab.errors import UserError
+from latency_lab.network.complexity import params
+from latency_lab.network.fields import SpecError, _num, float_field, int_field
 from latency_lab.fileio import parse_json
 
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
@@ -44,10 +44,6 @@ _BLOCKS_WHY = ("converting takes about 1 s per block on a 2-core machine (64 blo
 MAX_KERNEL = 31           # the largest depthwise kernel in the literature (RepLKNet's 31x31)
 MAX_EXPANSION = 32        # published MBConv networks use 1..6
 MAX_NAME = 200
-
-
-class SpecError(UserError):
-    """A network description that is not a valid network."""
 
 
 @dataclass(frozen=True)
@@ -191,27 +187,6 @@ class NetworkSpec:
         return replace(self, stages=tuple(stages))
 
 
-def _num(x: float) -> float | int:
-    """Write 6.0 as 6 so that JSON and fingerprints do not depend on int/float spelling."""
-    return int(x) if float(x).is_integer() else float(x)
-
-
-def int_field(value: Any, where: str) -> int:
-    """A JSON integer: 16 or 16.0, never 16.7, "16" or true (bool is an int in Python, and
-    int() would truncate, giving B0's fingerprint to a network that is not B0)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{where} must be an integer, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise SpecError(f"{where} must be an integer, got {value!r}")
-    return int(value)
-
-
-def float_field(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _obj(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(f"{where} must be a JSON object, got {type(value).__name__}")
@@ -330,8 +305,6 @@ def _validate(n: NetworkSpec) -> None:
     blocks = sum(s.depth for s in n.stages)
     if blocks > MAX_BLOCKS:
         raise SpecError(f"{blocks} blocks: at most {MAX_BLOCKS} can be measured ({_BLOCKS_WHY})")
-    from latency_lab.network.complexity import params   # complexity imports this module
-
     n_params = params(n)
     if n_params > MAX_PARAMS:
         raise SpecError(f"{n_params:,d} parameters: float32 weights over {MAX_PARAMS:,d} "

@@ -4,7 +4,7 @@ Latency measurements never mix devices and never share one: a phone is attached 
 a GPU is best driven by one process. So a device is opened once, by a `DeviceHost`, and every
 sweep or search that measures on it talks to that object; on Ray it is a named actor
 (`device:LABEL` in the `latency-lab` namespace: a second owner of the same label is refused),
-placed by what the device needs (`DeviceSpec.placement`: its CPU threads, a GPU for `cuda`,
+placed by what the device needs (`DeviceSpec.placement`: its CPU threads, a GPU for a driver that `needs_gpu`,
 `host = "IP"` for a node, named resources such as `{pixel2 = 1}` declared by `ray start
 --resources` on the host the phone is plugged into), executing its calls one after another
 (an actor's default concurrency of 1). Different devices' actors run side by side.
@@ -28,14 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from latency_lab.scaleout.executors import ExecutorError, Resources
-from latency_lab.search.sources import DeviceLatency
 from latency_lab.network.spec import NetworkSpec
 
 if TYPE_CHECKING:
     from latency_lab.measure.protocol import Protocol
-
-GPU_DRIVERS = ("cuda",)     # drivers that need a GPU of their own
-
 
 @dataclass(frozen=True)
 class DeviceSpec:
@@ -50,10 +46,12 @@ class DeviceSpec:
     resources: tuple[tuple[str, float], ...] = field(default=())
 
     def placement(self) -> Resources:
+        from latency_lab.measure.api import device_class   # the driver says if it needs a GPU
+
         opts = dict(self.options)
         cpus = self.cpus if self.cpus is not None else float(opts.get("threads") or 1)
         gpus = self.gpus if self.gpus is not None else \
-            (1.0 if self.driver in GPU_DRIVERS else 0.0)
+            (1.0 if device_class(self.driver).needs_gpu else 0.0)
         custom = tuple(self.resources)
         if self.host:   # Ray's built-in resource of each node, "node:IP" (1.0 per node)
             custom += ((f"node:{self.host}", 0.001),)
@@ -172,56 +170,4 @@ def close_device_actor(ray, actor) -> None:
     ray.kill(actor, no_restart=True)
 
 
-class ActorLatency(DeviceLatency):
-    """`DeviceLatency` whose device lives in a `DeviceHost` actor: each batch is measured there
-    (into its host's store) and merged into this process's store. Described as a local
-    device is, so a search's state resumes under either executor."""
-
-    def __init__(self, ray, name: str, store_path=None, protocol=None, device_options=None):
-        from latency_lab.measure.api import DeviceInfo
-        from latency_lab.paths import default_store_path
-        from latency_lab.measure.protocol import Protocol
-        from latency_lab.measure.store import Store
-
-        self.ray, self.name, self.replay, self.progress = ray, name, False, None
-        self.protocol = protocol or Protocol()
-        self.store = Store(store_path or default_store_path())
-        self.measurements = {}
-        spec = DeviceSpec(name, name, tuple(sorted((device_options or {}).items())))
-        self.actor = open_device_actor(ray, spec)
-        where = ray.get(self.actor.where.remote())
-        if where.get("error"):
-            self.close()
-            raise ExecutorError(where["error"])
-        self.host, self._info = where["host"], DeviceInfo.from_dict(where["device"])
-        self.device = self      # what DeviceLatency asks of its device: info()
-
-    def info(self):
-        return self._info
-
-    def _measure(self, points):
-        from latency_lab.measure.store_merge import import_measurements
-
-        ms, dump = self.ray.get(self.actor.measure.remote(list(points), self.protocol))
-        import_measurements(self.store, dump)
-        return ms
-
-    def close(self) -> None:
-        if self.actor is not None:
-            close_device_actor(self.ray, self.actor)
-            self.actor = None
-
-
-def actor_latency(ray, name: str, store_path=None, protocol=None, device_options=None):
-    """A search's live latency source on its device's actor; None for a replay device
-    (`table:`, `lut:`), which owns nothing and answers from its file in this process."""
-    from latency_lab.measure.api import ReplayDevice, device_class, device_names
-
-    head = name.partition(":")[0]
-    if issubclass(device_class(head if head in device_names() else name), ReplayDevice):
-        return None
-    return ActorLatency(ray, name, store_path, protocol, device_options)
-
-
-__all__ = ["DeviceSpec", "DeviceHost", "open_device_actor", "close_device_actor",
-           "ActorLatency", "actor_latency", "GPU_DRIVERS"]
+__all__ = ["DeviceSpec", "DeviceHost", "open_device_actor", "close_device_actor"]

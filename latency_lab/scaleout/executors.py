@@ -20,74 +20,31 @@ Faults: a worker process that dies mid-task is replaced and its task run again, 
 `max_retries` times (Ray's task retries; the process pool rebuilt); an exception raised *by*
 the function is not retried (it is the evaluator's answer) and stops the batch.
 
-Ray is imported only by `open()` of a Ray spec (`latency_lab.scaleout.ray_executor`): `--help` and the
+Ray is imported only by `open_executor` of a Ray spec (`latency_lab.scaleout.ray_executor`): `--help` and the
 default executor never load it (importing ray costs ~1 s here).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
 
-from latency_lab.errors import UserError
+from latency_lab.scaleout.base import (DEFAULT_RETRIES, RAY_HINT, Executor, ExecutorError,
+                                       ExecutorSpec, Resources, _call_in, _short)
 
 EXECUTOR_HELP = ("Where evaluations run: local (this process), local:N (N processes), ray "
                  "(join or start a local Ray), ray:auto or ray://HOST:PORT (a Ray cluster).")
-DEFAULT_RETRIES = 3     # Ray's own default for tasks whose worker dies
 
 
-class ExecutorError(UserError):
-    """A bad --executor, an unreachable cluster, or work that cannot be placed or finished."""
+def open_executor(spec: ExecutorSpec, max_retries: int = DEFAULT_RETRIES) -> Executor:
+    """The executor a parsed `--executor` names, ready to `map_unordered` (close it, or use it
+    as a context manager). Ray is imported here, only for a Ray spec."""
+    if spec.kind == "local":
+        return InlineExecutor(spec)
+    if spec.kind == "processes":
+        return ProcessExecutor(spec, max_retries)
+    from latency_lab.scaleout.ray_executor import RayExecutor
 
-
-@dataclass(frozen=True)
-class Resources:
-    """What one task needs: CPUs, GPUs and named resources (e.g. {"pixel2": 1})."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    custom: tuple[tuple[str, float], ...] = ()
-
-    def ray_options(self) -> dict[str, Any]:
-        opts: dict[str, Any] = {"num_cpus": self.cpus, "num_gpus": self.gpus}
-        if self.custom:
-            opts["resources"] = dict(self.custom)
-        return opts
-
-    def as_dict(self) -> dict[str, float]:
-        """In Ray's names: {"CPU": 1, "GPU": 1, "pixel2": 1}, zero amounts left out."""
-        d = {"CPU": self.cpus, "GPU": self.gpus, **dict(self.custom)}
-        return {k: float(v) for k, v in d.items() if v}
-
-    def describe(self) -> str:
-        return ", ".join(f"{k} {v:g}" for k, v in self.as_dict().items()) or "nothing"
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    """A parsed --executor: kind `local`, `processes` or `ray`."""
-
-    text: str
-    kind: str = "local"
-    workers: int = 1
-    address: str | None = None      # ray: None (join or start local), "auto", "ray://H:P"
-
-    @property
-    def is_ray(self) -> bool:
-        return self.kind == "ray"
-
-    def open(self, max_retries: int = DEFAULT_RETRIES) -> "Executor":
-        if self.kind == "local":
-            return InlineExecutor(self)
-        if self.kind == "processes":
-            return ProcessExecutor(self, max_retries)
-        from latency_lab.scaleout.ray_executor import RayExecutor
-
-        return RayExecutor(self, max_retries)
-
-
-RAY_HINT = "pip install 'latency-lab[ray]' (in a checkout: pip install -e '.[ray]')"
+    return RayExecutor(spec, max_retries)
 
 
 def parse_executor(text: str | None) -> ExecutorSpec:
@@ -131,29 +88,6 @@ def _parse(text: str | None) -> ExecutorSpec:
                         f"ray://HOST:PORT")
 
 
-class Executor:
-    """Runs `fn(item)` for each item of a batch; yields (index, result) as each finishes."""
-
-    spec: ExecutorSpec
-    workers: int = 1        # how many tasks may run at once (for messages and benchmarks)
-
-    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any],
-                      resources: Resources = Resources()) -> Iterator[tuple[int, Any]]:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return self.spec.text
-
-    def close(self) -> None:
-        """Stop what this executor started (worker processes, a local Ray instance)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 class InlineExecutor(Executor):
     """`local`: in this process, in order; what the search did before executors existed."""
 
@@ -178,18 +112,6 @@ def _init_worker(env: dict[str, str], gpu_slots) -> None:
     os.environ.update(env)
     if gpu_slots is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_slots.get())
-
-
-def _call_in(cwd: str, fn: Callable[[Any], Any], item: Any) -> Any:
-    """Run `fn(item)` from the caller's directory: a py: module or a relative path in an
-    evaluator's text means the same file as in the process that asked."""
-    import sys
-
-    if os.path.isdir(cwd) and os.getcwd() != cwd:
-        os.chdir(cwd)
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    return fn(item)
 
 
 class ProcessExecutor(Executor):
@@ -290,25 +212,6 @@ class ProcessExecutor(Executor):
         self._shutdown()
 
 
-def evaluation_runner(executor: Executor):
-    """The search's runner (`rbis.Cache`): with `local`, the evaluator built here evaluates in
-    this process (`evaluate_locally`); otherwise every `EvalRequest` goes to `run_request`
-    wherever the executor runs it, asking for the evaluator's `resources()`."""
-    from latency_lab.search.evaluators import evaluate_locally, run_request
-
-    if isinstance(executor, InlineExecutor):
-        return evaluate_locally
-
-    def run(evaluator, requests):
-        return executor.map_unordered(run_request, list(requests), evaluator.resources())
-
-    return run
-
-
-def _short(item: Any) -> str:
-    describe = getattr(item, "describe", None)
-    return describe() if callable(describe) else repr(item)[:80]
-
-
 __all__ = ["ExecutorSpec", "Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor",
-           "Resources", "parse_executor", "evaluation_runner", "EXECUTOR_HELP", "DEFAULT_RETRIES", "RAY_HINT"]
+           "Resources", "open_executor", "parse_executor", "EXECUTOR_HELP", "DEFAULT_RETRIES",
+           "RAY_HINT"]

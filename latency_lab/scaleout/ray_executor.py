@@ -22,8 +22,8 @@ import os
 import time
 from typing import Any
 
-from latency_lab.scaleout.executors import (DEFAULT_RETRIES, RAY_HINT, Executor, ExecutorError,
-                                   ExecutorSpec, Resources, _call_in, _short)
+from latency_lab.scaleout.base import (DEFAULT_RETRIES, RAY_HINT, Executor, ExecutorError,
+                                       ExecutorSpec, Resources, _call_in, _short)
 from latency_lab.errors import UserError
 
 NAMESPACE = "latency-lab"
@@ -132,13 +132,6 @@ class RayExecutor(Executor):
                     ray.cancel(ref, force=True)
                 except Exception:  # already finished or gone with its node: nothing to stop
                     pass
-
-    def device_latency(self, name: str, store_path=None, protocol=None, device_options=None):
-        """A live device as a search's latency source, owned by a device actor (None for a
-        replay device: see `device_actor.actor_latency`)."""
-        from latency_lab.scaleout.device_actor import actor_latency
-
-        return actor_latency(self.ray, name, store_path, protocol, device_options)
 
     def _check_stuck(self, resources: Resources, since: float | None, n: int) -> float | None:
         if placeable(self.ray, resources):

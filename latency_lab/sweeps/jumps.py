@@ -15,10 +15,8 @@ when the curve has CIs, else "pelt", see docs/jumps.md):
   slope, not a jump; otherwise the smaller gap, in standard errors, must exceed `z_min`.
 
 Upward steps are jumps; downward ones (GPU kernel switches) are drops, reported separately.
-`candidates` turns jumps into candidate resolutions (the last resolution before each jump, N
-grid neighbours each side on request) and keeps the few worth a search
-(`latency_lab.sweeps.candidates`); `analyze_sweep` writes jumps.csv, drops.csv, candidates.csv and
-sweep.png.
+Turning jumps into candidate resolutions and writing the report is `report.py`'s
+(`analyze_sweep`); nothing here writes a file.
 
 Everything is expressed in noise units, so the answer does not change when latency is scaled or
 shifted (a constant offset is absorbed by each line's intercept; the noise scales with it).
@@ -27,14 +25,11 @@ shifted (a constant offset is absorbed by each line's intercept; the noise scale
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from latency_lab.sweeps.candidates import DEFAULT_MAX_CANDIDATES
 from latency_lab.errors import JumpInputError, check_number
-from latency_lab.fileio import atomic_path
 from latency_lab.sweeps.jumps_model import CROSS_MARGIN, chi2
 from latency_lab.network.spec import MAX_RESOLUTION
 
@@ -559,78 +554,3 @@ def _table(curve: Curve, gaps: list[Gap]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=JUMP_COLUMNS)
 
 
-# --------------------------------------------------------------------------------------------
-# candidates and the report
-
-def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None = None,
-               min_latency_ms: float | None = None, min_jump_pct: float | None = None,
-               max_candidates: int = DEFAULT_MAX_CANDIDATES,
-               step_cost=None) -> pd.DataFrame:
-    """Candidate resolutions of a detected sweep, every proposal kept or dropped with its
-    reason: the policy of `latency_lab.sweeps.candidates` (before-jump resolutions and `neighbours`
-    each side; dropped when under `min_jump_pct` / `min_latency_ms`, over the budget or with no
-    room for one scaling step under it; the best `max_candidates` by jump size kept)."""
-    from latency_lab.sweeps.candidates import propose, select
-
-    for name, value in (("--budget-ms", budget_ms), ("--min-latency-ms", min_latency_ms)):
-        if value is not None:   # NaN would silently keep or drop every candidate
-            check_number(value, name, 0, None, "a latency in ms", JumpInputError, low_open=True)
-    if min_jump_pct is not None:
-        check_number(min_jump_pct, "--min-jump-pct", 0, None, "an upward jump's size in %",
-                     JumpInputError)
-    proposals = propose(result.jumps, result.curve.resolution, result.curve.latency_ms,
-                        neighbours)
-    return select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)
-
-
-@dataclass
-class SweepAnalysis:
-    result: JumpResult
-    candidates: pd.DataFrame
-    files: dict[str, Path]
-
-    @property
-    def jumps(self) -> pd.DataFrame:
-        return self.result.jumps
-
-    @property
-    def drops(self) -> pd.DataFrame:
-        return self.result.drops
-
-
-def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
-                  budget_ms: float | None = None, min_latency_ms: float | None = None,
-                  plot: bool = True, title: str | None = None,
-                  min_jump_pct: float | None = None,
-                  max_candidates: int = DEFAULT_MAX_CANDIDATES, step_cost=None,
-                  **detector_options) -> SweepAnalysis:
-    """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png
-    (candidates: see `candidates`; `step_cost` from `latency_lab.sweeps.candidates.network_step_cost`)."""
-    result = detect(frame, **detector_options)
-    cands = candidates(result, neighbours, budget_ms, min_latency_ms, min_jump_pct,
-                       max_candidates, step_cost)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",
-             "candidates": out / "candidates.csv"}
-    for key, frame in (("jumps", result.jumps), ("drops", result.drops), ("candidates", cands)):
-        with atomic_path(files[key]) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.4f")
-    if plot:
-        from latency_lab.sweeps.plot import plot_sweep
-
-        files["plot"] = plot_sweep(result, cands, out / "sweep.png",
-                                   title=title or _title(frame))
-    return SweepAnalysis(result, cands, files)
-
-
-def _title(frame: pd.DataFrame) -> str:
-    parts = []
-    for col in ("network", "hardware", "device", "runtime", "precision"):
-        if col in frame.columns and frame[col].notna().any():
-            v = str(frame[col].dropna().iloc[0])
-            if v and v not in parts:
-                parts.append(v)
-        if len(parts) >= 3:
-            break
-    return " · ".join(parts) or "latency vs input resolution"

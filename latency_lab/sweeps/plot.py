@@ -88,6 +88,6 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "") -> Path:
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+        fig.savefig(tmp, format="png", metadata={"Title": title or sub})
     plt.close(fig)
     return path

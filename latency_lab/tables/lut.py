@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from latency_lab.network.blocks import (BlockModel, describe_point, network_blocks, per_stage,
-                                scaled_space_blocks)
+from latency_lab.network.blocks import BlockModel, describe_point, network_blocks
+from latency_lab.network.scaling import per_stage, scaled_space_blocks
 from latency_lab.errors import UserError
 from latency_lab.fileio import parse_json, read_text, write_atomic
 from latency_lab.measure.api import Device, DeviceInfo

@@ -1,0 +1,136 @@
+"""CLI commands `devices` and `sweep` (registered in cli/app.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from latency_lab.cli.jumps import report_jumps
+from latency_lab.cli.options import Progress, device_options, make_console
+
+def devices_command() -> None:
+    """List the device drivers that can be named with --device."""
+    from latency_lab.measure.api import device_names
+
+    for name in device_names():
+        print(name)
+
+
+def sweep(
+    device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
+    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
+    resolutions: str = typer.Option("160:400:4", help="start:stop:step (inclusive) or a,b,c."),
+    out: Path = typer.Option(Path("sweep.csv"), help="CSV to write, one row per resolution."),
+    threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
+    affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
+    serial: Optional[str] = typer.Option(None, help="ADB serial of the phone (android, pixel2)."),
+    device_option: list[str] = typer.Option([], "--device-option", "-O",
+                                            help="Driver option KEY=VALUE, repeatable "
+                                                 "(e.g. adb_port=5037, binary=PATH, precision=fp16)."),
+    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store of samples."),
+    remeasure: bool = typer.Option(False, help="Measure again even where the store has results."),
+    ci_target_pct: float = typer.Option(1.0, help="Stop a point at this CI half-width (% of median)."),
+    min_rounds: int = typer.Option(8, help="Rounds before a point may stop."),
+    max_rounds: int = typer.Option(100, help="Rounds after which a point stops anyway."),
+    runs_per_visit: int = typer.Option(8, help="Samples per point per round."),
+    time_cap_s: float = typer.Option(900.0, help="Wall-time cap of the sweep, seconds."),
+    jumps: bool = typer.Option(True, help="Detect latency jumps at the end (`latency-lab jumps`)."),
+    jumps_out: Optional[Path] = typer.Option(None, help="Directory of the jump report "
+                                                        "(default: next to --out, OUT_jumps/)."),
+) -> None:
+    """Sweep a network's input resolution on a device and write the latency curve as CSV.
+
+    At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
+    (see `latency-lab jumps`) unless --no-jumps.
+    """
+    from latency_lab.fileio import check_output_dir, check_output_file
+    from latency_lab.measure.api import get_device
+    from latency_lab.paths import default_store_path
+    from latency_lab.network.presets import load_network
+    from latency_lab.measure.protocol import Protocol
+    from latency_lab.measure.store import Store
+    from latency_lab.measure.protocol import Interrupted
+    from latency_lab.sweeps.run import (launch_notes, parse_resolutions, run_sweep, sigterm_interrupts,
+                                   to_frame, write_csv)
+
+    spec = load_network(network)
+    grid = parse_resolutions(resolutions)
+    check_output_file(out, "--out")
+    jumps_dir = jumps_out or out.with_name(out.stem + "_jumps")
+    if jumps:
+        check_output_dir(jumps_dir, "jump report directory")
+    protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
+                        max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
+    store = Store(store_path or default_store_path())
+    dev = get_device(device, **device_options(device_option, threads=threads,
+                                               affinity=affinity, serial=serial))
+    console = make_console()
+    info = dev.info()
+    console.print(f"[bold]{spec.name}[/] ({spec.fingerprint}) on {info.name}: {info.hardware}, "
+                  f"{info.runtime} {info.runtime_version}"
+                  f"{f', {info.threads} thread(s)' if info.threads else ''}"
+                  f"{f', batch {info.batch_size}' if info.batch_size > 1 else ''}; "
+                  f"{len(grid)} resolutions {grid[0]}..{grid[-1]}; store {store.path}")
+    with dev, Progress(console) as bar, sigterm_interrupts():
+        try:
+            frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
+        except Interrupted as exc:   # what was measured still reaches the CSV
+            bar.__exit__()
+            frame = to_frame(exc.measurements)
+            write_csv(frame, out)
+            console.print(f"interrupted: wrote {out} with the {int(frame['n_samples'].gt(0).sum())}"
+                          f" of {len(frame)} points measured so far (stop reason interrupted or "
+                          f"as they stopped); run again to resume")
+            raise
+    write_csv(frame, out)
+    reasons = frame["stop_reason"].value_counts().to_dict()
+    last = bar.last
+    if last is not None and (last.reused or last.resumed):
+        console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
+                      f"{last.resumed} measured further (--remeasure measures all anew)")
+    console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
+                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
+                  f"stopped: {reasons}")
+    setup = frame["setup_s"].sum() if "setup_s" in frame.columns else 0.0
+    if setup >= 1.0:
+        console.print(f"per-point set-up (autotuning, warm-up, graph capture of new shapes): "
+                      f"{setup:.0f} s in all, up to {frame['setup_s'].max():.1f} s a point "
+                      f"(column setup_s)")
+    unreached = int((frame["n_samples"] == 0).sum())
+    if unreached:
+        console.print(f"the time cap ({time_cap_s:g} s) came before {unreached} point(s) were "
+                      f"measured (rows without samples); run again to resume them")
+    for note in launch_notes(frame):
+        console.print(note)
+    if jumps:
+        report_jumps(console, frame, jumps_dir)
+    advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
+    if advice:
+        console.print(advice, highlight=False)
+
+
+def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
+              jumps: bool = True, max_rounds: int = 100) -> str:
+    """What to do when points stopped short of the CI target ('' when all reached it)."""
+    missed = frame[frame["ci_halfwidth_pct"] > target_pct]
+    if not len(missed):
+        return ""
+    why = missed["stop_reason"].value_counts().to_dict()
+    coarser = max(2, n_points // 2)
+    todo = []
+    if "time_cap" in why:
+        todo.append("run the same command again (it goes on measuring the points the cap "
+                    "stopped, from the store)")
+    todo.append("pin the process to a core other jobs use less (--affinity 1)")
+    if "time_cap" in why:
+        todo.append(f"measure fewer points (a coarser grid, e.g. {coarser} instead of "
+                    f"{n_points}, gives each point about twice the rounds)")
+        todo.append(f"allow more time (--time-cap-s {int(time_cap_s * 2)})")
+    if "max_rounds" in why:
+        todo.append(f"allow more rounds (--max-rounds {2 * max_rounds}) and --remeasure")
+    return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why})"
+            + ("; the jump test above used these wider CIs" if jumps else "")
+            + ". To narrow them: " + "; ".join(todo) + ".")

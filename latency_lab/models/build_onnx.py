@@ -1,0 +1,39 @@
+"""ONNX of the torch model (the legacy TorchScript exporter): what `network export --format
+onnx` writes and what the Jetson driver hands to TensorRT.
+
+Input `image` [batch, 3, H, W] with H and W dynamic (or fixed), output `logits`; opset 17,
+which TensorRT 8.5 and 10 both parse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latency_lab.fileio import atomic_path
+from latency_lab.network.spec import NetworkSpec
+
+
+INPUT, OUTPUT = "image", "logits"
+ONNX_OPSET = 17          # LayerNorm etc. not needed; 17 is parsed by TensorRT 8.5 and 10
+
+
+def export_onnx(spec: NetworkSpec, path: Path, opset: int = ONNX_OPSET, batch_size: int = 1,
+                seed: int = 0, resolution: int | None = None) -> Path:
+    """ONNX of the torch model, input `image` [batch, 3, H, W] with H and W dynamic, or fixed
+    to `resolution`."""
+    import warnings
+
+    import torch
+
+    from latency_lab.models.build_torch import build_torch
+
+    model = build_torch(spec, seed=seed).eval()
+    size = resolution or spec.resolution
+    example = torch.zeros(batch_size, 3, size, size)
+    path = Path(path)
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, on purpose
+        torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes=None if resolution else {INPUT: {2: "height", 3: "width"}})
+    return path
