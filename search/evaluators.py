@@ -87,6 +87,8 @@ class EvalRequest:
     evaluator: str                          # canonical text, see Evaluator.describe()
     parent: "EvalRequest | None" = None     # the candidate's parent at the same resolution
     step: Step | None = None                # how the parent became this candidate
+    target: str = ""                        # the evaluator's "module:Class", for a worker that
+    #                                         does not know its name (register_evaluator)
 
     def lineage(self) -> tuple[tuple[str, int], ...]:
         """(fingerprint, resolution) from the root of the path to this network."""
@@ -178,13 +180,14 @@ def split_evaluator_text(text: str) -> tuple[str, str | None, dict[str, str]]:
 class Evaluator:
     """Interface: one `EvalRequest` -> one `EvalResult`.
 
-    Subclasses set `name`, `metric` (column name of their values), `metric_label` (axis
+    Subclasses set `name`, `summary`, `metric` (column name of their values), `metric_label` (axis
     label), `unit` ("%" or ""), `OPTIONS`, `ARG` (None: no argument; else what it is, e.g.
     "PATH"), `version` (bump when the computation changes: it is in the cache key), and
     implement `evaluate`. `__init__(arg, options)` receives converted options.
     """
 
     name = ""
+    summary = ""            # one line: what the value is (`latency-lab evaluators` shows it)
     metric = "accuracy"
     metric_label = "accuracy (%)"
     unit = "%"
@@ -224,7 +227,8 @@ class Evaluator:
 
     def request(self, spec: NetworkSpec, resolution: int, parent: EvalRequest | None = None,
                 step: Step | None = None) -> EvalRequest:
-        return EvalRequest(spec, int(resolution), self.describe(), parent, step)
+        return EvalRequest(spec, int(resolution), self.describe(), parent, step,
+                           class_path(type(self)))
 
     def resources(self) -> Resources:
         """What one evaluation needs where it runs (an executor schedules by it): a GPU when
@@ -250,8 +254,11 @@ class Evaluator:
 
 
 # -- registry -----------------------------------------------------------------------------------
-# name -> "module:Class", imported when first named (zen imports torch; --help must not).
-EVALUATORS: dict[str, str] = {
+# The built-in evaluators, listed once: name -> "module:Class", imported when first named (zen
+# imports torch; --help must not). Other packages add theirs through the entry-point group
+# below (pyproject: [project.entry-points."latency_lab.evaluators"] NAME = "module:Class"),
+# which every process finds, spawned and Ray workers included.
+EVALUATORS: dict[str, str | type] = {
     "table": "latency_lab.search.recorded:TableEvaluator",
     "py": "latency_lab.search.recorded:PyEvaluator",
     "zen": "latency_lab.search.zen:ZenScore",
@@ -260,29 +267,91 @@ EVALUATORS: dict[str, str] = {
     "train": "latency_lab.search.training_eval:TrainEvaluator",
     "net2net": "latency_lab.search.training_eval:Net2NetEvaluator",
 }
+ENTRY_POINT_GROUP = "latency_lab.evaluators"
 
 
 def register_evaluator(name: str, target: str | type) -> None:
-    """Add an evaluator under `name` (a class, or "module:Class" imported when used)."""
+    """Add an evaluator under `name` in this process (a class, or "module:Class" imported when
+    used). Workers of `--executor local:N` or Ray rebuild it from the class's module, which
+    must be importable there; an installed plugin uses the entry-point group instead."""
     EVALUATORS[name] = target
 
 
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _target(name: str) -> str | type | None:
+    return EVALUATORS.get(name) or _plugins().get(name)
+
+
+def evaluator_names() -> list[str]:
+    """Every evaluator that can be named: the built-ins, registered and installed ones."""
+    return sorted(set(EVALUATORS) | set(_plugins()))
+
+
 def _known() -> str:
-    return "known evaluators: " + ", ".join(sorted(EVALUATORS)) + " (see --help)"
+    return ("known evaluators: " + ", ".join(evaluator_names())
+            + " (`latency-lab evaluators` lists their options)")
 
 
-def evaluator_class(name: str) -> type[Evaluator]:
-    target = EVALUATORS.get(name)
-    if target is None:
-        raise EvaluatorError(f"unknown accuracy evaluator {name!r}; {_known()}")
+def _load(name: str, target: str | type) -> type[Evaluator]:
     if isinstance(target, str):
         module, _, cls = target.partition(":")
         try:
-            target = getattr(importlib.import_module(module), cls)
+            obj: Any = importlib.import_module(module)
+            for part in cls.split("."):
+                obj = getattr(obj, part)
         except ImportError as exc:
-            raise EvaluatorError(f"evaluator {name} needs {exc.name}, which this installation "
-                                 f"lacks (pip install -e '.[torch]')") from None
+            missing = exc.name or module
+            extra = "torch" if missing.split(".")[0] == "torch" else None
+            hint = (f" (pip install 'latency-lab[{extra}]'; in a checkout: pip install -e "
+                    f"'.[{extra}]')" if extra else "")
+            raise EvaluatorError(f"evaluator {name} needs {missing}, which this installation "
+                                 f"lacks{hint}") from None
+        except AttributeError as exc:
+            raise EvaluatorError(f"evaluator {name}: cannot load {target!r}: {exc}") from None
+        target = obj
+    if not (isinstance(target, type) and issubclass(target, Evaluator)):
+        raise EvaluatorError(f"evaluator {name}: {target!r} is not an accuracy evaluator (a "
+                             f"subclass of latency_lab.search.evaluators.Evaluator)")
     return target
+
+
+def evaluator_class(name: str) -> type[Evaluator]:
+    target = _target(name)
+    if target is None:
+        raise EvaluatorError(f"unknown accuracy evaluator {name!r}; {_known()}")
+    return _load(name, target)
+
+
+def describe_evaluators() -> list[dict[str, Any]]:
+    """Every evaluator that can be named, from its class's declarations (name, argument,
+    summary, metric, options with type, default, bounds and help); one that cannot be loaded
+    here is listed with the reason."""
+    rows = []
+    for name in evaluator_names():
+        try:
+            cls = evaluator_class(name)
+        except EvaluatorError as exc:
+            rows.append({"name": name, "error": str(exc)})
+            continue
+        usage = name + (f":{cls.ARG}" if cls.ARG else "") + (",KEY=VALUE..." if cls.OPTIONS else "")
+        rows.append({
+            "name": name, "usage": usage, "arg": cls.ARG, "summary": cls.summary,
+            "metric": cls.metric, "unit": cls.unit, "class": class_path(cls),
+            "options": {k: {"type": o.type.__name__, "default": _fmt(o.default),
+                            "choices": list(o.choices), "minimum": o.minimum, "help": o.help,
+                            "keyed": o.keyed}
+                        for k, o in sorted(cls.OPTIONS.items())}})
+    return rows
+
+
+def class_path(cls: type) -> str:
+    """"module:Class": how another process imports `cls`."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def parse_evaluator(text: str, elsewhere: bool = False) -> Evaluator:
@@ -322,6 +391,9 @@ def run_request(request: EvalRequest) -> EvalResult:
 
     A worker process keeps the last few evaluators it built (a py: module stays imported).
     """
+    name = split_evaluator_text(request.evaluator)[0]
+    if request.target and _target(name) is None:    # registered in the process that asked
+        register_evaluator(name, request.target)
     evaluator = _evaluator_for(request.evaluator)
     result = evaluator.evaluate(request)
     evaluator.check(request, result.value)
@@ -354,6 +426,7 @@ def evaluation_runner(executor: Executor):
 
 
 __all__ = ["Evaluator", "EvaluatorError", "EvalRequest", "EvalResult", "Step", "Option",
-           "EVALUATORS", "register_evaluator", "parse_evaluator", "run_request",
+           "EVALUATORS", "ENTRY_POINT_GROUP", "register_evaluator", "evaluator_names",
+           "class_path", "describe_evaluators", "parse_evaluator", "run_request",
            "split_evaluator_text", "evaluator_class", "evaluate_locally", "evaluation_runner",
            "Runner", "Point"]

@@ -39,6 +39,7 @@ class PyEvaluator(Evaluator):
     """`py:MODULE:FUNCTION`, called once per network with its JSON dict."""
 
     name = "py"
+    summary = "your Python function of the network's JSON dict, called once per network"
     ARG = "MODULE:FUNCTION"
     metric_label = METRIC_LABELS["accuracy"]
     OPTIONS = {"timeout": Option(float, 0.0, "seconds after which a call is stopped (0: never)",
@@ -79,6 +80,7 @@ class TableEvaluator(Evaluator):
     """`table:PATH`: recorded values keyed by (fingerprint, resolution)."""
 
     name = "table"
+    summary = "recorded values keyed by (fingerprint, resolution), e.g. from `accuracy export`"
     ARG = "PATH"
     cacheable = False
     metric_label = METRIC_LABELS["accuracy"]

@@ -43,6 +43,8 @@ class SyntheticAccuracy(Evaluator):
     """`--accuracy synthetic`: `accuracy` above, marked SYNTHETIC wherever it is reported."""
 
     name = "synthetic"
+    summary = ("a made-up function of width, depth and resolution for trying the search; "
+               "SYNTHETIC in every output")
     metric_label = "accuracy (%)"
     synthetic = WHAT
 

@@ -80,6 +80,7 @@ class TrainEvaluator(Evaluator):
     """`train:DATA_DIR[,...]`: top-1 after training from scratch."""
 
     name = "train"
+    summary = "top-1 % on the data set's val/ after training from scratch on its train/"
     metric = "accuracy"
     metric_label = "top-1 accuracy (%)"
     unit = "%"
@@ -159,6 +160,8 @@ class Net2NetEvaluator(TrainEvaluator):
     """`net2net:DATA_DIR[,...]`: top-1 after fine-tuning from the parent's weights."""
 
     name = "net2net"
+    summary = ("top-1 % after fine-tuning from the parent's weights (function-preserving "
+               "width and depth steps)")
     uses_parent = True
     OPTIONS = {**_recipe_options(2, 0.0), **_common_options(),
                "lr": Option(float, 0.0, "fine-tuning learning rate (0: 0.3 x train:'s, "

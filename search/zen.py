@@ -132,6 +132,8 @@ class ZenScore(Evaluator):
     """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]`."""
 
     name = "zen"
+    summary = ("Zen-Score (Zen-NAS): a zero-shot proxy score of an untrained network, not an "
+               "accuracy")
     metric = "zen_score"
     metric_label = "Zen-Score"
     unit = ""
@@ -224,6 +226,7 @@ class TunedZenScore(ZenScore):
     """`zen-tuned[,...]`: Zen-Score / conv blocks (stem + MBConv blocks + head)."""
 
     name = "zen-tuned"
+    summary = "Zen-Score divided by the number of conv blocks (the thesis's tuned proxy)"
     metric = "zen_tuned_score"
     metric_label = "tuned Zen-Score (Zen-Score / conv blocks)"
 

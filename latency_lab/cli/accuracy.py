@@ -97,3 +97,28 @@ def accuracy_export(
         written = export_table(store, out, select_key(store, evaluator), _fingerprint(network))
     print(f"wrote {out}: {len(written)} rows, {written[0]['metric']} by "
           f"{written[0]['evaluator_key']}")
+
+
+def evaluators_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the accuracy evaluators --accuracy can name, with their argument and options."""
+    import json
+
+    from latency_lab.search.evaluators import describe_evaluators
+
+    rows = describe_evaluators()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        if row.get("error"):
+            print(f"{row['name']}  (unavailable: {row['error']})\n")
+            continue
+        print(f"{row['usage']}\n    {row['summary'] or '(no summary)'}; value: {row['metric']}"
+              f"{' (' + row['unit'] + ')' if row['unit'] else ''}; from {row['class']}")
+        for name, opt in row["options"].items():
+            rule = (f" one of {'|'.join(opt['choices'])}" if opt["choices"] else "") + \
+                   (f" >= {opt['minimum']:g}" if opt["minimum"] is not None else "")
+            print(f"    {name + '=' + opt['default']:<24} {opt['type']}{rule}: {opt['help']}")
+        print()

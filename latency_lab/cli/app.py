@@ -66,9 +66,10 @@ app.add_typer(lut_app, name="lut")
 from latency_lab.cli.cache import cache_app  # noqa: E402
 
 app.add_typer(cache_app, name="cache")
-from latency_lab.cli.accuracy import accuracy_app  # noqa: E402
+from latency_lab.cli.accuracy import accuracy_app, evaluators_command  # noqa: E402
 
 app.add_typer(accuracy_app, name="accuracy")
+app.command("evaluators")(evaluators_command)
 
 from latency_lab.cli.data import dataset_app  # noqa: E402
 

@@ -18,6 +18,7 @@ import typer
 from latency_lab.cli.options import parse_int_list
 from latency_lab.errors import UserError, check_number
 from latency_lab.scaleout.executors import EXECUTOR_HELP
+from latency_lab.search.evaluators import EVALUATORS
 
 PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
            "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
@@ -26,14 +27,10 @@ LATENCY_HELP = ("Latency source: a device name (measured live, cached in the sto
                 "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
                 "what the first lacks is asked of the next (--latency table:T --latency lut:L "
                 "--latency cpu). " + PY_HELP)
-ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]: zen or zen-tuned (Zen-Score "
-                 "proxies; options batch, repeats, seed, gamma, se, device, threads), "
-                 "train:DATA_DIR (top-1 after training from scratch; epochs, batch, lr, ...), "
-                 "net2net:DATA_DIR (top-1 after fine-tuning from the parent's weights; epochs, "
-                 "base_epochs, ...), table:PATH (recorded values, e.g. from `accuracy export`), "
-                 "py:MODULE:FUNCTION, or synthetic (a made-up function of width, depth and "
-                 "resolution, for trying the search; marked SYNTHETIC in every output). "
-                 + PY_HELP)
+ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]; built in: "
+                 + ", ".join(EVALUATORS) + ", and any installed through the entry-point "
+                 "group latency_lab.evaluators. `latency-lab evaluators` lists each with its "
+                 "argument and options. " + PY_HELP)
 STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
               "measurements.sqlite).")
 REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."

@@ -50,6 +50,12 @@ class ExecutorSpec:
     kind: str = "local"
     workers: int = 1
     address: str | None = None      # ray: None (join or start local), "auto", "ray://H:P"
+    name: str = ""                  # the registry NAME of `--executor NAME[:ARG]` (default: kind)
+
+    @property
+    def executor(self) -> str:
+        """The registry name of the executor class that opens this spec."""
+        return self.name or ("local" if self.kind == "processes" else self.kind)
 
     @property
     def is_ray(self) -> bool:
@@ -60,10 +66,27 @@ RAY_HINT = "pip install 'latency-lab[ray]' (in a checkout: pip install -e '.[ray
 
 
 class Executor:
-    """Runs `fn(item)` for each item of a batch; yields (index, result) as each finishes."""
+    """Runs `fn(item)` for each item of a batch; yields (index, result) as each finishes.
 
+    A plugin executor is one subclass, found by its NAME through the entry-point group
+    `latency_lab.executors` (NAME = "module:Class"): `parse` reads `--executor NAME[:ARG]`
+    before anything runs, `create` opens it; `SYNTAX` is its help, (form, meaning) pairs."""
+
+    name = ""
+    SYNTAX: tuple[tuple[str, str], ...] = ()
     spec: ExecutorSpec
     workers: int = 1        # how many tasks may run at once (for messages and benchmarks)
+
+    @classmethod
+    def parse(cls, text: str, arg: str | None) -> ExecutorSpec:
+        """`--executor NAME[:ARG]` -> its spec, or an ExecutorError saying what is wrong."""
+        if arg is not None:
+            raise ExecutorError(f"--executor {text!r}: {cls.name} takes no argument")
+        return ExecutorSpec(text, cls.name)
+
+    @classmethod
+    def create(cls, spec: ExecutorSpec, max_retries: int = DEFAULT_RETRIES) -> "Executor":
+        return cls(spec, max_retries)
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any],
                       resources: Resources = Resources()) -> Iterator[tuple[int, Any]]:

@@ -1,7 +1,8 @@
 """Where independent pieces of work run: this process, N local processes, or a Ray cluster.
 
-`--executor` (on `search`, `scale`, `compare`, `sweep-plan`) is parsed once, by
-`parse_executor`:
+`--executor NAME[:ARG]` (on `search`, `scale`, `compare`, `sweep-plan`) is parsed once, by
+`parse_executor`, which asks the executor class registered as NAME (`EXECUTORS`, or the
+entry-point group `latency_lab.executors`):
 
     local            everything in this process, one after the other (the default)
     local:N          N worker processes on this machine (spawned, so no thread state is forked)
@@ -31,68 +32,94 @@ import os
 from latency_lab.scaleout.base import (DEFAULT_RETRIES, RAY_HINT, Executor, ExecutorError,
                                        ExecutorSpec, Resources, _call_in, _short)
 
-EXECUTOR_HELP = ("Where evaluations run: local (this process), local:N (N processes), ray "
-                 "(join or start a local Ray), ray:auto or ray://HOST:PORT (a Ray cluster).")
+# The built-in executors, listed once; other packages add theirs through the entry-point group
+# (pyproject: [project.entry-points."latency_lab.executors"] NAME = "module:Class").
+EXECUTORS: dict[str, str] = {
+    "local": "latency_lab.scaleout.executors:InlineExecutor",
+    "ray": "latency_lab.scaleout.ray_executor:RayExecutor",
+}
+ENTRY_POINT_GROUP = "latency_lab.executors"
+
+
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def executor_names() -> list[str]:
+    return sorted(set(EXECUTORS) | set(_plugins()))
+
+
+def executor_class(name: str) -> type[Executor]:
+    """The executor class registered as `name` (built-in or entry point)."""
+    import importlib
+
+    target = EXECUTORS.get(name) or _plugins().get(name)
+    if target is None:
+        raise ExecutorError(f"unknown --executor {name!r}; known: {', '.join(executor_names())} "
+                            f"(local, local:N, ray, ray:auto or ray://HOST:PORT)")
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ExecutorError(f"cannot load executor {name} ({target}): {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        raise ExecutorError(f"executor {name}: {target} is not an Executor subclass")
+    return cls
+
+
+def executor_help() -> str:
+    """The help of --executor, from the built-in executors' own SYNTAX."""
+    forms = [f"{form} ({meaning})" for name in EXECUTORS
+             for form, meaning in executor_class(name).SYNTAX]
+    return ("Where evaluations run: " + ", ".join(forms) + ", or an executor installed "
+            "through the entry-point group latency_lab.executors.")
 
 
 def open_executor(spec: ExecutorSpec, max_retries: int = DEFAULT_RETRIES) -> Executor:
     """The executor a parsed `--executor` names, ready to `map_unordered` (close it, or use it
     as a context manager). Ray is imported here, only for a Ray spec."""
-    if spec.kind == "local":
-        return InlineExecutor(spec)
-    if spec.kind == "processes":
-        return ProcessExecutor(spec, max_retries)
-    from latency_lab.scaleout.ray_executor import RayExecutor
-
-    return RayExecutor(spec, max_retries)
+    return executor_class(spec.executor).create(spec, max_retries)
 
 
 def parse_executor(text: str | None) -> ExecutorSpec:
-    """`local`, `local:N`, `ray`, `ray:auto`, `ray://HOST:PORT` -> ExecutorSpec. A Ray spec
-    where Ray is not installed is refused here, before anything runs (found, not imported)."""
-    spec = _parse(text)
-    if spec.is_ray:
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            raise ExecutorError(f"--executor {spec.text} needs Ray, which is not installed: "
-                                f"{RAY_HINT}")
-    return spec
-
-
-def _parse(text: str | None) -> ExecutorSpec:
+    """`NAME[:ARG]` (`local`, `local:N`, `ray`, `ray:auto`, `ray://HOST:PORT`, a plugin's) ->
+    ExecutorSpec, checked before anything runs (a Ray spec where Ray is not installed is
+    refused here: found, not imported)."""
     raw = (text or "local").strip()
-    kind, sep, rest = raw.partition(":")
-    if raw == "local":
-        return ExecutorSpec(raw)
-    if kind == "local" and sep:
-        try:
-            n = int(rest)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ExecutorError(f"--executor {raw!r}: local:N needs a number of worker "
-                                f"processes N >= 1")
-        return ExecutorSpec(raw, "processes", n)
-    if raw == "ray":
-        return ExecutorSpec(raw, "ray")
-    if raw == "ray:auto":
-        return ExecutorSpec(raw, "ray", address="auto")
-    if raw.startswith("ray://"):
-        host, colon, port = raw[len("ray://"):].rpartition(":")
-        if not host or not colon or not port.isdigit():
-            raise ExecutorError(f"--executor {raw!r}: give the Ray Client address as "
-                                f"ray://HOST:PORT (a head node serves port 10001)")
-        return ExecutorSpec(raw, "ray", address=raw)
-    raise ExecutorError(f"unknown --executor {raw!r}; use local, local:N, ray, ray:auto or "
-                        f"ray://HOST:PORT")
+    name, sep, arg = raw.partition(":")
+    return executor_class(name).parse(raw, arg if sep else None)
 
 
 class InlineExecutor(Executor):
-    """`local`: in this process, in order; what the search did before executors existed."""
+    """`local`: in this process, in order; what the search did before executors existed.
+    `local:N` (parsed here too) is the `ProcessExecutor`."""
 
-    def __init__(self, spec: ExecutorSpec | None = None):
+    name = "local"
+    SYNTAX = (("local", "this process"), ("local:N", "N processes"))
+
+    def __init__(self, spec: ExecutorSpec | None = None, max_retries: int = DEFAULT_RETRIES):
         self.spec = spec or ExecutorSpec("local")
+
+    @classmethod
+    def parse(cls, text: str, arg: str | None) -> ExecutorSpec:
+        if arg is None:
+            return ExecutorSpec(text)
+        try:
+            n = int(arg)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ExecutorError(f"--executor {text!r}: local:N needs a number of worker "
+                                f"processes N >= 1")
+        return ExecutorSpec(text, "processes", n, name="local")
+
+    @classmethod
+    def create(cls, spec: ExecutorSpec, max_retries: int = DEFAULT_RETRIES) -> Executor:
+        if spec.kind == "processes":
+            return ProcessExecutor(spec, max_retries)
+        return cls(spec)
 
     def map_unordered(self, fn, items, resources=Resources()):
         for i, item in enumerate(items):
@@ -212,6 +239,8 @@ class ProcessExecutor(Executor):
         self._shutdown()
 
 
+EXECUTOR_HELP = executor_help()
+
 __all__ = ["ExecutorSpec", "Executor", "ExecutorError", "InlineExecutor", "ProcessExecutor",
-           "Resources", "open_executor", "parse_executor", "EXECUTOR_HELP", "DEFAULT_RETRIES",
-           "RAY_HINT"]
+           "Resources", "open_executor", "parse_executor", "executor_class", "executor_names",
+           "EXECUTORS", "ENTRY_POINT_GROUP", "EXECUTOR_HELP", "DEFAULT_RETRIES", "RAY_HINT"]

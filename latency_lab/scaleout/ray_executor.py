@@ -91,6 +91,9 @@ def check_placeable(ray, resources: Resources, what: str) -> None:
 class RayExecutor(Executor):
     """Tasks on a Ray cluster; see the module docstring for the fault handling."""
 
+    name = "ray"
+    SYNTAX = (("ray", "join or start a local Ray"),
+              ("ray:auto or ray://HOST:PORT", "a Ray cluster"))
     poll_s = 2.0
     lost_grace_s = 30.0
 
@@ -100,6 +103,30 @@ class RayExecutor(Executor):
         self.owned = connect(spec)
         self.workers = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         self._remote = self.ray.remote(_call_in)
+
+    @classmethod
+    def parse(cls, text: str, arg: str | None) -> ExecutorSpec:
+        """`ray`, `ray:auto`, `ray://HOST:PORT`; refused where Ray is not installed (found,
+        not imported: importing ray costs about a second)."""
+        import importlib.util
+
+        if arg is None:
+            spec = ExecutorSpec(text, "ray")
+        elif arg == "auto":
+            spec = ExecutorSpec(text, "ray", address="auto")
+        elif arg.startswith("//"):
+            host, colon, port = arg[2:].rpartition(":")
+            if not host or not colon or not port.isdigit():
+                raise ExecutorError(f"--executor {text!r}: give the Ray Client address as "
+                                    f"ray://HOST:PORT (a head node serves port 10001)")
+            spec = ExecutorSpec(text, "ray", address=text)
+        else:
+            raise ExecutorError(f"unknown --executor {text!r}; use ray, ray:auto or "
+                                f"ray://HOST:PORT")
+        if importlib.util.find_spec("ray") is None:
+            raise ExecutorError(f"--executor {text} needs Ray, which is not installed: "
+                                f"{RAY_HINT}")
+        return spec
 
     def describe(self) -> str:
         return f"{self.spec.text} ({cluster_summary(self.ray)})"
