@@ -220,7 +220,7 @@ def cases() -> list[Case]:
         (compare, "--budget-ms", ["nan", "inf", "-1", "0"]), (compare, "--candidates", ["0"]),
         (scale, "--budget-ms", ["nan", "inf", "-inf", "-1", "0"]),
         (jumps, "--z-min", ["nan", "inf", "-inf", "-5", "0"]),
-        (jumps, "--max-latency-ms", ["nan", "-1", "0"]),
+        (jumps, "--budget-ms", ["nan", "-1", "0"]),
         (jumps, "--min-latency-ms", ["nan", "-1"]),
         (jumps, "--min-jump-pct", ["nan", "-1", "-inf"]), (jumps, "--neighbours", ["-1"]),
         (lut_rec, "--ci-target-pct", ["nan", "0"]), (lut_rec, "--time-cap-s", ["nan"]),

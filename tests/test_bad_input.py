@@ -88,7 +88,7 @@ CASES = [
     (JUMPS + ["--z-min", "nan"], "--z-min must be a finite number"),
     (JUMPS + ["--z-min", "-5"], "--z-min must be > 0, got -5.0 (the step a jump needs, in "
                                 "standard errors)"),
-    (JUMPS + ["--max-latency-ms", "nan"], "--budget-ms must be a finite number"),
+    (JUMPS + ["--budget-ms", "nan"], "--budget-ms must be a finite number"),
     (JUMPS + ["--min-jump-pct", "-1"], "--min-jump-pct must be >= 0"),
     (["jumps", "bad_res.csv", "--out", "j"], "above 2048, the largest input"),
     (["network", "show", "efficientnet-b0", "--resolution", "99999"], "outside 32..2048"),

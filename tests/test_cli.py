@@ -122,18 +122,68 @@ def test_every_user_error_derives_from_user_error():
     assert not isinstance(err.value, BudgetError)
 
 
-def test_sweep_options_default_to_the_protocols_own_defaults():
-    """The sweep command repeats Protocol's defaults in its options (importing the protocol
-    would pull scipy into `--help`, about 3 s); this pins them to one source of truth."""
+def _command_options() -> dict[str, dict[str, list[str]]]:
+    """--flag -> {help text: [commands that take it with that help]}, from the built CLI."""
+    import typer
+
+    from latency_lab.cli.app import app
+
+    seen: dict[str, dict[str, list[str]]] = {}
+
+    def walk(cmd, path):
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+        for p in getattr(cmd, "params", []):
+            if getattr(p, "param_type_name", "") == "option" and path:
+                seen.setdefault(p.opts[0], {}).setdefault(p.help, []).append(" ".join(path))
+
+    walk(typer.main.get_command(app), [])
+    return seen
+
+
+def test_an_option_means_one_thing_in_every_command():
+    """Every option two commands take is declared once (cli/options.py) and says the same in
+    both; --device and --network come as the thing a command works on or as a filter of what
+    it lists (two declarations); --out says what each command writes."""
+    import typing
+
+    from latency_lab.cli import options
+
+    declared = {meta.help for value in vars(options).values()
+                for meta in getattr(value, "__metadata__", ())}
+    assert typing.get_origin(options.StorePath) is typing.Annotated
+    shared = {flag: helps for flag, helps in _command_options().items()
+              if sum(map(len, helps.values())) > 1 and flag != "--out"}
+    assert {"--store", "--network", "--device", "--executor", "--ci-target-pct",
+            "--budget-ms", "--latency", "--accuracy"} <= set(shared)
+    for flag, helps in shared.items():
+        assert len(helps) <= (2 if flag in ("--device", "--network") else 1), (flag, helps)
+        assert set(helps) <= declared, f"{flag} is declared outside options.py"
+
+
+def test_protocol_options_default_to_the_protocols_own_defaults():
+    """sweep, search, compare and scale show Protocol's defaults, lut record the block
+    protocol's: read from measure/settings.py, not repeated."""
     import inspect
 
+    from latency_lab.cli.search import compare_command, scale_command, search_command
     from latency_lab.cli.sweep import sweep
+    from latency_lab.cli.tables import lut_record
     from latency_lab.measure.protocol import Protocol
+    from latency_lab.measure.settings import BLOCK_PROTOCOL
 
-    defaults = {name: p.default.default for name, p in inspect.signature(sweep).parameters.items()}
-    proto = Protocol()
-    for field in ("ci_target_pct", "min_rounds", "max_rounds", "runs_per_visit", "time_cap_s"):
-        assert defaults[field] == getattr(proto, field), field
+    names = {"ci_target_pct": "ci_target_pct", "min_rounds": "min_rounds",
+             "max_rounds": "max_rounds", "runs_per_visit": "runs_per_visit",
+             "time_cap_s": "time_cap_s", "batch_time_cap_s": "time_cap_s"}
+    for command, proto in ((sweep, Protocol()), (search_command, Protocol()),
+                           (compare_command, Protocol()), (scale_command, Protocol()),
+                           (lut_record, BLOCK_PROTOCOL)):
+        params = inspect.signature(command).parameters
+        checked = [n for n in names if n in params]
+        assert len(checked) >= 4, command.__name__
+        for name in checked:
+            assert params[name].default == getattr(proto, names[name]), (command, name)
+    assert BLOCK_PROTOCOL != Protocol()
 
 
 def test_progress_prints_plain_lines_off_a_terminal_and_advice_when_cis_are_wide():

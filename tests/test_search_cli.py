@@ -196,16 +196,16 @@ def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp
     assert "only be the last" in capsys.readouterr().err
 
 
-def test_search_protocol_options_state_the_protocol_defaults():
-    """The help texts give Protocol's defaults by hand: this pins them to the one source."""
-    from latency_lab.cli.search import CAP_HELP, CI_HELP, MAX_ROUNDS_HELP, ROUNDS_HELP, _protocol
+def test_protocol_options_over_the_protocol_defaults():
+    """What a command's protocol options give: Protocol's defaults where a user gave none, and
+    --max-rounds alone below the minimum lowers the minimum to it."""
+    from latency_lab.cli.options import protocol
     from latency_lab.measure.protocol import Protocol
 
     p = Protocol()
-    assert f"(default {p.ci_target_pct:g})" in CI_HELP and f"(default {p.min_rounds})" in ROUNDS_HELP
-    assert f"(default {p.max_rounds})" in MAX_ROUNDS_HELP and f"(default {p.time_cap_s:g})" in CAP_HELP
-    assert _protocol(None, None, None, None) == p
-    assert _protocol(2.0, 4, 12, None) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
-    p = _protocol(2.5, None, 3, None)       # --max-rounds below the default minimum
-    assert (p.min_rounds, p.max_rounds, p.ci_target_pct) == (3, 3, 2.5)
-    assert _protocol(None, None, 20, None).min_rounds == Protocol().min_rounds
+    assert protocol(p, p.ci_target_pct, p.min_rounds, p.max_rounds) == p
+    assert protocol(p, 2.0, 4, 12) == Protocol(ci_target_pct=2.0, min_rounds=4, max_rounds=12)
+    q = protocol(p, 2.5, p.min_rounds, 3)       # --max-rounds below the default minimum
+    assert (q.min_rounds, q.max_rounds, q.ci_target_pct) == (3, 3, 2.5)
+    assert protocol(p, p.ci_target_pct, p.min_rounds, 20).min_rounds == p.min_rounds
+    assert protocol(p, 1.0, 8, 100, None, 60.0).time_cap_s == 60.0

@@ -12,16 +12,12 @@ from typing import Optional
 
 import typer
 
+from latency_lab.cli.options import AsJson, EvaluatorFilter, NetworkFilter, Rows, StorePath
+
 from latency_lab.errors import UserError
 
 accuracy_app = typer.Typer(no_args_is_help=True,
                            help="The accuracy cache: every evaluation kept in the store.")
-
-_STORE_HELP = "SQLite store (default: the cache's measurements.sqlite)."
-_EVALUATOR_HELP = ("Only this evaluator: its text as given to --accuracy (e.g. zen-tuned, "
-                   "zen,batch=8) or a stored evaluator key (or a unique prefix of one).")
-_NETWORK_HELP = "Only this network (preset name, JSON file or fingerprint)."
-
 
 def _open(store_path: Optional[Path]):
     from latency_lab.paths import default_store_path
@@ -52,10 +48,10 @@ def _value(row: dict) -> str:
 
 @accuracy_app.command("show")
 def accuracy_show(
-    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
-    evaluator: Optional[str] = typer.Option(None, help=_EVALUATOR_HELP),
-    network: Optional[str] = typer.Option(None, help=_NETWORK_HELP),
-    rows: bool = typer.Option(True, help="List every evaluation (--no-rows: counts only)."),
+    store_path: StorePath = None,
+    evaluator: EvaluatorFilter = None,
+    network: NetworkFilter = None,
+    rows: Rows = True,
 ) -> None:
     """List the cached evaluations, grouped by evaluator key (newest value per key)."""
     from latency_lab.search.accuracy_cache import select_key, table_rows
@@ -82,16 +78,22 @@ def accuracy_show(
 
 @accuracy_app.command("export")
 def accuracy_export(
-    out: Path = typer.Argument(..., help="CSV to write (read back with --accuracy table:OUT)."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
-    evaluator: Optional[str] = typer.Option(None, help=_EVALUATOR_HELP + " Needed when the "
-                                                                         "store holds several."),
-    network: Optional[str] = typer.Option(None, help=_NETWORK_HELP),
+    out_arg: Optional[Path] = typer.Argument(None, metavar="[OUT]", help="Same as --out."),
+    out: Optional[Path] = typer.Option(None, help="CSV to write (read back with --accuracy "
+                                                  "table:OUT)."),
+    store_path: StorePath = None,
+    evaluator: EvaluatorFilter = None,
+    network: NetworkFilter = None,
 ) -> None:
     """Write one evaluator's cached values as an accuracy table."""
     from latency_lab.fileio import check_output_file
     from latency_lab.search.accuracy_cache import export_table, select_key
 
+    if out_arg and out and out_arg != out:
+        raise UserError(f"two outputs given ({out_arg} and --out {out}): give one")
+    out = out or out_arg
+    if out is None:
+        raise UserError("give the CSV to write: --out FILE")
     check_output_file(out, "table")
     with _open(store_path) as store:
         written = export_table(store, out, select_key(store, evaluator), _fingerprint(network))
@@ -100,7 +102,7 @@ def accuracy_export(
 
 
 def evaluators_command(
-    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    as_json: AsJson = False,
 ) -> None:
     """List the accuracy evaluators --accuracy can name, with their argument and options."""
     import json

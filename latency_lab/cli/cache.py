@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from latency_lab.cli.options import AllModels
+
 from latency_lab.errors import UserError
 
 cache_app = typer.Typer(no_args_is_help=True,
@@ -13,7 +15,7 @@ cache_app = typer.Typer(no_args_is_help=True,
 
 
 @cache_app.command("show")
-def cache_show(all_models: bool = typer.Option(False, "--all", help="List every model.")) -> None:
+def cache_show(all_models: AllModels = False) -> None:
     """Where the cache is, its size against the cap, and the models (least recently used
     first)."""
     from latency_lab.models import cache as model_cache
@@ -42,7 +44,7 @@ def cache_show(all_models: bool = typer.Option(False, "--all", help="List every 
 def cache_prune(
     max_mb: Optional[float] = typer.Option(None, help="Keep at most this many MB of models "
                                                       "(default: the cap)."),
-    remove_all: bool = typer.Option(False, "--all", help="Remove every converted model."),
+    remove_all: AllModels = False,
 ) -> None:
     """Remove the least recently used converted models (they are converted again when next
     used; measurements in the store are kept)."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from latency_lab.cli.options import Seed
+
 dataset_app = typer.Typer(no_args_is_help=True, help="Image-folder data sets for the training "
                                                      "evaluators.")
 
@@ -18,7 +20,7 @@ def dataset_synth(
     per_class: int = typer.Option(100, "--per-class", help="Training images per class."),
     val_per_class: int = typer.Option(40, "--val-per-class", help="Validation images per class."),
     size: int = typer.Option(96, help="Image side in pixels (fine detail: 2.2-4 px periods)."),
-    seed: int = typer.Option(0, help="Seed: the same parameters give the same files."),
+    seed: Seed = 0,
 ) -> None:
     """Generate the deterministic synthetic image folder (train/ and val/)."""
     from latency_lab.training.synth import SynthConfig, generate

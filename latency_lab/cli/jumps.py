@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from latency_lab.cli.options import BudgetMs, MaxCandidates, NetworkName, Stages, StorePath
+
 from latency_lab.errors import UserError
 
 
@@ -22,18 +24,10 @@ def jumps_command(
                                                            "directory)."),
     neighbours: int = typer.Option(0, min=0, help="Also propose this many grid neighbours "
                                                  "on each side of each before-jump resolution."),
-    budget_ms: Optional[float] = typer.Option(None, "--budget-ms", "--max-latency-ms",
-                                              help="Latency budget T: drop resolutions whose "
-                                                   "baseline is over it or leaves no room for "
-                                                   "one scaling step of the network under it."),
-    max_candidates: int = typer.Option(4, min=0, help="Keep the best N by the size of the jump "
-                                                      "after them (0: all that fit)."),
-    network: Optional[str] = typer.Option(None, help="The swept network (preset or JSON file) "
-                                                     "whose cheapest scaling step the budget "
-                                                     "must leave room for (default: the CSV's "
-                                                     "network column, when it names a preset)."),
-    stages: Optional[str] = typer.Option(None, help="Body stages RBIS will scale, e.g. 2,3,4,5,6 "
-                                                    "(default: the last five)."),
+    budget_ms: BudgetMs = None,
+    max_candidates: MaxCandidates = 4,
+    network: NetworkName = None,
+    stages: Stages = None,
     min_latency_ms: Optional[float] = typer.Option(None, help="Drop candidates under this."),
     min_jump_pct: Optional[float] = typer.Option(None, help="Only jumps of at least this many "
                                                             "percent give candidates (all are "
@@ -42,15 +36,17 @@ def jumps_command(
                                           "DEFAULT_Z_MIN; higher: fewer false jumps)."),
     no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
                                                       "the curve."),
-    method: str = typer.Option("auto", help="auto (model with CIs, else pelt), model (sparse "
+    detector: str = typer.Option("auto", "--detector", help="auto (model with CIs, else pelt), model (sparse "
                                             "model of the whole curve) or pelt (Pelt + local "
                                             "step tests); see docs/jumps.md."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store whose raw "
-                                              "samples give CIs to rows that lack them (default:"
-                                              " the cache's store, when it exists)."),
+    store_path: StorePath = None,
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),
 ) -> None:
-    """Find latency jumps in a resolution sweep and list the candidate resolutions."""
+    """Find latency jumps in a resolution sweep and list the candidate resolutions.
+
+    With --budget-ms, a candidate must leave room for one scaling step of the swept network
+    (--network, default: the CSV's network column when it names a preset); --store gives CIs
+    from the store's raw samples to rows that lack them."""
     import pandas as pd
 
     from latency_lab.fileio import check_output_dir
@@ -72,7 +68,7 @@ def jumps_command(
                                  min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
                                  max_candidates=max_candidates, step_cost=step_cost,
                                  plot=not no_plot, z_min=z_min,
-                                 use_ci=not no_ci, method=method)
+                                 use_ci=not no_ci, method=detector)
     except PermissionError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     print(summary(analysis))

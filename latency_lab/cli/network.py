@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
+
+from latency_lab.cli.options import AsJson, Resolution
 
 network_app = typer.Typer(no_args_is_help=True, help="Network presets and specs.")
 @network_app.command("list")
@@ -24,8 +25,8 @@ def network_list() -> None:
 @network_app.command("show")
 def network_show(
     name: str = typer.Argument(..., help="Preset name or path to a network JSON file."),
-    resolution: Optional[int] = typer.Option(None, help="Count MACs at this resolution."),
-    as_json: bool = typer.Option(False, "--json", help="Print the spec as JSON."),
+    resolution: Resolution = None,
+    as_json: AsJson = False,
 ) -> None:
     """Print a network's spec, parameter count and MACs."""
     from latency_lab.network import complexity
@@ -57,8 +58,7 @@ def network_export(
     fmt: str = typer.Option(..., "--format", help="tflite, onnx, keras (.keras) or torch "
                                                   "(torch.export .pt2)."),
     out: Path = typer.Option(..., help="File to write."),
-    resolution: Optional[int] = typer.Option(None, help="Fix the input to R x R (default: H and "
-                                                        "W dynamic)."),
+    resolution: Resolution = None,
     builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
                                                "(the TFLite converter)."),
 ) -> None:

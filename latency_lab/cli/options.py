@@ -1,11 +1,116 @@
-"""What the command groups share: the console, progress of a measuring run, parsers of
-option values. Nothing here imports a command module."""
+"""What the command groups share: every option more than one command takes (declared once
+here, with its default read from the module that owns it), the console, progress of a
+measuring run, parsers of option values. Nothing here imports a command module.
+
+An option is an `Annotated` type: a command writes `store_path: StorePath = None`. A name
+means one thing in every command (`tests/test_cli.py` holds each shared name to one help text).
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from latency_lab.errors import UserError
+from latency_lab.measure.settings import Protocol, protocol_from
+from latency_lab.scaleout.executors import EXECUTOR_HELP
+from latency_lab.search.evaluators import EVALUATORS
+
+# -- what to measure, where -----------------------------------------------------------------
+DEFAULT_NETWORK = "efficientnet-b0"
+NetworkName = Annotated[str, typer.Option("--network", help="Preset name or network JSON file.")]
+DeviceName = Annotated[str, typer.Option("--device", help="Device driver name (see "
+                                                          "`latency-lab devices`).")]
+Threads = Annotated[Optional[int], typer.Option(help="Inference threads (device default: 1).")]
+Affinity = Annotated[Optional[str], typer.Option(help="Pin to CPUs, e.g. 0 or 0-3 (cpu "
+                                                      "device).")]
+Serial = Annotated[Optional[str], typer.Option(help="ADB serial of the phone (android, "
+                                                    "pixel2).")]
+DeviceOptions = Annotated[list[str], typer.Option(
+    "--device-option", "-O", help="Driver option KEY=VALUE of a device, repeatable (e.g. "
+    "adb_port=5037, precision=fp16; builder=keras converts models with the TFLite converter "
+    "instead of emitting them).")]
+Resolutions = Annotated[Optional[str], typer.Option(
+    help="Input resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
+         "240,256,272,288.")]
+StorePath = Annotated[Optional[Path], typer.Option(
+    "--store", help="SQLite store of every sample and evaluation (default: the cache's "
+                    "measurements.sqlite).")]
+DeviceFilter = Annotated[Optional[str], typer.Option("--device", help="Only this device name "
+                                                                    "or context key.")]
+NetworkFilter = Annotated[Optional[str], typer.Option(
+    "--network", help="Only this network: a name, fingerprint, preset, network JSON or result "
+                      "file.")]
+Rows = Annotated[bool, typer.Option("--rows/--no-rows", help="List every row (--no-rows: "
+                                                               "counts only).")]
+AllModels = Annotated[bool, typer.Option("--all", help="Every model of the cache (show: list "
+                                                       "each; prune: remove each).")]
+Seed = Annotated[int, typer.Option(help="Seed of what this command draws at random: the same "
+                                        "seed gives the same result.")]
+Resolution = Annotated[Optional[int], typer.Option(
+    help="Input resolution R (R x R pixels; default: the network's own, except network "
+         "export, whose default leaves H and W dynamic).")]
+Jumps = Annotated[bool, typer.Option(help="Detect latency jumps after each sweep (`latency-lab "
+                                          "jumps`).")]
+EvaluatorFilter = Annotated[Optional[str], typer.Option(
+    "--evaluator", help="Only this evaluator: its text as given to --accuracy (e.g. zen-tuned, "
+                        "zen,batch=8) or a stored evaluator key (or a unique prefix of one); "
+                        "needed by export when the store holds several.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Remeasure = Annotated[bool, typer.Option(help="Measure again even where the store has "
+                                              "results.")]
+Executor = Annotated[str, typer.Option(help=EXECUTOR_HELP)]
+BudgetMs = Annotated[Optional[float], typer.Option("--budget-ms", help="Latency budget T in "
+                                                                       "ms.")]
+
+# -- a search: latency sources, evaluators, candidates -------------------------------------------
+PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
+           "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
+           "hangs).")
+Latency = Annotated[list[str], typer.Option(
+    help="Latency source: a device name (measured live, cached in the store), table:PATH, "
+         "lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: what the first lacks "
+         "is asked of the next (--latency table:T --latency lut:L --latency cpu). " + PY_HELP)]
+Accuracy = Annotated[str, typer.Option(
+    help="Accuracy evaluator NAME[:ARG][,KEY=VALUE...]; built in: " + ", ".join(EVALUATORS)
+         + ", and any installed through the entry-point group latency_lab.evaluators. "
+         "`latency-lab evaluators` lists each with its argument and options. " + PY_HELP)]
+Reevaluate = Annotated[bool, typer.Option("--reevaluate", help="Evaluate every candidate again "
+                                          "even where the accuracy cache has its value.")]
+ResolutionsFrom = Annotated[Optional[Path], typer.Option(
+    "--resolutions-from", help="Candidate resolutions from a CSV: a `latency-lab jumps` "
+    "candidates.csv is re-selected for this budget and network (--max-candidates); any other "
+    "CSV's `resolution` column is taken as it is.")]
+LutFile = Annotated[Path, typer.Option("--lut", help="LUT file written by `lut record`.")]
+Candidates = Annotated[int, typer.Option(help="K: candidates evaluated per iteration (lowest "
+                                              "latency).")]
+Stages = Annotated[Optional[str], typer.Option(help="0-based body stages RBIS scales, e.g. "
+                                                    "2,3,4,5,6 (default: the last five).")]
+MaxCandidates = Annotated[int, typer.Option(
+    min=0, help="Keep the best N candidate resolutions by the size of the jump after them, "
+                "among those with room for a scaling step under the budget (0: all).")]
+
+# -- the measurement protocol (defaults: measure/settings.py) ----------------------------------
+CiTarget = Annotated[float, typer.Option(help="Stop a point at this CI half-width, % of its "
+                                              "median.")]
+MinRounds = Annotated[int, typer.Option(help="Rounds before a point may stop.")]
+MaxRounds = Annotated[int, typer.Option(help="Rounds after which a point stops anyway (alone "
+                                             "below --min-rounds, it lowers that too).")]
+RunsPerVisit = Annotated[int, typer.Option(help="Samples per point per round.")]
+TimeCap = Annotated[float, typer.Option(help="Wall-time cap of the measuring, seconds (inf: "
+                                             "none); a rerun goes on where it stopped.")]
+BatchTimeCap = Annotated[float, typer.Option(help="A live device: wall-time cap of measuring "
+                                                  "each batch of candidates, seconds.")]
+
+
+def protocol(base: Protocol, ci_target_pct: float, min_rounds: int, max_rounds: int,
+             runs_per_visit: int | None = None, time_cap_s: float | None = None) -> Protocol:
+    """The protocol a command's options give, over the defaults they were declared with."""
+    return protocol_from(base, ci_target_pct, min_rounds, max_rounds, runs_per_visit,
+                         time_cap_s)
 
 
 def make_console():

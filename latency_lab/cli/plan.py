@@ -8,20 +8,18 @@ from typing import Optional
 import typer
 
 from latency_lab.errors import UserError
-from latency_lab.scaleout.executors import EXECUTOR_HELP
+from latency_lab.cli.options import Executor, Jumps, Remeasure, StorePath
 
 
 def sweep_plan_command(
     plan: Path = typer.Argument(..., help="Plan file (TOML): networks, resolutions, devices."),
-    executor: str = typer.Option("local", help=EXECUTOR_HELP + " Devices run side by side "
-                                 "as Ray actors (ray) or local processes (local:N)."),
+    executor: Executor = "local",
     out: Optional[Path] = typer.Option(None, help="CSV directory, OUT/DEVICE/NETWORK.csv "
                                                   "(default: the plan's `out`, else "
                                                   "PLAN_sweeps/ next to the plan)."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store every "
-                                              "sample ends up in (device stores merged here)."),
-    remeasure: bool = typer.Option(False, help="Measure again even where a store has results."),
-    jumps: bool = typer.Option(True, help="Detect latency jumps after each sweep."),
+    store_path: StorePath = None,
+    remeasure: Remeasure = False,
+    jumps: Jumps = True,
 ) -> None:
     """Run a plan's sweeps (networks x devices x resolution ranges) across its devices."""
     from latency_lab.cli.jumps import report_jumps

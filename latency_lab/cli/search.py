@@ -10,64 +10,19 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from latency_lab.cli.options import parse_int_list
+from latency_lab.cli.options import (DEFAULT_NETWORK, Accuracy, BatchTimeCap, BudgetMs, Candidates,
+                                     CiTarget, DeviceOptions, Executor, Latency, MaxCandidates,
+                                     MaxRounds, MinRounds, NetworkName, Reevaluate, Resolutions,
+                                     ResolutionsFrom, Stages, StorePath, device_options,
+                                     parse_int_list, protocol)
 from latency_lab.errors import UserError, check_number
-from latency_lab.scaleout.executors import EXECUTOR_HELP
-from latency_lab.search.evaluators import EVALUATORS
-
-PY_HELP = ("py:MODULE:FUNCTION runs your own Python code (MODULE: a .py file, a module of the "
-           "current directory, or an installed one; add ,timeout=SECONDS to stop a call that "
-           "hangs).")
-LATENCY_HELP = ("Latency source: a device name (measured live, cached in the store), "
-                "table:PATH, lut:PATH or py:MODULE:FUNCTION. Repeat it for a fallback chain: "
-                "what the first lacks is asked of the next (--latency table:T --latency lut:L "
-                "--latency cpu). " + PY_HELP)
-ACCURACY_HELP = ("Accuracy evaluator NAME[:ARG][,KEY=VALUE...]; built in: "
-                 + ", ".join(EVALUATORS) + ", and any installed through the entry-point "
-                 "group latency_lab.evaluators. `latency-lab evaluators` lists each with its "
-                 "argument and options. " + PY_HELP)
-STORE_HELP = ("SQLite store: live latencies and the accuracy cache (default: the cache's "
-              "measurements.sqlite).")
-REEVALUATE_HELP = "Evaluate every candidate again even where the accuracy cache has its value."
-RES_HELP = ("Candidate resolutions: start:stop:step (inclusive) or a list, e.g. 240:288:16 or "
-            "240,256,272,288 (default: the network's own resolution).")
-RES_FROM_HELP = ("Candidate resolutions from a CSV: a `latency-lab jumps` candidates.csv is "
-                 "re-selected for this budget and network (--max-candidates); any other CSV's "
-                 "`resolution` column is taken as it is.")
-MAX_CANDIDATES_HELP = ("With --resolutions-from a candidates.csv: keep the best N resolutions by "
-                       "jump size among those with room for a scaling step (0: all).")
-STAGES_HELP = "0-based body stages to scale, e.g. 2,3,4,5,6 (default: the last five)."
-OPTION_HELP = ("Driver option KEY=VALUE of a device latency source, repeatable (e.g. "
-               "builder=keras: convert models with the TFLite converter instead of emitting them).")
-
-
-def _options(items: list[str]) -> dict[str, str]:
-    from latency_lab.measure.api import parse_device_options
-
-    return parse_device_options(items)
-
-
-# The measurement protocol of a device latency source; None keeps protocol.Protocol's default.
-CI_HELP = "Device source: stop a point at this CI half-width, % of the median (default 1)."
-ROUNDS_HELP = "Device source: rounds before a point may stop (default 8)."
-MAX_ROUNDS_HELP = "Device source: rounds after which a point stops anyway (default 100)."
-CAP_HELP = "Device source: wall-time cap of each batch of candidates, seconds (default 900)."
-
-
-def _protocol(ci_target_pct, min_rounds, max_rounds, time_cap_s):
-    from latency_lab.measure.protocol import Protocol
-
-    if max_rounds is not None and min_rounds is None:   # --max-rounds 3 alone means 3 rounds
-        min_rounds = min(Protocol().min_rounds, max_rounds)
-    given = {"ci_target_pct": ci_target_pct, "min_rounds": min_rounds,
-             "max_rounds": max_rounds, "time_cap_s": time_cap_s}
-    return Protocol(**{k: v for k, v in given.items() if v is not None})
-
+from latency_lab.measure.settings import NETWORK_PROTOCOL as P
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -223,7 +178,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     try:
         ex = open_executor(where)
         source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
-                                       device_options=_options(list(device_option)),
+                                       device_options=device_options(list(device_option)),
                                        executor=ex)
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
@@ -264,25 +219,25 @@ def metric_word(d: dict) -> str:
 
 
 def search_command(
-    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
-    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
-    accuracy: str = typer.Option(..., help=ACCURACY_HELP),
-    resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
-    resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
-    stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
-    candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
-    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
-    out: Path = typer.Option(Path("rbis-out"), help="Directory for result.json, trace.csv, "
-                                                    "paths.png and the resumable state.json."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
-    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
-    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
-    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
-    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
-    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
-    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    network: NetworkName = DEFAULT_NETWORK,
+    budget_ms: BudgetMs = ...,
+    latency: Latency = ...,
+    accuracy: Accuracy = ...,
+    resolutions: Resolutions = None,
+    resolutions_from: ResolutionsFrom = None,
+    stages: Stages = None,
+    candidates: Candidates = 10,
+    max_candidates: MaxCandidates = 4,
+    out: Annotated[Path, typer.Option(help="Directory for result.json, trace.csv, paths.png "
+                                           "and the resumable state.json.")] = Path("rbis-out"),
+    store_path: StorePath = None,
+    reevaluate: Reevaluate = False,
+    device_option: DeviceOptions = [],  # noqa: B006  (typer copies it)
+    ci_target_pct: CiTarget = P.ci_target_pct,
+    min_rounds: MinRounds = P.min_rounds,
+    max_rounds: MaxRounds = P.max_rounds,
+    batch_time_cap_s: BatchTimeCap = P.time_cap_s,
+    executor: Executor = "local",
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
@@ -292,8 +247,8 @@ def search_command(
                                         resolutions_from, stages, candidates, out, store_path,
                                         reevaluate, max_candidates=max_candidates,
                                         device_option=device_option,
-                                        protocol=_protocol(ci_target_pct, min_rounds,
-                                                           max_rounds, time_cap_s),
+                                        protocol=protocol(P, ci_target_pct, min_rounds,
+                                                          max_rounds, None, batch_time_cap_s),
                                         executor=executor)
     source.close()
     result.cache.evaluator.close()
@@ -320,17 +275,22 @@ def search_command(
 
 
 def scale_command(
-    method: str = typer.Option(..., help="compound (dwr), fast (dWr) or rs (ResNet-RS encoding)."),
-    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
-    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
-    out: Optional[Path] = typer.Option(None, help="JSON of the scaled network (with its "
-                                                  "resolution, provenance and the search "
-                                                  "probes; default scale-METHOD.json)."),
-    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
-    executor: str = typer.Option("local", help="Where a live device is opened: local (this "
-                                 "process) or ray, ray:auto, ray://HOST:PORT (a device actor "
-                                 "on the node that has it)."),
+    method: Annotated[str, typer.Option(help="compound (dwr), fast (dWr) or rs (ResNet-RS "
+                                              "encoding).")] = ...,
+    network: NetworkName = DEFAULT_NETWORK,
+    budget_ms: BudgetMs = ...,
+    latency: Latency = ...,
+    out: Annotated[Optional[Path], typer.Option(help="JSON of the scaled network (with its "
+                                                     "resolution, provenance and the search "
+                                                     "probes; default scale-METHOD.json).")]
+    = None,
+    store_path: StorePath = None,
+    device_option: DeviceOptions = [],  # noqa: B006  (typer copies it)
+    ci_target_pct: CiTarget = P.ci_target_pct,
+    min_rounds: MinRounds = P.min_rounds,
+    max_rounds: MaxRounds = P.max_rounds,
+    batch_time_cap_s: BatchTimeCap = P.time_cap_s,
+    executor: Executor = "local",
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -346,8 +306,13 @@ def scale_command(
         from latency_lab.fileio import check_output_file
 
         check_output_file(out, "--out")
+    if where.kind == "processes":
+        raise UserError(f"--executor {where.text}: scale evaluates nothing; its one live "
+                        f"device is opened here (local) or by a device actor (ray)")
+    proto = protocol(P, ci_target_pct, min_rounds, max_rounds, None, batch_time_cap_s)
     with open_executor(where) as ex, parse_latency_sources(
-            latency, device_options=_options(device_option), executor=ex) as source:
+            latency, store_path=store_path, protocol=proto,
+            device_options=device_options(device_option), executor=ex) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
     d, w, r = res.factors
@@ -367,29 +332,13 @@ def scale_command(
     print(f"wrote {out}")
 
 
-def compare_command(
-    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
-    budget_ms: float = typer.Option(..., "--budget-ms", help="Latency budget T in ms."),
-    latency: list[str] = typer.Option(..., help=LATENCY_HELP),
-    accuracy: str = typer.Option(..., help=ACCURACY_HELP),
-    resolutions: Optional[str] = typer.Option(None, help=RES_HELP),
-    resolutions_from: Optional[Path] = typer.Option(None, "--resolutions-from", help=RES_FROM_HELP),
-    stages: Optional[str] = typer.Option(None, help=STAGES_HELP),
-    candidates: int = typer.Option(10, help="K: candidates evaluated per iteration (lowest latency)."),
-    max_candidates: int = typer.Option(4, help=MAX_CANDIDATES_HELP),
-    out: Path = typer.Option(Path("compare-out"), help="Directory for compare.csv, compare.png "
-                                                       "and RBIS's files."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    reevaluate: bool = typer.Option(False, "--reevaluate", help=REEVALUATE_HELP),
-    device_option: list[str] = typer.Option([], "--device-option", "-O", help=OPTION_HELP),
-    ci_target_pct: Optional[float] = typer.Option(None, help=CI_HELP),
-    min_rounds: Optional[int] = typer.Option(None, help=ROUNDS_HELP),
-    max_rounds: Optional[int] = typer.Option(None, help=MAX_ROUNDS_HELP),
-    time_cap_s: Optional[float] = typer.Option(None, help=CAP_HELP),
-    executor: str = typer.Option("local", help=EXECUTOR_HELP),
-) -> None:
+def compare_command(**options) -> None:
     """RBIS and the compound, fast and rs baselines on the same sources and budget."""
     import time
+
+    (network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
+     max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
+     max_rounds, batch_time_cap_s, executor) = (options[k] for k in SEARCH_OPTIONS)
 
     from latency_lab.search.plots import plot_compare, value_title
     from latency_lab.fileio import write_atomic
@@ -401,8 +350,9 @@ def compare_command(
                                            store_path, reevaluate,
                                            max_candidates=max_candidates,
                                            device_option=device_option,
-                                           protocol=_protocol(ci_target_pct, min_rounds,
-                                                              max_rounds, time_cap_s),
+                                           protocol=protocol(P, ci_target_pct, min_rounds,
+                                                             max_rounds, None,
+                                                             batch_time_cap_s),
                                            executor=executor)
     cache = result.cache
     ev = cache.evaluator
@@ -474,3 +424,14 @@ def _compare_row(method, label, spec, latency_ms, value, detail, metric="accurac
             "fingerprint": spec.fingerprint, "widths": " ".join(map(str, spec.widths)),
             "depths": " ".join(map(str, spec.depths)), "head_width": spec.head_width,
             "detail": detail}
+
+
+# `compare` takes exactly `search`'s options (declared once, above), with its own --out.
+SEARCH_OPTIONS = tuple(inspect.signature(search_command).parameters)
+_sig = inspect.signature(search_command, eval_str=True)
+compare_command.__signature__ = _sig.replace(parameters=[
+    p.replace(annotation=Annotated[Path, typer.Option(help="Directory for compare.csv, "
+                                                           "compare.json, compare.png and "
+                                                           "RBIS's files.")],
+              default=Path("compare-out")) if p.name == "out" else p
+    for p in _sig.parameters.values()])

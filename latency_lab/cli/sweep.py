@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from latency_lab.cli.jumps import report_jumps
-from latency_lab.cli.options import Progress, device_options, make_console
+from latency_lab.cli.options import (DEFAULT_NETWORK, Affinity, CiTarget, DeviceName,
+                                     DeviceOptions, Jumps, MaxRounds, MinRounds, NetworkName,
+                                     Progress, Remeasure, Resolutions, RunsPerVisit, Serial,
+                                     StorePath, Threads, TimeCap, device_options, make_console,
+                                     protocol)
+from latency_lab.measure.settings import NETWORK_PROTOCOL as P
+
 
 def devices_command() -> None:
     """List the device drivers that can be named with --device."""
@@ -19,26 +25,26 @@ def devices_command() -> None:
 
 
 def sweep(
-    device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
-    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
-    resolutions: str = typer.Option("160:400:4", help="start:stop:step (inclusive) or a,b,c."),
-    out: Path = typer.Option(Path("sweep.csv"), help="CSV to write, one row per resolution."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
-    affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
-    serial: Optional[str] = typer.Option(None, help="ADB serial of the phone (android, pixel2)."),
-    device_option: list[str] = typer.Option([], "--device-option", "-O",
-                                            help="Driver option KEY=VALUE, repeatable "
-                                                 "(e.g. adb_port=5037, binary=PATH, precision=fp16)."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help="SQLite store of samples."),
-    remeasure: bool = typer.Option(False, help="Measure again even where the store has results."),
-    ci_target_pct: float = typer.Option(1.0, help="Stop a point at this CI half-width (% of median)."),
-    min_rounds: int = typer.Option(8, help="Rounds before a point may stop."),
-    max_rounds: int = typer.Option(100, help="Rounds after which a point stops anyway."),
-    runs_per_visit: int = typer.Option(8, help="Samples per point per round."),
-    time_cap_s: float = typer.Option(900.0, help="Wall-time cap of the sweep, seconds."),
-    jumps: bool = typer.Option(True, help="Detect latency jumps at the end (`latency-lab jumps`)."),
-    jumps_out: Optional[Path] = typer.Option(None, help="Directory of the jump report "
-                                                        "(default: next to --out, OUT_jumps/)."),
+    device: DeviceName = "cpu",
+    network: NetworkName = DEFAULT_NETWORK,
+    resolutions: Resolutions = "160:400:4",
+    out: Annotated[Path, typer.Option(help="CSV to write, one row per resolution.")]
+    = Path("sweep.csv"),
+    threads: Threads = None,
+    affinity: Affinity = None,
+    serial: Serial = None,
+    device_option: DeviceOptions = [],  # noqa: B006  (typer copies it)
+    store_path: StorePath = None,
+    remeasure: Remeasure = False,
+    ci_target_pct: CiTarget = P.ci_target_pct,
+    min_rounds: MinRounds = P.min_rounds,
+    max_rounds: MaxRounds = P.max_rounds,
+    runs_per_visit: RunsPerVisit = P.runs_per_visit,
+    time_cap_s: TimeCap = P.time_cap_s,
+    jumps: Jumps = True,
+    jumps_out: Annotated[Optional[Path], typer.Option(help="Directory of the jump report "
+                                                           "(default: next to --out, "
+                                                           "OUT_jumps/).")] = None,
 ) -> None:
     """Sweep a network's input resolution on a device and write the latency curve as CSV.
 
@@ -49,7 +55,6 @@ def sweep(
     from latency_lab.measure.api import get_device
     from latency_lab.paths import default_store_path
     from latency_lab.network.presets import load_network
-    from latency_lab.measure.protocol import Protocol
     from latency_lab.measure.store import Store
     from latency_lab.measure.protocol import Interrupted
     from latency_lab.sweeps.run import (launch_notes, parse_resolutions, run_sweep, sigterm_interrupts,
@@ -61,8 +66,7 @@ def sweep(
     jumps_dir = jumps_out or out.with_name(out.stem + "_jumps")
     if jumps:
         check_output_dir(jumps_dir, "jump report directory")
-    protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
-                        max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
+    proto = protocol(P, ci_target_pct, min_rounds, max_rounds, runs_per_visit, time_cap_s)
     store = Store(store_path or default_store_path())
     dev = get_device(device, **device_options(device_option, threads=threads,
                                                affinity=affinity, serial=serial))
@@ -75,7 +79,7 @@ def sweep(
                   f"{len(grid)} resolutions {grid[0]}..{grid[-1]}; store {store.path}")
     with dev, Progress(console) as bar, sigterm_interrupts():
         try:
-            frame = run_sweep(dev, spec, grid, store, protocol, remeasure, progress=bar)
+            frame = run_sweep(dev, spec, grid, store, proto, remeasure, progress=bar)
         except Interrupted as exc:   # what was measured still reaches the CSV
             bar.__exit__()
             frame = to_frame(exc.measurements)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
+
+from latency_lab.cli.options import (DEFAULT_NETWORK, Affinity, AsJson, CiTarget, DeviceFilter,
+                                     DeviceName, DeviceOptions, LutFile, MaxRounds, MinRounds,
+                                     NetworkFilter, NetworkName, Resolution, Resolutions, Rows,
+                                     RunsPerVisit, Seed,
+                                     StorePath, Threads, TimeCap, protocol)
+from latency_lab.measure.settings import BLOCK_PROTOCOL as B
 
 from latency_lab.errors import UserError
 
 table_app = typer.Typer(no_args_is_help=True, help="Recorded latency tables (CSV/Parquet).")
 lut_app = typer.Typer(no_args_is_help=True, help="Per-block lookup tables that predict latency.")
-
-_STORE_HELP = "SQLite store of samples (default: the cache's measurements.sqlite)."
-
 
 def _store(path: Optional[Path]):
     from latency_lab.paths import default_store_path
@@ -45,13 +49,14 @@ def _fmt(x: float) -> str:
 
 @table_app.command("export")
 def table_export(
-    out_arg: Optional[Path] = typer.Argument(None, metavar="[OUT]", help="Same as --out."),
-    out: Optional[Path] = typer.Option(None, help="Table file to write (.csv, or .parquet with "
-                                                  "pyarrow; default latency-table.csv)."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
-    device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
-    network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
-                                                     "preset, network JSON or result file)."),
+    out_arg: Annotated[Optional[Path], typer.Argument(metavar="[OUT]", help="Same as --out.")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(help="Table file to write (.csv, or .parquet "
+                                                     "with pyarrow; default "
+                                                     "latency-table.csv).")] = None,
+    store_path: StorePath = None,
+    device: DeviceFilter = None,
+    network: NetworkFilter = None,
 ) -> None:
     """Write the store's finished measurements as a latency table."""
     from latency_lab.fileio import check_output_file
@@ -72,7 +77,7 @@ def table_export(
 @table_app.command("import")
 def table_import(
     path: Path = typer.Argument(..., help="Table file to import."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
+    store_path: StorePath = None,
     context: Optional[str] = typer.Option(None, help="Refuse the table unless all of it is "
                                                      "from this context key."),
 ) -> None:
@@ -87,11 +92,9 @@ def table_import(
 @table_app.command("show")
 def table_show(
     path: Path = typer.Argument(..., help="Table file to show."),
-    device: Optional[str] = typer.Option(None, help="Only this device name or context key."),
-    network: Optional[str] = typer.Option(None, help="Only this network (name, fingerprint, "
-                                                     "preset or JSON file)."),
-    show_rows: bool = typer.Option(False, "--rows", help="Every row (by network, resolution, "
-                                                         "latency) with its widths and depths."),
+    device: DeviceFilter = None,
+    network: NetworkFilter = None,
+    show_rows: Rows = False,
 ) -> None:
     """Validate a latency table and print it by network and resolution (--rows: every row)."""
     from latency_lab.tables.latency_table import describe_context, load_table
@@ -143,34 +146,34 @@ def _step_limit(text: str, spec, what: str):
 
 @lut_app.command("record")
 def lut_record(
-    device: str = typer.Option("cpu", help="Device driver name (see `latency-lab devices`)."),
-    network: str = typer.Option("efficientnet-b0", help="Preset name or network JSON file."),
-    resolutions: str = typer.Option("240,256,272,288", help="start:stop:step or a,b,c."),
-    max_width_steps: str = typer.Option("2", help="RBIS width steps the LUT covers: one number "
-                                                  "for every stage, or one per stage "
-                                                  "(0,0,4,5,5,4,28)."),
-    max_depth_steps: str = typer.Option("1", help="RBIS depth steps the LUT covers (1 covers "
-                                                  "any depth): one number, or one per stage."),
-    out: Optional[Path] = typer.Option(None, help="LUT file (default lut-NETWORK-DEVICE.json)."),
-    calibration: int = typer.Option(2, help="Random scaled networks measured whole, besides "
-                                            "the base network at every resolution, to fit the "
-                                            "overhead and estimate the error."),
-    seed: int = typer.Option(0, help="Seed of the calibration networks."),
-    statistic: str = typer.Option("median", help="What the LUT adds up and predicts: median, "
-                                                 "or p5 (robust to other processes on a shared "
-                                                 "machine)."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads (device default: 1)."),
-    affinity: Optional[str] = typer.Option(None, help="Pin to CPUs, e.g. 0 or 0-3 (cpu device)."),
-    device_option: list[str] = typer.Option([], "--device-option", "-O",
-                                            help="Driver option KEY=VALUE, repeatable (e.g. "
-                                                 "builder=keras: convert the block models "
-                                                 "with the TFLite converter)."),
-    store_path: Optional[Path] = typer.Option(None, "--store", help=_STORE_HELP),
-    ci_target_pct: float = typer.Option(2.0, help="Stop a point at this CI half-width (%)."),
-    min_rounds: int = typer.Option(5, help="Rounds before a point may stop."),
-    max_rounds: int = typer.Option(30, help="Rounds after which a point stops anyway."),
-    runs_per_visit: int = typer.Option(10, help="Samples per point per round."),
-    time_cap_s: float = typer.Option(900.0, help="Wall-time cap of each phase, seconds."),
+    device: DeviceName = "cpu",
+    network: NetworkName = DEFAULT_NETWORK,
+    resolutions: Resolutions = "240,256,272,288",
+    max_width_steps: Annotated[str, typer.Option(help="RBIS width steps the LUT covers: one "
+                                                      "number for every stage, or one per "
+                                                      "stage (0,0,4,5,5,4,28).")] = "2",
+    max_depth_steps: Annotated[str, typer.Option(help="RBIS depth steps the LUT covers (1 "
+                                                      "covers any depth): one number, or one "
+                                                      "per stage.")] = "1",
+    out: Annotated[Optional[Path], typer.Option(help="LUT file (default "
+                                                     "lut-NETWORK-DEVICE.json).")] = None,
+    calibration: Annotated[int, typer.Option(help="Random scaled networks measured whole, "
+                                                  "besides the base network at every "
+                                                  "resolution, to fit the overhead and "
+                                                  "estimate the error.")] = 2,
+    seed: Seed = 0,
+    statistic: Annotated[str, typer.Option(help="What the LUT adds up and predicts: median, "
+                                                "or p5 (robust to other processes on a "
+                                                "shared machine).")] = "median",
+    threads: Threads = None,
+    affinity: Affinity = None,
+    device_option: DeviceOptions = [],  # noqa: B006  (typer copies it)
+    store_path: StorePath = None,
+    ci_target_pct: CiTarget = B.ci_target_pct,
+    min_rounds: MinRounds = B.min_rounds,
+    max_rounds: MaxRounds = B.max_rounds,
+    runs_per_visit: RunsPerVisit = B.runs_per_visit,
+    time_cap_s: TimeCap = B.time_cap_s,
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks
@@ -179,7 +182,6 @@ def lut_record(
     from latency_lab.tables.lut import record_lut
     from latency_lab.measure.api import get_device, parse_device_options
     from latency_lab.network.presets import load_network
-    from latency_lab.measure.protocol import Protocol
     from latency_lab.sweeps.run import parse_resolutions
 
     options = parse_device_options(device_option, threads=threads, affinity=affinity)
@@ -195,8 +197,7 @@ def lut_record(
     max_depth_steps = _step_limit(max_depth_steps, spec, "--max-depth-steps")
     out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
     check_output_file(out, "LUT")
-    protocol = Protocol(runs_per_visit=runs_per_visit, min_rounds=min_rounds,
-                        max_rounds=max_rounds, ci_target_pct=ci_target_pct, time_cap_s=time_cap_s)
+    proto = protocol(B, ci_target_pct, min_rounds, max_rounds, runs_per_visit, time_cap_s)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     console = make_console()
     with _store(store_path) as store, get_device(device, **options) as dev:
@@ -210,7 +211,7 @@ def lut_record(
                 bar.label = phase
                 bar(status)
 
-            lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, protocol,
+            lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, proto,
                              n_calibration=calibration, seed=seed, progress=progress,
                              statistic=statistic)
     lut.save(out)
@@ -225,7 +226,7 @@ def lut_record(
 
 @lut_app.command("calibrate")
 def lut_calibrate(
-    lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
+    lut: LutFile = ...,
     table: Path = typer.Option(..., help="Latency table of the same device context whose "
                                          "whole networks calibrate the LUT's overhead."),
     out: Optional[Path] = typer.Option(None, help="LUT file to write (default: LUT-cal.json)."),
@@ -250,11 +251,10 @@ def lut_calibrate(
 
 @lut_app.command("predict")
 def lut_predict(
-    lut: Path = typer.Option(..., "--lut", help="LUT file written by `lut record`."),
-    network: str = typer.Option(..., help="Preset name or network JSON file."),
-    resolution: Optional[int] = typer.Option(None, help="Input resolution (one the LUT "
-                                                      "covers; default: the network's own)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
+    lut: LutFile = ...,
+    network: NetworkName = ...,
+    resolution: Resolution = None,
+    as_json: AsJson = False,
 ) -> None:
     """Predict a network's latency from a LUT (sum of blocks + fitted overhead)."""
     from dataclasses import asdict

@@ -39,47 +39,18 @@ import math
 import random
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from latency_lab.measure.drift import drift_factors
-from latency_lab.errors import UserError, check_number
+from latency_lab.errors import UserError
 from latency_lab.measure.api import Device, Measurement, ReplayDevice
+from latency_lab.measure.settings import Protocol, ProtocolError  # noqa: F401  (re-exported)
 from latency_lab.network.spec import NetworkSpec
 from latency_lab.measure.store import Store
 
 
 log = logging.getLogger(__name__)
-
-
-class ProtocolError(UserError):
-    """Protocol settings that cannot work (a user error: the CLI prints it in one line)."""
-
-
-@dataclass(frozen=True)
-class Protocol:
-    runs_per_visit: int = 8
-    warmup_per_visit: int = 1     # after the interpreter switched to another point
-    warmup_first_visit: int = 3   # the first visit of a point in this process
-    min_rounds: int = 8
-    max_rounds: int = 100
-    ci_target_pct: float = 1.0    # stop a point at CI half-width <= this % of its median
-    time_cap_s: float = 900.0     # for the whole call; unfinished points stop as "time_cap"
-    confidence: float = 0.95
-    seed: int = 0                 # visiting order of each round
-
-    def __post_init__(self) -> None:
-        if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
-            raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
-        check_number(self.ci_target_pct, "--ci-target-pct", 0, 100, "a CI half-width in % of "
-                     "the median", ProtocolError, low_open=True)
-        check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",
-                     ProtocolError, low_open=True, allow_inf=True)
-        if not 0 < self.confidence < 1:   # also false for NaN
-            raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 Point = tuple[NetworkSpec, int]
