@@ -275,7 +275,7 @@ def verdict(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     from tabulate import tabulate
 
-    lines = [f"# Executor benchmark\n",
+    lines = ["# Executor benchmark\n",
              f"Machine: {report['machine']}, shared (load = 1-minute load average, before / "
              f"after). Evaluator `{report['evaluator']}` (real Zen-Score computations, CPU-bound, "
              f"one torch thread each) on the candidates of RBIS from EfficientNet-B0 at "

@@ -161,7 +161,8 @@ def main() -> None:
         a = np.abs(e)
         if not len(e):
             return {"n": 0}
-        return {"n": int(len(e)), "within_5pct": float(np.mean(a <= 5)), "within_10pct": float(np.mean(a <= 10)),
+        return {"n": int(len(e)), "within_5pct": float(np.mean(a <= 5)),
+                "within_10pct": float(np.mean(a <= 10)),
                 "mean_signed_pct": float(e.mean()), "median_abs_pct": float(np.median(a)),
                 "p90_abs_pct": float(np.percentile(a, 90)), "p95_abs_pct": float(np.percentile(a, 95)),
                 "max_abs_pct": float(a.max()), "rms_pct": float(np.sqrt(np.mean(e ** 2)))}

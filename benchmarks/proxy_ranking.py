@@ -278,7 +278,8 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
                                      for c in cands]
     write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")
     write_atomic(out / f"{prefix}.json", json.dumps(
-        {"meta": {**meta, "network": network, "reference": ref}, "evaluators": about, "rankings": {k: v[1] for k, v in rankings.items()},
+        {"meta": {**meta, "network": network, "reference": ref}, "evaluators": about,
+         "rankings": {k: v[1] for k, v in rankings.items()},
          "values": {k: v[0] for k, v in rankings.items() if v[0] is not None},
          "kendall_tau": tau, "spearman_rho": rho}, indent=2))
     plot(out / f"{prefix}.png", rankings, tau, network, r_step, cands[0][2])

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from latency_lab.network import presets
@@ -120,7 +119,8 @@ def main() -> None:
                                "latency_ms": m.latency_ms, "n_samples": m.stats.count,
                                "ci_halfwidth_pct": 100 * m.stats.ci_halfwidth_rel,
                                "ratio_to_b0_224": m.latency_ms / base.latency_ms,
-                               "thesis_pixel2_ratio": THESIS_PIXEL2_MS[s.name] / THESIS_PIXEL2_MS["efficientnet-b0"]})
+                               "thesis_pixel2_ratio": THESIS_PIXEL2_MS[s.name]
+                               / THESIS_PIXEL2_MS["efficientnet-b0"]})
             figures["ratios"] = {"b0_224_ms": base.latency_ms, "rows": ratios}
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (bench_dir / f"sweep_benchmark{args.tag}.json").write_text(json.dumps(figures, indent=2, default=str))
@@ -137,7 +137,8 @@ def report(f: dict) -> str:
                      f"stopped {s['stop_reasons']}")
     ag = f["agreement"]
     lines.append(f"agreement: {ag['within_2pct']}/{ag['points']} points within 2% "
-                 f"({100 * ag['share_within_2pct']:.1f}%), CIs overlap at {ag['cis_overlap']}/{ag['points']}, "
+                 f"({100 * ag['share_within_2pct']:.1f}%), CIs overlap at "
+                 f"{ag['cis_overlap']}/{ag['points']}, "
                  f"median |diff| {ag['median_abs_diff_pct']:.2f}%, max {ag['max_abs_diff_pct']:.2f}%, "
                  f"median CI half-width {ag['median_ci_halfwidth_pct']:.2f}%")
     if "ratios" in f:
@@ -145,8 +146,9 @@ def report(f: dict) -> str:
         lines.append("| network | res | latency ms | n | CI +-% | ratio to B0@224 | thesis Pixel2 ratio |")
         lines.append("|---|---|---|---|---|---|---|")
         for r in f["ratios"]["rows"]:
-            lines.append(f"| {r['network']} | {r['resolution']} | {r['latency_ms']:.3f} | {r['n_samples']} | "
-                         f"{r['ci_halfwidth_pct']:.2f} | {r['ratio_to_b0_224']:.3f} | {r['thesis_pixel2_ratio']:.3f} |")
+            lines.append(f"| {r['network']} | {r['resolution']} | {r['latency_ms']:.3f} | "
+                         f"{r['n_samples']} | {r['ci_halfwidth_pct']:.2f} | "
+                         f"{r['ratio_to_b0_224']:.3f} | {r['thesis_pixel2_ratio']:.3f} |")
     lines.append(f"peak RSS: {f['peak_rss_mib']:.0f} MiB")
     return "\n".join(lines)
 

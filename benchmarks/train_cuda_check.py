@@ -79,7 +79,8 @@ def main() -> int:
     write_atomic(args.out / "train_cuda_check.json", json.dumps(
         {"gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else "none",
          "torch": torch.__version__,
-         "synth_seconds": synth_s, "seconds": time.perf_counter() - start, "rows": rows}, indent=2, default=str))
+         "synth_seconds": synth_s, "seconds": time.perf_counter() - start, "rows": rows},
+        indent=2, default=str))
     return 0
 
 

@@ -328,7 +328,8 @@ def report(out: dict) -> str:
               "| load |", "|---|---|---|---|---|---|---|---|---|"]
     for section in ("resolution", "capacity", "seeds"):
         for r in out[section]:
-            lines.append(f"| {r.get('section', section)} | {r['label']} | {r['params']:,} | {r['resolution']} | "
+            lines.append(f"| {r.get('section', section)} | {r['label']} | {r['params']:,} | "
+                         f"{r['resolution']} | "
                          f"{r['epochs']} | {r['top1']:.1f} | {_ci(r)} | {r['train_seconds']:.0f} | "
                          f"{r['load']} |")
     for r in out["net2net_vs_train"]:

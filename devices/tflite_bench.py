@@ -44,7 +44,7 @@ _KV = re.compile(rf"\b(count|first|curr|min|max|avg|std|p5|median|p95)=({_NUM})"
 _CURRENT = re.compile(
     rf"Inference timings in us: Init: ({_NUM}), First inference: ({_NUM}), "
     rf"Warmup \(avg\): ({_NUM}), Inference \(avg\): ({_NUM})")
-_LEGACY = re.compile(rf"Average inference timings in us: (.*)$")
+_LEGACY = re.compile(r"Average inference timings in us: (.*)$")
 _LEGACY_FIELD = re.compile(rf"(Warmup|Init|Inference|no stats|with stats): ({_NUM})")
 _NOT_RUN_STATS = ("Timings (microseconds)", "Memory (bytes)")
 

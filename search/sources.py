@@ -303,7 +303,8 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
     text = text.strip()
     kind, sep, rest = text.partition(":")
     if sep and kind in ("py", "table", "lut") and not rest:
-        raise SourceError(f"latency source {text!r} lacks its {'MODULE:FUNCTION' if kind == 'py' else 'PATH'}")
+        what = "MODULE:FUNCTION" if kind == "py" else "PATH"
+        raise SourceError(f"latency source {text!r} lacks its {what}")
     if sep and kind == "py":
         return PyLatency(rest)
     if not text:

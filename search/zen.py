@@ -33,9 +33,10 @@ step on stage 3 (+0.28) stands 1.8 std above B0's score instead of 3.5. Zen-NAS
 itself scores SE-free networks (`use_se` is off by default and none of its ImageNet search
 scripts we read turns it on; its SE, when on, has BN layers inside, which ours has not).
 
-**Swish is kept** (the spec's activation): it is the network's own nonlinearity, Zen-Score's finite difference needs no
-piecewise-linear activation, and BN in train mode keeps its inputs at unit scale where swish
-is far from saturation; every candidate of a search shares it, so it cannot favour one.
+**Swish is kept** (the spec's activation): it is the network's own nonlinearity, Zen-Score's
+finite difference needs no piecewise-linear activation, and BN in train mode keeps its inputs
+at unit scale where swish is far from saturation; every candidate of a search shares it, so it
+cannot favour one.
 
 `zen-tuned` divides the Zen-Score by the number of conv blocks, the thesis's fix for plain
 Zen-Score growing with depth without saturating. Counted: the stem conv block, every MBConv

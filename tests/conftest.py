@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import pytest
@@ -95,7 +94,8 @@ def ray_cluster():
     # Ray's socket paths must stay short: a temp dir of its own under /tmp, not pytest's.
     temp = tempfile.mkdtemp(prefix="llray-", dir="/tmp")
     tests = os.path.dirname(os.path.abspath(__file__))   # workers import the test helpers
-    ray.init(runtime_env={"env_vars": {"PYTHONPATH": tests}}, address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
+    ray.init(runtime_env={"env_vars": {"PYTHONPATH": tests}}, address="local", num_cpus=2,
+             num_gpus=0, include_dashboard=False,
              _node_ip_address="127.0.0.1", object_store_memory=100 * 1024 ** 2,
              _temp_dir=temp, namespace=NAMESPACE, logging_level=logging.WARNING,
              log_to_driver=False)

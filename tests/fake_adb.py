@@ -208,7 +208,7 @@ class FakeAdbServer:
             self._fail(sock, UNAUTHORIZED)
             return None
         if p.state != "device":
-            self._fail(sock, f"device offline")
+            self._fail(sock, "device offline")
             return None
         return p
 
@@ -290,7 +290,7 @@ class FakeAdbServer:
                         return
                 path = p.host_path(remote)
                 if not path.parent.is_dir():
-                    msg = f"secure_mkdirs() failed: No such file or directory".encode()
+                    msg = "secure_mkdirs() failed: No such file or directory".encode()
                     sock.sendall(b"FAIL" + struct.pack("<I", len(msg)) + msg)
                     continue
                 path.write_bytes(bytes(data))

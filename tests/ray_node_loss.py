@@ -3,8 +3,9 @@
 
 Run with RAY_TMPDIR set to a folder of its own: Cluster records its address in
 RAY_TMPDIR/ray/ray_current_cluster, where `ray.init()` anywhere on the machine would find it.
-Writes one JSON object to its fourth argument: whether the search decided exactly as in-process, how many evaluations
-started twice (taken with the lost node and run again), the cluster's nodes at the end.
+Writes one JSON object to its fourth argument: whether the search decided exactly as
+in-process, how many evaluations started twice (taken with the lost node and run again), the
+cluster's nodes at the end.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ def _search(mod, out, *extra, accuracy=None, command="search"):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_second_search_evaluates_nothing_and_reevaluate_forces(mod, tmp_path, capsys):
     first = _search(mod, "o1")
     n = first["counts"]["evaluations"]
@@ -55,6 +56,7 @@ def test_second_search_evaluates_nothing_and_reevaluate_forces(mod, tmp_path, ca
     assert "0 taken from the accuracy cache" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_editing_the_function_invalidates_its_values(mod, tmp_path):
     n = _search(mod, "o1")["counts"]["evaluations"]
     src = tmp_path / f"{mod}.py"
@@ -64,6 +66,7 @@ def test_editing_the_function_invalidates_its_values(mod, tmp_path):
     assert _search(mod, "o2")["counts"]["evaluations"] == n
 
 
+@pytest.mark.slow
 def test_export_reads_back_as_a_table(mod, tmp_path, capsys):
     live = _search(mod, "live", command="compare")
     assert main(["accuracy", "export", "acc.csv", "--store", "s.sqlite"]) == 0
@@ -88,6 +91,7 @@ def test_export_reads_back_as_a_table(mod, tmp_path, capsys):
     assert f"{len(rows)} evaluations" in out and f"py:{mod}:accuracy;v1;src=" in out
 
 
+@pytest.mark.slow
 def test_export_needs_one_evaluator(mod, tmp_path, capsys):
     _search(mod, "a")
     other = nonlinear_module(tmp_path)

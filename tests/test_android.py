@@ -69,6 +69,7 @@ def test_no_server_no_device_unauthorized_several(adb, binary, tmp_path):
         get_device("pixel2", adb_port=1, binary=str(binary))
 
 
+@pytest.mark.slow
 def test_missing_binary_is_a_clear_error(adb, tmp_path):
     adb.add_phone(SERIAL)
     with pytest.raises(DeviceError, match="does not exist.*android_bench/README.md"):

@@ -55,8 +55,9 @@ def test_emitter_imports_no_tensorflow(tiny):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom latency_lab.network import presets\nfrom latency_lab.models.build_tflite import "
-            "emit_tflite\nn = len(emit_tflite(presets.get('efficientnet-b0')))\n"
+    code = ("import sys\nfrom latency_lab.network import presets\n"
+            "from latency_lab.models.build_tflite import emit_tflite\n"
+            "n = len(emit_tflite(presets.get('efficientnet-b0')))\n"
             "print(n, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     size, tf_loaded, keras_loaded = out.stdout.split()

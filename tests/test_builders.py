@@ -31,6 +31,7 @@ def test_keras_matches_keras_applications_b0():
     assert count(ours) == count(ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", presets.names())
 def test_torch_model_has_the_spec_parameter_count(name):
     torch = pytest.importorskip("torch")

@@ -23,6 +23,7 @@ def run(args, tmp_path, timeout=120):
                           env=env, timeout=timeout, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_without_a_gpu_it_stops_in_one_line(tmp_path):
     pytest.importorskip("torch")
     import torch

@@ -1,4 +1,5 @@
-"""Drift correction: the fit recovers common drift, never a point's own change, and the protocol applies it."""
+"""Drift correction: the fit recovers common drift, never a point's own change, and the
+protocol applies it."""
 
 import math
 

@@ -167,6 +167,7 @@ def pool_runner(evaluator, requests):
     yield from reversed(done)
 
 
+@pytest.mark.slow
 def test_a_search_run_elsewhere_and_out_of_order_decides_the_same(cwd):
     mod = nonlinear_module(cwd)
     src = PyLatency(f"{mod}:latency_ms")

@@ -47,6 +47,7 @@ def test_inline_runs_in_order_in_this_process():
     assert out == [(0, (9, os.getpid())), (1, (1, os.getpid())), (2, (4, os.getpid()))]
 
 
+@pytest.mark.slow
 def test_process_pool_gives_every_result_once_from_its_workers():
     items = list(range(8))
     with open_executor(parse_executor("local:2")) as ex:
@@ -80,6 +81,7 @@ def test_process_pool_gives_up_after_max_retries(tmp_path):
         dict(ex.map_unordered(h.exit_once, [(str(tmp_path), 0)]))
 
 
+@pytest.mark.slow
 def test_executor_without_ray_installed_is_one_line_exit_2(tmp_path):
     """`--executor ray` where Ray cannot be imported: one line naming the extra, exit 2."""
     (tmp_path / "plan.toml").write_text(
@@ -92,6 +94,7 @@ def test_executor_without_ray_installed_is_one_line_exit_2(tmp_path):
     assert "--executor ray needs Ray, which is not installed: pip install 'latency-lab[ray]'" in p.stderr
 
 
+@pytest.mark.slow
 def test_process_pool_gives_each_gpu_worker_its_own_gpu():
     """local:N with a GPU evaluator: worker i sees only GPU i (CUDA_VISIBLE_DEVICES), as Ray
     gives each GPU task its own; checked here on the variable, not on a GPU."""

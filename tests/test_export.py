@@ -49,6 +49,7 @@ def test_export_a_search_winner(capsys, tmp_path):
     assert code == 0 and spec.fingerprint in stdout and out.stat().st_size > 20e6
 
 
+@pytest.mark.slow
 def test_export_onnx_and_torch_run_at_the_exported_shape(capsys, tmp_path, tiny):
     import onnxruntime as ort
     import torch

@@ -101,6 +101,7 @@ def test_downward_steps_reported_separately_and_not_candidates(method):
     assert 300 not in set(cands["resolution"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["pelt", "model"])
 @pytest.mark.parametrize("scale,shift", [(1000.0, 0.0), (0.001, 0.0), (1.0, 500.0), (3.0, -20.0)])
 def test_invariant_to_scaling_and_shifting_latency(scale, shift, method):
@@ -279,6 +280,7 @@ def test_auto_method_is_model_with_cis_and_pelt_without():
         J.detect(sweep(y), method="magic")
 
 
+@pytest.mark.slow
 def test_model_sees_a_small_step_that_local_lines_cannot():
     """A 3% step in 1% noise, far from any other break, with CIs: the model fits one trend
     through both sides (step SE ~0.5 sigma), Pelt's local lines ~0.9 sigma. A hit is the one
@@ -339,6 +341,7 @@ def test_cis_come_from_the_stores_raw_samples(tmp_path, tiny, curve_device, caps
     assert "no such store" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_model_finds_a_long_staircase_beyond_25_terms():
     """160..1024 step 4: 27 steps of 4% every 32 px (more than the 25-term floor)."""
     r = np.arange(160, 1025, 4)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from latency_lab.network.blocks import BlockModel, network_blocks
+from latency_lab.network.blocks import network_blocks
 from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks, width_options
 from latency_lab.cli.app import main
 from latency_lab.tables.lut import (BlockRow, CalibrationPoint, Lut, LutError, fit_overhead,

@@ -76,6 +76,7 @@ def test_every_single_step_of_efficientnet_b0_preserves_the_function():
     assert seen == 69
 
 
+@pytest.mark.slow
 def test_steps_of_the_tiny_preset_and_a_path_of_steps_preserve_the_function():
     tiny = get("mbconv-tiny")
     parent = _trained_looking(tiny)

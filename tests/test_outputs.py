@@ -4,12 +4,15 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from latency_lab.cli.app import main
 from search_helpers import nonlinear_module
 
 SWEEP = Path(__file__).resolve().parents[1] / "results" / "cpu" / "efficientnet-b0_sweep_c.csv"
 
 
+@pytest.mark.slow
 def test_defaults_land_in_the_working_directory_readable_by_others(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     old = os.umask(0o022)

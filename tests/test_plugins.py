@@ -124,6 +124,7 @@ def test_an_installed_evaluator_is_listed_with_its_options(plugin, capsys):
     assert rows["macs-score"]["options"]["scale"]["minimum"] == 0
 
 
+@pytest.mark.slow
 def test_an_installed_evaluator_runs_in_spawned_workers(plugin, mod, tmp_path):
     """`--executor local:2`: the workers find the plugin by its name, as this process does,
     and give the same search as evaluating here."""
@@ -141,6 +142,7 @@ def test_an_installed_evaluator_runs_in_spawned_workers(plugin, mod, tmp_path):
     assert here[1]["counts"]["evaluations"] > 5
 
 
+@pytest.mark.slow
 def test_an_installed_executor_is_named_like_a_built_in(plugin, mod, tmp_path):
     assert _search(mod, tmp_path / "ref", f"macs-score:{plugin}", "local") == 0
     assert _search(mod, tmp_path / "lf", f"macs-score:{plugin}", "last-first") == 0

@@ -127,7 +127,7 @@ def test_a_function_that_hangs_is_stopped_at_its_timeout(here):
         t = time.monotonic()
         with pytest.raises(SourceError, match="did not return within 3 s .* stopped it"):
             src.latency_ms(B0, 256)
-        assert time.monotonic() - t < 30
+        assert time.monotonic() - t < 10 * 3       # within a few timeouts, not the 600 s sleep
         assert src.latency_ms(B0, 224) == 5.0                  # a fresh worker after the kill
     finally:
         src.close()

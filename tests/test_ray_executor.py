@@ -22,6 +22,7 @@ def ray_ex(ray_cluster):
     assert ray_cluster.is_initialized()   # joined the running instance: not shut down
 
 
+@pytest.mark.slow
 def test_ray_gives_every_result_once_from_worker_processes(ray_ex):
     assert ray_ex.workers == 2 and "1 live node(s) with CPU 2" in ray_ex.describe()
     out = dict(ray_ex.map_unordered(h.square, list(range(10))))
@@ -40,7 +41,7 @@ def test_a_gpu_task_on_a_cluster_without_gpus_is_refused_at_submission(ray_ex):
                                             r"node\(s\) with CPU 2, GPU 0 \(start a node with "
                                             r"GPUs: ray start --num-gpus N"):
         dict(ray_ex.map_unordered(h.square, [1, 2], Resources(gpus=1)))
-    assert time.monotonic() - t < 5
+    assert time.monotonic() - t < ray_ex.lost_grace_s / 2     # at submission, not when stuck
     with pytest.raises(ExecutorError, match="needs CPU 1, pixel2 1"):
         dict(ray_ex.map_unordered(h.square, [1], Resources(custom=(("pixel2", 1.0),))))
 
@@ -60,6 +61,7 @@ def _kill_when_started(marker, killed: list) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 def test_a_worker_killed_by_pid_mid_task_is_retried_with_the_same_results(ray_ex, tmp_path):
     items = [(str(tmp_path), x) for x in range(6)]
     killed: list[int] = []

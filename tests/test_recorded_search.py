@@ -15,6 +15,7 @@ LUT = ROOT / "results" / "cpu" / "lut-efficientnet-b0-to-b2.json"
 B0_MS, B2_MS = 12.1, 28.4    # B0 at 224 in the table; B2 at 260 (results/benchmarks/sweep_benchmark)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [B0_MS, 17.0, 20.549, 25.0, B2_MS])
 def test_readme_search_works_at_budgets_from_b0_to_b2(budget, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

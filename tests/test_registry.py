@@ -70,6 +70,7 @@ def test_text_options_are_converted_from_the_driver_signature():
             get_device("cpu", **{key: value})
 
 
+@pytest.mark.slow
 def test_option_conversion_covers_every_shipped_driver_without_loading_others():
     """Drivers declare typed options; converting the cuda driver's loads no Android driver
     (and so no Keras builder), and a hook like the Android driver's `sleep` is not text."""

@@ -26,6 +26,7 @@ def _budget(mod, factor=1.35):
     return f"{factor * PyLatency(f'{mod}:latency_ms').latency_ms(B0, 224):.3f}"
 
 
+@pytest.mark.slow
 def test_search_writes_result_trace_and_plot(mod, tmp_path, capsys):
     rc = main(["search", "--network", "efficientnet-b0", "--budget-ms", _budget(mod),
                "--latency", f"py:{mod}:latency_ms", "--accuracy", f"py:{mod}:accuracy",
@@ -48,6 +49,7 @@ def test_search_writes_result_trace_and_plot(mod, tmp_path, capsys):
     assert "winner:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resolutions_from_candidates_csv(mod, tmp_path):
     (tmp_path / "candidates.csv").write_text("resolution,latency_ms,why\n240,1,before\n224,1,x\n")
     assert main(["search", "--budget-ms", _budget(mod), "--latency", f"py:{mod}:latency_ms",
@@ -57,6 +59,7 @@ def test_resolutions_from_candidates_csv(mod, tmp_path):
     assert result["resolutions"] == [224, 240] and result["stages"] == [2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_compare_writes_table_and_plot(mod, tmp_path):
     rc = main(["compare", "--budget-ms", _budget(mod, 1.5), "--latency", f"py:{mod}:latency_ms",
                "--accuracy", f"py:{mod}:accuracy", "--resolutions", "224,240,256",
@@ -72,6 +75,7 @@ def test_compare_writes_table_and_plot(mod, tmp_path):
     assert (tmp_path / "cmp" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_scale_prints_and_writes(mod, tmp_path, capsys):
     assert main(["scale", "--method", "compound", "--budget-ms", _budget(mod, 1.8),
                  "--latency", f"py:{mod}:latency_ms", "--out", "c.json"]) == 0
@@ -130,6 +134,7 @@ def test_py_source_gets_the_json_dict_with_resolution(tmp_path, monkeypatch):
         parse_latency_source("table:")
 
 
+@pytest.mark.slow
 def test_result_files_feed_back_in_with_their_provenance(mod, tmp_path, capsys):
     """search's result.json, scale's --out and compare's compare.json are networks wherever a
     network is taken, and say they were scaled, from what, by which method."""
@@ -162,6 +167,7 @@ def test_result_files_feed_back_in_with_their_provenance(mod, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["source"].startswith("fast scaling (dWr)")
 
 
+@pytest.mark.slow
 def test_a_chain_of_latency_sources_falls_back_for_what_the_first_lacks(mod, tmp_path, capsys):
     """--latency A --latency B: B answers what A lacks; trace.csv says who answered what,
     summary.md has baseline vs winner with the evaluator."""

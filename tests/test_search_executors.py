@@ -95,6 +95,7 @@ def reference(mod, tmp_path):
     return _files("local")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["local:2", "ray"])
 def test_a_search_on_an_executor_writes_what_local_writes(mod, reference, executor, request):
     if executor == "ray":
@@ -120,6 +121,7 @@ def _kill_when_claimed(marker, killed: list) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["local:2", "ray"])
 def test_a_worker_killed_by_pid_mid_evaluation_is_retried_same_result(mod, reference,
                                                                       tmp_path, executor,

@@ -113,6 +113,7 @@ def _expected_choice(group, parent_lat, parent_acc):
     return min(keys)[1] if keys else None
 
 
+@pytest.mark.slow
 def test_trace_obeys_every_rule(cwd):
     mod = nonlinear_module(cwd)
     src, ev = _sources(mod)
@@ -206,13 +207,14 @@ class CountingLatency(PyLatency):
         return super().latency_ms(spec, resolution)
 
 
+@pytest.mark.slow
 def test_resume_repeats_no_work(cwd):
     mod = nonlinear_module(cwd)
     budget = 1.4 * PyLatency(f"{mod}:latency_ms").latency_ms(B0, 224)
     args = dict(base=B0, budget_ms=budget, resolutions=[224, 240], k=5)
 
     ref_lat, ref_ev = CountingLatency(f"{mod}:latency_ms"), Counting(PyEvaluator(f"{mod}:accuracy"))
-    ref = run_rbis(source=ref_lat, evaluator=ref_ev, out_dir=cwd / "ref", **args)
+    run_rbis(source=ref_lat, evaluator=ref_ev, out_dir=cwd / "ref", **args)
 
     lat1, ev1 = CountingLatency(f"{mod}:latency_ms"), Counting(PyEvaluator(f"{mod}:accuracy"),
                                                                 stop_after=len(ref_ev.seen) // 2)
@@ -244,6 +246,7 @@ def test_state_from_other_sources_is_refused(cwd):
         run_rbis(B0, 200, [224], *_sources(m2), out_dir=cwd / "o")
 
 
+@pytest.mark.slow
 def test_table_evaluator_replays_recorded_accuracies(cwd):
     mod = nonlinear_module(cwd)
     src, ev = _sources(mod)

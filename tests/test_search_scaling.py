@@ -87,6 +87,7 @@ def test_families_start_at_the_baseline_and_grow():
     assert compound.depths == tuple(math.ceil(1.2 * d) for d in B0.depths)
 
 
+@pytest.mark.slow
 def test_scale_to_budget_is_the_largest_within_budget():
     lat = lambda s, r: macs(s, r) / 1e6  # noqa: E731 monotone along every family
     for method, family in FAMILIES.items():

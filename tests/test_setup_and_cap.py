@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from fake_gpu import FakeCudaDevice, SlowSetupDevice
+from fake_gpu import SlowSetupDevice
 from latency_lab.cli.app import main
 from latency_lab.devices.cuda import launch_check
 from latency_lab.measure.protocol import Interrupted, Protocol, measure_points
@@ -19,6 +19,7 @@ from latency_lab.measure.store import Store
 RES = [64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152]
 
 
+@pytest.mark.slow
 def test_the_cap_holds_in_the_first_round_and_unreached_points_resume(tmp_path, tiny):
     """12 new shapes at 0.25 s of set-up each against a 1 s cap: the call ends one set-up
     after the cap, the points it reached have samples and their set-up time, the others are
@@ -34,8 +35,11 @@ def test_the_cap_holds_in_the_first_round_and_unreached_points_resume(tmp_path, 
         t0 = time.monotonic()
         ms = measure_points(dev, [(tiny, r) for r in RES], store, p, progress=progress)
         took = time.monotonic() - t0
-        assert took < 1.0 + 0.25 + 0.5           # the cap, one set-up, slack for a busy host
         reached = [m for m in ms if m.measured]
+        # the cap plus the one set-up under way when it passed; the slack is one more set-up
+        # as this host measured it (a busy host stretches both alike)
+        slowest = max(m.facts["setup_s"] for m in reached)
+        assert took < p.time_cap_s + 2 * slowest
         assert 2 <= len(reached) <= 6 and len(ms) == len(RES)
         assert {m.stop_reason for m in ms} == {"time_cap"}
         for m in reached:
@@ -66,6 +70,7 @@ def test_an_interruption_carries_every_point_as_far_as_it_got(tmp_path, tiny, cu
     assert sum(m.stats.count for m in got) == 5 * 2
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_the_points_measured_before_the_cap(tmp_path, tiny, capsys):
     net = tmp_path / "tiny.json"
     net.write_text(tiny.to_json())

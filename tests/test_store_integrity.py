@@ -301,6 +301,7 @@ def test_a_lease_from_another_host_counts_as_gone_only_when_stale(tmp_path, tiny
         assert store.reclaim(claim.measurement_id).status == "resume"
 
 
+@pytest.mark.slow
 def test_the_wait_for_another_process_is_announced(tmp_path, tiny, curve_device, caplog):
     """A held point is collected as soon as its owner finishes it (here: by hand)."""
     import threading

@@ -1,6 +1,5 @@
 """The interleaved protocol and the SQLite store: order, stopping, caps, resume, corruption."""
 
-import sqlite3
 
 import pytest
 
@@ -85,6 +84,7 @@ def test_protocol_refuses_nonsense():
         Protocol(min_rounds=5, max_rounds=2)
 
 
+@pytest.mark.slow
 def test_points_stopped_by_the_time_cap_are_measured_further_on_a_rerun(tmp_path, tiny,
                                                                           curve_device):
     """A cap is the run's limit, not the point's answer: a rerun without --remeasure goes on

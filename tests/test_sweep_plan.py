@@ -121,6 +121,7 @@ def test_a_device_that_needs_a_gpu_is_refused_before_anything_runs(tmp_path, tin
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.slow
 def test_one_owner_per_device_label(tmp_path, ray_cluster):
     from latency_lab.scaleout.device_actor import DeviceSpec, close_device_actor, open_device_actor
     from latency_lab.scaleout.executors import ExecutorError

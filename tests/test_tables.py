@@ -254,6 +254,7 @@ def test_cli_export_show_import(tmp_path, capsys, store, tiny):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_table_commands_do_not_import_tensorflow(phone_csv):
     code = ("import sys; from latency_lab.cli.app import main;"
             f"main(['table', 'show', {str(phone_csv)!r}]);"

@@ -43,6 +43,7 @@ def test_claims_need_disjoint_intervals_and_say_which_way(tb):
     assert "range 15.3 points" in lines[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_children_cpu_counts_a_busy_child(tb):
     before = tb.children_cpu()

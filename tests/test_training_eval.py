@@ -119,6 +119,7 @@ def test_net2net_starts_children_from_their_parents_and_replays_a_lost_lineage(d
         [trained, c.details["run"], g.details["run"]])     # the control is not replayed
 
 
+@pytest.mark.slow
 def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, monkeypatch):
     """A whole search: every evaluated candidate's parent run is the run of the node it was
     stepped from, so weights flow along the chosen path; the store keys by lineage."""

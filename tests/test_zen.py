@@ -123,6 +123,7 @@ def test_squeeze_excitation_dropped_unless_kept(small):
         _zen("zen,batch=4", no_se).value, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_unusable_scores_and_networks_are_clear_errors(small):
     with pytest.raises(EvaluatorError, match="non-finite Zen-Score"):
         _zen("zen,batch=4,gamma=1e-30", small)   # x_mix == x in float32: log(0)

@@ -1,8 +1,9 @@
 """CLI commands `search`, `scale` and `compare` (registered in latency_lab/cli/app.py).
 
-Thin wrappers over `latency_lab.search.rbis.run_rbis` and `latency_lab.search.scaling.scale_to_budget`: parse the
-options, open the latency source and the evaluator, write the files, print a summary. The
-search library is imported inside the commands so that `latency-lab --help` stays fast.
+Thin wrappers over `latency_lab.search.rbis.run_rbis` and
+`latency_lab.search.scaling.scale_to_budget`: parse the options, open the latency source and
+the evaluator, write the files, print a summary. The search library is imported inside the
+commands so that `latency-lab --help` stays fast.
 """
 
 from __future__ import annotations

@@ -331,8 +331,9 @@ def get_device(name: str, **options: Any) -> Device:
 def driver_options(cls: type, options: Mapping[str, Any], name: str = "") -> dict[str, Any]:
     """`options` checked against `cls.__init__`'s parameters and converted to their annotated
     types: text such as "4", "0.5", "true"/"off", "none" becomes int, float, bool or None
-    where the annotation says so. An unknown key or a value that does not convert is a DeviceError naming the option, what it expects and, for
-    an unknown key, the options there are. Values that are not text pass unchanged.
+    where the annotation says so. An unknown key or a value that does not convert is a
+    DeviceError naming the option, what it expects and, for an unknown key, the options there
+    are. Values that are not text pass unchanged.
 
     Drivers declare their options once, as typed keyword arguments; this is the one place
     that turns command-line text into them (no driver parses its own options)."""

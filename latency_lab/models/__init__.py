@@ -1,1 +1,2 @@
-"""A network spec made runnable: the TFLite, Keras, torch and ONNX builders, model files and their cache, export."""
+"""A network spec made runnable: the TFLite, Keras, torch and ONNX builders, model files and
+their cache, export."""

@@ -1,1 +1,2 @@
-"""Where work runs: executors (this process, local processes, Ray), device actors, sweep plans across devices."""
+"""Where work runs: executors (this process, local processes, Ray), device actors, sweep plans
+across devices."""
