@@ -32,7 +32,7 @@ import json, os, random, sys, time
 from pathlib import Path
 from latency_lab.network import presets
 from latency_lab.models import build_keras
-from latency_lab.tables.lut import random_scaled
+from latency_lab.network.scaling import random_scaled
 
 def rss_mb(pid):
     try:

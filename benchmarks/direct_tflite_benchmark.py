@@ -53,7 +53,7 @@ from latency_lab.models.build_tflite import emit_tflite, op_list
 from latency_lab.cli.options import status_line
 from latency_lab.devices.cpu import CpuDevice
 from latency_lab.fileio import write_atomic
-from latency_lab.tables.lut import random_scaled
+from latency_lab.network.scaling import random_scaled
 from latency_lab.measure.api import Device, DeviceInfo, RunResult
 from latency_lab.measure.protocol import Protocol, measure_points
 from latency_lab.network.spec import NetworkSpec

@@ -38,7 +38,9 @@ import numpy as np
 import pandas as pd
 
 from latency_lab.network import presets
-from latency_lab.tables.lut import load_lut, random_scaled, record_lut
+from latency_lab.network.scaling import random_scaled
+from latency_lab.tables.lut_file import load_lut, overhead_dict, save_lut
+from latency_lab.tables.lut_record import record_lut
 from latency_lab.measure.api import get_device
 from latency_lab.paths import cache_dir
 from latency_lab.measure.protocol import Protocol, measure_points
@@ -106,13 +108,13 @@ def main() -> None:
         if not args.check:
             print(f"recording LUT of {base.name} at {grid}, <= {args.max_width_steps} width / "
                   f"{args.max_depth_steps} depth steps per stage; store {store_path}", flush=True)
-            record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
-                       block_protocol, n_calibration=args.calibration, seed=args.seed,
-                       progress=progress).save(lut_path)
+            save_lut(record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps,
+                                store, block_protocol, n_calibration=args.calibration,
+                                seed=args.seed, progress=progress), lut_path)
             # The same samples, summarised by their 5th percentile (no new measurement: resumed).
-            record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps, store,
-                       block_protocol, n_calibration=args.calibration, seed=args.seed,
-                       statistic="p5").save(p5_path)
+            save_lut(record_lut(dev, base, grid, args.max_width_steps, args.max_depth_steps,
+                                store, block_protocol, n_calibration=args.calibration,
+                                seed=args.seed, statistic="p5"), p5_path)
         lut = load_lut(lut_path, context=dev.info())   # predict from the file, as a user would
         lut_p5 = load_lut(p5_path, context=dev.info())
         t_lut = time.perf_counter() - t0
@@ -174,7 +176,7 @@ def main() -> None:
         "hardware": lut.context.hardware, "threads": lut.context.threads,
         "lut_file": str(lut_path.relative_to(ROOT)) if lut_path.is_relative_to(ROOT) else str(lut_path),
         "lut_p5_file": str(p5_path.relative_to(ROOT)) if p5_path.is_relative_to(ROOT) else str(p5_path),
-        "overhead": lut.overhead.to_dict(), "overhead_p5": lut_p5.overhead.to_dict(),
+        "overhead": overhead_dict(lut.overhead), "overhead_p5": overhead_dict(lut_p5.overhead),
         "n_calibration_networks": len(lut.calibration),
         "calibrated": figures("error_pct"), "plain_sum": figures("sum_error_pct"),
         # the networks whose own measurement reached the CI target (+-2%): where the check

@@ -6,7 +6,8 @@
 
 * adbutils talks to the ADB server over its socket (`adb_host`/`adb_port`, default from
   `ANDROID_ADB_SERVER_HOST`/`ANDROID_ADB_SERVER_PORT`, i.e. 127.0.0.1:5037); the device is the
-  one `serial` names (or `ANDROID_SERIAL`), else the only one attached;
+  one `serial` names (or `ANDROID_SERIAL`), else the only one attached (`adb_transport.py`: the
+  connection and every shell command and push go through it);
 * the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
   pushed once under a name holding its content hash and made executable; the dynamic-shape
   model (`model_files.tflite_path`: emitted directly by default, `builder=keras` converts it
@@ -23,6 +24,9 @@
 
 Drivers only measure: the sweep protocol decides how often; the store keeps what was taken, so
 a phone unplugged mid-sweep loses at most one visit (`DeviceError`, then run again to resume).
+
+This module is the driver's policy: the benchmark binary and the CPU set, governors and thermal
+checks, each visit's command and the reading of its output, and the DeviceInfo.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import hashlib
 import os
 from importlib import resources
 import posixpath
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +43,7 @@ from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.network.spec import NetworkSpec
 
 from latency_lab.devices import tflite_bench
+from latency_lab.devices.adb_transport import AdbTransport
 from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 
 # package data of latency_lab.android_bench (the repository's android_bench/ folder)
@@ -182,8 +186,9 @@ class AndroidDevice(Device):
             raise DeviceError(f"benchmark binary {self.binary} does not exist; {README_HINT}")
         self.binary_sha256 = _sha256(self.binary)
 
-        self._client, self._device, self.serial = self._connect(adb_host, adb_port, serial)
-        self._props = self._getprops()
+        self.adb = AdbTransport.connect(adb_host, adb_port, serial, self.timeout_s)
+        self.serial = self.adb.serial
+        self._props = self.adb.getprops()
         self._governors = self._read_governors()
         self._remote_binary = ""
         self._remote_script = ""
@@ -193,93 +198,12 @@ class AndroidDevice(Device):
         self._calls = 0
         self._throttle: dict[tuple[str, int], dict[str, float]] = {}
 
-    # -- connection ----------------------------------------------------------------------------
-    def _connect(self, host: str | None, port: int | None, serial: str | None):
-        adbutils = _adbutils()
-
-        client = adbutils.AdbClient(host=host, port=port, socket_timeout=self.timeout_s)
-        where = f"{client.host}:{client.port}"
-        # adbutils would spawn `adb start-server` on a refused connection (a background daemon
-        # the user did not ask for, on the default port); check the socket ourselves first.
-        try:
-            socket.create_connection((client.host, client.port), timeout=3).close()
-        except OSError:
-            raise DeviceError(f"no ADB server at {where}: start it with `adb start-server` "
-                              f"(or set ANDROID_ADB_SERVER_PORT)") from None
-        try:
-            infos = client.list()
-        except (adbutils.AdbError, OSError) as exc:
-            raise DeviceError(f"ADB server at {where} does not answer: {exc}") from None
-        serial = serial or os.environ.get("ANDROID_SERIAL") or None
-        states = {i.serial: i.state for i in infos}
-        listed = ", ".join(f"{s} ({st})" for s, st in states.items()) or "none"
-        if serial:
-            state = states.get(serial)
-            if state is None:
-                raise DeviceError(f"no device {serial!r} on the ADB server at {where}; "
-                                  f"attached: {listed}")
-        else:
-            ready = [s for s, st in states.items() if st == "device"]
-            if len(ready) > 1:
-                raise DeviceError(f"several devices attached ({', '.join(ready)}): choose one "
-                                  f"with --serial")
-            if not ready:
-                if not states:
-                    raise DeviceError(f"no Android device attached (ADB server at {where} lists "
-                                      f"none): connect the phone and enable USB debugging")
-                serial = next(iter(states))
-            else:
-                serial = ready[0]
-            state = states[serial]
-        if state == "unauthorized":
-            raise DeviceError(f"device {serial} is unauthorized: unlock it and accept the "
-                              f"'Allow USB debugging' prompt, then run again")
-        if state != "device":
-            raise DeviceError(f"device {serial} is {state}, not ready (adb devices: {listed})")
-        return client, client.device(serial=serial), serial
-
-    def _shell(self, command: str, what: str) -> tuple[str, int]:
-        """Run one shell command line on the device: (stdout+stderr, exit status)."""
-        adbutils = _adbutils()
-
-        try:
-            r = self._device.shell2(command, timeout=self.timeout_s, v2=True)
-        except (adbutils.AdbError, OSError, EOFError) as exc:
-            raise DeviceError(f"lost device {self.serial} while {what} ({exc or type(exc).__name__}"
-                              f"); what was measured is in the store: reconnect it and run "
-                              f"again to resume") from None
-        return r.output, r.returncode
-
-    def _check(self, command: str, what: str) -> str:
-        out, rc = self._shell(command, what)
-        if rc != 0:
-            raise DeviceError(f"{what} failed on {self.serial} (exit {rc}): {out.strip()[-200:]}")
-        return out
-
-    def _push(self, local: Path | bytes, remote: str, mode: int, what: str) -> None:
-        adbutils = _adbutils()
-
-        try:
-            self._device.sync.push(local, remote, mode=mode)
-        except (adbutils.AdbError, OSError, EOFError) as exc:
-            raise DeviceError(f"cannot push {what} to {self.serial}:{remote} ({exc}); what was "
-                              f"measured is in the store: run again to resume") from None
-
-    def _getprops(self) -> dict[str, str]:
-        out = self._check("getprop", "reading device properties")
-        props = {}
-        for line in out.splitlines():
-            if line.startswith("[") and "]: [" in line:
-                key, _, value = line.partition("]: [")
-                props[key[1:]] = value.rstrip().rstrip("]")
-        return props
-
     def _read_governors(self) -> dict[str, str]:
         govs = {}
         for c in self.cpus:
             path = f"/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
-            out, rc = self._shell(f"cat -- {tflite_bench.shell_command([path])} 2>/dev/null",
-                                  "reading the CPU governor")
+            out, rc = self.adb.shell(f"cat -- {tflite_bench.shell_command([path])} 2>/dev/null",
+                                     "reading the CPU governor")
             if rc == 0 and out.strip():
                 govs[f"cpu{c}"] = out.strip()
         return govs
@@ -313,19 +237,20 @@ class AndroidDevice(Device):
         d = self.remote_dir
         q = tflite_bench.shell_command
         # `--` before every path: a directory named "-x" must not be read as options
-        self._check(f"mkdir -p -- {q([d + '/bin', d + '/models'])}", "creating the work directory")
+        self.adb.check(f"mkdir -p -- {q([d + '/bin', d + '/models'])}",
+                       "creating the work directory")
         remote_bin = posixpath.join(d, "bin", f"benchmark_model-{self.binary_sha256[:16]}")
-        out, rc = self._shell(f"test -f {q([remote_bin])}", "looking for the binary")
+        out, rc = self.adb.shell(f"test -f {q([remote_bin])}", "looking for the binary")
         if rc != 0:  # not there yet: push once; the name holds the content hash
-            self._push(self.binary, remote_bin, 0o755, "the benchmark binary")
-        self._check(f"chmod 755 -- {q([remote_bin])}", "making the binary executable")
-        out, rc = self._shell(f"test -x {q([remote_bin])}", "checking the binary")
+            self.adb.push(self.binary, remote_bin, 0o755, "the benchmark binary")
+        self.adb.check(f"chmod 755 -- {q([remote_bin])}", "making the binary executable")
+        out, rc = self.adb.shell(f"test -x {q([remote_bin])}", "checking the binary")
         if rc != 0:
             raise DeviceError(f"benchmark binary {remote_bin} is not executable on "
                               f"{self.serial} (noexec storage?)")
         script = RUN_SCRIPT.read_bytes()
         remote_script = posixpath.join(d, f"run_bench-{hashlib.sha256(script).hexdigest()[:12]}.sh")
-        self._push(script, remote_script, 0o644, "the run script")
+        self.adb.push(script, remote_script, 0o644, "the run script")
         self._remote_binary, self._remote_script = remote_bin, remote_script
 
     def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
@@ -344,7 +269,7 @@ class AndroidDevice(Device):
 
             local = tflite_path(spec, self.model_dir, self.builder)
             remote = posixpath.join(self.remote_dir, "models", local.name)
-            self._push(local, remote, 0o644, f"model {spec.name}")
+            self.adb.push(local, remote, 0o644, f"model {spec.name}")
             self._models[spec.fingerprint] = remote
         return remote
 
@@ -374,7 +299,7 @@ class AndroidDevice(Device):
             summary_mode = not self.per_run
         finally:
             self.per_run = saved
-        output, _ = self._shell(cmd, f"measuring {spec.name} at {resolution}")
+        output, _ = self.adb.shell(cmd, f"measuring {spec.name} at {resolution}")
         invocations = split_invocations(output)
         if not invocations:
             raise DeviceError(f"the run script printed nothing on {self.serial}: "
@@ -427,7 +352,7 @@ class AndroidDevice(Device):
         while waited < self.max_cooldown_s:
             self._sleep(self.cooldown_s)
             waited += self.cooldown_s
-            out, _ = self._shell(tflite_bench.shell_command(
+            out, _ = self.adb.shell(tflite_bench.shell_command(
                 ["sh", "--", self._remote_script, "0", ""]), "reading the thermal state")
             status = parse_probes(out).get("before", {}).get("thermal_status")
             if status is not None and status.isdigit() and int(status) >= self.throttle_status:
@@ -461,9 +386,10 @@ class AndroidDevice(Device):
         """Remove the pushed models and run script (the binary stays, named by its hash)."""
         paths = list(self._models.values()) + ([self._remote_script] if self._remote_script else [])
         self._models.clear()
-        if paths and self._device is not None:
+        if paths and self.adb is not None:
             try:
-                self._shell(f"rm -f -- {tflite_bench.shell_command(paths)}", "removing pushed files")
+                self.adb.shell(f"rm -f -- {tflite_bench.shell_command(paths)}",
+                               "removing pushed files")
             except DeviceError:
                 pass  # the phone is gone; nothing to clean
         self._remote_script = self._remote_binary = ""
@@ -474,13 +400,3 @@ class Pixel2Device(AndroidDevice):
 
     name = "pixel2"
     profile_name = "pixel2"
-
-
-def _adbutils():
-    """adbutils, or a one-line error saying how to install it (the `android` extra)."""
-    try:
-        import adbutils
-    except ImportError:
-        raise DeviceError("the android and pixel2 devices need adbutils, which is not installed:"
-                          " pip install 'latency-lab[android]'") from None
-    return adbutils

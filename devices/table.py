@@ -84,14 +84,15 @@ class LutDevice(ReplayDevice):
     name = "lut"
 
     def __init__(self, path: str):
-        from latency_lab.tables.lut import LutError, load_lut
+        from latency_lab.tables.lut import LutError
+        from latency_lab.tables.lut_file import load_lut, lut_sha256
 
         self.path = str(path)
         try:
             self.lut = load_lut(path)
         except LutError as exc:
             raise DeviceError(str(exc)) from None
-        self._info = _replay_info(self.name, self.lut.context, path, self.lut.sha256)
+        self._info = _replay_info(self.name, self.lut.context, path, lut_sha256(self.lut))
 
     def info(self) -> DeviceInfo:
         return self._info

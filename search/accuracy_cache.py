@@ -29,6 +29,7 @@ from typing import Any
 from latency_lab.errors import UserError
 from latency_lab.fileio import write_atomic
 from latency_lab.measure.store import Store
+from latency_lab.measure.store_evaluations import add_evaluation, newest_evaluations
 from latency_lab.search.evaluators import EvalRequest, EvalResult, Evaluator
 
 TABLE_COLUMNS = ("network", "fingerprint", "resolution", "metric", "value", "ci_low", "ci_high",
@@ -56,9 +57,9 @@ class AccuracyCache:
 
     def lookup(self, request: EvalRequest) -> EvalResult | None:
         """The newest cached result of this request, or None."""
-        rows = self.store.evaluations(self.key, request.spec.fingerprint,
-                                      int(request.resolution),
-                                      lineage_id(self.evaluator, request), self.since)
+        rows = newest_evaluations(self.store, self.key, request.spec.fingerprint,
+                                  int(request.resolution),
+                                  lineage_id(self.evaluator, request), self.since)
         if not rows:
             return None
         r = rows[0]
@@ -94,8 +95,9 @@ class AccuracyCache:
 
     def record(self, request: EvalRequest, result: EvalResult) -> None:
         ci = result.ci or (None, None)
-        self.store.add_evaluation(
-            request.spec, request.resolution, self.key, lineage_id(self.evaluator, request),
+        add_evaluation(
+            self.store, request.spec, request.resolution, self.key,
+            lineage_id(self.evaluator, request),
             {"evaluator": self.evaluator.describe(), "metric": self.evaluator.metric,
              "value": float(result.value), "n": int(result.n), "ci_low": ci[0],
              "ci_high": ci[1], "seconds": float(result.seconds), "details": result.details})
@@ -106,7 +108,7 @@ def select_key(store: Store, evaluator: str | None) -> str | None:
     `zen,batch=8`), or a stored key or unique prefix of one. None: all of them."""
     if evaluator is None:
         return None
-    keys = sorted({r["evaluator_key"] for r in store.evaluations()})
+    keys = sorted({r["evaluator_key"] for r in newest_evaluations(store)})
     if evaluator in keys:
         return evaluator
     prefixed = [k for k in keys if k.startswith(evaluator)]
@@ -128,7 +130,7 @@ def select_key(store: Store, evaluator: str | None) -> str | None:
 def table_rows(store: Store, key: str | None = None,
                fingerprint: str | None = None) -> list[dict[str, Any]]:
     rows = []
-    for r in store.evaluations(key, fingerprint):
+    for r in newest_evaluations(store, key, fingerprint):
         arch = json.loads(r["network_json"])
         rows.append({
             "network": r["network"], "fingerprint": r["fingerprint"],

@@ -11,6 +11,7 @@ from latency_lab.network import presets
 from latency_lab.cli.app import main
 from latency_lab.search.sources import PyLatency
 from latency_lab.measure.store import Store
+from latency_lab.measure.store_evaluations import newest_evaluations
 from search_helpers import nonlinear_module
 
 B0 = presets.get("efficientnet-b0")
@@ -38,7 +39,7 @@ def test_second_search_evaluates_nothing_and_reevaluate_forces(mod, tmp_path, ca
     n = first["counts"]["evaluations"]
     assert n > 5 and first["counts"]["accuracy_cache_hits"] == 0
     with Store(tmp_path / "s.sqlite") as store:
-        rows = store.evaluations()
+        rows = newest_evaluations(store)
     assert len(rows) == n and {r["metric"] for r in rows} == {"accuracy"}
     assert all(r["evaluator"] == f"py:{mod}:accuracy" for r in rows)
 
@@ -52,7 +53,7 @@ def test_second_search_evaluates_nothing_and_reevaluate_forces(mod, tmp_path, ca
     assert third["counts"]["evaluations"] == n and third["counts"]["accuracy_cache_hits"] == 0
     with Store(tmp_path / "s.sqlite") as store:
         assert store.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 2 * n
-        assert len(store.evaluations()) == n          # newest per key; the old rows stay
+        assert len(newest_evaluations(store)) == n          # newest per key; the old rows stay
     assert "0 taken from the accuracy cache" in capsys.readouterr().out
 
 
@@ -84,7 +85,7 @@ def test_export_reads_back_as_a_table(mod, tmp_path, capsys):
         (tmp_path / "live" / "compare.csv").read_text().splitlines()[1:]
     # table values are read, not evaluated: nothing new in the store
     with Store(tmp_path / "s.sqlite") as store:
-        assert len(store.evaluations()) == len(rows)
+        assert len(newest_evaluations(store)) == len(rows)
     capsys.readouterr()
     assert main(["accuracy", "show", "--store", "s.sqlite"]) == 0
     out = capsys.readouterr().out
@@ -117,7 +118,7 @@ def test_a_failing_evaluation_keeps_the_finished_ones(mod, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: ") and "returned nan" in err[-1]
     with Store(tmp_path / "s.sqlite") as store:
-        rows = store.evaluations()
+        rows = newest_evaluations(store)
     # the baseline and the width candidates scored before the first depth step hit NaN
     with open(tmp_path / "bad" / "trace.csv", newline="") as f:
         done = {r["fingerprint"] for r in csv.DictReader(f) if r["accuracy"] != ""}

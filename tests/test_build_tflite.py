@@ -10,7 +10,7 @@ import pytest
 from latency_lab.network import presets
 from latency_lab.network.blocks import BlockModel
 from latency_lab.models.build_tflite import EMITTERS, emit_tflite, op_list
-from latency_lab.tables.lut import random_scaled
+from latency_lab.network.scaling import random_scaled
 from latency_lab.network.spec import NetworkSpec
 
 RESOLUTIONS = (64, 97, 160)

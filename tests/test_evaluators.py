@@ -16,6 +16,7 @@ from latency_lab.search.evaluators import (EVALUATORS, EvalRequest, EvalResult, 
 from latency_lab.search.rbis import run_rbis
 from latency_lab.search.sources import PyLatency
 from latency_lab.measure.store import Store
+from latency_lab.measure.store_evaluations import newest_evaluations
 from search_helpers import nonlinear_module
 
 B0 = presets.get("efficientnet-b0")
@@ -117,7 +118,7 @@ def test_search_hands_parent_and_step_to_the_evaluator(cwd):
         assert child.request.parent == parent.request
         assert child.request.step == Step(child.dimension, child.stages)
     # a path-dependent evaluator's values are cached per lineage
-    stored = store.evaluations()
+    stored = newest_evaluations(store)
     assert len(stored) == len(seen)
     assert sum(1 for r in stored if r["lineage"] == "") == 1      # only the baseline
     assert len({r["lineage"] for r in stored}) == len(stored)

@@ -10,10 +10,11 @@ from dataclasses import replace
 import pytest
 
 from latency_lab.network.blocks import network_blocks
-from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks, width_options
+from latency_lab.network.scaling import (blocks_by_kind, random_scaled, scaled_space_blocks,
+                                         scaled_variant, width_options)
 from latency_lab.cli.app import main
-from latency_lab.tables.lut import (BlockRow, CalibrationPoint, Lut, LutError, fit_overhead,
-                             load_lut, random_scaled, scaled_variant)
+from latency_lab.tables.lut import BlockRow, CalibrationPoint, Lut, LutError, fit_overhead
+from latency_lab.tables.lut_file import load_lut, save_lut
 from latency_lab.measure.api import DeviceInfo
 from latency_lab.network.presets import get
 from latency_lab.network.scaling import add_block, widen
@@ -135,7 +136,7 @@ def test_p5_statistic_sums_block_p5(small, tmp_path):
     net = scaled_variant(small, [1, 0], [0, 1])
     median = lut.predict_ms(net, 64)
     lut.statistic = "p5"
-    p = load_lut(lut.save(tmp_path / "lut.json")).predict(net, 64)
+    p = load_lut(save_lut(lut, tmp_path / "lut.json")).predict(net, 64)
     assert p.statistic == "p5" and p.latency_ms == pytest.approx(0.5 * median)
     no_p5 = _lut(small)
     no_p5.statistic = "p5"
@@ -146,7 +147,7 @@ def test_p5_statistic_sums_block_p5(small, tmp_path):
 def test_lut_file_round_trip_and_context(small, tmp_path):
     lut = _lut(small)
     lut.overhead = fit_overhead([_point("a", 10.5, 10.0), _point("b", 21.0, 20.0)])
-    path = lut.save(tmp_path / "lut.json")
+    path = save_lut(lut, tmp_path / "lut.json")
     back = load_lut(path, context=CTX)
     net = scaled_variant(small, [1, 0], [1, 1])
     assert back.predict(net, 64) == lut.predict(net, 64)
@@ -192,14 +193,14 @@ def _rewrite(path, change):
                                                   1)), r"NaN is not a JSON number"),
 ])
 def test_bad_lut_files_are_refused(small, tmp_path, change, message):
-    path = _lut(small).save(tmp_path / "lut.json")
+    path = save_lut(_lut(small), tmp_path / "lut.json")
     change(path)
     with pytest.raises(LutError, match=message):
         load_lut(path)
 
 
 def test_cli_predict_and_errors(small, tmp_path, capsys):
-    path = _lut(small).save(tmp_path / "lut.json")
+    path = save_lut(_lut(small), tmp_path / "lut.json")
     net = tmp_path / "net.json"
     net.write_text(scaled_variant(small, [1, 1], [1, 1]).to_json())
     assert main(["lut", "predict", "--lut", str(path), "--network", str(net),
@@ -219,7 +220,7 @@ def test_cli_predict_and_errors(small, tmp_path, capsys):
 @pytest.mark.slow
 def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, capsys):
     from latency_lab.devices.cpu import CpuDevice
-    from latency_lab.tables.lut import record_lut
+    from latency_lab.tables.lut_record import record_lut
     from latency_lab.measure.api import get_device
     from latency_lab.measure.protocol import Protocol, measure_points
     from latency_lab.measure.store import Store
@@ -242,7 +243,7 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
         # a network the LUT never saw whole, measured for real
         fresh = scaled_variant(small, [1, 1], [1, 0])
         [m] = measure_points(dev, [(fresh, 96)], store, protocol)
-    path = lut.save(tmp_path / "lut.json")
+    path = save_lut(lut, tmp_path / "lut.json")
     predicted = load_lut(path).predict_ms(fresh, 96)
     # a sanity bound only; the accuracy figures come from benchmarks/lut_benchmark.py
     assert abs(predicted - m.latency_ms) / m.latency_ms < 0.3
@@ -261,7 +262,7 @@ def test_the_committed_b0_to_b2_lut_is_calibrated_on_the_recorded_table():
     predicts them within its stated error, and `lut calibrate` reproduces the fit."""
     from pathlib import Path
 
-    from latency_lab.tables.lut import calibrate_from_table, load_lut
+    from latency_lab.tables.lut import calibrate_from_table
     from latency_lab.tables.latency_table import load_table
 
     root = Path(__file__).resolve().parents[1] / "results" / "cpu"

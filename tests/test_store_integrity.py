@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from latency_lab.cli.app import main
+from latency_lab.measure import lease
 from latency_lab.measure.protocol import Protocol, measure_points
 from latency_lab.measure.store import Store, StoreError
 
@@ -117,7 +118,7 @@ def test_a_full_disk_keeps_the_old_table_and_leaves_no_temporary(tmp_path, tiny,
     info = curve_device().info()
     with Store(tmp_path / "s.sqlite") as store:
         for r in range(64, 2048, 16):   # finished measurements, written directly (fast)
-            mid = store.claim(info, tiny, r).measurement_id
+            mid = lease.claim(store, info, tiny, r).measurement_id
             store.add_samples(mid, 0, [1.0 + r / 1000, 1.1 + r / 1000, 0.9 + r / 1000])
             store.finish(mid, "ci_target")
     old = "an old table that must survive\n" * 10
@@ -268,37 +269,33 @@ def test_leases_are_given_back_when_a_run_is_interrupted(tmp_path, tiny, curve_d
 def test_a_lease_of_a_running_process_is_respected_and_of_a_gone_one_taken(tmp_path, tiny,
                                                                           curve_device):
     """Same host: alive is a process id that exists with the same start time."""
-    from latency_lab.measure import lease
-
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with Store(tmp_path / "s.sqlite") as store:
             dev = curve_device()
-            claim = store.claim(dev.info(), tiny, 64)
+            claim = lease.claim(store, dev.info(), tiny, 64)
             store.db.execute("UPDATE leases SET pid=?, started=?", (sleeper.pid,
                                                                    lease._start_time(sleeper.pid)))
             store.db.commit()
-            assert store.reclaim(claim.measurement_id).status == "held"
+            assert lease.reclaim(store, claim.measurement_id).status == "held"
             store.db.execute("UPDATE leases SET started='1'")  # the id now names another process
             store.db.commit()
-            assert store.reclaim(claim.measurement_id).status == "resume"
+            assert lease.reclaim(store, claim.measurement_id).status == "resume"
     finally:
         sleeper.kill()
         sleeper.wait()
 
 
 def test_a_lease_from_another_host_counts_as_gone_only_when_stale(tmp_path, tiny, curve_device):
-    from latency_lab.measure import lease
-
     with Store(tmp_path / "s.sqlite") as store:
-        claim = store.claim(curve_device().info(), tiny, 64)
+        claim = lease.claim(store, curve_device().info(), tiny, 64)
         store.db.execute("UPDATE leases SET host='elsewhere', renewed_at=?", (time.time(),))
         store.db.commit()
-        assert store.reclaim(claim.measurement_id).status == "held"
+        assert lease.reclaim(store, claim.measurement_id).status == "held"
         store.db.execute("UPDATE leases SET renewed_at=?",
                          (time.time() - lease.STALE_AFTER_S - 1,))
         store.db.commit()
-        assert store.reclaim(claim.measurement_id).status == "resume"
+        assert lease.reclaim(store, claim.measurement_id).status == "resume"
 
 
 @pytest.mark.slow
@@ -308,7 +305,7 @@ def test_the_wait_for_another_process_is_announced(tmp_path, tiny, curve_device,
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
-        claim = store.claim(curve_device().info(), tiny, 64)
+        claim = lease.claim(store, curve_device().info(), tiny, 64)
         store.add_samples(claim.measurement_id, 0, [1.0, 1.1, 0.9])
         store.db.execute("UPDATE leases SET host='elsewhere', renewed_at=?", (time.time(),))
         store.db.commit()

@@ -18,6 +18,7 @@ from latency_lab.network.spec import NetworkSpec, SpecError  # noqa: E402
 from latency_lab.search.evaluators import EvaluatorError, parse_evaluator, run_request  # noqa: E402
 from latency_lab.search.zen import _repeat_seed, conv_blocks, without_se  # noqa: E402
 from latency_lab.measure.store import Store  # noqa: E402
+from latency_lab.measure.store_evaluations import newest_evaluations  # noqa: E402
 
 SMALL = {"name": "small", "resolution": 64, "num_classes": 10, "activation": "swish",
          "stem": {"width": 8, "kernel": 3, "stride": 2}, "head": {"width": 48},
@@ -168,7 +169,7 @@ def test_search_and_compare_name_scores_as_scores(small, tmp_path, monkeypatch, 
     assert "%" not in out.split("wrote")[0]
     n = result["counts"]["evaluations"]
     with Store(tmp_path / "s.sqlite") as store:
-        stored = store.evaluations()
+        stored = newest_evaluations(store)
     assert len(stored) >= n > 2 and {r["metric"] for r in stored} == {"zen_tuned_score"}
     # the same search again: every score from the cache
     assert main(["search", *args, "--out", "again"]) == 0
@@ -181,4 +182,4 @@ def test_search_and_compare_name_scores_as_scores(small, tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "non-finite Zen-Score" in err[0] and "Traceback" not in err[0]
     with Store(tmp_path / "s.sqlite") as store:
-        assert len(store.evaluations()) == len(stored)
+        assert len(newest_evaluations(store)) == len(stored)

@@ -1,4 +1,5 @@
-"""`latency-lab table ...` and `latency-lab lut ...`: thin commands over tables.py and lut.py.
+"""`latency-lab table ...` and `latency-lab lut ...`: thin commands over tables/latency_table.py
+and tables/lut*.py (the LUT, its file, its recording).
 
 table export|import|show move latencies between the SQLite store and table files;
 lut record measures a per-block lookup table on a device, lut predict|show read one. Only
@@ -179,7 +180,8 @@ def lut_record(
     from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks
     from latency_lab.cli.options import Progress, make_console
     from latency_lab.fileio import check_output_file
-    from latency_lab.tables.lut import record_lut
+    from latency_lab.tables.lut_file import save_lut
+    from latency_lab.tables.lut_record import record_lut
     from latency_lab.measure.api import get_device, parse_device_options
     from latency_lab.network.presets import load_network
     from latency_lab.sweeps.run import parse_resolutions
@@ -214,7 +216,7 @@ def lut_record(
             lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, proto,
                              n_calibration=calibration, seed=seed, progress=progress,
                              statistic=statistic)
-    lut.save(out)
+    save_lut(lut, out)
     o = lut.overhead
     err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"
     console.print(f"wrote {out}: {len(lut.blocks)} blocks ({lut.statistic}); overhead model "
@@ -233,7 +235,8 @@ def lut_calibrate(
 ) -> None:
     """Fit a LUT's overhead on a latency table's whole networks (e.g. measured when the
     machine was quieter than during the LUT's recording)."""
-    from latency_lab.tables.lut import calibrate_from_table, load_lut
+    from latency_lab.tables.lut import calibrate_from_table
+    from latency_lab.tables.lut_file import load_lut, save_lut
     from latency_lab.tables.latency_table import load_table
 
     from latency_lab.fileio import check_output_file
@@ -241,7 +244,7 @@ def lut_calibrate(
     out = out or lut.with_name(lut.stem + "-cal.json")
     check_output_file(out, "LUT")
     new = calibrate_from_table(load_lut(lut), load_table(table))
-    new.save(out)
+    save_lut(new, out)
     o = new.overhead
     print(f"wrote {out}: overhead {o.model} (scale {o.scale:.4f}, offset {o.offset_ms:.3f} ms) "
           f"from {new.calibrated_on} ({o.n_excluded} left out: CI too wide); expected error "
@@ -259,7 +262,7 @@ def lut_predict(
     """Predict a network's latency from a LUT (sum of blocks + fitted overhead)."""
     from dataclasses import asdict
 
-    from latency_lab.tables.lut import load_lut
+    from latency_lab.tables.lut_file import load_lut
     from latency_lab.network.presets import load_network
     from latency_lab.network.spec import check_resolution
 
@@ -282,7 +285,7 @@ def lut_predict(
 @lut_app.command("show")
 def lut_show(lut: Path = typer.Argument(..., help="LUT file.")) -> None:
     """Validate a LUT and print what it covers and how well it predicted its calibration."""
-    from latency_lab.tables.lut import load_lut
+    from latency_lab.tables.lut_file import load_lut
     from latency_lab.tables.latency_table import describe_context
 
     t = load_lut(lut)

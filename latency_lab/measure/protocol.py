@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from latency_lab.measure import lease
 from latency_lab.measure.drift import drift_factors
 from latency_lab.errors import UserError
 from latency_lab.measure.api import Device, Measurement, ReplayDevice
@@ -223,12 +224,12 @@ class _Run:
 
     def open(self, points: Sequence[Point], remeasure: bool) -> None:
         """Reuse finished measurements, resume open ones, open the rest; each open one is
-        leased to this process in the store (`Store.claim`), and one that a running process
+        leased to this process in the store (`lease.claim`), and one that a running process
         holds is left to it."""
         self.total = len(points)
         for i, (spec, res) in enumerate(points):
-            claim = self.store.claim(self.info, spec, res, self.protocol.to_dict(), remeasure,
-                                     reuse=self._reusable)
+            claim = lease.claim(self.store, self.info, spec, res, self.protocol.to_dict(),
+                                remeasure, reuse=self._reusable)
             self._take(i, (spec, res), claim)
         self.measured = list(self.active.values())
         if self.held:
@@ -259,7 +260,7 @@ class _Run:
         said = time.monotonic()
         while self.held:
             for i, (point, mid) in list(self.held.items()):
-                claim = self.store.reclaim(mid)
+                claim = lease.reclaim(self.store, mid)
                 if claim.status != "held":
                     del self.held[i], self._holders[i]
                     self._take(i, point, claim)
@@ -278,7 +279,7 @@ class _Run:
     def release(self) -> None:
         """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
         try:
-            self.store.release(self.leased)
+            lease.release(self.store, self.leased)
         except UserError:
             pass   # the store is unusable (full disk): the lease goes when this process does
 

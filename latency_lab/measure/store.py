@@ -7,22 +7,16 @@ factor of its visit, see `drift.py`). Samples are committed as they
 are taken; an interrupted sweep finds its open measurements and goes on. A re-measurement
 opens a new measurement; old samples stay.
 
-`imported` holds rows imported from a latency table (`tables.py`): a table carries only
-summary statistics (median, CI, sample count, spread), never raw samples, so they are kept
-apart from `measurements`/`samples` and never mistaken for raw data: the protocol does not
-resume from them (a real device measures again), and exports prefer a real measurement of the
-same key. A `networks` row may also describe a single block of the lookup table
-(`lut.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves those out.
-The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS` adds it to
-older stores on open; so was `leases` (one owner per open measurement, see `lease.py`):
-`claim` takes a point for this process in one write transaction, `reclaim` re-checks a
-point another process holds, `release` gives leases back.
-
-`evaluations` is the accuracy cache (`latency_lab.search.accuracy_cache`): one row per finished
-evaluation of a network at a resolution by an evaluator, keyed by the evaluator's key (which
-covers everything that changes the number) and, for evaluators that start from a parent's
-weights, the lineage. A re-evaluation adds a row; the newest row of a key is its value, the
-older ones stay. Added the same way, without a schema bump.
+`imported` holds rows imported from a latency table (`tables/latency_table.py`): a table
+carries only summary statistics (median, CI, sample count, spread), never raw samples, so they
+are kept apart from `measurements`/`samples` and never mistaken for raw data: the protocol does
+not resume from them (a real device measures again), and exports prefer a real measurement of
+the same key. A `networks` row may also describe a single block of the lookup table
+(`tables/lut_record.py`: JSON {"block": {...}}); `network_fingerprints(kind="network")` leaves
+those out. The `imported` table was added without a schema bump: `CREATE TABLE IF NOT EXISTS`
+adds it to older stores on open; so were `leases` (one owner per open measurement: claiming,
+resuming and releasing points is `lease.py`) and `evaluations` (the accuracy cache's rows:
+`store_evaluations.py`). The schema of every table is here.
 
 A file that exists is first inspected read-only (`store_file.inspect_store`): a SQLite file
 that is not a latency-lab store (another program's database) or has another schema version is
@@ -38,9 +32,8 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from latency_lab.measure import lease
 from latency_lab.measure.store_file import StoreError, explain, guarded, inspect_store
@@ -118,22 +111,8 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 # the tables every latency-lab store has had since schema 1 (others are added on open)
 _CORE_TABLES = {"meta", "contexts", "networks", "measurements", "samples"}
-EVALUATION_FIELDS = ("evaluator", "metric", "value", "n", "ci_low", "ci_high", "seconds",
-                     "details")
-
 SUMMARY_FIELDS = ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "std_ms", "p5_ms",
                   "p95_ms")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What `Store.claim` found for a point: `status` "done" (a finished measurement to reuse),
-    "resume" (an open one, now leased to this process), "new" (opened and leased) or "held"
-    (open and leased to `holder`, a process that is still running)."""
-
-    measurement_id: int
-    status: str
-    holder: lease.Owner | None = None
 
 
 @guarded
@@ -203,19 +182,6 @@ class Store:
             self.db.execute("INSERT OR IGNORE INTO networks VALUES (?, ?, ?)",
                             (spec.fingerprint, spec.name, json.dumps(spec.arch_dict(), sort_keys=True)))
 
-    def add_evaluation(self, spec: NetworkSpec, resolution: int, evaluator_key: str,
-                       lineage: str, row: dict[str, Any]) -> None:
-        """Commit one finished evaluation (`row` has EVALUATION_FIELDS; details a dict)."""
-        self.register(None, spec)
-        values = [row.get(k) for k in EVALUATION_FIELDS]
-        values[-1] = json.dumps(row.get("details") or {}, sort_keys=True, default=str)
-        with self.db:
-            self.db.execute(
-                "INSERT INTO evaluations (fingerprint, resolution, evaluator_key, lineage, "
-                + ", ".join(EVALUATION_FIELDS) + ", evaluated_at) VALUES (?, ?, ?, ?, "
-                + ", ".join("?" * len(EVALUATION_FIELDS)) + ", ?)",
-                (spec.fingerprint, int(resolution), evaluator_key, lineage, *values, time.time()))
-
     def add_summary(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
                     summary: dict[str, Any], measured_at: str, source: str = "") -> None:
         """Keep an imported summary row (no raw samples); replaces one with the same key."""
@@ -237,90 +203,13 @@ class Store:
                  json.dumps(protocol or {}, sort_keys=True), time.time()))
         return int(cur.lastrowid)
 
-    # -- one owner per open measurement (lease.py) --------------------------------------
-    def claim(self, info: DeviceInfo, spec: NetworkSpec, resolution: int,
-              protocol: dict[str, Any] | None = None, remeasure: bool = False,
-              reuse: Callable[[int], bool] | None = None) -> Claim:
-        """Take the point (context, network, resolution) for this process, in one write
-        transaction so that two processes cannot both take it: reuse its finished measurement
-        (unless `remeasure`, or `reuse(id)` says it falls short: then it is reopened and
-        resumed), resume its open one unless a running process holds that, or open a new
-        one."""
-        self.register(info, spec)
-        with self._write():
-            latest = self.latest(info.context_key, spec.fingerprint, resolution)
-            if latest and not remeasure:
-                mid, status = latest
-                if status == "done":
-                    if reuse is None or reuse(mid):
-                        return Claim(mid, "done")
-                    self.db.execute("UPDATE measurements SET status='open', stop_reason='',"
-                                    " finished_at=NULL WHERE id=?", (mid,))
-                holder = self._holder(mid)
-                if holder is not None:
-                    return Claim(mid, "held", holder)
-                self._lease(mid)
-                return Claim(mid, "resume")
-            cur = self.db.execute(
-                "INSERT INTO measurements (context_key, fingerprint, resolution, status, protocol,"
-                " started_at) VALUES (?, ?, ?, 'open', ?, ?)",
-                (info.context_key, spec.fingerprint, int(resolution),
-                 json.dumps(protocol or {}, sort_keys=True), time.time()))
-            self._lease(int(cur.lastrowid))
-            return Claim(int(cur.lastrowid), "new")
-
-    def reclaim(self, measurement_id: int) -> Claim:
-        """Look again at a point another process held: "done", "resume" (its owner is gone
-        or let go: now ours) or still "held"."""
-        with self._write():
-            row = self.db.execute("SELECT status FROM measurements WHERE id=?",
-                                  (measurement_id,)).fetchone()
-            if row and row[0] == "done":
-                return Claim(measurement_id, "done")
-            holder = self._holder(measurement_id)
-            if holder is not None:
-                return Claim(measurement_id, "held", holder)
-            self._lease(measurement_id)
-            return Claim(measurement_id, "resume")
-
-    def release(self, measurement_ids: Iterable[int]) -> None:
-        """Give back this process's leases on these measurements."""
-        me = lease.me()
-        with self.db:
-            self.db.executemany("DELETE FROM leases WHERE measurement_id=? AND host=? AND pid=?",
-                                [(int(m), me.host, me.pid) for m in measurement_ids])
-
-    def _write(self):
-        """A write transaction that holds SQLite's write lock from its first read."""
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def _holder(self, measurement_id: int) -> lease.Owner | None:
-        """The other, still running process that leases this measurement, or None."""
-        row = self.db.execute("SELECT host, pid, started, renewed_at FROM leases WHERE "
-                              "measurement_id=?", (measurement_id,)).fetchone()
-        if row is None:
-            return None
-        owner = lease.Owner(row[0], int(row[1]), row[2])
-        me = lease.me()
-        if (owner.host, owner.pid) == (me.host, me.pid) or lease.is_gone(owner, row[3]):
-            return None
-        return owner
-
-    def _lease(self, measurement_id: int) -> None:
-        me = lease.me()
-        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
-                        (measurement_id, me.host, me.pid, me.started, time.time()))
-
     def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
                     facts: dict[str, Any] | None = None) -> None:
         now = time.time()
         with self.db:
             self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, 1.0)",
                                 [(measurement_id, round_index, float(s), now) for s in samples_ms])
-            me = lease.me()   # renew this process's leases (another host judges by this time)
-            self.db.execute("UPDATE leases SET renewed_at=? WHERE host=? AND pid=?",
-                            (now, me.host, me.pid))
+            lease.renew(self.db, now)   # another host judges this process's leases by this time
             if facts:
                 old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
                                                  (measurement_id,)).fetchone()[0])
@@ -338,7 +227,7 @@ class Store:
         with self.db:
             self.db.execute("UPDATE measurements SET status='done', stop_reason=?, finished_at=?"
                             " WHERE id=?", (stop_reason, time.time(), measurement_id))
-            self.db.execute("DELETE FROM leases WHERE measurement_id=?", (measurement_id,))
+            lease.end(self.db, measurement_id)
 
     # -- reading -------------------------------------------------------------------------
     def latest(self, context_key: str, fingerprint: str, resolution: int) -> tuple[int, str] | None:
@@ -399,30 +288,6 @@ class Store:
              + (" AND fingerprint=?" if fingerprint else "")
              + " ORDER BY context_key, fingerprint, resolution")
         cur = self.db.execute(q, [a for a in (context_key, fingerprint) if a])
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def evaluations(self, evaluator_key: str | None = None, fingerprint: str | None = None,
-                    resolution: int | None = None, lineage: str | None = None,
-                    since: float | None = None) -> list[dict[str, Any]]:
-        """The newest evaluation per (evaluator key, fingerprint, resolution, lineage), as dicts
-        with the `evaluations` columns plus `network` (name) and `network_json`; `since`: only
-        rows evaluated at or after that time."""
-        where, args = [], []
-        for col, v in (("evaluator_key", evaluator_key), ("fingerprint", fingerprint),
-                       ("resolution", resolution), ("lineage", lineage)):
-            if v is not None:
-                where.append(f"e.{col}=?")
-                args.append(v)
-        if since is not None:
-            where.append("e.evaluated_at>=?")
-            args.append(since)
-        cur = self.db.execute(
-            "SELECT e.*, n.name AS network, n.spec AS network_json FROM evaluations e"
-            " JOIN networks n ON n.fingerprint = e.fingerprint WHERE e.id IN (SELECT MAX(id) FROM"
-            " evaluations e" + (" WHERE " + " AND ".join(where) if where else "")
-            + " GROUP BY evaluator_key, fingerprint, resolution, lineage)"
-            " ORDER BY e.evaluator_key, n.name, e.fingerprint, e.resolution, e.lineage", args)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 

@@ -8,7 +8,7 @@ later search share one conversion. TensorFlow is imported only when a model is b
 The model is the one walk over the network's blocks (`blocks.network_blocks`), each block's
 layers (`BlockModel.layers`) made as Keras layers. A single block (`blocks.BlockModel`: stem,
 MBConv block or head) converts the same way, from the same layer code, with input
-[1, H, W, c_in]; the per-block lookup table (`lut.py`) measures those.
+[1, H, W, c_in]; the per-block lookup table (`tables/lut_record.py`) measures those.
 
 `tflite_path` converts in a worker process (`convert_isolated`), replaced after
 `CONVERSIONS_PER_WORKER` conversions: TensorFlow keeps part of every converted graph for the

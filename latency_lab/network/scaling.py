@@ -2,11 +2,14 @@
 
 Every function here takes a spec and returns a new one; nothing is measured or cached. The
 search strategies in `search/` (RBIS, compound, fast, ResNet-RS) are built from these.
+`scaled_space_blocks` lists every block that RBIS-scaled versions of a network can contain (the
+per-block LUT measures those); `scaled_variant` and `random_scaled` make networks of that space.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import replace
 from typing import Iterable, Sequence
 
@@ -120,6 +123,30 @@ def per_stage(limit, n_stages: int, what: str) -> list[int]:
     if any(v < 0 for v in values):
         raise SpecError(f"{what} must be non-negative")
     return values
+
+
+def scaled_variant(spec: NetworkSpec, width_steps: Sequence[int], depth_steps: Sequence[int],
+                   name: str | None = None) -> NetworkSpec:
+    """`spec` with stage i widened by width_steps[i] RBIS width steps and deepened by
+    depth_steps[i] blocks (scaling.widen / set_depth), as the RBIS search produces them."""
+    if len(width_steps) != len(spec.stages) or len(depth_steps) != len(spec.stages):
+        raise SpecError(f"need one width and one depth step count per stage ({len(spec.stages)})")
+    stages = []
+    for stage, kw, kd in zip(spec.stages, width_steps, depth_steps):
+        s = widen(stage, stage.width, kw - 1) if kw > 0 else stage
+        stages.append(set_depth(s, stage.depth + kd))
+    tag = "w" + "".join(map(str, width_steps)) + "-d" + "".join(map(str, depth_steps))
+    return replace(spec, name=name or f"{spec.name}-{tag}", stages=tuple(stages))
+
+
+def random_scaled(spec: NetworkSpec, max_width_steps, max_depth_steps,
+                  rng: random.Random) -> NetworkSpec:
+    """A random point of the scaled space that `scaled_space_blocks` covers (limits: one
+    number for every stage, or one per stage)."""
+    n = len(spec.stages)
+    w = per_stage(max_width_steps, n, "max width steps")
+    d = per_stage(max_depth_steps, n, "max depth steps")
+    return scaled_variant(spec, [rng.randint(0, k) for k in w], [rng.randint(0, k) for k in d])
 
 
 def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,

@@ -1,0 +1,89 @@
+"""Recording a per-block LUT (lut.py) on a device, through the measuring protocol.
+
+`record_lut` measures, on a device, every distinct block that RBIS-scaled versions of a network
+can contain (`scaling.scaled_space_blocks`), each as a one-block model at its input size,
+through the ordinary protocol (interleaved rounds, CI stopping rule, every sample committed to
+the store as taken, so an interrupted recording resumes). It also measures a few whole networks
+(the base network at every resolution plus some random scaled ones) to calibrate the predictor.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from latency_lab.measure.api import Device
+from latency_lab.network.scaling import random_scaled, scaled_space_blocks
+from latency_lab.network.spec import NetworkSpec
+from latency_lab.tables.lut import (MAX_CALIBRATION_CI_PCT, STATISTICS, BlockRow,
+                                    CalibrationPoint, Lut, LutError, fit_overhead)
+
+Progress = Callable[[str, Any], None]   # (phase, protocol.RunStatus)
+
+
+def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps,
+                         max_depth_steps, n_random: int, seed: int = 0
+                         ) -> list[tuple[NetworkSpec, int]]:
+    """The base network at every resolution, then `n_random` random scaled ones."""
+    rng = random.Random(seed)
+    points = [(spec, int(r)) for r in sorted(resolutions)]
+    for _ in range(n_random):
+        points.append((random_scaled(spec, max_width_steps, max_depth_steps, rng),
+                       rng.choice(sorted(resolutions))))
+    return points
+
+
+def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
+               max_width_steps, max_depth_steps, store, protocol,
+               n_calibration: int = 2, seed: int = 0, progress: Progress | None = None,
+               statistic: str = "median") -> Lut:
+    """Measure every block of the scaled space and a few whole networks; return the LUT.
+
+    Resumable: blocks and networks already measured in `store` on this device context are
+    reused (the store keys block points by block fingerprint and input size).
+    """
+    from latency_lab.measure.protocol import measure_points
+
+    if statistic not in STATISTICS:
+        raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
+    info = device.info()
+    points = scaled_space_blocks(spec, resolutions, max_width_steps, max_depth_steps)
+
+    def phase(name: str):
+        return (lambda status: progress(name, status)) if progress else None
+
+    calib = calibration_networks(spec, resolutions, max_width_steps, max_depth_steps,
+                                 n_calibration, seed)
+    # One interleaved run for blocks and calibration networks: the machine's drift and load
+    # hit both alike, so the fitted overhead is not the difference of two different moments.
+    measured = measure_points(device, list(points) + calib, store, protocol,
+                              progress=phase("blocks+calibration"))
+    missing = [m for m in measured if not m.measured]
+    if missing:
+        raise LutError(f"the time cap ({protocol.time_cap_s:g} s) came before {len(missing)} of "
+                       f"{len(measured)} block and calibration points were measured; what was "
+                       f"measured is in the store: run again to go on")
+    whole = measured[len(points):]
+    rows: dict[tuple[str, int], BlockRow] = {}
+    for (block, size), m in zip(points, measured):
+        s = m.stats
+        rows[(block.fingerprint, size)] = BlockRow(block, size, s.median_ms, s.ci_low_ms,
+                                                   s.ci_high_ms, s.count, s.std_ms,
+                                                   m.stop_reason, s.p5_ms)
+    lut = Lut(info, spec, sorted(int(r) for r in resolutions), max_width_steps,
+              max_depth_steps, rows, protocol=protocol.to_dict(),
+              created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              statistic=statistic)
+    lut.calibration = [calibration_point(lut, net, r, m) for (net, r), m in zip(calib, whole)]
+    lut.overhead = fit_overhead(lut.calibration,
+                                MAX_CALIBRATION_CI_PCT if statistic == "median" else None)
+    return lut
+
+
+def calibration_point(lut: Lut, spec: NetworkSpec, resolution: int, m) -> CalibrationPoint:
+    s = m.stats
+    return CalibrationPoint(spec.name, spec.fingerprint, int(resolution),
+                            s.median_ms if lut.statistic == "median" else s.p5_ms,
+                            s.ci_low_ms, s.ci_high_ms, s.count,
+                            lut.block_sum(spec, resolution)[0])
