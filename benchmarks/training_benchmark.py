@@ -56,13 +56,16 @@ def pipeline_overhead(spec, data, resolution: int, batch: int, steps: int, worke
     The three ways (preloaded; from disk with `workers` workers; from disk in this process)
     are timed in turn, `repeats` rounds in a rotating order, and each one's median is kept:
     timed once each, back to back, on this shared machine the same preloaded loop took 23.1 s
-    and then 14.1 s (load 5.8), more than the effect measured. Each timing starts after its
+    and then 14.1 s (load 5.8; a development run, not committed), more than the effect
+    measured. Each timing starts after its
     first batch (the worker's start and first decode are paid once per training, not per
     step). CPU time beside the wall time (this process and its DataLoader workers, from
     /proc): steadier under load than wall time, it is the pipeline's own cost; a worker's
     share may include up to `prefetch_factor` batches decoded ahead of the timed steps.
     With 10 steps of 32 and 3 rounds, the wall-time medians still swung by 40% between two
-    runs at load 2.4-4.2 (96 px: preloaded 7.4, 3.5, 2.8 s), the CPU ones by a few points."""
+    runs at load 2.4-4.2 (96 px: preloaded 7.4, 3.5, 2.8 s in a development run; 4.8, 6.0,
+    5.5 s in the committed one, results/benchmarks/training_benchmark.md), the CPU ones by a
+    few points."""
     import statistics
 
     import torch

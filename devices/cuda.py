@@ -3,23 +3,23 @@
 The network is `build_torch(spec)` in eval mode, fp32 or fp16 (`precision`), NCHW or
 channels-last (`channels_last`, default on: cuDNN's fast NHWC kernels), batch `batch_size`.
 
-Per input shape, once per process (`setup`, which the protocol times as the point's
-`setup_s`): the input is a view of one buffer sized for the largest resolution; the first
-forwards at a new shape pay cuDNN's plan building, and with `cudnn_benchmark` (default off,
-set only around this driver's forwards) its autotuner too, during `shape_warmup` unrecorded
-forwards. Measured on an H100 80GB (torch 2.11, cuDNN 9.19; results/cuda/): a B0 set-up took
-1.0-2.8 s per new shape at batch 1 with autotuning off (mean 1.7 s over 25 shapes) against a
-mean of 2.9 s with it on (15 shapes), and 1.0-2.5 s at batch 256 either way: most of it is the
-first forward at the new shape (cuDNN building plans for its ~65 convolutions; with cuDNN
-disabled the first forward costs no more than the next, but its kernels run 10x slower).
-Autotuning changed the batch-256 fp16 latency by under 0.3% at 224, 288 and 384 px, so it is
-off by default: `-O cudnn_benchmark=true` for a network measured at few shapes for long. Plans
-are cached per process and shape, so a shape set up once costs little the next time. Then
-the forward is
-captured in a CUDA graph (`cuda_graphs`, default on; a shape whose capture fails runs eager,
-and says so in its facts). All graphs share one memory pool: only timing is read, never their
-outputs, so one graph's replay may overwrite another's activations without harm, and a sweep
-of 61 shapes at batch 256 does not hold 61 sets of activations.
+Per input shape, once per process (`setup`, which the protocol times as the point's `setup_s`):
+the input is a view of one buffer sized for the largest resolution; the first forwards at a new
+shape pay cuDNN's plan building, and with `cudnn_benchmark` (default off, set only around this
+driver's forwards) its autotuner too, during `shape_warmup` unrecorded forwards. Measured on an
+H100 80GB (torch 2.11, cuDNN 9.19; results/cuda/): a B0 set-up took 1.0-2.8 s per new shape at
+batch 1 with autotuning off (mean 1.7 s over 25 shapes) against a mean of 2.9 s with it on (15
+shapes), and 0.7-3.5 s at batch 256 either way (fp16 and fp32, means 1.8-2.2 s, from the sweep
+CSVs' setup_s): most of it is the first forward at the new shape (cuDNN building plans for its
+~65 convolutions; with cuDNN disabled the first forward costs no more than the next, but its
+kernels run 10x slower). Autotuning changed the batch-256 fp16 latency by under 0.3% at 224,
+288 and 384 px, so it is off by default: `-O cudnn_benchmark=true` for a network measured at
+few shapes for long. Plans are cached per process and shape, so a shape set up once costs
+little the next time. Then the forward is captured in a CUDA graph (`cuda_graphs`, default on;
+a shape whose capture fails runs eager, and says so in its facts). All graphs share one memory
+pool: only timing is read, never their outputs, so one graph's replay may overwrite another's
+activations without harm, and a sweep of 61 shapes at batch 256 does not hold 61 sets of
+activations.
 
 The launch-bound check (`launch_check`), also per shape: at batch 1 an eager forward waits
 for Python to launch some 250 kernels (an H100's fp32 eager medians wandered between 4.3 and

@@ -147,8 +147,10 @@ class ZenScore(Evaluator):
         "se": Option(str, "drop", "squeeze-and-excitation while scoring", ("drop", "keep")),
         "device": Option(str, "cpu", "torch device", ("cpu", "cuda")),
         # Not in the cache key: 1 and 2 threads give bit-identical scores (B0 and a small
-        # network, measured); on this shared 2-core machine at load 7, threads=1 took 6.7 s
-        # per B0 evaluation and the default 2 threads 17.5 s (OpenMP workers spin-waiting).
+        # network, measured). On this shared 2-core machine one B0 evaluation (224 px) took
+        # 2.8 s with threads=1 and 4.5 s with the default 2 threads at load 2.3-3.1, 7.7 s and
+        # 18.8 s at load 7-10 (OpenMP workers spin-waiting): results/benchmarks/zen_benchmark.md
+        # and its earlier version in commit 9fad0d1.
         "threads": Option(int, 0, "torch CPU threads (0: torch's default)", minimum=0,
                           keyed=False),
     }

@@ -17,14 +17,14 @@ loses at most one visit; `measure_points` resumes open measurements, reuses fini
 goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
 limit, not the point's answer).
 
-The time cap holds between any two visits, also in the first round: a point's first visit in
-a process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up
-of a new input shape, 2 to 6 s per shape at batch 256 on an H100, against 0.2 s of measured
-runs), so a sweep of 61 new shapes can spend minutes before its first round ends. Points not
-reached stop as "time_cap" with no samples (their store entries stay open and resume on the
-next run); the set-up time of each point is kept as its `setup_s`. An interruption (Ctrl-C,
-or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point as far as
-it got, so the caller can still write them.
+The time cap holds between any two visits, also in the first round: a point's first visit in a
+process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up of a
+new input shape: 0.7 to 3.5 s per shape at batch 256 on an H100, results/cuda/, against 0.2 s
+of measured runs), so a sweep of 61 new shapes can spend minutes before its first round ends.
+Points not reached stop as "time_cap" with no samples (their store entries stay open and resume
+on the next run); the set-up time of each point is kept as its `setup_s`. An interruption
+(Ctrl-C, or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point
+as far as it got, so the caller can still write them.
 
 After every round (and while a point is being set up) the caller's `progress` gets a
 `RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time

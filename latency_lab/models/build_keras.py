@@ -1,9 +1,10 @@
 """NetworkSpec -> Keras model -> float32 TFLite flatbuffer with dynamic height and width.
 
-A network is converted once (about 30 s for EfficientNet-B0 on a laptop-class CPU) with input
-shape [1, H, W, 3], H and W dynamic; interpreters resize the input per resolution. Converted
-models are cached on disk by fingerprint (`tflite_path`), so a sweep, a resumed sweep and a
-later search share one conversion. TensorFlow is imported only when a model is built.
+A network is converted once (EfficientNet-B0: 5.4 s on the 2-core machine at load below 1,
+26 s at load 10; results/benchmarks/direct_tflite_build__quiet.md, direct_tflite_benchmark.md)
+with input shape [1, H, W, 3], H and W dynamic; interpreters resize the input per resolution.
+Converted models are cached on disk by fingerprint (`tflite_path`), so a sweep, a resumed sweep
+and a later search share one conversion. TensorFlow is imported only when a model is built.
 
 The model is the one walk over the network's blocks (`blocks.network_blocks`), each block's
 layers (`BlockModel.layers`) made as Keras layers. A single block (`blocks.BlockModel`: stem,
@@ -35,9 +36,10 @@ from latency_lab.models import cache as model_cache
 from latency_lab.paths import cache_dir
 from latency_lab.network.spec import NetworkSpec
 
-# A fresh worker (and a fresh TensorFlow import, ~5 s) after this many conversions: bounds the
-# worker's leak at ~25 x 40 MB (benchmarks/conversion_memory.py). LATENCY_LAB_CONVERT_IN_PROCESS=1
-# converts in this process.
+# A fresh worker (and a fresh TensorFlow import, ~5 s: a process's first conversion took 9.3 s
+# against 4.4 s for the next, results/cpu/rbis-tiny-net2net/time_split.md) after this many
+# conversions: bounds the worker's leak at ~25 x 40 MB (benchmarks/conversion_memory.py).
+# LATENCY_LAB_CONVERT_IN_PROCESS=1 converts in this process.
 CONVERSIONS_PER_WORKER = 25
 _pool: ProcessPoolExecutor | None = None
 

@@ -1,12 +1,15 @@
 """NetworkSpec -> float32 TFLite flatbuffer, written directly: no TensorFlow, no converter.
 
-Converting a candidate (spec -> Keras -> TFLite converter, `build_keras`) takes about 6 s on
-this 2-core machine and set the pace of a live search (350 measurements in 45 minutes, mostly
-conversions). This module writes the same file straight from the one walk over the network's
-blocks (`blocks.network_blocks`, `BlockModel.layers`) with the TFLite schema's object API
-that ai-edge-litert ships (`schema_py_generated`: `ModelT` ... `Pack`): 91 ms (S3NAS) to
-358 ms (B2), median 178 ms over the presets, against 22-43 s for the converter, both measured
-at load average 9 on the 2 shared cores (results/benchmarks/direct_tflite_benchmark.md).
+Converting a candidate (spec -> Keras -> TFLite converter, `build_keras`) takes 2.0-7.5 s per
+preset on this 2-core machine when it is quiet (median 6.4 s) and set the pace of a live search
+(350 measurements in about 60 minutes by its store's timestamps, mostly conversions:
+results/cpu/rbis-b0-to-b1-direct/README.md). This module writes the same file straight from
+the one walk over the network's blocks (`blocks.network_blocks`, `BlockModel.layers`) with the
+TFLite schema's object API that ai-edge-litert ships (`schema_py_generated`: `ModelT` ...
+`Pack`): 7.6 ms (mbconv-tiny) to 56 ms (B2), median 34 ms over the presets, at load average
+below 1 (results/benchmarks/direct_tflite_build__quiet.md); 91 ms (S3NAS) to 358 ms (B2),
+median 178 ms, against 22-43 s for the converter at load 9-11 on the 2 shared cores
+(results/benchmarks/direct_tflite_benchmark.md).
 
 "The same file" means what the interpreter sees is what the converter writes for our Keras
 model (read from converted files, `tests/test_build_tflite.py` compares them op by op):

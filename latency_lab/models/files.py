@@ -4,8 +4,9 @@ Two builders make the float32 dynamic-shape model a device runs:
 
 - `direct` (the default): `build_tflite.emit_tflite`, the flatbuffer written from the spec in
   tens of milliseconds, no TensorFlow;
-- `keras`: spec -> Keras -> TFLite converter (`build_keras`), about 6 s a network here, kept
-  as the reference route (`-O builder=keras`) and for trained weights.
+- `keras`: spec -> Keras -> TFLite converter (`build_keras`), 2.0-7.5 s a preset on this quiet
+  2-core machine (median 6.4 s; results/benchmarks/direct_tflite_build__quiet.md), kept as the
+  reference route (`-O builder=keras`) and for trained weights.
 
 The two files of one spec are different artefacts (same operators and shapes, other weight
 values), so they are cached under different names: `{fingerprint}.tflite` for a converted

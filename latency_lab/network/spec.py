@@ -38,9 +38,11 @@ BLOCK_KINDS = ("mbconv",)
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 2048
 # Bounds of what can be built and measured at all; each error says why.
 MAX_PARAMS = 2**31 // 4   # float32 weights of a TFLite flatbuffer, which cannot exceed 2 GiB
-MAX_BLOCKS = 200          # conversion time grows with depth (see _BLOCKS_WHY)
-_BLOCKS_WHY = ("converting takes about 1 s per block on a 2-core machine (64 blocks: 75 s), "
-               "and the deepest EfficientNet, B7, has 55")
+MAX_BLOCKS = 200          # build time grows with depth (see _BLOCKS_WHY)
+# B2 has 23 blocks: converted in 7.4 s at load < 1 and 43 s at load 11, emitted directly in 56
+# and 358 ms (results/benchmarks/direct_tflite_build__quiet.md, direct_tflite_benchmark.md).
+_BLOCKS_WHY = ("converting a model takes 0.3-1.9 s per block on a 2-core machine, emitting it "
+               "2-16 ms, and the deepest EfficientNet, B7, has 55")
 MAX_KERNEL = 31           # the largest depthwise kernel in the literature (RepLKNet's 31x31)
 MAX_EXPANSION = 32        # published MBConv networks use 1..6
 MAX_NAME = 200

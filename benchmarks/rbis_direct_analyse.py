@@ -1,17 +1,25 @@
-"""Latency per GMAC of this run's measurements against the recorded converter run's, by 5-minute
-window: how much the shared machine's load moved the latencies the search compared.
+"""Latency per GMAC of the direct-builder RBIS rerun's measurements against the recorded
+converter run's, by 5-minute window: how much the shared machine's load moved the latencies
+the search compared (results/cpu/rbis-b0-to-b1-direct/README.md, "Why the winner differs").
 
-    .venv/bin/python results/cpu/rbis-b0-to-b1-direct/analyse.py
+Reads the two committed latency tables, results/cpu/latency-table-b0-search-direct.csv (the
+rerun) and results/cpu/latency-table-b0-search.csv (the recorded run), and prints; the
+committed output is results/cpu/rbis-b0-to-b1-direct/analyse.txt:
+
+    .venv/bin/python benchmarks/rbis_direct_analyse.py > results/cpu/rbis-b0-to-b1-direct/analyse.txt
 """
 import json
+from pathlib import Path
 
 import pandas as pd
 
-from latency_lab.complexity import macs
-from latency_lab.spec import NetworkSpec
+from latency_lab.network.complexity import macs
+from latency_lab.network.spec import NetworkSpec
 
-new = pd.read_csv("results/cpu/latency-table-b0-search-direct.csv")
-old = pd.read_csv("results/cpu/latency-table-b0-search.csv")
+CPU = Path(__file__).resolve().parents[1] / "results" / "cpu"
+
+new = pd.read_csv(CPU / "latency-table-b0-search-direct.csv")
+old = pd.read_csv(CPU / "latency-table-b0-search.csv")
 for name, d in (("direct rerun", new), ("recorded", old)):
     d["ci_pct"] = 100 * (d.ci_high_ms - d.ci_low_ms) / 2 / d.latency_ms
     d["gmacs"] = [macs(NetworkSpec.from_dict(json.loads(j)), r) / 1e9
