@@ -18,7 +18,8 @@ latency ratio within 2%. The machine is shared: the load average is recorded wit
 
 `--control` adds an A/A control: a second interpreter of each file, measured in the same
 rounds. Measured at load 9-12 (results/benchmarks/direct_tflite_benchmark.md and
-direct_tflite_benchmark_control.md): direct / converted has median 1.007 over 50 points (range 0.91..1.10, per-point CIs about +-3%), and
+direct_tflite_benchmark_control.md): direct / converted has median 1.007 over 50 points
+(range 0.91..1.10, per-point CIs about +-3%), and
 two interpreters of the SAME file differ as much (A/A 0.92..1.04, median |ratio - 1| 2.2%
 against 1.3% for direct / converted); the networks furthest from 1 in the first run moved
 or flipped sign in the second (w0022000: 0.92, then 1.12, while its direct file's A/A was
