@@ -68,6 +68,9 @@ def table_export(
     out = out or out_arg or Path("latency-table.csv")
 
     check_output_file(out, "table")
+    from latency_lab.tables.latency_table import table_suffix
+
+    table_suffix(out)
     with _store(store_path) as store:
         table = export_table(store, out, device=device, network=_network_filter(network))
     nets = len({r.spec.fingerprint for r in table.rows})
