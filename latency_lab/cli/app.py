@@ -93,7 +93,25 @@ def main(argv: list[str] | None = None) -> int:
 
     Typer runs without its standalone mode so that usage errors come here (one line instead of
     a 5-line box) and so does Ctrl-C: typer turns KeyboardInterrupt into a return value of 130.
+    SIGTERM and SIGHUP are handled as Ctrl-C is (`latency_lab.interrupts`): one line, exit
+    143 or 129. A command whose output went to /dev/stdout printed its messages on stderr
+    (`fileio`); stdout is the real one again afterwards.
     """
+    from latency_lab import interrupts
+
+    stdout = sys.stdout
+    try:
+        with interrupts.handled():
+            code = _run(argv)
+            if interrupts.received is not None or code == 130:
+                code = interrupts.exit_code()
+                print(interrupts.message(), file=sys.stderr)
+            return code
+    finally:
+        sys.stdout = stdout
+
+
+def _run(argv: list[str] | None) -> int:
     click = _click_exceptions()
     try:
         code = app(args=argv, prog_name="latency-lab", standalone_mode=False)
@@ -111,15 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        code = 130
+        return 130
     except SystemExit as exc:  # sys.exit("message") in a user's py: function, say
         if isinstance(exc.code, int) or exc.code is None:
             return exc.code or 0
         print(f"error: {exc.code}", file=sys.stderr)
         return 2
-    if code == 130:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
     return code if isinstance(code, int) else 0
 
 

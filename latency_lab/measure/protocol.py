@@ -171,6 +171,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                     run.visit(i)
             run.collect_held()
     except KeyboardInterrupt:
+        run.release(everything=True)
         raise Interrupted(run.partial()) from None
     finally:
         run.release()
@@ -276,10 +277,14 @@ class _Run:
                             ", ".join(sorted({c.describe() for c in self._holders.values()})))
             time.sleep(poll_s)
 
-    def release(self) -> None:
-        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+    def release(self, everything: bool = False) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C);
+        `everything`: every lease of this process (it stops on a signal, and one claimed the
+        moment the signal came may not be in `leased` yet)."""
         try:
             lease.release(self.store, self.leased)
+            if everything:
+                lease.release_all_mine(self.store)
         except UserError:
             pass   # the store is unusable (full disk): the lease goes when this process does
 

@@ -238,6 +238,9 @@ class ProcessExecutor(Executor):
     def close(self) -> None:
         self._shutdown()
 
+    def abort(self) -> None:
+        self._shutdown(kill=True)
+
 
 EXECUTOR_HELP = executor_help()
 

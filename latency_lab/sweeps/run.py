@@ -8,8 +8,6 @@ returns a pandas DataFrame with one row per resolution, which `write_csv` saves.
 
 from __future__ import annotations
 
-import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,20 +80,14 @@ def launch_notes(frame: pd.DataFrame) -> list[str]:
 
 @contextmanager
 def sigterm_interrupts():
-    """SIGTERM (a `timeout`, a job scheduler) raises KeyboardInterrupt inside, so a stopped
-    sweep still writes what it measured; the old handler is back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """SIGTERM (a `timeout`, a job scheduler) and SIGHUP raise KeyboardInterrupt inside
+    (`latency_lab.interrupts`), so a stopped sweep still writes what it measured; the old
+    handlers are back after. The CLI's main already handles them; this is for callers of the
+    library."""
+    from latency_lab import interrupts
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
+    with interrupts.handled():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
