@@ -106,7 +106,15 @@ def _cis_from_store(frame, store_path: Optional[Path]):
 
     has_ci = {"ci_low_ms", "ci_high_ms"} <= set(frame.columns) and \
         frame[["ci_low_ms", "ci_high_ms"]].notna().all().all()
+    if store_path is not None:   # named: opened and checked even when its CIs are not needed
+        if not store_path.is_file():
+            raise UserError(f"no such store: {store_path}")
+        Store(store_path).close()
     if has_ci or any(c not in frame.columns for c in IDENTITY_COLUMNS):
+        if store_path is not None:
+            print(f"note: --store {store_path} not read: every row of the CSV has its CI"
+                  if has_ci else f"note: --store {store_path} not read: the CSV lacks "
+                  f"{', '.join(c for c in IDENTITY_COLUMNS if c not in frame.columns)}")
         return frame
     path = store_path or default_store_path()
     if not path.is_file():

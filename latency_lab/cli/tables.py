@@ -207,10 +207,10 @@ def lut_record(
     proto = protocol(B, ci_target_pct, min_rounds, max_rounds, runs_per_visit, time_cap_s)
     estimate = check_space(spec, grid, max_width_steps, max_depth_steps)
     console = make_console()
-    console.print(f"LUT space: {estimate}", highlight=False)
     points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     with _store(store_path) as store, get_device(device, **options) as dev:
         info = dev.info()
+        console.print(f"LUT space: {estimate}", highlight=False)
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "
                       f"{len({b.fingerprint for b, _ in points})} block models, resolutions "
