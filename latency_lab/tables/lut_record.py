@@ -42,9 +42,19 @@ def check_space(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps,
     """Bound the LUT's space before any block is made: a one-line LutError with its size and
     time estimate when it has more than MAX_POINTS points, else that estimate (for the
     header line)."""
-    from latency_lab.network.scaling import space_size
+    from latency_lab.network.scaling import per_stage, scaled_variant, space_size
+    from latency_lab.network.spec import MAX_BLOCKS
 
     n = space_size(spec, resolutions, max_width_steps, max_depth_steps)
+    w = per_stage(max_width_steps, len(spec.stages), "--max-width-steps")
+    d = per_stage(max_depth_steps, len(spec.stages), "--max-depth-steps")
+    deepest = sum(spec.depths) + sum(d)
+    if deepest > MAX_BLOCKS:      # the calibration networks are drawn up to these depths
+        raise LutError(f"--max-depth-steps {max_depth_steps} scales {spec.name} up to "
+                       f"{deepest} blocks; at most {MAX_BLOCKS} can be measured whole (1 "
+                       f"depth step already covers every depth in the LUT)")
+    if n <= MAX_POINTS:
+        scaled_variant(spec, w, d)   # the largest network it covers must be one (SpecError)
     estimate = (f"up to {n:,d} block points, about {_duration(n * SECONDS_PER_POINT)} to "
                 f"measure at {SECONDS_PER_POINT:.2f} s a point (more to build new block models)")
     if n > MAX_POINTS:
