@@ -83,8 +83,12 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
             raise TypeError
         x = float(value)
     except (TypeError, ValueError):
-        raise SourceError(f"{what} returned {value!r} (not a number) for {spec.name} "
+        raise SourceError(f"{what} returned {value!r:.80} (not a number) for {spec.name} "
                           f"({spec.fingerprint}) at {resolution}") from None
+    except OverflowError:      # an int such as 10**400: no float holds it
+        raise SourceError(f"{what} returned an integer of {len(str(abs(value)))} digits for "
+                          f"{spec.name} ({spec.fingerprint}) at {resolution}: need a finite "
+                          "number") from None
     if not math.isfinite(x) or (positive and x <= 0):
         raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
                           f"{resolution}: need a finite{' positive' if positive else ''} number")

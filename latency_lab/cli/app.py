@@ -33,6 +33,9 @@ def _main(show_version: bool = typer.Option(False, "--version", callback=_versio
                                             is_eager=True, help="Print the version and exit.")
           ) -> None:
     """Measure CNN latency over input resolution and scale networks to a budget."""
+    from latency_lab.models.cache import max_bytes
+
+    max_bytes()   # LATENCY_LAB_CACHE_MAX_MB, read mid-work by the model cache: checked first
 
 
 from latency_lab.cli.network import network_app  # noqa: E402
