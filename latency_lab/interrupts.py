@@ -4,7 +4,7 @@ and SIGHUP (the terminal closed) all stop it the same way.
 While a command runs (`handled()`, entered by the CLI's `main`), each of them raises
 `Interrupt`, a `KeyboardInterrupt`, in the main thread: every `finally` runs, so the samples
 taken are in the store, leases are given back (`measure/protocol.py`), worker processes are
-ended (`scaleout/executors.py`, `search/pycall.py`) and a sweep writes what it measured. The
+ended (`scaleout/executors.py`, `search/pyworker.py`) and a sweep writes what it measured. The
 CLI then prints one line and exits 128 + the signal's number (130, 143, 129), as a shell
 reports a process the signal ended. Before that (`install_early()`, the first line of the
 program's entry point, while Python imports the command line), nothing has been done: a

@@ -24,7 +24,8 @@ import math
 from typing import Any, Sequence
 
 from latency_lab.errors import UserError
-from latency_lab.search.pycall import PyFunction, SourceError
+from latency_lab.search.pycall import SourceError
+from latency_lab.search.pyworker import PyFunction
 from latency_lab.network.spec import NetworkSpec
 
 Point = tuple[NetworkSpec, int]
@@ -99,7 +100,7 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
 
 
 def load_py_callable(text: str, label: str = "py:"):
-    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
+    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pyworker.PyFunction`, called as f(arg, about)."""
     return PyFunction(text, label)
 
 
