@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -59,10 +60,12 @@ def network_export(
                                                   "(torch.export .pt2)."),
     out: Path = typer.Option(..., help="File to write."),
     resolution: Resolution = None,
-    builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
-                                               "(the TFLite converter)."),
+    builder: Optional[str] = typer.Option(None, help="tflite only: direct (the emitter, the "
+                                                     "default) or keras (the TFLite "
+                                                     "converter)."),
 ) -> None:
     """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere."""
+    from latency_lab.errors import UserError
     from latency_lab.models.export import check_format, export_network
     from latency_lab.fileio import check_output_file
     from latency_lab.models.files import check_builder
@@ -70,7 +73,10 @@ def network_export(
     from latency_lab.network.spec import check_resolution
 
     check_format(fmt)
-    check_builder(builder)
+    if builder is not None and fmt != "tflite":   # was accepted, and ignored (issue 25)
+        raise UserError(f"--builder {builder} applies to --format tflite only; a {fmt} file is "
+                        "made by one builder")
+    builder = check_builder(builder or "direct")
     spec = load_network(name)
     res = check_resolution(resolution) if resolution is not None else None
     check_output_file(out, "--out")
