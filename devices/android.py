@@ -7,7 +7,8 @@
 * adbutils talks to the ADB server over its socket (`adb_host`/`adb_port`, default from
   `ANDROID_ADB_SERVER_HOST`/`ANDROID_ADB_SERVER_PORT`, i.e. 127.0.0.1:5037); the device is the
   one `serial` names (or `ANDROID_SERIAL`), else the only one attached (`adb_transport.py`: the
-  connection and every shell command and push go through it);
+  connection and every shell command and push go through it; connecting waits at most
+  `connect_timeout_s`, each request `request_timeout_s`, a benchmark visit `timeout_s`);
 * the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
   pushed once under a name holding its content hash and made executable; the dynamic-shape
   model (`model_files.tflite_path`: emitted directly by default, `builder=keras` converts it
@@ -43,7 +44,7 @@ from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.network.spec import NetworkSpec
 
 from latency_lab.devices import tflite_bench
-from latency_lab.devices.adb_transport import AdbTransport
+from latency_lab.devices.adb_transport import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AdbTransport
 from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 
 # package data of latency_lab.android_bench (the repository's android_bench/ folder)
@@ -139,7 +140,8 @@ class AndroidDevice(Device):
                  probe_resolution: int | None = None,
                  cooldown_s: float = 30.0, max_cooldown_s: float = 600.0,
                  remote_dir: str | None = None, model_dir: str | None = None,
-                 timeout_s: float = 900.0, profile: str | None = None,
+                 timeout_s: float = 900.0, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, profile: str | None = None,
                  builder: str = "direct", sleep: Callable[[float], None] = time.sleep):
         from latency_lab.models.files import check_builder
 
@@ -186,7 +188,8 @@ class AndroidDevice(Device):
             raise DeviceError(f"benchmark binary {self.binary} does not exist; {README_HINT}")
         self.binary_sha256 = _sha256(self.binary)
 
-        self.adb = AdbTransport.connect(adb_host, adb_port, serial, self.timeout_s)
+        self.adb = AdbTransport.connect(adb_host, adb_port, serial, connect_timeout_s,
+                                        request_timeout_s)
         self.serial = self.adb.serial
         self._props = self.adb.getprops()
         self._governors = self._read_governors()
@@ -299,7 +302,7 @@ class AndroidDevice(Device):
             summary_mode = not self.per_run
         finally:
             self.per_run = saved
-        output, _ = self.adb.shell(cmd, f"measuring {spec.name} at {resolution}")
+        output, _ = self.adb.shell(cmd, f"measuring {spec.name} at {resolution}", self.timeout_s)
         invocations = split_invocations(output)
         if not invocations:
             raise DeviceError(f"the run script printed nothing on {self.serial}: "

@@ -16,7 +16,8 @@ The "device" runs shell commands with /bin/sh on the host, in a sandbox director
 under /data/local/tmp and /sys/devices/system/cpu/ are mapped into it, `getprop` and `dumpsys`
 are small scripts printing what a Pixel 2 prints, and `taskset` maps the phone's 8 cores onto
 the host's. The sandbox file `thermal_status` is what `dumpsys thermalservice` reports; the
-server can drop the device after a number of benchmark visits (an unplugged cable).
+server can drop the device after a number of benchmark visits (an unplugged cable), or take
+device requests and never answer them (`stall`, a hung adbd).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FakePhone:
     state: str = "device"                  # device | unauthorized | offline
     props: dict = field(default_factory=lambda: dict(PIXEL2_PROPS))
     unplug_after_visits: int | None = None  # drop off the bus after this many benchmark visits
+    stall: bool = False                     # take device requests (shell, sync) and never answer
     visits: int = 0
     commands: list = field(default_factory=list)
 
@@ -240,6 +242,10 @@ class FakeAdbServer:
             self._fail(sock, f"unknown host service '{req}'")
 
     def _device_service(self, sock, p: FakePhone, req: str) -> None:
+        if p.stall:   # a hung adbd: the request is taken, nothing comes back until the client goes
+            while sock.recv(4096):
+                pass
+            return
         if req.startswith("shell,v2:"):
             sock.sendall(b"OKAY")
             out, err, rc = p.run_shell(req[len("shell,v2:"):])
