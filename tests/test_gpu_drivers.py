@@ -231,3 +231,36 @@ def test_onnx_export_is_dynamic_and_matches_torch(tiny, tmp_path):
     export_onnx(tiny, tmp_path / "other.onnx", seed=1)
     with pytest.raises(DeviceError, match="disagrees with torch"):
         check_onnx(tiny, tmp_path / "other.onnx", resolutions=(64, 96))
+
+
+@pytest.mark.slow
+def test_onnx_export_on_a_torch_without_the_dynamo_keyword(tiny, tmp_path, monkeypatch):
+    """Jetson wheels (torch 2.0-2.4) have no `dynamo` keyword: torch.onnx.export there is
+    torch/onnx/utils.py's, whose parameters are exactly these (torch 2.1-2.4) and a TypeError
+    for any other. Stand one in front of the real exporter: the export still works."""
+    onnx = pytest.importorskip("onnx")
+    real = torch.onnx.export
+    calls = []
+
+    def export(model, args, f, export_params=True, verbose=False, training=None,
+               input_names=None, output_names=None, operator_export_type=None,
+               opset_version=None, do_constant_folding=True, dynamic_axes=None,
+               keep_initializers_as_inputs=None, custom_opsets=None,
+               export_modules_as_functions=False, autograd_inlining=True):
+        calls.append(opset_version)
+        return real(model, args, f, input_names=input_names, output_names=output_names,
+                    opset_version=opset_version, dynamic_axes=dynamic_axes, dynamo=False)
+
+    monkeypatch.setattr(torch.onnx, "export", export)
+    path = export_onnx(tiny, tmp_path / "old.onnx")
+    assert calls == [17] and onnx.load(str(path)).graph.input[0].name == "image"
+    with pytest.raises(TypeError, match="dynamo"):   # what the keyword did before
+        export(None, (), str(tmp_path / "x.onnx"), dynamo=False)
+
+
+def test_the_torchscript_exporter_is_asked_for_where_the_keyword_exists():
+    from latency_lab.models.build_onnx import torchscript_exporter
+
+    assert torchscript_exporter(torch.onnx.export) == {"dynamo": False}    # torch 2.13 here
+    assert torchscript_exporter(lambda model, args, f, opset_version=None: None) == {}
+    assert torchscript_exporter(lambda model, args, f, **kwargs: None) == {"dynamo": False}
