@@ -89,7 +89,7 @@ def test_no_server_no_device_unauthorized_several(adb, binary, tmp_path):
     with pytest.raises(DeviceError, match="no device 'nope'"):
         pixel2(adb, binary, None, serial="nope")
     dev = pixel2(adb, binary, None, serial=SERIAL)
-    assert dev.serial == SERIAL and dev.info().hardware == "Pixel 2 (msm8998)"
+    assert dev.serial == SERIAL and dev._props["ro.product.model"] == "Pixel 2"
     dev.close()
     # a port nobody listens on: a clear error, and no adb daemon spawned
     with pytest.raises(DeviceError, match="no ADB server at 127.0.0.1"):
@@ -100,8 +100,8 @@ def test_a_server_that_never_answers_fails_within_the_connect_timeout(silent_ser
     port, conns = silent_server
     t0 = time.monotonic()
     with pytest.raises(DeviceError, match=r"127.0.0.1:\d+ accepted the connection but did not "
-                                          r"answer the device list within 0.5 s"):
-        get_device("android", adb_port=port, binary=str(binary), connect_timeout_s=0.5)
+                                          r"answer the device list within 0.3 s"):
+        get_device("android", adb_port=port, binary=str(binary), connect_timeout_s=0.3)
     assert time.monotonic() - t0 < 3 and conns  # it did connect, and gave up on its own
 
 
@@ -118,6 +118,7 @@ def test_cli_against_a_silent_server_is_one_line_within_the_default_timeout(sile
     assert time.monotonic() - t0 < 30
 
 
+@pytest.mark.slow
 def test_a_device_that_takes_requests_and_never_answers(adb, binary):
     phone = adb.add_phone(SERIAL, stall=True)   # features answered by the server, shell never
     t0 = time.monotonic()
@@ -141,6 +142,16 @@ def test_a_bad_adb_port_in_the_environment_is_one_line(monkeypatch, binary, caps
     with pytest.raises(DeviceError, match="adb_port=99999 is not a port number"):
         monkeypatch.delenv("ANDROID_ADB_SERVER_PORT")
         get_device("android", adb_port=99999, binary=str(binary))
+
+
+@pytest.mark.slow
+def test_the_chosen_phone_describes_itself_with_what_the_binary_applied(adb, binary, model_dir):
+    adb.add_phone(SERIAL)
+    with pixel2(adb, binary, model_dir) as dev:
+        info = dev.info()
+    assert info.hardware == "Pixel 2 (msm8998)" and info.affinity == "mask f0"
+    assert info.extra["delegate"] == "xnnpack" and "flags_ignored" not in info.extra
+    assert info.runtime_version.startswith("benchmark_model sha256:")
 
 
 @pytest.mark.slow
@@ -208,8 +219,9 @@ def test_facts_summary_mode_and_injection_safe_paths(adb, binary, tiny, model_di
         assert run.facts["thermal_status"] == 0
         assert run.facts["cpu4_scaling_governor"] == "schedutil"
         assert run.facts["cpu7_scaling_cur_freq"] == 2457600
+        assert run.facts["delegate_applied"] == "xnnpack"
         models = phone.tmp / "ll dir;touch pwned;" / "models"
-        assert len(list(models.iterdir())) == 1
+        assert len(list(models.iterdir())) == 2   # the network's and the probe's
     assert not list(models.iterdir())
     assert not list(phone.root.rglob("pwned")) and not Path("pwned").exists()
     # every command that takes paths ends its options first: a path is never read as one
