@@ -241,9 +241,10 @@ class AndroidDevice(Device):
                                       "checking what benchmark_model applies", self.timeout_s)
             try:
                 tflite_bench.timed_runs(tflite_bench.parse_benchmark_output(text))
+                failed = rc != 0
             except tflite_bench.BenchmarkOutputError:
-                rc = rc or 1
-            if rc != 0:
+                failed = True   # no timing at all (TF 1.x exits 0 when it fails)
+            if failed:
                 raise DeviceError(f"benchmark_model cannot run a probe model on {self.serial}: "
                                   f"{_failure_message(rc, text, self._remote_binary)}")
             self._applied = tflite_bench.applied(argv, text)
@@ -362,9 +363,10 @@ class AndroidDevice(Device):
                 parsed = tflite_bench.parse_benchmark_output(text)
                 st = tflite_bench.timed_runs(parsed)
             except tflite_bench.BenchmarkOutputError as exc:
-                if tflite_bench.error_lines(text):   # TF 1.x exits 0 whatever happened
+                errors = tflite_bench.error_lines(text)
+                if errors:   # TF 1.x exits 0 whatever happened
                     raise DeviceError(f"benchmark_model failed at {resolution} (exit status 0): "
-                                      f"{_failure_message(0, text, self._remote_binary)}") from None
+                                      f"{' | '.join(errors[-3:])}") from None
                 raise DeviceError(f"unreadable benchmark_model output at {resolution}: {exc}: "
                                   f"{text.strip()[-200:]}") from None
             delegate = tflite_bench.applied(argv, text).delegate
