@@ -2,7 +2,11 @@
 
 There is no phone in CI, so this stands in for `adb` + device, speaking the ADB smart-socket
 protocol as adbutils (and the adb client) use it (platform/packages/modules/adb
-SERVICES.TXT, SYNC.TXT; adbutils' own tests/adb_server.py fakes the same subset):
+SERVICES.TXT, SYNC.TXT; adbutils' own tests/adb_server.py, openatx/adbutils@7c43ec6, fakes the
+same subset; what adbutils sends was read in adbutils/_device.py and sync.py at tags 2.8.10 and
+2.12, and tests/test_adb_floor.py runs the driver through 2.8.10 against this server too).
+Where a real adbd interleaves a v2 shell's stdout and stderr packets as they come, this sends
+all of stdout, then all of stderr; the driver's commands redirect 2>&1, so it reads one stream:
 
 * request: 4 hex digits of length + the service name; reply `OKAY`, or `FAIL` + 4 hex length +
   message (with adb's own messages: "device 'X' not found", "device unauthorized. ...");
