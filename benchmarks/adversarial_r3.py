@@ -284,6 +284,25 @@ def _small_output(limit: int) -> Callable[[Path, bytes, str], list[str]]:
     return check
 
 
+def silent_server() -> int:
+    """A local TCP server that accepts every connection and never answers (an ADB server
+    stuck as in issue 25's report); its port. It lives as long as this process."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def serve() -> None:
+        while True:
+            conn, _ = server.accept()
+            held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1]
+
+
 # -- the cases ----------------------------------------------------------------------------------------
 def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
     """Round-3 cases, as `Case`s of adversarial.py (passed in: this module imports nothing of
@@ -376,6 +395,9 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
         add("hangs", search[:5] + ["--accuracy", f"train:{folder}", "--latency", "nope"],
             "refuse after a warning", setup=setup)
     add("hangs", ["dataset", "show", "imgs_nonutf8_class"])
+    port = str(silent_server())       # the ADB server that never answers (issue 27's timeouts)
+    add("hangs", ["sweep", "--device", "pixel2", "-O", "binary=afile", "--network", "tiny.json",
+                  "--resolutions", "64", "--out", "o.csv"], env={"ANDROID_ADB_SERVER_PORT": port})
     add("hangs", ["dataset", "show", "fifo"])
     for steps in ("100000", "1000", "0,0,99999"):
         add("hangs", lut_rec[:-2] + ["--max-width-steps", steps, "--out", "l.json"])
