@@ -621,5 +621,36 @@ def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
             "start_before_main_s": [round(min(before_main), 3), round(max(before_main), 3)]}
 
 
+def scenario_group_ctrl_c(box: Path, exe: Path, env: dict) -> dict:
+    """A terminal's Ctrl-C (SIGINT to the whole process group) while a search's local:2 workers
+    are starting, and later: exit 130, one line, no worker's traceback, no worker left."""
+    (box / "slow.py").write_text("import time\ndef acc(net):\n    time.sleep(0.5)\n"
+                                 "    return 70.0\ndef lat(net):\n"
+                                 "    return 8.0 + sum(s['width'] for s in net['stages']) / 1e4\n")
+    checks, seen = {}, []
+    for k, delay in enumerate((0.0, 0.1, 0.3, 1.0, 2.0)):
+        p = subprocess.Popen([str(exe), "search", "--budget-ms", "9", "--latency", "py:slow:lat",
+                              "--accuracy", "py:slow:acc", "--out", f"g{k}", "--executor",
+                              "local:2", "--network", "tiny.json", "--resolutions", "64,72"],
+                             cwd=box, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        t = time.monotonic()
+        while len(_children(p.pid)) < 3 and p.poll() is None and time.monotonic() - t < 120:
+            time.sleep(0.01)
+        time.sleep(delay)
+        kids = _children(p.pid)
+        os.killpg(p.pid, signal.SIGINT)
+        err = p.communicate(timeout=120)[1].decode(errors="replace")
+        time.sleep(1.0)
+        lines = [x for x in err.strip().splitlines() if not x.startswith("r=")]
+        ok = (p.returncode == 130 and "Traceback" not in err and len(lines) == 1
+              and lines[0].startswith("interrupted: ") and not any(_alive(c) for c in kids))
+        seen.append({"delay_s": delay, "rc": p.returncode, "children": len(kids),
+                     "last": lines[-3:]})
+        checks[f"{delay:g} s after its workers started"] = ok
+    return {"clean": all(checks.values()), "checks": checks, "runs": seen}
+
+
 SCENARIOS = {"SIGTERM to search, compare, lut record": scenario_sigterm,
-             "signals during start-up": scenario_startup}
+             "signals during start-up": scenario_startup,
+             "Ctrl-C to the process group, local:2 workers": scenario_group_ctrl_c}

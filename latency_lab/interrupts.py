@@ -70,6 +70,24 @@ def install_early() -> None:
 
 
 @contextmanager
+def children_deaf() -> Iterator[None]:
+    """Processes started inside never see Ctrl-C: SIGINT is blocked in this thread while they
+    are spawned, and a child keeps the blocked mask for life (a terminal's Ctrl-C goes to the
+    whole process group: a worker still importing printed a KeyboardInterrupt traceback). The
+    caller is told as before: a SIGINT that came meanwhile is delivered when the mask is back.
+    Workers are ended by their owner (`abort`, `close`)."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError):    # a platform without masks: spawn as before
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
 def handled() -> Iterator[None]:
     """While inside, SIGINT, SIGTERM and SIGHUP raise `Interrupt` (outside the main thread,
     where Python cannot set handlers, nothing changes); the previous handlers are back after."""
@@ -92,4 +110,5 @@ def handled() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-__all__ = ["Interrupt", "HANDLED", "handled", "install_early", "exit_code", "message"]
+__all__ = ["Interrupt", "HANDLED", "handled", "install_early", "exit_code", "message",
+           "children_deaf"]

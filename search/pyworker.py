@@ -28,6 +28,7 @@ import sys
 import threading
 from typing import Any
 
+from latency_lab.interrupts import children_deaf
 from latency_lab.search.pycall import (SourceError, Where, call, load, locate, parse_target,
                                        synthetic_mark)
 
@@ -178,7 +179,8 @@ class _Worker:
         self.label = label
         self.process = ctx.Process(target=_serve, args=(child, out_write, where, func_name,
                                                         label), daemon=True)
-        self.process.start()
+        with children_deaf():        # Ctrl-C is the caller's, from the worker's first line
+            self.process.start()
         child.close()
         out_write.close()
         output.drain(os.dup(out_read.fileno()))

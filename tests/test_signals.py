@@ -164,3 +164,27 @@ def test_main_gives_the_handlers_back(capsys):
     assert main(["network", "list"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
     capsys.readouterr()
+
+
+@pytest.mark.slow   # spawns two worker processes
+def test_ctrl_c_in_a_terminal_reaches_workers_as_they_start_and_stays_one_line(box):
+    """A terminal's Ctrl-C goes to the whole process group; a local:N worker still importing
+    printed a KeyboardInterrupt traceback. Workers are spawned with SIGINT blocked: the
+    command alone answers, in one line."""
+    folder, env = box
+    args = ["search", "--budget-ms", "9", "--latency", "py:slow:lat", "--accuracy",
+            "py:slow:acc", "--out", "so", "--executor", "local:2", "--network", "tiny.json",
+            "--resolutions", "64,72"]
+    p = subprocess.Popen([str(EXE), *args], cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t = time.monotonic()
+    while len(_children(p.pid)) < 3:     # its py: worker and the two pool workers, starting
+        assert p.poll() is None and time.monotonic() - t < 120
+        time.sleep(0.01)
+    kids = _children(p.pid)
+    os.killpg(p.pid, signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == interrupts.message(signal.SIGINT)
+    time.sleep(1.0)
+    assert [k for k in kids if _alive(k)] == []
