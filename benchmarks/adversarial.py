@@ -611,6 +611,14 @@ def main() -> None:
     report(done, scen, wall, load_before, os.getloadavg(), write=not partial)
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
 def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
            write: bool = True) -> None:
     """Print the summary; a full run (no filter) also writes results/benchmarks/."""
@@ -624,10 +632,16 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
     lines = [f"# Adversarial replay: {clean} of {len(done)} malformed or edge inputs clean",
              "", f"`python benchmarks/adversarial.py` ({wall:.0f} s; load average "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
-             f"{os.cpu_count()} CPUs). Clean: a refusal is exit 2 with one `error:` line and no "
-             "file left behind (an evaluator failing mid-search: exit 2, the error as the last "
-             "line, the trace of what was done kept); an accepted input exits 0; none shows a "
-             "traceback.", "",
+             f"{os.cpu_count()} CPUs; commit {_commit()}). Clean: a refusal is exit 2 with one "
+             "`error:` line (after one `warning:` line where a data set's left-out files are "
+             "named) and nothing in its sandbox changed, every entry's type, inode, size, mtime "
+             "and link target compared (an evaluator failing mid-search: exit 2, the error as "
+             "the last line, the trace of what was done kept); an accepted input exits 0 and "
+             "changes only the outputs it names; a hang is a case still running after "
+             f"{HANG_S} s (the hangs class) or {TIMEOUT_S} s; none shows a traceback. Device "
+             "nodes, FIFOs and sockets are made in each case's sandbox (mknod needs root: "
+             f"{'made' if os.geteuid() == 0 else 'NOT made, not root'}); standard output is a "
+             "link to /proc/self/fd/1 there, never /dev/stdout.", "",
              "| class | clean | cases |", "|---|---|---|"]
     lines += [f"| {k} | {v[0]} | {v[1]} |" for k, v in by_cat.items()]
     lines += ["", f"## Scenarios: {sum(v['clean'] for v in ran)} of {len(ran)} clean", ""]
@@ -648,6 +662,7 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
     (OUT / "adversarial.json").write_text(json.dumps(
         {"clean": clean, "cases": len(done), "by_class": by_cat, "scenarios": scen,
          "wall_s": round(wall, 1), "load_before": load_before, "load_after": load_after,
+         "commit": _commit(),
          "results": [{"class": c.category, "args": c.args, "expect": c.expect, **c.result}
                      for c in done]}, indent=1) + "\n")
 
