@@ -173,6 +173,7 @@ def test_a_function_that_exits_the_process_is_one_line_naming_the_network(here, 
     assert (here / "o" / "trace.csv").exists()       # what was done before is kept
 
 
+@pytest.mark.slow   # five worker processes
 def test_a_worker_killed_by_a_signal_is_replaced_and_the_call_made_again(here):
     (here / "k.py").write_text("import os, signal\ndef f(net):\n"
                                "    if not os.path.exists('killed'):\n"

@@ -114,6 +114,7 @@ def _quietly_damaged(tmp_path, tiny, curve_device) -> Path:
     raise AssertionError("no page whose damage only quick_check finds")
 
 
+@pytest.mark.slow   # measures a store, then three commands
 def test_a_store_that_fails_quick_check_is_refused_before_anything_is_written(
         tmp_path, tiny, curve_device, capsys):
     """sweep wrote into such a store and table export read it with exit 0; jumps --store never
