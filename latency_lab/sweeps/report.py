@@ -36,7 +36,26 @@ def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None 
                      JumpInputError)
     proposals = propose(result.jumps, result.curve.resolution, result.curve.latency_ms,
                         neighbours)
-    return select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)
+    frame = select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)
+    return with_decision(frame, result, max_candidates)
+
+
+def with_decision(frame: pd.DataFrame, result: JumpResult, max_candidates: int) -> pd.DataFrame:
+    """Every candidate row says whether the sweep's candidate decision is settled (the same
+    rule the adaptive sweep stops on, `adaptive.decide`), and a kept jump whose size ties with
+    one left out (inside its 95% interval) says so in its reason."""
+    from latency_lab.sweeps.adaptive import decide
+
+    d = decide(result, max_candidates)
+    frame = frame.copy()
+    frame["decision"] = "settled" if d.settled else d.why
+    r = result.curve.resolution
+    for k, tied in d.ties.items():
+        rows = frame["jump_resolution_before"] == int(r[k])
+        names = ", ".join(str(int(r[j])) for j in tied)
+        frame.loc[rows, "reason"] = frame.loc[rows, "reason"].astype(str) + (
+            f" | tie: the jump after {names} is as large within this jump's 95% interval")
+    return frame
 
 
 @dataclass
