@@ -17,7 +17,7 @@ import pandas as pd
 
 from latency_lab.fileio import atomic_path
 from latency_lab.measure.api import Device, Measurement
-from latency_lab.measure.protocol import Progress, Protocol, measure_points
+from latency_lab.measure.protocol import Planner, Progress, Protocol, measure_points
 from latency_lab.network.spec import NetworkSpec, SpecError, check_resolution
 from latency_lab.measure.store import Store
 
@@ -45,9 +45,11 @@ def parse_resolutions(text: str) -> list[int]:
 
 def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: Store,
               protocol: Protocol = Protocol(), remeasure: bool = False,
-              progress: Progress | None = None) -> pd.DataFrame:
+              progress: Progress | None = None, planner: Planner | None = None) -> pd.DataFrame:
+    """Measure the sweep; `planner` (e.g. `adaptive.DecisionPlanner`) picks each round's
+    points once it has seen a few full rounds, and may stop them all (see protocol.py)."""
     measurements = measure_points(device, [(spec, r) for r in resolutions], store, protocol,
-                                  remeasure, progress)
+                                  remeasure, progress, planner)
     return to_frame(measurements)
 
 
