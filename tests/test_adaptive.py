@@ -159,6 +159,7 @@ class _Fixed:
         from latency_lab.measure.stats import Stats
 
         self.resolution, self.measured, self.n_rounds = resolution, True, 5
+        self.samples_ms = ()   # none: the medians are read, whatever their CIs
         self.stats = Stats(40, median, median, median, 0.0, median, median, median - half,
                            median + half, 0.95)
 
@@ -174,3 +175,22 @@ def test_the_planner_waits_for_full_rounds_and_stops_when_settled(b0):
         m.n_rounds = A.FULL_ROUNDS
     plan = planner(fake, frozenset(fake))
     assert plan.stop == A.DECIDED and planner.decided_at_round == A.FULL_ROUNDS
+
+
+def test_a_busy_sweep_is_decided_on_its_floor():
+    """Medians with +-10% CIs: the planner reads the 10th percentile of the raw samples,
+    without CIs, as the jump report will; +-1% CIs: the medians and their CIs."""
+    rng = np.random.default_rng(0)
+    y = steps_curve(GRID, {224: 10.0})
+    busy, quiet = {}, {}
+    for i, r in enumerate(GRID):
+        samples = y[i] * (1 + rng.exponential(0.5, 40))      # interference only adds time
+        busy[i] = _Fixed(int(r), float(np.median(samples)), 0.1 * float(np.median(samples)))
+        busy[i].samples_ms = tuple(samples)
+        quiet[i] = _Fixed(int(r), y[i], 0.01 * y[i])
+        quiet[i].samples_ms = tuple(samples)
+    c = A.curve_of(busy.values())
+    assert c.ci_low_ms is None
+    assert np.allclose(c.latency_ms, [np.quantile(m.samples_ms, 0.1) for m in busy.values()])
+    q = A.curve_of(quiet.values())
+    assert q.ci_low_ms is not None and np.allclose(q.latency_ms, y)

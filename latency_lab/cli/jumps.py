@@ -42,6 +42,10 @@ def jumps_command(
                                  "(trend + steps where the network's feature maps grow), model "
                                  "(sparse model of the whole curve) or pelt (Pelt + local step "
                                  "tests); see docs/jumps.md."),
+    curve: str = typer.Option("auto", "--curve", help="auto (the floor when the medians' CIs "
+                              "say the machine was busy, over +-2%), median, or floor (the "
+                              "10th percentile of each point's raw samples, column floor_ms); "
+                              "see docs/jumps.md."),
     store_path: StorePath = None,
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),
 ) -> None:
@@ -72,7 +76,8 @@ def jumps_command(
                                  min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
                                  max_candidates=max_candidates, step_cost=step_cost,
                                  plot=not no_plot, z_min=z_min,
-                                 use_ci=not no_ci, method=detector, network=spec)
+                                 use_ci=not no_ci, method=detector, network=spec,
+                                 curve=curve)
     except PermissionError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     print(summary(analysis))

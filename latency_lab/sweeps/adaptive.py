@@ -8,10 +8,12 @@ a point far from any step only fixes the smooth trend, and a step that is clearl
 clearly nothing) stays so. So, after `FULL_ROUNDS` rounds of every point:
 
 - `decide` reads the detector's steps (every place of the network, `jumps_lattice`) and calls
-  a step *ambiguous* when its z lies within `MARGIN` of its bar (z_min at a place, z_other
-  elsewhere) and its call could change the candidates: it is kept and could fall out, or it is
-  not a jump yet but could come in (fewer than `max_candidates` jumps are kept, or its size's
-  95% interval reaches the smallest kept jump). Drops are never candidates.
+  a step *ambiguous* when its call could still change the candidates: a kept jump whose z is
+  within `MARGIN` of its bar (z_min at a place, z_other elsewhere), or a step that is not a
+  jump but whose size's 95% interval reaches the smallest kept jump (or `RELEVANT_PCT` while
+  fewer than `max_candidates` are kept). So "no jump" is settled only when the steps are shown small,
+  not merely unproven: after 5 rounds at +-20% CIs (load 10) every step is unproven.
+  Drops are never candidates.
 - `DecisionPlanner` (the protocol's `planner` hook) sends the next round to the `SIDE` points on
   each side of every ambiguous step and to both sides of each kept candidate's step, not to
   every point; the drift correction goes on over these partial rounds (`measure/drift.py`).
@@ -33,6 +35,7 @@ FULL_ROUNDS = 5     # rounds of every point before any is skipped (5: the bootst
                     # latency_lab.measure.stats.MIN_ROUNDS_FOR_BOOTSTRAP)
 MARGIN = 1.0        # a step within this many z of its bar is not yet decided
 SIDE = 3            # points each side of an ambiguous step that the next round visits
+RELEVANT_PCT = 2.0  # a step that may be this large may still become a candidate
 DECIDED = "decided"
 
 
@@ -72,14 +75,21 @@ def decide(result, max_candidates: int = 4, z_min: float | None = None,
     jumps.sort(key=lambda g: -g.step_ms / level[g.k])
     limit = max_candidates if max_candidates > 0 else len(jumps)
     kept = jumps[:limit]
-    floor = min((_pct(g, level[g.k])[0] for g in kept), default=-np.inf)
+    floor = min((_pct(g, level[g.k])[0] for g in kept), default=RELEVANT_PCT) \
+        if len(kept) >= limit else RELEVANT_PCT
     ambiguous = []
-    for g in ups:
-        bar = _bar(g, z_min, z_other)
-        if abs(g.z - bar) >= margin:
+    for g in result.tests:
+        if level[g.k] <= 0:
             continue
+        bar = _bar(g, z_min, z_other)
         size, half = _pct(g, level[g.k])
-        if g in kept or len(kept) < limit or size + half >= floor:
+        if any(g is h for h in kept):
+            doubt = g.z < bar + margin
+        elif g.z >= bar:          # a jump, smaller than those kept: a tie at most
+            doubt = False
+        else:                     # not a jump: could it be one large enough to be kept?
+            doubt = size + half >= floor
+        if doubt:
             ambiguous.append(g.k)
     ties = {}
     for g in kept:
@@ -89,29 +99,37 @@ def decide(result, max_candidates: int = 4, z_min: float | None = None,
             ties[g.k] = tied
     names = ", ".join(f"{int(r[k])}->{int(r[k + 1])}" for k in sorted(ambiguous))
     if ambiguous:
-        why = f"not settled: the steps at {names} px are within {margin:g} z of their bar"
+        why = (f"not settled: the steps at {names} px could still change the candidates (a "
+               f"kept jump's z within {margin:g} of its bar, or a 95% interval reaching "
+               f"{floor:.1f}%)")
     elif kept:
+        what = (f"as large as the smallest kept ({floor:.1f}%)" if len(kept) >= limit
+                else f"a jump of {floor:.1f}% or more")
         why = (f"settled: the {len(kept)} kept jump(s) are each at least {margin:g} z over "
-               f"their bar, and no step that could replace one is within {margin:g} z of it")
+               f"their bar, and no other step could be {what}")
     else:
-        why = f"settled: no jump, and no step within {margin:g} z of its bar"
+        why = f"settled: no jump, and no step could be {floor:.1f}% or more"
     return Decision(tuple(g.k for g in kept), tuple(sorted(ambiguous)), not ambiguous, why,
                     ties)
 
 
 def curve_of(measurements):
-    """The sweep as the detector reads it (`curve.Curve`), from the points measured so far
-    (drift-corrected medians and their CIs); None with fewer than `curve.MIN_POINTS`."""
+    """The sweep as the jump report will read it (`curve.Curve`), from the points measured so
+    far: drift-corrected medians and their CIs, or, when those CIs say the machine is busy,
+    the floors without CIs (`floor.choose`); None with fewer than `curve.MIN_POINTS`."""
     from latency_lab.sweeps.curve import MIN_POINTS, Curve
+    from latency_lab.sweeps.floor import busy, floor_ms
 
-    rows = sorted((m.resolution, m.stats) for m in measurements if m.measured)
-    rows = [(res, s) for res, s in rows if s.ci_high_ms > s.ci_low_ms]
-    if len(rows) < MIN_POINTS:
+    points = sorted((m for m in measurements if m.measured), key=lambda m: m.resolution)
+    points = [m for m in points if m.stats.ci_high_ms > m.stats.ci_low_ms]
+    if len(points) < MIN_POINTS:
         return None
-    r = np.array([float(res) for res, _ in rows])
-    return Curve(r, np.array([s.median_ms for _, s in rows]),
-                 np.array([s.ci_low_ms for _, s in rows]),
-                 np.array([s.ci_high_ms for _, s in rows]))
+    r = np.array([float(m.resolution) for m in points])
+    st = [m.stats for m in points]
+    if busy([100 * s.ci_halfwidth_rel for s in st]) and all(m.samples_ms for m in points):
+        return Curve(r, np.array([floor_ms(m.samples_ms) for m in points]), None, None)
+    return Curve(r, np.array([s.median_ms for s in st]), np.array([s.ci_low_ms for s in st]),
+                 np.array([s.ci_high_ms for s in st]))
 
 
 @dataclass

@@ -21,11 +21,13 @@ from latency_lab.sweeps.jumps import JumpResult, detect
 def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None = None,
                min_latency_ms: float | None = None, min_jump_pct: float | None = None,
                max_candidates: int = DEFAULT_MAX_CANDIDATES,
-               step_cost=None) -> pd.DataFrame:
+               step_cost=None, latency_ms=None) -> pd.DataFrame:
     """Candidate resolutions of a detected sweep, every proposal kept or dropped with its
     reason: the policy of `latency_lab.sweeps.candidates` (before-jump resolutions and `neighbours`
     each side; dropped when under `min_jump_pct` / `min_latency_ms`, over the budget or with no
-    room for one scaling step under it; the best `max_candidates` by jump size kept)."""
+    room for one scaling step under it; the best `max_candidates` by jump size kept).
+    `latency_ms`: each grid point's latency for the candidates (default: the detected curve's;
+    the median when the jumps were found on the floor)."""
     from latency_lab.sweeps.candidates import propose, select
 
     for name, value in (("--budget-ms", budget_ms), ("--min-latency-ms", min_latency_ms)):
@@ -34,7 +36,8 @@ def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None 
     if min_jump_pct is not None:
         check_number(min_jump_pct, "--min-jump-pct", 0, None, "an upward jump's size in %",
                      JumpInputError)
-    proposals = propose(result.jumps, result.curve.resolution, result.curve.latency_ms,
+    proposals = propose(result.jumps, result.curve.resolution,
+                        result.curve.latency_ms if latency_ms is None else latency_ms,
                         neighbours)
     frame = select(proposals, budget_ms, min_latency_ms, min_jump_pct, max_candidates, step_cost)
     return with_decision(frame, result, max_candidates)
@@ -79,12 +82,24 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
                   plot: bool = True, title: str | None = None,
                   min_jump_pct: float | None = None,
                   max_candidates: int = DEFAULT_MAX_CANDIDATES, step_cost=None,
-                  **detector_options) -> SweepAnalysis:
+                  curve: str = "auto", **detector_options) -> SweepAnalysis:
     """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png
-    (candidates: see `candidates`; `step_cost` from `latency_lab.sweeps.candidates.network_step_cost`)."""
-    result = detect(frame, **detector_options)
+    (candidates: see `candidates`; `step_cost` from `latency_lab.sweeps.candidates.network_step_cost`).
+    `curve`: "median", "floor" (the 10th percentile of each point's raw samples) or "auto"
+    (the floor when the medians' CIs say the machine was busy; `latency_lab.sweeps.floor`)."""
+    from latency_lab.sweeps.floor import FLOOR_QUANTILE, choose
+
+    table, used = choose(frame, curve)
+    result = detect(table, **detector_options)
+    median = None
+    if used == "floor":
+        result.notes.append(f"jumps found on the floor ({100 * FLOOR_QUANTILE:.0f}th percentile "
+                            f"of each point's raw samples): the medians' CIs say the machine "
+                            f"was busy")
+        by_res = dict(zip(frame["resolution"].astype(int), frame["latency_ms"]))
+        median = [by_res[int(r)] for r in result.curve.resolution]
     cands = candidates(result, neighbours, budget_ms, min_latency_ms, min_jump_pct,
-                       max_candidates, step_cost)
+                       max_candidates, step_cost, median)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"jumps": out / "jumps.csv", "drops": out / "drops.csv",

@@ -54,7 +54,13 @@ def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: 
 
 
 def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
-    return pd.DataFrame([m.row() for m in measurements])
+    """One row per point (`Measurement.row`), and its floor (`floor.floor_ms`: the 10th
+    percentile of the raw samples, what the jump report reads on a busy machine)."""
+    from latency_lab.sweeps.floor import floor_ms
+
+    frame = pd.DataFrame([m.row() for m in measurements])
+    frame["floor_ms"] = [floor_ms(m.samples_ms) for m in measurements]
+    return frame
 
 
 LAUNCH_NOTE_MAX = 4   # resolutions named in a note
