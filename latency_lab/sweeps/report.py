@@ -111,7 +111,8 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
     if plot:
         from latency_lab.sweeps.plot import plot_sweep
 
-        files["plot"] = plot_sweep(result, cands, out / "sweep.png", title=title)
+        files["plot"] = plot_sweep(result, cands, out / "sweep.png", title=title,
+                                   medians=frame if used == "floor" else None)
     return SweepAnalysis(result, cands, files, title)
 
 
