@@ -25,7 +25,7 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=No
 
     curve = result.curve
     r, y = curve.resolution, curve.latency_ms
-    fig = Figure(figsize=(11, 6), dpi=120)
+    fig = Figure(figsize=(11, 6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if curve.ci_low_ms is not None:
