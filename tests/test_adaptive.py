@@ -177,20 +177,33 @@ def test_the_planner_waits_for_full_rounds_and_stops_when_settled(b0):
     assert plan.stop == A.DECIDED and planner.decided_at_round == A.FULL_ROUNDS
 
 
-def test_a_busy_sweep_is_decided_on_its_floor():
-    """Medians with +-10% CIs: the planner reads the 10th percentile of the raw samples,
-    without CIs, as the jump report will; +-1% CIs: the medians and their CIs."""
+def test_a_busy_sweep_is_read_on_the_less_noisy_of_median_and_floor(b0):
+    """The planner's table has the medians with their CIs and, from the raw samples, the
+    floors; on a busy sweep (CIs over +-2%) the detector reads whichever of the two scatters
+    less about its fit: the floor when some runs go through untouched, the median when none
+    does (every run of a visit slowed alike)."""
+    from latency_lab.sweeps.floor import detect_best
+
     rng = np.random.default_rng(0)
-    y = steps_curve(GRID, {224: 10.0})
-    busy, quiet = {}, {}
+    y = steps_curve(GRID, {192: 10.0, 224: 12.0, 288: 9.0})
+    untouched, all_slowed = {}, {}
     for i, r in enumerate(GRID):
-        samples = y[i] * (1 + rng.exponential(0.5, 40))      # interference only adds time
-        busy[i] = _Fixed(int(r), float(np.median(samples)), 0.1 * float(np.median(samples)))
-        busy[i].samples_ms = tuple(samples)
-        quiet[i] = _Fixed(int(r), y[i], 0.01 * y[i])
-        quiet[i].samples_ms = tuple(samples)
-    c = A.curve_of(busy.values())
-    assert c.ci_low_ms is None
-    assert np.allclose(c.latency_ms, [np.quantile(m.samples_ms, 0.1) for m in busy.values()])
-    q = A.curve_of(quiet.values())
-    assert q.ci_low_ms is not None and np.allclose(q.latency_ms, y)
+        # half the runs untouched, the others slowed by 0-200%: a noisy median, a clean floor
+        s = y[i] * (1 + (rng.random(40) < 0.5) * rng.exponential(1.0, 40))
+        untouched[i] = _Fixed(int(r), float(np.median(s)), 0.1 * float(np.median(s)))
+        untouched[i].samples_ms = tuple(s)
+        # every run of a visit slowed by the visit's own factor: the floor is as noisy
+        f = np.repeat(1 + rng.exponential(0.8, 5), 8) * (1 + 0.02 * rng.normal(size=40))
+        s2 = y[i] * f
+        all_slowed[i] = _Fixed(int(r), y[i] * 1.8 * (1 + 0.01 * rng.normal()), 0.06 * y[i])
+        all_slowed[i].samples_ms = tuple(s2)
+    table = A.curve_of(untouched.values())
+    assert np.allclose(table["floor_ms"], [np.quantile(m.samples_ms, 0.1)
+                                           for m in untouched.values()])
+    res, used = detect_best(table, network=b0)
+    assert used == "floor" and {192, 224, 288} <= set(res.jumps["resolution_before"])
+    res, used = detect_best(A.curve_of(all_slowed.values()), network=b0)
+    assert used == "median" and any("read on the medians" in n for n in res.notes)
+    # no raw samples (a replayed sweep): the medians only
+    assert "floor_ms" not in A.curve_of(_Fixed(int(r), y[i], 0.1 * y[i])
+                                        for i, r in enumerate(GRID))

@@ -265,7 +265,7 @@ def test_cli_jumps_missing_file(tmp_path, capsys):
 
 def test_cli_leaves_the_threshold_to_each_detector():
     """--z-min's default is the detector's own: 3.5 for model and pelt (the library's
-    DEFAULT_Z_MIN), 3.0 at a place for lattice (jumps_lattice.DEFAULT_Z_PLACE)."""
+    DEFAULT_Z_MIN), 2.5 at a place for lattice (jumps_lattice.DEFAULT_Z_PLACE)."""
     import inspect
 
     from latency_lab.cli.jumps import jumps_command

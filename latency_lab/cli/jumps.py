@@ -33,7 +33,7 @@ def jumps_command(
                                                             "percent give candidates (all are "
                                                             "still listed in jumps.csv)."),
     z_min: Optional[float] = typer.Option(None, help="Step needed, in standard errors (default "
-                                                     "per detector: lattice 3 at a place, 5 "
+                                                     "per detector: lattice 2.5 at a place, 5 "
                                                      "elsewhere; model and pelt 3.5)."),
     no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
                                                       "the curve."),

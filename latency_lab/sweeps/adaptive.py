@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 FULL_ROUNDS = 5     # rounds of every point before any is skipped (5: the bootstrap CI's minimum,
                     # latency_lab.measure.stats.MIN_ROUNDS_FOR_BOOTSTRAP)
@@ -114,22 +113,25 @@ def decide(result, max_candidates: int = 4, z_min: float | None = None,
 
 
 def curve_of(measurements):
-    """The sweep as the jump report will read it (`curve.Curve`), from the points measured so
-    far: drift-corrected medians and their CIs, or, when those CIs say the machine is busy,
-    the floors without CIs (`floor.choose`); None with fewer than `curve.MIN_POINTS`."""
-    from latency_lab.sweeps.curve import MIN_POINTS, Curve
-    from latency_lab.sweeps.floor import busy, floor_ms
+    """The sweep as the jump report will read it, from the points measured so far: a table
+    of drift-corrected medians with their CIs and, when every point has raw samples, their
+    floors (`floor.floor_ms`); None with fewer than `curve.MIN_POINTS` measured points."""
+    import pandas as pd
+
+    from latency_lab.sweeps.curve import MIN_POINTS
+    from latency_lab.sweeps.floor import floor_ms
 
     points = sorted((m for m in measurements if m.measured), key=lambda m: m.resolution)
     points = [m for m in points if m.stats.ci_high_ms > m.stats.ci_low_ms]
     if len(points) < MIN_POINTS:
         return None
-    r = np.array([float(m.resolution) for m in points])
-    st = [m.stats for m in points]
-    if busy([100 * s.ci_halfwidth_rel for s in st]) and all(m.samples_ms for m in points):
-        return Curve(r, np.array([floor_ms(m.samples_ms) for m in points]), None, None)
-    return Curve(r, np.array([s.median_ms for s in st]), np.array([s.ci_low_ms for s in st]),
-                 np.array([s.ci_high_ms for s in st]))
+    table = pd.DataFrame({"resolution": [m.resolution for m in points],
+                          "latency_ms": [m.stats.median_ms for m in points],
+                          "ci_low_ms": [m.stats.ci_low_ms for m in points],
+                          "ci_high_ms": [m.stats.ci_high_ms for m in points]})
+    if all(m.samples_ms for m in points):
+        table["floor_ms"] = [floor_ms(m.samples_ms) for m in points]
+    return table
 
 
 @dataclass
@@ -148,15 +150,16 @@ class DecisionPlanner:
 
     def __call__(self, measurements: dict, open_points: frozenset):
         from latency_lab.measure.protocol import RoundPlan
-        from latency_lab.sweeps.jumps import detect
+        from latency_lab.sweeps.floor import detect_best
 
         done = min(m.n_rounds for m in measurements.values())
         if done < self.full_rounds:
             return RoundPlan()
-        curve = curve_of(measurements.values())
-        if curve is None:
+        table = curve_of(measurements.values())
+        if table is None:
             return RoundPlan()
-        result = detect(curve, network=self.network)
+        result, _ = detect_best(table, network=self.network)
+        curve = result.curve
         decision = decide(result, self.max_candidates)
         self.last = decision
         if decision.settled:

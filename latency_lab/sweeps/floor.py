@@ -10,12 +10,14 @@ shape (after a smooth trend) where the drift-corrected median lay 3.6-11% off.
 
 So a sweep also records `floor_ms`, the FLOOR_QUANTILE of its raw samples (not drift-corrected:
 the drift factors come from visit medians, and dividing a visit's fast runs by a slow
-median's factor would push them below the machine's real speed), and the jump report uses
-the floor instead of the median when the median's CIs say the machine was busy (median
-half-width over BUSY_CI_PCT). Its noise is then the curve's own scatter about the detector's
-model (a bootstrap CI of a low quantile over rounds whose load changed says more about the
-load than about the floor). On a quiet machine the floor and the median are the same curve
-and the median, with its CIs, is kept.
+median's factor would push them below the machine's real speed). When the medians' CIs say
+the machine was busy (median half-width over BUSY_CI_PCT), the jump report fits both curves
+and reads the one whose noise about the fit is smaller (`detect_best`): the floor while some
+runs still go through untouched, the median when the load is so high that none does (at load
+8-9 over 15 minutes, every run of a visit was slowed and the floor scattered 1.5x more than
+the medians did). The floor's noise is the curve's own scatter about the detector's model (a
+bootstrap CI of a low quantile over rounds whose load changed says more about the load than
+about the floor). On a quiet machine the median, with its CIs, is read.
 """
 
 from __future__ import annotations
@@ -67,3 +69,32 @@ def choose(frame, curve: str = "auto"):
     out = frame.drop(columns=[c for c in ("ci_low_ms", "ci_high_ms") if c in frame.columns])
     out = out.assign(latency_ms=frame["floor_ms"])
     return out, "floor"
+
+
+def relative_noise(result) -> float:
+    """The median noise of a detection result (its sigma, after any rescaling to the fit's
+    residuals) relative to the latency: what a step of a given % must beat."""
+    return float(np.median(result.sigma_ms / result.curve.latency_ms))
+
+
+def detect_best(frame, curve: str = "auto", **detector_options):
+    """Detect on the curve `curve` names; with "auto" on a busy sweep, on both the median and
+    the floor, and keep the result with the smaller relative noise. Returns (result, which)."""
+    from latency_lab.sweeps.jumps import detect
+
+    table, used = choose(frame, curve)
+    result = detect(table, **detector_options)
+    if curve == "auto" and used == "floor":
+        median = detect(frame, **detector_options)
+        if relative_noise(median) <= relative_noise(result):
+            median.notes.append(f"read on the medians: their noise (+-{100 * relative_noise(median):.1f}%"
+                                f") is below the floor's (+-{100 * relative_noise(result):.1f}%)")
+            return median, "median"
+        result.notes.append(f"jumps found on the floor ({100 * FLOOR_QUANTILE:.0f}th percentile of "
+                            f"each point's raw samples): its noise (+-"
+                            f"{100 * relative_noise(result):.1f}%) is below the medians' (+-"
+                            f"{100 * relative_noise(median):.1f}%)")
+    elif used == "floor":
+        result.notes.append(f"jumps found on the floor ({100 * FLOOR_QUANTILE:.0f}th percentile of "
+                            f"each point's raw samples)")
+    return result, used

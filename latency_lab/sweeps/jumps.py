@@ -152,7 +152,7 @@ def detect(frame_or_curve, z_min: float | None = None, penalty: float = DEFAULT_
     "pelt" (Pelt breaks, each tested with local lines), "model" (a sparse model of the whole
     curve, `latency_lab.sweeps.jumps_model`), or "auto": "lattice" when the swept network is
     known, else "model" when the curve has CIs (its noise is known point by point), else
-    "pelt" (docs/jumps.md). `z_min`: the bar of a jump, default per method (lattice 3.0 at a
+    "pelt" (docs/jumps.md). `z_min`: the bar of a jump, default per method (lattice 2.5 at a
     place, pelt and model 3.5). Where the grid is too coarse for the places, or they leave the
     curve unexplained (residuals over `jumps_lattice.MISFIT` times its CIs: a GPU's kernel
     switches), "lattice" falls back to "model" (or "pelt" without CIs) and says so in the

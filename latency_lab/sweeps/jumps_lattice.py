@@ -37,7 +37,12 @@ from typing import Sequence
 
 import numpy as np
 
-DEFAULT_Z_PLACE = 3.0     # |z| of a step at a place that makes it a jump (one test per place)
+# |z| of a step at a place that makes it a jump: one test per place, and a place is where steps
+# are (every one of the 14 had one on each quiet cpu sweep). 2.5 found 5 of the 7 large steps on
+# both real busy sweeps with CIs of at most 5%, 3.0 found 4 and 3 (results/benchmarks/
+# busy_jumps_benchmark.md); on smooth synthetic curves it makes 0.33 false steps a curve at the
+# places with Gaussian noise (0.65 with Student-t, 3 dof), 0-0.07 elsewhere (z_other).
+DEFAULT_Z_PLACE = 2.5
 DEFAULT_Z_OTHER = 5.0     # ... at any other break (tens of breaks tested: a stricter bar)
 TREND_DEGREE = 2
 HUBER_C = 2.0             # residuals beyond this many (scaled) sigma get weight c / |res|

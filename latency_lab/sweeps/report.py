@@ -15,7 +15,7 @@ import pandas as pd
 from latency_lab.errors import JumpInputError, check_number
 from latency_lab.fileio import atomic_path
 from latency_lab.sweeps.candidates import DEFAULT_MAX_CANDIDATES
-from latency_lab.sweeps.jumps import JumpResult, detect
+from latency_lab.sweeps.jumps import JumpResult
 
 
 def candidates(result: JumpResult, neighbours: int = 0, budget_ms: float | None = None,
@@ -86,16 +86,13 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
     """Detect jumps in a sweep and write out_dir/{jumps,drops,candidates}.csv and sweep.png
     (candidates: see `candidates`; `step_cost` from `latency_lab.sweeps.candidates.network_step_cost`).
     `curve`: "median", "floor" (the 10th percentile of each point's raw samples) or "auto"
-    (the floor when the medians' CIs say the machine was busy; `latency_lab.sweeps.floor`)."""
-    from latency_lab.sweeps.floor import FLOOR_QUANTILE, choose
+    (when the medians' CIs say the machine was busy, whichever of the two is less noisy
+    about its fit; `latency_lab.sweeps.floor`)."""
+    from latency_lab.sweeps.floor import detect_best
 
-    table, used = choose(frame, curve)
-    result = detect(table, **detector_options)
+    result, used = detect_best(frame, curve, **detector_options)
     median = None
     if used == "floor":
-        result.notes.append(f"jumps found on the floor ({100 * FLOOR_QUANTILE:.0f}th percentile "
-                            f"of each point's raw samples): the medians' CIs say the machine "
-                            f"was busy")
         by_res = dict(zip(frame["resolution"].astype(int), frame["latency_ms"]))
         median = [by_res[int(r)] for r in result.curve.resolution]
     cands = candidates(result, neighbours, budget_ms, min_latency_ms, min_jump_pct,
