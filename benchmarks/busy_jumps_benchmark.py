@@ -235,7 +235,16 @@ def write_markdown(table, truth, quiet, path: Path) -> None:
     lines = [f"# Jump detectors on real busy sweeps ({time.strftime('%Y-%m-%d')})", "",
              f"Truth: the steps of >= {BIG_PCT:g}% in most of the {len(quiet)} quiet sweeps "
              f"({', '.join(Path(q).name for q in quiet)}): after {', '.join(map(str, truth))} px.",
-             "", "## Busy curves, per CI level (median CI half-width)", "",
+             "", "Machines: the quiet sweeps ran on the AMD EPYC host of results/cpu/ (2 logical "
+             "CPUs); the busy ones on this session's host, an Intel Xeon with AVX-512 (2 logical "
+             "CPUs, KVM), beside its other jobs and stress-ng (load per curve below). The steps "
+             "are at the same places on both: the best busy curves find all 7, and nothing off "
+             "the 16-px lattice.", "",
+             "Quiet sweeps (" + ", ".join(
+                 f"{d}: {int(g['found'].sum())}/{int(g['of'].sum())} found, "
+                 f"{int(g['off_lattice'].sum())} off the lattice"
+                 for d, g in table[table["load"] == "quiet"].groupby("detector", sort=False))
+             + ").", "", "## Busy curves, per CI level (median CI half-width)", "",
              "| CI level | detector | curves | found (mean of " f"{len(truth)}) | curves with >= 5 "
              "| off-lattice jumps (mean, max) | curves with <= 1 off |",
              "|---|---|---|---|---|---|---|"]
@@ -259,11 +268,15 @@ def plot(table: pd.DataFrame, curves: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
     colours = {"new": "tab:green", "lattice-median": "tab:olive", "model": "tab:blue",
                "ruptures": "tab:gray"}
-    for det in DETECTORS:
+    markers = {"new": "o", "lattice-median": "s", "model": "^", "ruptures": "x"}
+    # each detector a little above or below the others, so that equal counts stay visible
+    shift = {d: 0.12 * (i - (len(DETECTORS) - 1) / 2) for i, d in enumerate(DETECTORS)}
+    for det in DETECTORS[::-1]:
         t = table[(table["detector"] == det)]
-        axes[0].plot(t["ci_pct"], t["found"], "o", color=colours[det], alpha=0.7, label=det)
-        axes[1].plot(t["ci_pct"], t["off_lattice"], "o", color=colours[det], alpha=0.7,
-                     label=det)
+        kw = dict(color=colours[det], marker=markers[det], ls="none", alpha=0.8, label=det,
+                  ms=7 if det == "new" else 5)
+        axes[0].plot(t["ci_pct"], t["found"] + shift[det], **kw)
+        axes[1].plot(t["ci_pct"], t["off_lattice"] + shift[det], **kw)
     of = int(table["of"].iloc[0])
     axes[0].axhline(5, color="tab:red", ls="--", lw=1, label="target: >= 5 of 7")
     axes[0].set_ylim(-0.3, of + 0.3)

@@ -229,3 +229,19 @@ def test_a_real_busy_sweep_finds_its_steps_on_the_floor(b0, tmp_path):
     kept = a.candidates[a.candidates["kept"]]
     med = dict(zip(sweep["resolution"], sweep["latency_ms"]))
     assert all(np.isclose(row.latency_ms, med[row.resolution]) for row in kept.itertuples())
+
+
+def test_the_committed_busy_recordings_hold_every_sample_of_their_sweeps():
+    """Each busy sweep's exported raw samples are all of its samples, point by point, and its
+    load log brackets the run (what benchmarks/busy_jumps_benchmark.py rebuilds curves from)."""
+    csvs = sorted(BUSY.glob("efficientnet-b0_busy_*.csv"))
+    assert csvs
+    for csv in csvs:
+        samples = BUSY / f"{csv.stem}_samples.csv.gz"
+        if not samples.is_file():
+            continue
+        written = pd.read_csv(csv).set_index("resolution")["n_samples"]
+        counted = pd.read_csv(samples).groupby("resolution").size()
+        assert counted.reindex(written.index, fill_value=0).equals(written), csv.name
+        log = (BUSY / f"{csv.stem}_load.txt").read_text()
+        assert "start:" in log and "end:" in log and "loadavg" in log
