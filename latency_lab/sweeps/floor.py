@@ -3,19 +3,20 @@
 On a shared machine every run of a network is its own cost plus whatever the other jobs take
 from it while it runs: interference only ever adds time. At load 5-12 on this 2-core host
 (results/cpu/busy/) a visit's median was 1-6x the quiet latency, so a point's median wandered
-by +-10-25% (its 95% CI over 10-20 rounds) and no detector found the steps in it. The lower
-tail of the raw samples -- the runs that went through untouched -- stays at the network's own
-cost: the 10th percentile of each point's raw samples lay within 1.9% of a quiet sweep's
-shape (after a smooth trend) where the drift-corrected median lay 3.6-11% off.
+by +-5-35% (its 95% CI over 5-20 rounds) and no earlier detector found the steps in it. The
+lower tail of the raw samples -- the runs that went through untouched -- stays at the
+network's own cost while there are such runs: on the busy sweep beside the machine's own load
+(3.0-9.1) the 10th percentile of each point's raw samples lay within 1.9% of a quiet sweep's
+shape (after a smooth trend), the drift-corrected median 3.6% off.
 
 So a sweep also records `floor_ms`, the FLOOR_QUANTILE of its raw samples (not drift-corrected:
 the drift factors come from visit medians, and dividing a visit's fast runs by a slow
 median's factor would push them below the machine's real speed). When the medians' CIs say
 the machine was busy (median half-width over BUSY_CI_PCT), the jump report fits both curves
 and reads the one whose noise about the fit is smaller (`detect_best`): the floor while some
-runs still go through untouched, the median when the load is so high that none does (at load
-8-9 over 15 minutes, every run of a visit was slowed and the floor scattered 1.5x more than
-the medians did). The floor's noise is the curve's own scatter about the detector's model (a
+runs still go through untouched (load 3-9 here: sigma 1.4-5.5% against the medians'
+3.3-13%), the median when the load is so high that none does (load 6-13: the floor 1.2-2.7x
+noisier). The floor's noise is the curve's own scatter about the detector's model (a
 bootstrap CI of a low quantile over rounds whose load changed says more about the load than
 about the floor). On a quiet machine the median, with its CIs, is read.
 """
