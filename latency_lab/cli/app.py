@@ -7,6 +7,8 @@ one line on stderr with exit code 2, never as a traceback.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 
 import typer
@@ -94,6 +96,10 @@ def _click_exceptions():
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every way out is an exit code and at most one line on stderr.
 
+    Run as the console script (argv None), the objects left at the end are frozen out of the
+    garbage collector: the interpreter's collection at exit would walk every object pandas,
+    numpy and matplotlib made at import, 0.2 s of the `jumps` command's 1.2 s of CPU.
+
     Typer runs without its standalone mode so that usage errors come here (one line instead of
     a 5-line box) and so does Ctrl-C: typer turns KeyboardInterrupt into a return value of 130.
     SIGTERM and SIGHUP are handled as Ctrl-C is (`latency_lab.interrupts`): one line, exit
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     from latency_lab import interrupts
 
+    if argv is None:
+        atexit.register(gc.freeze)   # runs before the interpreter's final collection
     stdout = sys.stdout
     try:
         with interrupts.handled():

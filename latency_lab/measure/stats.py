@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 MIN_ROUNDS_FOR_BOOTSTRAP = 5
 BOOTSTRAP_RESAMPLES = 1000
@@ -46,6 +45,10 @@ def median_ci_order(samples: np.ndarray, confidence: float = 0.95) -> tuple[floa
     if n == 0:
         return float("nan"), float("nan")
     # 1-based ranks j and n - j + 1 with j the alpha/2 quantile of Binomial(n, 1/2).
+    # scipy is imported here, not with the module: scipy.stats costs about 1 s of CPU, and
+    # everything that reads a measurement (the jumps command among them) imports this module.
+    from scipy import stats as sps
+
     j = int(sps.binom.ppf((1 - confidence) / 2, n, 0.5))
     lo, hi = (j - 1, n - j) if j >= 1 else (0, n - 1)
     return float(x[lo]), float(x[hi])

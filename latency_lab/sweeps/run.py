@@ -15,7 +15,7 @@ import pandas as pd
 
 from latency_lab.fileio import atomic_path
 from latency_lab.measure.api import Device, Measurement
-from latency_lab.measure.protocol import Progress, Protocol, measure_points
+from latency_lab.measure.protocol import Planner, Progress, Protocol, measure_points
 from latency_lab.network.spec import NetworkSpec, SpecError, check_resolution
 from latency_lab.measure.store import Store
 
@@ -43,14 +43,22 @@ def parse_resolutions(text: str) -> list[int]:
 
 def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: Store,
               protocol: Protocol = Protocol(), remeasure: bool = False,
-              progress: Progress | None = None) -> pd.DataFrame:
+              progress: Progress | None = None, planner: Planner | None = None) -> pd.DataFrame:
+    """Measure the sweep; `planner` (e.g. `adaptive.DecisionPlanner`) picks each round's
+    points once it has seen a few full rounds, and may stop them all (see protocol.py)."""
     measurements = measure_points(device, [(spec, r) for r in resolutions], store, protocol,
-                                  remeasure, progress)
+                                  remeasure, progress, planner)
     return to_frame(measurements)
 
 
 def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
-    return pd.DataFrame([m.row() for m in measurements])
+    """One row per point (`Measurement.row`), and its floor (`floor.floor_ms`: the 10th
+    percentile of the raw samples, what the jump report reads on a busy machine)."""
+    from latency_lab.sweeps.floor import floor_ms
+
+    frame = pd.DataFrame([m.row() for m in measurements])
+    frame["floor_ms"] = [floor_ms(m.samples_ms) for m in measurements]
+    return frame
 
 
 LAUNCH_NOTE_MAX = 4   # resolutions named in a note
