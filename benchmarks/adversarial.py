@@ -203,7 +203,8 @@ class Case:
 
     @property
     def name(self) -> str:
-        return " ".join(self.args)
+        env = "".join(f"{k}={v} " for k, v in self.env.items())
+        return env + " ".join(self.args)
 
 
 def cases() -> list[Case]:
@@ -581,7 +582,7 @@ def main() -> None:
     ap.add_argument("--scenario", default="", help="only the scenarios whose name has this")
     ap.add_argument("--category", default="", help="only the cases of this class")
     args = ap.parse_args()
-    load_before = os.getloadavg()
+    load_before, commit = os.getloadavg(), _commit()
     work = Path(tempfile.mkdtemp(prefix="adversarial-"))
     template = work / "template"
     template.mkdir()
@@ -608,18 +609,23 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     partial = bool(args.only or args.category or args.scenario or args.scenarios_only
                    or args.no_scenarios)
-    report(done, scen, wall, load_before, os.getloadavg(), write=not partial)
+    report(done, scen, wall, load_before, os.getloadavg(), commit, write=not partial)
 
 
 def _commit() -> str:
+    """The commit the run starts at (read before the first case: a commit made while it runs
+    is not what it ran), with '+changes' when tracked files differ from it."""
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True).stdout
     except OSError:
         return "?"
+    return head + ("+changes" if dirty.strip() else "")
 
 
-def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
+def report(done: list[Case], scen: dict, wall: float, load_before, load_after, commit: str,
            write: bool = True) -> None:
     """Print the summary; a full run (no filter) also writes results/benchmarks/."""
     clean = sum(c.result["clean"] for c in done)
@@ -632,7 +638,7 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
     lines = [f"# Adversarial replay: {clean} of {len(done)} malformed or edge inputs clean",
              "", f"`python benchmarks/adversarial.py` ({wall:.0f} s; load average "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
-             f"{os.cpu_count()} CPUs; commit {_commit()}). Clean: a refusal is exit 2 with one "
+             f"{os.cpu_count()} CPUs; commit {commit}). Clean: a refusal is exit 2 with one "
              "`error:` line (after one `warning:` line where a data set's left-out files are "
              "named) and nothing in its sandbox changed, every entry's type, inode, size, mtime "
              "and link target compared (an evaluator failing mid-search: exit 2, the error as "
@@ -662,7 +668,7 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
     (OUT / "adversarial.json").write_text(json.dumps(
         {"clean": clean, "cases": len(done), "by_class": by_cat, "scenarios": scen,
          "wall_s": round(wall, 1), "load_before": load_before, "load_after": load_after,
-         "commit": _commit(),
+         "commit": commit,
          "results": [{"class": c.category, "args": c.args, "expect": c.expect, **c.result}
                      for c in done]}, indent=1) + "\n")
 

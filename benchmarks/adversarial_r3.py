@@ -284,10 +284,24 @@ def _small_output(limit: int) -> Callable[[Path, bytes, str], list[str]]:
     return check
 
 
-def silent_server() -> int:
+def silent_server(reply: bytes | None = None) -> int:
     """A local TCP server that accepts every connection and never answers (an ADB server
-    stuck as in issue 25's report); its port. It lives as long as this process."""
+    stuck as in issue 25's report), or answers each request with `reply` (OKAY and a length
+    that is not hex); its port. It lives as long as this process."""
     import threading
+
+    if reply is not None:
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def answer() -> None:
+            while True:
+                conn = server.accept()[0]
+                if conn.recv(4096):
+                    conn.sendall(reply)
+                conn.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        return server.getsockname()[1]
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -444,6 +458,10 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
         add("edges", ["network", "show", doc])
     add("edges", ["sweep", "--device", "pixel2", "--network", "tiny.json", "--resolutions",
                   "64", "--out", "o.csv"], env={"ANDROID_ADB_SERVER_PORT": "abc"})
+    for reply in (b"OKAYzzzz", b"OKAY-001"):   # an ADB reply whose length is not 4 hex digits
+        add("edges", ["sweep", "--device", "pixel2", "-O", "binary=afile", "--network",
+                      "tiny.json", "--resolutions", "64", "--out", "o.csv"],
+            env={"ANDROID_ADB_SERVER_PORT": str(silent_server(reply))})
 
     # refused before any work, not after it (or silently accepted)
     add("before work", scale[:-1] + ["py:ret:exit0"])
