@@ -24,7 +24,9 @@ into one store, kill -9 of a sweep three times, Ctrl-C, SIGTERM to search, compa
 record, and signals during start-up. Prints "N of M clean" and writes
 results/benchmarks/adversarial.{md,json} (with the machine's load).
 
-Usage: python benchmarks/adversarial.py [--jobs 2] [--only SUBSTRING] [--no-scenarios]
+Usage: python benchmarks/adversarial.py [--jobs 2] [--only SUBSTRING] [--category A,B]
+       [--no-scenarios | --scenarios-only | --scenario NAME]. Each case that is not clean is
+printed as it ends.
 """
 
 from __future__ import annotations
@@ -426,6 +428,9 @@ def run_case(case: Case, template: Path, work: Path, index: int) -> Case:
     case.result = {"clean": not problems, "problems": problems, "exit": rc,
                    "stderr_last": lines[-1][:300] if lines else "", "seconds": round(seconds, 2)}
     shutil.rmtree(box, ignore_errors=True)
+    if problems:       # as it happens: a long run shows what is not clean before its end
+        print(f"NOT clean [{case.category}] {case.name}: {', '.join(problems)}: "
+              f"{case.result['stderr_last']}", flush=True)
     return case
 
 
@@ -580,7 +585,7 @@ def main() -> None:
     ap.add_argument("--no-scenarios", action="store_true")
     ap.add_argument("--scenarios-only", action="store_true")
     ap.add_argument("--scenario", default="", help="only the scenarios whose name has this")
-    ap.add_argument("--category", default="", help="only the cases of this class")
+    ap.add_argument("--category", default="", help="only the cases of these classes (a,b)")
     args = ap.parse_args()
     load_before, commit = os.getloadavg(), _commit()
     work = Path(tempfile.mkdtemp(prefix="adversarial-"))
@@ -591,7 +596,8 @@ def main() -> None:
     r3.fixtures(template, TINY, EXE, _env(template))
     shutil.rmtree(template / ".cache", ignore_errors=True)
     todo = [] if args.scenarios_only else [c for c in cases() if args.only in c.name
-                                           and args.category in ("", c.category)]
+                                           and (not args.category
+                                                or c.category in args.category.split(","))]
     t0 = time.monotonic()
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda ic: run_case(ic[1], template, work, ic[0]), enumerate(todo)))
