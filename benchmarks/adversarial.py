@@ -603,10 +603,10 @@ def main() -> None:
         done = list(pool.map(lambda ic: run_case(ic[1], template, work, ic[0]), enumerate(todo)))
     scen = {}
     if not args.no_scenarios and not args.only and not args.category:
-        for name, fn in SCENARIOS.items():
+        for k, (name, fn) in enumerate(SCENARIOS.items()):
             if args.scenario and args.scenario not in name:
                 continue
-            box = work / name.split()[0].replace("-", "")
+            box = work / f"scenario{k}"    # two names began with "Ctrl-C": one folder, a crash
             shutil.copytree(template, box, symlinks=True)
             scen[name] = fn(box)
             print(f"scenario {name}: {'clean' if scen[name]['clean'] else scen[name]}",

@@ -210,3 +210,36 @@ def test_ctrl_c_in_a_terminal_reaches_workers_as_they_start_and_stays_one_line(b
     assert err.strip().splitlines()[-1] == interrupts.message(signal.SIGINT)
     time.sleep(1.0)
     assert [k for k in kids if _alive(k)] == []
+
+
+STOP_DEVICE = '''
+from latency_lab.measure.api import Device, DeviceInfo
+
+class Stop(Device):
+    """Ctrl-C arrives as the first sample is taken."""
+    name = "stop"
+
+    def info(self):
+        return DeviceInfo(name="stop", hardware="formula", runtime="python",
+                          runtime_version="1", threads=1)
+
+    def sample(self, spec, resolution, runs, warmup_runs=1):
+        raise KeyboardInterrupt
+'''
+
+
+def test_an_interrupt_before_any_sample_leaves_the_old_csv(tmp_path, tiny, capsys, monkeypatch):
+    """A signal 1.6 s into a sweep (the corpus's start-up scenario) came before any sample:
+    the CSV of no measurements was a KeyError traceback, and would have replaced the old one."""
+    (tmp_path / "stopdev.py").write_text(STOP_DEVICE)
+    (tmp_path / "tiny.json").write_text(tiny.to_json())
+    (tmp_path / "o.csv").write_text("an old sweep\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["sweep", "--device", "stopdev:Stop", "--network", str(tmp_path / "tiny.json"),
+                 "--resolutions", "64:96:8", "--out", str(tmp_path / "o.csv"), "--store",
+                 str(tmp_path / "s.sqlite"), "--no-jumps"])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == interrupts.message(signal.SIGINT)
+    assert (tmp_path / "o.csv").read_text() == "an old sweep\n"
+    assert _leases(tmp_path / "s.sqlite") == 0
