@@ -95,7 +95,7 @@ def sweep(
             bar.__exit__()
             measured = sum(1 for m in exc.measurements if m.samples_ms)
             if not measured:     # stopped before a sample: an old CSV is not replaced by none
-                console.print(f"interrupted before any point was measured: {out} not written")
+                console.print(f"interrupted: nothing measured yet; {out} not written")
                 raise
             frame = to_frame(exc.measurements)
             write_csv(frame, out)
