@@ -631,7 +631,7 @@ def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
             err = p.communicate(timeout=120)[1].decode(errors="replace")
             lines = [x for x in err.strip().splitlines()
                      if not x.startswith(("round ", "tiny ", "interrupted: wrote",
-                                                    "interrupted: nothing measured"))]
+                                          "interrupted: nothing measured"))]
             ok = p.returncode == code and "Traceback" not in err and len(lines) <= 1
             seen.append({"signal": sig.name, "delay_s": delay, "rc": p.returncode,
                          "last": lines[-1:] if ok else err.strip().splitlines()[-12:]})
