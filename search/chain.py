@@ -68,28 +68,9 @@ class ChainSource(LatencySource):
 
     def _anchor_live(self, reference: NetworkSpec | None) -> None:
         """A live device after a table: its scale's references take the table's rows."""
-        from latency_lab.measure.scale import OnScale
-
-        tables = [_replay(s, "table") for s in self.sources]
-        tables = [t for t in tables if t is not None]
-        live = [s for s in self.sources if getattr(s, "scale", None) is not None]
-        if not (tables and live and reference is not None):
-            return
-        rows = {}
-        for t in tables[::-1]:          # the first table wins
-            for r in t.table.rows:
-                if r.spec.fingerprint == reference.fingerprint:
-                    half = (r.ci_high_ms - r.ci_low_ms) / 2 / r.latency_ms
-                    rows[(r.spec.fingerprint, int(r.resolution))] = OnScale(r.latency_ms, half)
-        if not rows:
-            return
-        for src in live:
-            src.scale.anchor_values.update(rows)
-        if self.say:
-            self.say(f"live latencies go on the scale of {tables[0].path}: each batch's "
-                     f"reference ({reference.name} at "
-                     f"{', '.join(str(k[1]) for k in sorted(rows))} px) takes the table's row "
-                     "as its value")
+        tables = [t for t in (_replay(s, "table") for s in self.sources) if t is not None]
+        if tables:
+            anchor_to_table(self.sources, tables[0], reference, self.say)
 
     def _lut_value(self, n: int, spec: NetworkSpec, res: int, raw: float) -> float:
         """A LUT's prediction on its table's scale, kept monotone; the note says how."""
@@ -214,6 +195,34 @@ class ChainSource(LatencySource):
             s.close()
 
 
+def anchor_to_table(sources: Sequence[LatencySource], table, reference: NetworkSpec | None,
+                    say: Callable[[str], None] | None = None) -> int:
+    """Put the live sources among `sources` on the scale of a recorded table (a TableDevice):
+    the references of their latency scales (the base network at each resolution) take the
+    table's rows as their values, so a batch's factor is reference now / reference in the
+    table. Returns how many reference rows the table gave (0: it has none of `reference`)."""
+    from latency_lab.measure.scale import OnScale
+
+    live = [s for s in sources if getattr(s, "scale", None) is not None]
+    if not live or reference is None:
+        return 0
+    rows = {}
+    for r in table.table.rows:
+        if r.spec.fingerprint == reference.fingerprint and r.latency_ms > 0:
+            half = (r.ci_high_ms - r.ci_low_ms) / 2 / r.latency_ms
+            rows[(r.spec.fingerprint, int(r.resolution))] = OnScale(r.latency_ms, half)
+    for src in live:
+        src.scale.anchor_values.update(rows)
+    if say and rows:
+        same = table.recorded_context.context_key == live[0].scale.info.context_key
+        say(f"live latencies go on the scale of {table.path}: each batch's reference "
+            f"({reference.name} at {', '.join(str(k[1]) for k in sorted(rows))} px) takes the "
+            f"table's row as its value, elsewhere the first of them"
+            + ("" if same else f" (recorded in context {table.recorded_context.context_key}, "
+                               f"measured now in {live[0].scale.info.context_key})"))
+    return len(rows)
+
+
 def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]]) -> str:
     """One line: which file lacks what for this point, and how to record it."""
     parts, hints = [], []
@@ -232,4 +241,4 @@ def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]
                                   if hints else ""))
 
 
-__all__ = ["ChainSource", "lacking"]
+__all__ = ["ChainSource", "lacking", "anchor_to_table"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from latency_lab.errors import UserError
 from latency_lab.search.chain import ChainSource
 from latency_lab.search.live_source import ActorLatency, DeviceLatency, actor_latency
 from latency_lab.search.pycall import SourceError
@@ -30,10 +31,40 @@ from latency_lab.search.source_base import (LatencySource, PyLatency, check_valu
                                             provenance_record)
 
 
-def parse_latency_sources(texts: Sequence[str], **kw) -> LatencySource:
+def parse_latency_sources(texts: Sequence[str], scale_table=None, **kw) -> LatencySource:
     """One source, or a `ChainSource` of several tried in order (e.g. table, lut, device),
     on one scale (`chain.py`). `reference`: the base network, whose points are the live
-    scale's references; `say`: where notes go (calibration, reuse, levels)."""
+    scale's references; `say`: where notes go (calibration, reuse, levels); `scale_table`: a
+    recorded table whose rows of the base network are the live scale's reference values
+    (`--latency-scale`: live searches at different loads on one scale)."""
+    source = _parse_sources(texts, **kw)
+    if scale_table is not None:
+        _scale_to(source, str(scale_table), kw.get("reference"), kw.get("say"))
+    return source
+
+
+def _scale_to(source: LatencySource, path: str, reference, say) -> None:
+    from latency_lab.measure.api import get_device
+    from latency_lab.search.chain import anchor_to_table
+
+    sources = getattr(source, "sources", [source])
+    if not any(getattr(s, "scale", None) is not None for s in sources):
+        source.close()
+        raise SourceError("--latency-scale puts a live device's latencies on a table's scale; "
+                          "give a device as --latency")
+    try:
+        table = get_device(f"table:{path}")
+    except UserError as exc:
+        source.close()
+        raise SourceError(f"--latency-scale: {exc}") from None
+    if reference is None or not anchor_to_table(sources, table, reference, say):
+        source.close()
+        raise SourceError(f"--latency-scale {path} has no row of "
+                          f"{getattr(reference, 'name', 'the base network')}: the scale's "
+                          "references are the base network's rows")
+
+
+def _parse_sources(texts: Sequence[str], **kw) -> LatencySource:
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise SourceError("no latency source given")

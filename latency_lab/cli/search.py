@@ -19,7 +19,8 @@ import typer
 
 from latency_lab.cli.options import (DEFAULT_NETWORK, Accuracy, BatchTimeCap, BudgetMs, Candidates,
                                      CiTarget, DeviceOptions, Executor, Latency, MaxCandidates,
-                                     MaxRounds, MinRounds, NetworkName, Reevaluate, Remeasure,
+                                     LatencyScaleTable, MaxRounds, MinRounds, NetworkName,
+                                     Reevaluate, Remeasure,
                                      Resolutions, ResolutionsFrom, Stages, StorePath,
                                      device_options, parse_int_list, protocol)
 from latency_lab.errors import UserError, check_number
@@ -147,7 +148,7 @@ def _build_note(source, started: float) -> str:
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
                 max_candidates=4, device_option=(), protocol=None, executor="local",
-                remeasure=False):
+                remeasure=False, latency_scale=None):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -182,7 +183,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
                                        device_options=device_options(list(device_option)),
                                        executor=ex, reference=spec, remeasure=remeasure,
-                                       say=_log)
+                                       say=_log, scale_table=latency_scale)
         result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
                           log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
         d = result.to_dict()
@@ -242,6 +243,7 @@ def search_command(
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
     remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
@@ -253,7 +255,8 @@ def search_command(
                                         device_option=device_option,
                                         protocol=protocol(P, ci_target_pct, min_rounds,
                                                           max_rounds, None, batch_time_cap_s),
-                                        executor=executor, remeasure=remeasure)
+                                        executor=executor, remeasure=remeasure,
+                                        latency_scale=latency_scale)
     source.close()
     result.cache.evaluator.close()
     ex.close()
@@ -309,6 +312,7 @@ def scale_command(
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
     remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -331,7 +335,7 @@ def scale_command(
     with open_executor(where) as ex, parse_latency_sources(
             latency, store_path=store_path, protocol=proto,
             device_options=device_options(device_option), executor=ex, reference=spec,
-            remeasure=remeasure, say=_log) as source:
+            remeasure=remeasure, say=_log, scale_table=latency_scale) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
         grid = dict(family_grid(family, spec))
@@ -364,7 +368,8 @@ def compare_command(**options) -> None:
 
     (network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
      max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
-     max_rounds, batch_time_cap_s, executor, remeasure) = (options[k] for k in SEARCH_OPTIONS)
+     max_rounds, batch_time_cap_s, executor, remeasure, latency_scale) = (
+        options[k] for k in SEARCH_OPTIONS)
 
     from latency_lab.search.plots import plot_compare, value_title
     from latency_lab.fileio import write_atomic
@@ -379,7 +384,8 @@ def compare_command(**options) -> None:
                                            protocol=protocol(P, ci_target_pct, min_rounds,
                                                              max_rounds, None,
                                                              batch_time_cap_s),
-                                           executor=executor, remeasure=remeasure)
+                                           executor=executor, remeasure=remeasure,
+                                           latency_scale=latency_scale)
     cache = result.cache
     ev = cache.evaluator
     try:

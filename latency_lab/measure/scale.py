@@ -203,7 +203,7 @@ class LatencyScale:
             return self.reference_of(point)
         if self.base is not None:
             here = (self.base.with_resolution(int(point[1])), int(point[1]))
-            if key(here) in self.values or self.anchor is None:
+            if key(here) in self.values or key(here) in self.anchor_values or self.anchor is None:
                 return here
         if self.anchor is None:
             return point
