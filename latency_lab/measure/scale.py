@@ -104,7 +104,10 @@ class Scaled:
         m = self.measurement
         head = (f"{self.provenance}: median of {m.stats.count} samples in {m.n_rounds} rounds, "
                 f"{m.latency_ms:.3f} ms as measured")
-        if self.factor != 1.0 or self.batch > 0:
+        if self.provenance == "reused":
+            head += (f", / {self.factor:.3f} (+-{100 * self.factor_rel:.1f}%, the factor of the "
+                     f"reference measured with it)")
+        elif self.factor != 1.0 or self.batch > 0:
             head += (f", / {self.factor:.3f} (+-{100 * self.factor_rel:.1f}%, batch "
                      f"{self.batch}'s factor)")
         return (f"{head}; on the scale {self.latency_ms:.3f} ms, 95% CI {self.ci_low_ms:.3f}-"
