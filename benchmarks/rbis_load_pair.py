@@ -9,8 +9,8 @@ table's row), so the fixed budget (B1@240 as recorded there, 20.549 ms) means th
 The load average is logged every 30 s beside each search; `pair.md` gives both winners, the
 loads and the batch factors (how much slower than the quiet table each batch ran).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/rbis_load_pair.py [--half quiet|busy|both]
-        [--out results/cpu/rbis-load-pair]
+    PYTHONPATH=. .venv/bin/python benchmarks/rbis_load_pair.py [--half quiet|busy|both|report]
+        [--out results/cpu/rbis-load-pair] [--max-rounds 8]
 
 `--half quiet` reruns only the quiet half (on a machine nobody else uses: load about 1) and
 rewrites `pair.md` from whatever halves OUT holds. Each half's folder keeps the search's files,
@@ -38,7 +38,8 @@ BUDGET_MS = 20.549          # B1@240 in the recorded (quiet) compare: the README
 SEARCH = ["search", "--network", "efficientnet-b0", "--budget-ms", str(BUDGET_MS),
           "--resolutions", "240,256", "--stages", "4,5,6", "--candidates", "4",
           "--accuracy", "synthetic", "--latency", "cpu", "--latency-scale", TABLE,
-          "--ci-target-pct", "2", "--max-rounds", "8"]
+          "--ci-target-pct", "2"]
+MAX_ROUNDS = 8
 
 
 def loadavg() -> tuple[float, float, float]:
@@ -47,12 +48,16 @@ def loadavg() -> tuple[float, float, float]:
     return float(a), float(b), float(c)
 
 
-def run_half(half: str, out: Path, latency_lab: str) -> None:
+def search_args(max_rounds: int) -> list[str]:
+    return [*SEARCH, "--max-rounds", str(max_rounds)]
+
+
+def run_half(half: str, out: Path, latency_lab: str, max_rounds: int = MAX_ROUNDS) -> None:
     folder = out / half
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    cmd = [latency_lab, *SEARCH, "--out", str(folder), "--store",
+    cmd = [latency_lab, *search_args(max_rounds), "--out", str(folder), "--store",
            str(folder / "measurements.sqlite")]
     env = {**os.environ, "LATENCY_LAB_CACHE": str(folder / "cache")}
     loads, stop = [], threading.Event()
@@ -92,6 +97,33 @@ def run_half(half: str, out: Path, latency_lab: str) -> None:
         sys.exit(f"{half}: latency-lab search failed (rc={rc}), see {folder / 'run.log'}")
 
 
+def monotone(folder: Path) -> tuple[int, int, int, int]:
+    """Pairs of the trace where a network ran faster than one it contains: on the scale (and
+    how many of those beyond their CIs), and as measured (each latency times its factor)."""
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("check_monotone",
+                                                  ROOT / "benchmarks/check_monotone.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    scaled = check.violations(folder / "trace.csv")
+    rows = list(csv.DictReader(open(folder / "trace.csv", newline="")))
+    for r in rows:
+        f = float(r["scale_factor"] or 1)
+        r["latency_ms"] = float(r["latency_ms"]) * f
+        r["latency_ci_low_ms"] = r["latency_ci_high_ms"] = ""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_trace = Path(tmp) / "trace.csv"
+        with open(raw_trace, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        raw = check.violations(raw_trace)
+    beyond = sum(1 for v in scaled if v["tie"] is False)
+    return len(scaled), beyond, len(raw), len(rows)
+
+
 def describe(folder: Path) -> dict | None:
     if not (folder / "result.json").exists():
         return None
@@ -108,14 +140,20 @@ def describe(folder: Path) -> dict | None:
                                 p.get("iterations")) for p in result["per_resolution"]],
             "factors": [b["factor"] for b in batches], "batches": len(batches),
             "load": (min(loads), statistics.mean(loads), max(loads)) if loads else None,
-            "wall_s": wall, "start": log[1] if len(log) > 1 else ""}
+            "wall_s": wall, "start": log[1] if len(log) > 1 else "",
+            "monotone": monotone(folder),
+            "ci_pct": statistics.median(
+                100 * (float(r["latency_ci_high_ms"]) - float(r["latency_ci_low_ms"])) / 2
+                / float(r["latency_ms"]) for r in csv.DictReader(open(folder / "trace.csv")))}
 
 
 def write_pair(out: Path) -> str:
     halves = {h: describe(out / h) for h in ("quiet", "busy")}
+    cmds = {(out / h / "run.log").read_text().splitlines()[0].split(" search ", 1)[1]
+            .split(" --out ")[0] for h in halves if (out / h / "run.log").exists()}
     lines = ["# Live RBIS at a quiet and a busy time, on one latency scale", "",
              "Written by `benchmarks/rbis_load_pair.py` (its docstring says how). Search: `"
-             + " ".join(["latency-lab", *SEARCH]) + " --out HALF --store "
+             + " / ".join(f"latency-lab search {c}" for c in sorted(cmds)) + " --out HALF --store "
              "HALF/measurements.sqlite`; `busy` with `stress-ng --cpu 1` beside it.", "",
              "| | " + " | ".join(halves) + " |", "|---|" + "---|" * len(halves)]
 
@@ -134,6 +172,11 @@ def write_pair(out: Path) -> str:
     row("batch factor vs the quiet table: min / median / max", lambda d:
         f"{min(d['factors']):.2f} / {statistics.median(d['factors']):.2f} / "
         f"{max(d['factors']):.2f}")
+    row("latency CI half-width on the scale, median over candidates",
+        lambda d: f"+-{d['ci_pct']:.1f}%")
+    row("pairs where a network ran faster than one it contains: on the scale (beyond their "
+        "CIs) / as measured, unscaled", lambda d: f"{d['monotone'][0]} ({d['monotone'][1]}) / "
+                                                  f"{d['monotone'][2]}")
     row("wall time", lambda d: f"{d['wall_s']} s")
     both = [d for d in halves.values() if d]
     if len(both) == 2:
@@ -147,14 +190,18 @@ def write_pair(out: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--half", choices=("quiet", "busy", "both"), default="both")
+    ap.add_argument("--half", choices=("quiet", "busy", "both", "report"), default="both",
+                    help="report: only rewrite pair.md from the halves OUT holds")
     ap.add_argument("--out", type=Path, default=ROOT / "results/cpu/rbis-load-pair")
     ap.add_argument("--latency-lab", default=str(ROOT / ".venv/bin/latency-lab"))
+    ap.add_argument("--max-rounds", type=int, default=MAX_ROUNDS,
+                    help="rounds per point at most (the CI target is 2%%)")
     args = ap.parse_args()
     if args.half in ("busy", "both") and not shutil.which("stress-ng"):
         sys.exit("the busy half needs stress-ng (apt-get install stress-ng)")
-    for half in (("quiet", "busy") if args.half == "both" else (args.half,)):
-        run_half(half, args.out.resolve(), args.latency_lab)
+    halves = {"both": ("quiet", "busy"), "report": ()}.get(args.half, (args.half,))
+    for half in halves:
+        run_half(half, args.out.resolve(), args.latency_lab, args.max_rounds)
     print(write_pair(args.out.resolve()))
 
 

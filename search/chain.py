@@ -235,7 +235,9 @@ def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]
                          f"{res} ...` records the blocks it lacks")
         elif _replay(src, "table") is not None:
             hints.append("`--latency cpu` (a device) last in the chain measures what the files "
-                         "lack, on the table's scale, and `latency-lab table export` records it")
+                         "lack, on the table's scale; a table gets it from `latency-lab table "
+                         "export` of a store that measured it (on a machine as quiet as the "
+                         "table's)")
     return (f"no latency source has {spec.name} ({spec.fingerprint}) at {res} px: "
             + "; ".join(parts) + (f". To record it: {'; '.join(dict.fromkeys(hints))}"
                                   if hints else ""))

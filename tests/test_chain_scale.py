@@ -40,6 +40,7 @@ def chain():
     src.close()
 
 
+@pytest.mark.slow
 def test_the_lut_is_calibrated_to_the_table_per_resolution_and_says_so(chain):
     src, said = chain
     [cal] = src.calibrations.values()
@@ -59,6 +60,7 @@ def test_the_lut_is_calibrated_to_the_table_per_resolution_and_says_so(chain):
     assert src.provenance(B0, 240)["provenance"] == "table"
 
 
+@pytest.mark.slow
 def test_a_predicted_network_is_never_faster_than_one_it_contains(chain):
     """The committed compare's one predicted violation: 6+6 widened at 224 px, 12.039 ms from
     the LUT below B0's 12.078 ms in the table. In the chain it is raised above B0 by the LUT's
@@ -86,6 +88,7 @@ def test_monotone_bounds_a_value_between_its_neighbours():
     assert m.bound(mid, 240, 9.0, lambda a, b: 0.5)[0] == 9.0       # another resolution
 
 
+@pytest.mark.slow
 def test_a_chain_lacking_a_point_says_in_one_line_which_file_and_how(tmp_path, capsys):
     """`scale --method compound` with the README's table and LUT at a budget whose probes
     need 228 px, which the LUT lacks: one line, exit 2, naming both files and the remedies."""
@@ -100,6 +103,7 @@ def test_a_chain_lacking_a_point_says_in_one_line_which_file_and_how(tmp_path, c
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.slow
 def test_latency_scale_needs_a_device_and_the_base_networks_rows(tmp_path, capsys):
     args = ["search", "--budget-ms", "20", "--accuracy", "synthetic", "--resolutions", "240",
             "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s.sqlite")]
@@ -142,5 +146,6 @@ def test_check_monotone_finds_a_predicted_violation_and_calls_a_measured_one_a_t
     assert check_main([str(tmp_path / "m")]) == 0
 
 
+@pytest.mark.slow
 def test_no_committed_trace_predicts_a_network_faster_than_one_it_contains(capsys):
     assert check_main([str(ROOT / "results")]) == 0, capsys.readouterr().out

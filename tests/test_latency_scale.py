@@ -44,6 +44,7 @@ def _points(*resolutions):
 
 
 # -- the scale itself -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_slower_batch_is_divided_by_its_reference_factor(tmp_path):
     dev = SlowingDevice(slow_after=10 ** 9)
     with Store(tmp_path / "s.sqlite") as store:
@@ -64,6 +65,7 @@ def test_a_slower_batch_is_divided_by_its_reference_factor(tmp_path):
     assert "batch 1" in got[0].describe()
 
 
+@pytest.mark.slow
 def test_reuse_only_what_meets_the_protocol_and_is_tied_said_out_loud(tmp_path):
     b1 = presets.get("efficientnet-b1")
     path = tmp_path / "s.sqlite"
@@ -92,6 +94,7 @@ def test_reuse_only_what_meets_the_protocol_and_is_tied_said_out_loud(tmp_path):
         assert {v.provenance for v in again.measure([(b1, 224)])} == {"live"}
 
 
+@pytest.mark.slow
 def test_a_store_measured_at_another_level_is_said_and_rescaled(tmp_path):
     """Measured when the device ran 1.8x slower (a loaded machine), reused now that it is
     steady: the level is said, --remeasure offered, and the values land on today's scale."""
@@ -290,3 +293,27 @@ def test_lut_record_resumed_on_a_slower_device_keeps_the_first_sessions_scale(tm
     net = scaled_variant(small, [1] * len(small.stages), [0] * len(small.stages))
     assert two.predict_ms(net, 80) == pytest.approx(steady.predict_ms(net, 80), rel=0.01)
     assert any("reused from the store" in t for t in said)
+
+
+@pytest.mark.slow
+def test_scale_command_writes_each_probes_provenance_and_the_factors(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    budget = f"{2.0 * steady_ms(B0, 224):.4f}"
+    assert main(["scale", "--method", "rs", "--budget-ms", budget, "--latency", DEVICE,
+                 "-O", "slow_after=200", "--min-rounds", "3", "--max-rounds", "3",
+                 "--ci-target-pct", "50", "--store", str(tmp_path / "s.sqlite"),
+                 "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert {p["provenance"] for p in d["probes"]} == {"live"}
+    assert all(p["ci_low_ms"] < p["latency_ms"] < p["ci_high_ms"] for p in d["probes"])
+    factors = [b["factor"] for b in d["latency_scale"]["batches"]]
+    assert factors[0] == 1.0 and max(factors) == pytest.approx(1.8, rel=0.01)
+    # every probe is one batch with its reference: B0 at the probe's resolution where that has
+    # a value on the scale (rs's first members are B0's architecture at 228 px), else B0@224
+    refs = {b["reference"] for b in d["latency_scale"]["batches"]}
+    assert "efficientnet-b0@224" in refs and all(r.startswith("efficientnet-b0@") for r in refs)
+    steady = DeviceLatency(DEVICE, tmp_path / "t.sqlite", P, reference=B0)
+    from latency_lab.search.scaling import FAMILIES, scale_to_budget
+
+    want = scale_to_budget(FAMILIES["rs"], B0, float(budget), steady.latency_ms)
+    assert d["fingerprint"] == want.spec.fingerprint
