@@ -188,6 +188,8 @@ class Measurement:
             "ci_halfwidth_pct": 100 * s.ci_halfwidth_rel,
             "load_min": self.load[0] if self.load else float("nan"),
             "load_max": self.load[1] if self.load else float("nan"),
+            "measured_at": _iso(self.taken[1]) if self.taken else "",
+            "reused": self.reused,
             "raw_median_ms": self.raw_stats.median_ms if self.drift else s.median_ms,
             "drift_corrected": bool(self.drift),
             "stop_reason": self.stop_reason,
@@ -215,6 +217,12 @@ class Measurement:
             # launch-bound check), as columns only where the driver reports them
             **{k: self.facts[k] for k in REPORTED_FACTS if k in self.facts},
         }
+
+
+def _iso(t: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
 
 
 # Driver facts that become report columns (see Measurement.row).
