@@ -256,6 +256,7 @@ def test_compare_unchanged_when_the_installed_device_slows(slowing_plugin, tmp_p
                      "--out", str(tmp_path / out), "--store", str(tmp_path / f"{out}.sqlite"),
                      *options]) == 0
         rows = list(csv.DictReader(open(tmp_path / out / "compare.csv")))
+        assert {r["latency_provenance"] for r in rows} == {"live"}
         return {r["method"]: r["fingerprint"] for r in rows}
 
     assert main(["devices"]) == 0 and "slowing" in capsys.readouterr().out

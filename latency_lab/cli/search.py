@@ -411,6 +411,9 @@ def compare_command(**options) -> None:
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
                                      ev.metric))
             networks[method] = res.spec
+        for row in rows:    # where each latency came from (live, reused, table, lut, ...)
+            p = cache.provenance.get(f"{row['fingerprint']}@{row['resolution']}") or {}
+            row["latency_provenance"] = p.get("provenance") or ""
     finally:
         source.close()
         ev.close()
