@@ -105,6 +105,14 @@ def sweep(
     if last is not None and (last.reused or last.resumed):
         console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
                       f"{last.resumed} measured further (--remeasure measures all anew)")
+    reused = frame[frame["reused"].astype(bool)] if "reused" in frame.columns else frame[:0]
+    if len(reused):
+        console.print(f"reused points (they met the protocol): measured "
+                      f"{reused['measured_at'].min()} to {reused['measured_at'].max()}, load "
+                      f"{reused['load_min'].min():.1f}-{reused['load_max'].max():.1f}, "
+                      f"{int(reused['n_rounds'].min())}-{int(reused['n_rounds'].max())} rounds, "
+                      f"CI +-{reused['ci_halfwidth_pct'].median():.2f}% median (CSV columns "
+                      "measured_at, load_min, load_max, reused)", markup=False)
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
                   f"stopped: {reasons}")

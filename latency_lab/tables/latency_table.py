@@ -315,7 +315,8 @@ SWEEP_COLUMNS = ("resolution", "latency_ms", "ci_low_ms", "ci_high_ms", "n_sampl
 def _from_sweep(frame, path: Path):
     """A sweep CSV (`latency-lab sweep`) as table columns: the same statistics and context;
     the network's JSON from the preset it names (a sweep CSV has only the fingerprint),
-    origin "sweep" (a sweep CSV does not say when it was measured)."""
+    origin "sweep"; `measured_at` where the CSV has it (each point's last sample, since
+    issue 23), else "not recorded (sweep CSV)"."""
     from latency_lab.network import presets
 
     if "extra" not in frame.columns:
@@ -333,7 +334,10 @@ def _from_sweep(frame, path: Path):
         specs[fp] = json.dumps(spec.arch_dict(), sort_keys=True, separators=(",", ":"))
     frame["network_json"] = frame["fingerprint"].map(specs)
     frame["format_version"] = str(FORMAT_VERSION)
-    frame["measured_at"] = "not recorded (sweep CSV)"
+    if "measured_at" not in frame.columns:
+        frame["measured_at"] = ""
+    frame["measured_at"] = frame["measured_at"].fillna("").astype(str)
+    frame.loc[frame["measured_at"] == "", "measured_at"] = "not recorded (sweep CSV)"
     frame["origin"] = "sweep"
     return frame
 
