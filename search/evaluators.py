@@ -196,8 +196,9 @@ class Evaluator:
     version = 1
     synthetic = ""          # else what the made-up number is: every output says SYNTHETIC
     uses_parent = False     # True: the result depends on the parent's (trained) state
-    cacheable = True        # False: values are read from a file, not computed
+    cacheable = True        # False: read from a file, or a formula: the store is slower
     arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
+    instant = False         # True: a formula or a file lookup, microseconds (rbis.Cache.save)
 
     def __init__(self, arg: str | None = None, options: dict[str, Any] | None = None):
         self.arg = arg

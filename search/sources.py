@@ -34,6 +34,9 @@ class LatencySource:
     """Interface: the latency in ms of a network at a resolution."""
 
     batched = False  # True: the search calls latency_many once per iteration (e.g. a device)
+    # True: answers from a file in microseconds (a replayed table or LUT), so the search need not
+    # save its state after each answer (rbis.Cache.save)
+    instant = False
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
         raise NotImplementedError
@@ -53,6 +56,19 @@ class LatencySource:
     def label(self) -> str:
         """A short name: table, lut, py, or the device's name."""
         return self.describe()
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        """(hardware, how: "live", "recorded table"...) of the latencies this source gives."""
+        return [(self.label, "")]
+
+    def device_label(self) -> str:
+        """The hardware the latencies are of, in a few words (plot titles): "AMD EPYC (2
+        logical CPUs, x86_64) (recorded table, recorded lut)"."""
+        by_hw: dict[str, list[str]] = {}
+        for hw, how in self.device_parts():
+            by_hw.setdefault(hw, []).append(how)
+        return " / ".join(hw + (f" ({', '.join(h for h in how if h)})" if any(how) else "")
+                          for hw, how in by_hw.items())
 
     def origin(self, spec: NetworkSpec, resolution: int) -> str:
         """Which source answered for this point (a chain has several)."""
@@ -140,6 +156,7 @@ class DeviceLatency(LatencySource):
         self.device = get_device(name, **(device_options or {}))
         # a replay answers from its file: nothing is measured, so nothing goes to a store
         self.replay = isinstance(self.device, ReplayDevice)
+        self.instant = self.replay
         self.store = None if self.replay else Store(store_path or default_store_path())
         self.protocol = protocol or Protocol()
         self.progress = progress
@@ -195,6 +212,11 @@ class DeviceLatency(LatencySource):
         return (f"median of {st.count} samples in {m.n_rounds} rounds, {ci}, stopped by "
                 f"{m.stop_reason}")
 
+    def device_parts(self) -> list[tuple[str, str]]:
+        info = self.device.info()
+        return [(info.hardware, f"recorded {self.label}")] if self.replay \
+            else [(f"{info.name}: {info.hardware}", "live")]
+
     def describe(self) -> str:
         info = self.device.info()
         if self.replay:
@@ -215,6 +237,7 @@ class ChainSource(LatencySource):
     def __init__(self, sources: Sequence[LatencySource]):
         self.sources = list(sources)
         self.batched = any(s.batched for s in self.sources)
+        self.instant = all(s.instant for s in self.sources)
         self.answered: dict[tuple[str, int], int] = {}
         self.misses = [0] * len(self.sources)
         self.first_miss: dict[int, str] = {}
@@ -267,6 +290,9 @@ class ChainSource(LatencySource):
 
     def describe(self) -> str:
         return " else ".join(s.describe() for s in self.sources)
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        return [p for s in self.sources for p in s.device_parts()]
 
     def report(self) -> str:
         """How many points each source answered and missed, in words."""

@@ -43,6 +43,8 @@ class SyntheticAccuracy(Evaluator):
     """`--accuracy synthetic`: `accuracy` above, marked SYNTHETIC wherever it is reported."""
 
     name = "synthetic"
+    instant = True
+    cacheable = False   # a formula: an SQLite commit per value cost more than the value
     summary = ("a made-up function of width, depth and resolution for trying the search; "
                "SYNTHETIC in every output")
     metric_label = "accuracy (%)"

@@ -154,11 +154,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.paths import default_store_path
     from latency_lab.search.plots import plot_paths
     from latency_lab.network.presets import load_network
-    from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_sources
-    from latency_lab.measure.store import Store
 
     from latency_lab.search.rbis import check_stages
 
@@ -173,8 +171,12 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
     store_path = store_path or default_store_path()
-    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
-        if evaluator.cacheable else None
+    acc_cache = None
+    if evaluator.cacheable:     # the store (SQLite, numpy) only where it keeps something
+        from latency_lab.measure.store import Store
+        from latency_lab.search.accuracy_cache import AccuracyCache
+
+        acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate)
     ex = source = None
     try:
         ex = open_executor(where)
@@ -188,6 +190,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         if hasattr(source, "report"):
             _log(source.report())
         _write_summary(out, result, spec)
+        result.cache.flush()
     except BaseException:
         if source is not None:
             source.close()
@@ -341,7 +344,7 @@ def compare_command(**options) -> None:
      max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
      max_rounds, batch_time_cap_s, executor) = (options[k] for k in SEARCH_OPTIONS)
 
-    from latency_lab.search.plots import plot_compare, value_title
+    from latency_lab.search.plots import plot_compare, run_label, value_title
     from latency_lab.fileio import write_atomic
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
@@ -381,6 +384,7 @@ def compare_command(**options) -> None:
                                      ev.metric))
             networks[method] = res.spec
     finally:
+        cache.flush()
         source.close()
         ev.close()
         ex.close()
@@ -404,8 +408,8 @@ def compare_command(**options) -> None:
         + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
     plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
                  metric_label=label, unit=ev.unit,
-                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
-                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
+                 title=f"{spec.name} scaled to {budget_ms:g} ms {run_label(source.device_label())}\n"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic), 400),
                  footnote=foot)
     word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
     for r in rows:
