@@ -538,7 +538,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
         for r in resolutions:
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log))
-            if out:
+            if out and not (source.instant and evaluator.instant):   # else once, at the end
                 write_trace(trace, out / "trace.csv", metric, cache)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None

@@ -104,9 +104,13 @@ class LatencyTable:
         self.source = source
         self.contexts: dict[str, DeviceInfo] = {}
         self._by_key: dict[tuple[str, str, int], TableRow] = {}
+        # for the messages of a miss, which a chain of sources (table, then LUT) meets often
+        self._by_fp: dict[str, list[int]] = {}
         for r in self.rows:
             self.contexts.setdefault(r.context.context_key, r.context)
             self._by_key[r.key] = r
+            self._by_fp.setdefault(r.spec.fingerprint, []).append(r.resolution)
+        self._networks: str | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -155,13 +159,16 @@ class LatencyTable:
         found = self._by_key.get((ctx, spec.fingerprint, int(resolution)))
         if found is not None:
             return found
-        have = sorted(r.resolution for r in self.rows if r.spec.fingerprint == spec.fingerprint)
+        have = sorted(self._by_fp.get(spec.fingerprint, ()))
         if have:
             raise TableError(f"{self._name} has no latency for network {spec.name} (fingerprint "
                              f"{spec.fingerprint}) at resolution {int(resolution)}; it has this "
                              f"network at resolutions {', '.join(map(str, have))}")
-        nets = sorted({f"{r.network} ({r.spec.fingerprint})" for r in self.rows})
-        shown = ", ".join(nets[:8]) + (f" and {len(nets) - 8} more" if len(nets) > 8 else "")
+        if self._networks is None:
+            nets = sorted({f"{r.network} ({r.spec.fingerprint})" for r in self.rows})
+            self._networks = ", ".join(nets[:8]) + (f" and {len(nets) - 8} more"
+                                                    if len(nets) > 8 else "")
+        shown = self._networks
         raise TableError(f"{self._name} has no rows for network {spec.name} (fingerprint "
                          f"{spec.fingerprint}) at any resolution; networks in it: {shown}")
 
