@@ -137,6 +137,7 @@ def jetson_facts() -> dict[str, Any]:
 
 class JetsonDevice(Device):
     name = "jetson"
+    extras = ("torch", "onnx")   # TensorRT itself: its own message below (JetPack on a Jetson)
     needs_gpu = True
 
     def __init__(self, batch_size: int = 1, engine_dir: str | None = None,

@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date
 from itertools import combinations_with_replacement
@@ -105,6 +106,8 @@ class Cache:
         self.latency_hits = self.value_hits = self.store_hits = 0
         self.resumed = False
         self.dirty = False      # results not yet in state.json (instant ones: `save`)
+        self.progress = None    # a search.progress.SearchProgress, told of every evaluation
+        self.where = ""         # what is being evaluated now ("r=224, iteration 3"), for it
         if path is not None and path.exists():
             self._load()
 
@@ -205,7 +208,14 @@ class Cache:
             self.values[k] = cached.value
         if len(missing) < len(todo):
             self.save(instant=True)     # a store lookup, redone in microseconds
+        if self.progress is not None:
+            self.progress.had(len(requests) - len(missing))
+        clock = time.monotonic()
         for i, result in self.run(self.evaluator, [req for _, req in missing]):
+            if self.progress is not None:   # the time since the last result came back
+                now = time.monotonic()
+                self.progress.evaluated(now - clock, self.where)
+                clock = now
             k, req = missing[i]
             self.values[k] = self.evaluator.check(req, result.value)
             self.evaluations += 1
@@ -414,6 +424,9 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
     parent = Node(spec, (0,) * n, (0,) * n, request=cache.request(spec, r))
     metric, unit = cache.evaluator.metric, cache.evaluator.unit
     [parent.latency_ms] = cache.latencies([(parent.spec, r)])
+    if cache.progress is not None:
+        cache.progress.start_resolution(r, parent.latency_ms)
+    cache.where = f"r={r}, baseline"
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
         trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False,
@@ -431,6 +444,8 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
         step = _Iteration(base, r, it, dim, budget_ms, cache, trace, parent)
         chosen = step.run(pairs, "pair", k)
         if chosen is not None:
+            if cache.progress is not None:
+                cache.progress.step(r, chosen.latency_ms, it + 1)
             if log:
                 log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
                     f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}")
@@ -447,6 +462,8 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
             result.reason = f"budget reached; last step on one stage ({dim} {chosen.stage_label})"
         else:
             result.reason = "budget reached"
+        if cache.progress is not None:
+            cache.progress.finish_resolution(r, result.iterations)
         if log:
             log(f"r={r} stops after {result.iterations} step(s): {result.reason}")
         return result
@@ -478,6 +495,9 @@ class _Iteration:
                  if c.spec.fingerprint != parent.spec.fingerprint]
         for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
             c.latency_ms = lat
+        if self.it == 0 and cands and self.cache.progress is not None:
+            self.cache.progress.first_candidates(r, [c.latency_ms for c in cands])
+        self.cache.where = f"r={r}, iteration {self.it}"
         order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
         kept = set(order if k is None else order[:k])
 
@@ -529,6 +549,15 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
     stages = check_stages(base, stages)
     out = Path(out_dir) if out_dir is not None else None
     cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache, run)
+    if log:
+        from latency_lab.search.progress import SearchProgress
+
+        cache.progress = SearchProgress(log, float(budget_ms), len(resolutions), k, len(stages),
+                                        evaluator.describe())
+        if cache.resumed:
+            log(f"resuming {cache.path}: {len(cache.latency)} latencies and {len(cache.values)} "
+                f"{evaluator.metric} values kept from the earlier run; only what they lack is "
+                f"measured or evaluated")
     metric = evaluator.metric
     trace: list[dict] = []
     per_res: list[ResolutionResult] = []

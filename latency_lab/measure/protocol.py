@@ -73,6 +73,16 @@ class RunStatus:
     reused: int = 0               # finished points taken from the store as they were
     resumed: int = 0              # open or time-capped points measured further
     note: str = ""                # what happens now ("setting up 224 px"), or ""
+    met: int = 0                  # finished points that met the CI target (reused ones too)
+    prior_rounds: int = 0         # rounds the resumed points had from earlier runs (the most)
+    kept_samples: int = 0         # samples of the resumed points kept from earlier runs
+
+    @property
+    def round_label(self) -> str:
+        """The round the points are in: a resumed sweep goes on counting where it stopped."""
+        if not self.prior_rounds:
+            return str(self.rounds)
+        return f"{self.prior_rounds + self.rounds} ({self.prior_rounds} before this run)"
 
     @property
     def capped_eta(self) -> bool:
@@ -198,6 +208,8 @@ class _Run:
         self.rounds = 0
         self.visits = 0
         self.reused = self.resumed = 0
+        self.met = 0                         # finished at the CI target (reused ones too)
+        self.prior_rounds = self.kept_samples = 0   # what resumed points bring from the store
         self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
 
     def _reusable(self, measurement_id: int) -> bool:
@@ -244,6 +256,7 @@ class _Run:
         if claim.status == "done":
             self.results[i] = self.store.measurement(mid)
             self.reused += 1
+            self.met += self._met(self.results[i])
         elif claim.status == "held":
             self.held[i] = (point, mid)
             self._holders[i] = claim.holder
@@ -252,6 +265,9 @@ class _Run:
             self.resumed += claim.status == "resume"
             samples, rounds, times, drift = self.store.samples(mid)
             facts = dict(self.store.measurement(mid).facts) if samples else {}
+            if samples:
+                self.kept_samples += len(samples)
+                self.prior_rounds = max(self.prior_rounds, len(set(rounds)))
             self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
 
     def collect_held(self, poll_s: float = 1.0, say_every_s: float = 60.0) -> None:
@@ -324,7 +340,8 @@ class _Run:
             eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
         return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
                          statistics.median(cis) if cis else None, max(cis) if cis else None,
-                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note)
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note,
+                         self.met, self.prior_rounds, self.kept_samples)
 
     def _rounds_left(self, i: int) -> int:
         """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
@@ -370,6 +387,7 @@ class _Run:
         if st.samples:   # a point never reached stays open in the store: the next run resumes it
             self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
+        self.met += reason == "ci_target"
         self.ci_pct.pop(i, None)
 
     def _report(self, status: str = "") -> None:
