@@ -6,8 +6,8 @@ Sweeps efficientnet-b0 on the cpu device, alternating two protocols, each sweep 
 store (nothing reused), the model built before the clock starts:
 
 - A: the protocol as it was (`min_visit_s` 0: 8 runs a visit, each after one warm-up run);
-- B: visits of at least `--min-visit-s` where samples are cheap (more runs after each warm-up,
-  so fewer interpreter switches per recorded run; `Protocol.min_visit_s`).
+- B, C, ...: visits of at least each `--min-visit-s` where samples are cheap (more runs after
+  each warm-up, so fewer interpreter switches per recorded run; `Protocol.min_visit_s`).
 
 Both stop each point at the same CI target (or the same time cap), so they are compared at
 equal CI: wall time, recorded inference time and their ratio, time spent inside the device's
@@ -16,7 +16,7 @@ the A and B medians agree. The load average is recorded before and after each sw
 shared 2-core machine: compare A and B only within a run, as they alternate).
 
 Usage: python benchmarks/sweep_overhead.py [--resolutions 160:400:8] [--pairs 2]
-           [--min-visit-s 0.4] [--ci-target-pct 1] [--time-cap-s 900] [--tag T]
+           [--min-visit-s 0.4 [1.0 ...]] [--ci-target-pct 1] [--time-cap-s 900] [--tag T]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolutions", default="160:400:8")
     ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--min-visit-s", type=float, default=0.4)
+    ap.add_argument("--min-visit-s", type=float, nargs="+", default=[0.4])
     ap.add_argument("--ci-target-pct", type=float, default=1.0)
     ap.add_argument("--time-cap-s", type=float, default=900)
     ap.add_argument("--tag", default="")
@@ -81,12 +81,14 @@ def main() -> None:
     spec = presets.get("efficientnet-b0")
     grid = parse_resolutions(args.resolutions)
     a = Protocol(ci_target_pct=args.ci_target_pct, time_cap_s=args.time_cap_s)
-    b = replace(a, min_visit_s=args.min_visit_s)
+    protocols = [("A", a)] + [(chr(ord("B") + i), replace(a, min_visit_s=v))
+                              for i, v in enumerate(args.min_visit_s)]
+    labels = [label for label, _ in protocols]
     runs: list[dict] = []
     frames = {}
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.pairs):
-            for label, proto in (("A", a), ("B", b)):
+            for label, proto in protocols:
                 frame, fig = one_sweep(spec, grid, proto, Path(tmp) / f"{label}{pair}.sqlite")
                 fig.update(protocol=label, pair=pair, min_visit_s=proto.min_visit_s)
                 runs.append(fig)
@@ -96,13 +98,16 @@ def main() -> None:
                     write_csv(frame, args.csv_dir / f"sweep_overhead_{label}{pair}{args.tag}.csv")
     agree = []
     for pair in range(args.pairs):
-        fa, fb = frames[("A", pair)], frames[("B", pair)]
-        rel = (fa["latency_ms"] - fb["latency_ms"]).abs() / fa["latency_ms"]
-        overlap = (fa["ci_low_ms"] <= fb["ci_high_ms"]) & (fb["ci_low_ms"] <= fa["ci_high_ms"])
-        agree.append({"pair": pair, "median_abs_diff_pct": round(100 * float(rel.median()), 2),
-                      "cis_overlap": int(overlap.sum()), "points": len(rel)})
+        fa = frames[("A", pair)]
+        for label in labels[1:]:
+            fb = frames[(label, pair)]
+            rel = (fa["latency_ms"] - fb["latency_ms"]).abs() / fa["latency_ms"]
+            overlap = (fa["ci_low_ms"] <= fb["ci_high_ms"]) & (fb["ci_low_ms"] <= fa["ci_high_ms"])
+            agree.append({"pair": pair, "vs": label,
+                          "median_abs_diff_pct": round(100 * float(rel.median()), 2),
+                          "cis_overlap": int(overlap.sum()), "points": len(rel)})
     summary = {}
-    for label in ("A", "B"):
+    for label in labels:
         mine = [r for r in runs if r["protocol"] == label]
         summary[label] = {k: statistics.median(r[k] for r in mine)
                           for k in ("overhead", "wall_s", "median_ci_halfwidth_pct", "samples",
@@ -113,8 +118,9 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d %H:%M")}
     lines = [f"# sweep overhead: wall / recorded inference time, efficientnet-b0 {args.resolutions}"
              f" on the cpu device{' ' + args.tag if args.tag else ''}", "",
-             f"A: 8 runs a visit after one warm-up; B: visits of at least {args.min_visit_s:g} s "
-             f"where samples are cheap. CI target +-{args.ci_target_pct:g}%, time cap "
+             "A: 8 runs a visit after one warm-up; " + "; ".join(
+                 f"{label}: visits of at least {p.min_visit_s:g} s" for label, p in protocols[1:])
+             + " where samples are cheap. CI target +-{args.ci_target_pct:g}%, time cap "
              f"{args.time_cap_s:g} s; each sweep in a fresh store, alternating; {out['date']}.", "",
              "| sweep | overhead | wall s | recorded s | inside sample() s | samples | rounds "
              "(median) | median CI +-% | widest | stopped | load before / after |",
@@ -130,8 +136,8 @@ def main() -> None:
         f"{k}: overhead {v['overhead']:.3f}x, wall {v['wall_s']:.0f} s, median CI "
         f"+-{v['median_ci_halfwidth_pct']:.2f}%, {v['samples']:.0f} samples"
         for k, v in summary.items()),
-        "Agreement A vs B: " + "; ".join(
-            f"pair {g['pair']}: median |diff| {g['median_abs_diff_pct']}%, CIs overlap at "
+        "Agreement with A: " + "; ".join(
+            f"{g['vs']}{g['pair']}: median |diff| {g['median_abs_diff_pct']}%, CIs overlap at "
             f"{g['cis_overlap']}/{g['points']}" for g in agree)]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -88,10 +88,29 @@ def median_ci_rounds(rounds: list[np.ndarray], confidence: float = 0.95,
         idx = starts[picks][..., None] + np.arange(m)
         medians = np.median(flat[idx.reshape(BOOTSTRAP_RESAMPLES, -1)], axis=1)
     else:
-        medians = np.array([np.median(np.concatenate([rounds[i] for i in p])) for p in picks])
+        medians = _weighted_medians(rounds, picks)
     alpha = 1 - confidence
     lo, hi = np.quantile(medians, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def _weighted_medians(rounds: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """Median of each resample's concatenated rounds when rounds differ in length (visits
+    longer where samples are cheap): a resample is its rounds' samples, each weighted by how
+    often its round was picked, so its median is a weighted order statistic of all samples
+    sorted once. Exactly `np.median(np.concatenate(...))` of each resample (tested), without
+    the Python loop over 1000 resamples that took most of a sweep's time outside the device."""
+    k = len(rounds)
+    flat = np.concatenate(rounds)
+    owner = np.repeat(np.arange(k), [len(r) for r in rounds])
+    order = np.argsort(flat, kind="stable")
+    xs, owner = flat[order], owner[order]
+    counts = (picks[:, :, None] == np.arange(k)).sum(axis=1)        # resample x round
+    cum = np.cumsum(counts[:, owner], axis=1)                         # resample x sample
+    n = cum[:, -1]
+    lo = (cum <= ((n - 1) // 2)[:, None]).sum(axis=1)                # 0-based ranks
+    hi = (cum <= (n // 2)[:, None]).sum(axis=1)
+    return (xs[lo] + xs[hi]) / 2
 
 
 def summarize(samples, rounds=None, confidence: float = 0.95) -> Stats:
