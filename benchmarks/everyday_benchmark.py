@@ -65,9 +65,13 @@ def run_once(cmd: list[str]) -> tuple[float, float]:
     return user + system, wall
 
 
-def git_commit() -> str:
+def git_commit(bin_dir: Path) -> str:
+    """The commit of the checkout the installation in `bin_dir` runs (editable installs)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        where = subprocess.run([str(bin_dir / "python"), "-c",
+                                "import latency_lab, os; print(os.path.dirname(latency_lab.__file__))"],
+                               capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where,
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -104,7 +108,8 @@ def main() -> None:
                      "met": None if target is None else med < target,
                      "argv": " ".join(Path(cmds[name][0]).name if i == 0 else a
                                       for i, a in enumerate(cmds[name]))})
-    meta = {"commit": git_commit(), "bin": str(args.bin), "python": platform.python_version(),
+    meta = {"commit": git_commit(args.bin.resolve()), "bin": str(args.bin),
+            "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in load_after], "repeats": args.repeats,
