@@ -120,7 +120,7 @@ def main() -> None:
              f" on the cpu device{' ' + args.tag if args.tag else ''}", "",
              "A: 8 runs a visit after one warm-up; " + "; ".join(
                  f"{label}: visits of at least {p.min_visit_s:g} s" for label, p in protocols[1:])
-             + " where samples are cheap. CI target +-{args.ci_target_pct:g}%, time cap "
+             + f" where samples are cheap. CI target +-{args.ci_target_pct:g}%, time cap "
              f"{args.time_cap_s:g} s; each sweep in a fresh store, alternating; {out['date']}.", "",
              "| sweep | overhead | wall s | recorded s | inside sample() s | samples | rounds "
              "(median) | median CI +-% | widest | stopped | load before / after |",
