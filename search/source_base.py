@@ -25,6 +25,9 @@ class LatencySource:
     """Interface: the latency in ms of a network at a resolution."""
 
     batched = False  # True: the search calls latency_many once per iteration (e.g. a device)
+    # True: answers from a file in microseconds (a replayed table or LUT), so the search need not
+    # save its state after each answer (rbis.Cache.save)
+    instant = False
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
         raise NotImplementedError
@@ -44,6 +47,19 @@ class LatencySource:
     def label(self) -> str:
         """A short name: table, lut, py, or the device's name."""
         return self.describe()
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        """(hardware, how: "live", "recorded table"...) of the latencies this source gives."""
+        return [(self.label, "")]
+
+    def device_label(self) -> str:
+        """The hardware the latencies are of, in a few words (plot titles): "AMD EPYC (2
+        logical CPUs, x86_64) (recorded table, recorded lut)"."""
+        by_hw: dict[str, list[str]] = {}
+        for hw, how in self.device_parts():
+            by_hw.setdefault(hw, []).append(how)
+        return " / ".join(hw + (f" ({', '.join(h for h in how if h)})" if any(how) else "")
+                          for hw, how in by_hw.items())
 
     def origin(self, spec: NetworkSpec, resolution: int) -> str:
         """Which source answered for this point (a chain has several)."""

@@ -139,8 +139,12 @@ def _duration(s: float) -> str:
 
 
 def status_line(st) -> str:
-    """One line for a `protocol.RunStatus`: rounds, points done, current CI, time left."""
-    parts = [f"round {st.rounds}", f"{st.done}/{st.total} points done"]
+    """One line for a `protocol.RunStatus`: the round (counted on from earlier runs), points
+    at the CI target and points stopped short of it (a time cap, max rounds: not "done" in the
+    sense a user reads it), current CI, time left."""
+    parts = [f"round {st.round_label}", f"{st.met}/{st.total} points at the CI target"]
+    if st.done > st.met:
+        parts.append(f"{st.done - st.met} stopped short of it")
     if st.ci_pct is not None:
         parts.append(f"CI +-{st.ci_pct:.2f}% median, {st.worst_ci_pct:.2f}% widest "
                      f"(target {st.target_pct:g}%)")
@@ -148,6 +152,20 @@ def status_line(st) -> str:
     if st.eta_s is not None:
         parts.append(f"~{_duration(st.eta_s)} left" + (" (time cap)" if st.capped_eta else ""))
     return ", ".join(parts)
+
+
+def resume_line(st) -> str:
+    """What a run takes from the store, said once at its start ('' when nothing)."""
+    if not (st.reused or st.resumed):
+        return ""
+    parts = []
+    if st.resumed:
+        parts.append(f"{st.resumed} point(s) measured further ({st.kept_samples} samples and up "
+                     f"to {st.prior_rounds} rounds kept)")
+    if st.reused:
+        parts.append(f"{st.reused} finished point(s) reused as they were")
+    return ("resuming from the store: " + "; ".join(parts)
+            + " (--remeasure measures all anew)")
 
 
 NOTE_EVERY_S = 10.0
@@ -177,6 +195,11 @@ class Progress:
         return self
 
     def __call__(self, status) -> None:
+        if self.last is None:    # the first status: what this run takes from the store
+            said = resume_line(status)
+            if said:
+                self.console.print((f"{self.label}: " if self.label else "") + said,
+                                   highlight=False, soft_wrap=True)
         self.last = status
         text = (f"{self.label}: " if self.label else "") + status_line(status)
         self.note = status.note   # what happens now (a set-up): shown only while it does
