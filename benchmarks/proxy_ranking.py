@@ -54,14 +54,23 @@ BASE_RES, R_STEP = 224, 240
 SYNTHETIC = "py:benchmarks.analytic_sources"   # a made-up function, not a measurement
 
 
-def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES):
-    """[(label, spec, resolution, description)] in the thesis's column order: a width and a
-    depth step on each of the five scalable stages (the last five), then the resolution step."""
+def base_network(network: str, resolution: int | None = None):
+    """The preset, at `resolution` when given (else its own)."""
     from latency_lab.network import presets
+
+    base = presets.get(network)
+    return base.with_resolution(resolution) if resolution else base
+
+
+def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES,
+               resolution: int | None = None):
+    """[(label, spec, resolution, description)] in the thesis's column order: a width and a
+    depth step on each of the five scalable stages (the last five), then the resolution step;
+    at the preset's resolution or at `resolution`."""
     from latency_lab.network.scaling import default_stages
     from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 
-    base = presets.get(network)
+    base = base_network(network, resolution)
     zero = (0,) * len(base.stages)
     res = base.resolution
     out = []
@@ -77,14 +86,13 @@ def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES
     return out
 
 
-def requests(ev, cands, network: str = "efficientnet-b0"):
+def requests(ev, cands, network: str = "efficientnet-b0", resolution: int | None = None):
     """One request per candidate; for an evaluator that starts from the parent (net2net:),
     the baseline's request is every candidate's parent, with the step that made it."""
-    from latency_lab.network import presets
     from latency_lab.network.scaling import default_stages
     from latency_lab.search.evaluators import Step
 
-    base = presets.get(network)
+    base = base_network(network, resolution)
     scaled = default_stages(base)
     parent = ev.request(base, base.resolution) if ev.uses_parent else None
     out = []
@@ -113,7 +121,7 @@ def short_name(ev) -> str:
 
 
 def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
-                 r_step=R_STEP - BASE_RES, executor="local"):
+                 r_step=R_STEP - BASE_RES, executor="local", resolution=None):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
     `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -121,7 +129,7 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.measure.store import Store
 
-    cands = candidates(network, r_step)
+    cands = candidates(network, r_step, resolution)
     rankings, about = {}, {}
     store = Store(store_path)
     where = parse_executor(executor)
@@ -129,19 +137,20 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
         for text in texts:
             _evaluate_one(text, cands, network, store, rankings, about, log, ex,
                           parse_evaluator(text, elsewhere=where.kind != "local"),
-                          evaluation_runner(ex))
+                          evaluation_runner(ex), resolution)
     store.close()
     for name, r in THESIS.items():
         rankings[name] = (None, list(r))
     return rankings, about
 
 
-def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run):
+def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run,
+                  resolution=None):
     """One evaluator's 11 values (one batch; cached ones not evaluated again) and ranks."""
     from latency_lab.search.accuracy_cache import AccuracyCache
 
     t0 = time.perf_counter()
-    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network), run)
+    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network, resolution), run)
     fresh = sum(now for _, now in got)
     values = [result.value for result, _ in got]
     cis = [list(result.ci) if result.ci else None for result, _ in got]
@@ -233,12 +242,12 @@ def separability(rankings, about) -> list[str]:
 
 
 def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficientnet-b0",
-                  r_step=R_STEP - BASE_RES, prefix="proxy_ranking") -> None:
+                  r_step=R_STEP - BASE_RES, prefix="proxy_ranking", resolution=None) -> None:
     import pandas as pd
 
     from latency_lab.fileio import write_atomic
 
-    cands = candidates(network, r_step)
+    cands = candidates(network, r_step, resolution)
     frame = pd.DataFrame({"candidate": [c[0] for c in cands],
                           "change": [c[3] for c in cands],
                           "fingerprint": [c[1].fingerprint for c in cands],
@@ -335,6 +344,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     ap.add_argument("--network", default="efficientnet-b0", help="preset whose single steps "
                     "are ranked (mbconv-tiny for the training evaluators)")
+    ap.add_argument("--resolution", type=int, help="the baseline's resolution (default: the "
+                    "preset's own)")
     ap.add_argument("--r-step", type=int, default=R_STEP - BASE_RES,
                     help="pixels added by the resolution candidate r")
     ap.add_argument("--prefix", default="proxy_ranking", help="output file names")
@@ -350,7 +361,8 @@ def main() -> int:
             "load": [round(x, 2) for x in os.getloadavg()]}
     rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
                                    args.store or default_store_path(), network=args.network,
-                                   r_step=args.r_step, executor=args.executor)
+                                   r_step=args.r_step, executor=args.executor,
+                                   resolution=args.resolution)
     tau, rho = correlations(rankings)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
     ft = reference(rankings) or "thesis FT (full training)"
@@ -358,7 +370,7 @@ def main() -> int:
         print(f"{_short(name):36s} ranks {rankings[name][1]}  tau vs {_short(ft)} "
               f"{tau[name][ft]:+.2f}  rho {rho[name][ft]:+.2f}")
     write_outputs(args.out, rankings, about, tau, rho, meta, args.network, args.r_step,
-                  args.prefix)
+                  args.prefix, args.resolution)
     print(f"wrote {args.out}/{args.prefix}.csv, .md, .json, .png")
     return 0
 
