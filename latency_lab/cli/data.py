@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from latency_lab.cli.options import Seed
+from latency_lab.cli.options import Seed, ValPerClass
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Image-folder data sets for the training "
                                                      "evaluators.")
@@ -21,7 +21,7 @@ def dataset_synth(
     out: Path = typer.Option(..., help="Folder to create (absent or empty)."),
     classes: int = typer.Option(10, help="Number of classes (2..10)."),
     per_class: int = typer.Option(100, "--per-class", help="Training images per class."),
-    val_per_class: int = typer.Option(40, "--val-per-class", help="Validation images per class."),
+    val_per_class: ValPerClass = 40,
     size: int = typer.Option(96, help="Image side in pixels (fine detail: 2.2-4 px periods)."),
     seed: Seed = 0,
 ) -> None:
@@ -64,9 +64,7 @@ def dataset_fashion_mnist(
     train_per_class: Optional[int] = typer.Option(
         None, "--train-per-class", help="A seeded random N training images per class "
                                         "(default: all 6,000)."),
-    val_per_class: Optional[int] = typer.Option(
-        None, "--val-per-class", help="A seeded random M test images per class for val/ "
-                                      "(default: all 1,000)."),
+    val_per_class: ValPerClass = None,
     seed: Seed = 0,
 ) -> None:
     """Write Fashion-MNIST (real 28x28 grey images, 10 classes) as an image folder."""
