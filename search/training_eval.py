@@ -268,7 +268,7 @@ class Net2NetEvaluator(TrainEvaluator):
         role = "baseline" if request.parent is None else "fine-tuned"
         extra = {"base_epochs": self.base_recipe.epochs} if request.parent is None else {}
         return self._result([run for run, _ in done], t0, role=role, transform=done[0][1],
-                            **extra)
+                            parent_runs=[t["parent_run"] for _, t in done], **extra)
 
 
 def run_recipe(run) -> dict:
