@@ -113,3 +113,19 @@ def test_a_training_from_the_array_is_the_training_from_the_files(tmp_path, monk
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
     wa, wb = load_weights(a), load_weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_the_decode_benchmark_times_every_pipeline(tmp_path):
+    """The benchmark's plumbing on a tiny folder (its figures are for results/, not here)."""
+    from benchmark_helpers import load_benchmark
+
+    bench = load_benchmark("decode_benchmark")
+    data = generate(SynthConfig(classes=2, per_class=40, val_per_class=2, size=32),
+                    tmp_path / "set")
+    r = bench.measure(data, steps=2, repeats=1, batch=8)
+    for n in ("files_w1", "files_w0", "array_w0", "array_w1", "preloaded"):
+        assert r[n]["images_per_s"] > 0 and len(r[n]["wall_s"]) == 1
+    assert r["train_images"] == 80 and r["array_mb"] == pytest.approx(80 * 32 * 32 * 3 / 1e6)
+    bench.write(tmp_path, r)
+    assert "array, in process" in (tmp_path / "decode_benchmark.md").read_text()
