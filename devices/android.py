@@ -7,12 +7,19 @@
 * adbutils talks to the ADB server over its socket (`adb_host`/`adb_port`, default from
   `ANDROID_ADB_SERVER_HOST`/`ANDROID_ADB_SERVER_PORT`, i.e. 127.0.0.1:5037); the device is the
   one `serial` names (or `ANDROID_SERIAL`), else the only one attached (`adb_transport.py`: the
-  connection and every shell command and push go through it);
+  connection and every shell command and push go through it; connecting waits at most
+  `connect_timeout_s`, each request `request_timeout_s`, a benchmark visit `timeout_s`);
 * the benchmark binary (option `binary`, env `LATENCY_LAB_BENCHMARK_BINARY`, or the profile) is
   pushed once under a name holding its content hash and made executable; the dynamic-shape
   model (`model_files.tflite_path`: emitted directly by default, `builder=keras` converts it
   and keeps the context this driver always had) is pushed per network under the name that
   says its builder, and removed on `close()`;
+* before the first measurement (on `info()`), the binary runs once on a two-layer probe
+  model with the flags every visit uses, and its own report of what it applied (parameter
+  lines, `Unconsumed cmdline flags`, the delegate lines: `tflite_bench.applied`) is what is
+  recorded: `delegate` is the delegate it applied, `delegate_asked` and `flags_ignored` appear
+  when that is not what was asked (a TF 1.x build ignores --use_xnnpack silently), with one
+  warning line; each visit records the delegate its own output names (`delegate_applied`);
 * each `sample()` is one `adb shell` running `android_bench/run_bench.sh`, which invokes the
   binary (built and quoted by `tflite_bench.benchmark_command`) and reads thermal state and
   the pinned cores' governor and clocks before and after;
@@ -35,6 +42,7 @@ import hashlib
 import os
 from importlib import resources
 import posixpath
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +51,7 @@ from latency_lab.measure.api import Device, DeviceError, DeviceInfo, RunResult
 from latency_lab.network.spec import NetworkSpec
 
 from latency_lab.devices import tflite_bench
-from latency_lab.devices.adb_transport import AdbTransport
+from latency_lab.devices.adb_transport import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AdbTransport
 from latency_lab.devices.profiles import AndroidProfile, get_profile, mask_cpus
 
 # package data of latency_lab.android_bench (the repository's android_bench/ folder)
@@ -55,6 +63,12 @@ INPUT_LAYER = "image"  # both builders name the input tensor "image"
 # big-core clocks on Pixels, hence the default threshold 1.
 DEFAULT_THROTTLE_STATUS = 1
 README_HINT = "see android_bench/README.md for where to get benchmark_model for arm64"
+# The probe that reads what the binary applies: a stem and one block, 32 px; any model would do.
+PROBE = NetworkSpec.from_dict({
+    "name": "benchmark-model-probe", "resolution": 32, "num_classes": 2, "activation": "relu",
+    "stem": {"width": 8, "kernel": 3, "stride": 2}, "head": {"width": 16},
+    "stages": [{"width": 8, "depth": 1, "kernel": 3, "expansion": 1, "stride": 1,
+                "se_ratio": 0.0}]})
 
 
 def _sha256(path: Path) -> str:
@@ -101,15 +115,21 @@ def split_invocations(output: str) -> list[tuple[str, int]]:
 
 
 def _facts(probes: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """What a visit records: thermal state and the pinned cores' governor and clocks after it."""
+    """What a visit records: thermal state and the pinned cores' governor and clocks after it
+    (the run script's probes), and the delegate the binary's output names (`_run_visit` adds
+    it to the probes as phase "applied")."""
     keep = ("thermal_status", "temp_max_mc", "_scaling_governor", "_scaling_cur_freq",
             "_scaling_max_freq")
-    return {k: (int(v) if v.lstrip("-").isdigit() else v)
-            for k, v in probes.get("after", {}).items() if k.endswith(keep)}
+    return {**{k: (int(v) if v.lstrip("-").isdigit() else v)
+               for k, v in probes.get("after", {}).items() if k.endswith(keep)},
+            **{f"{k}_applied": v for k, v in probes.get("applied", {}).items()}}
 
 
 def _failure_message(rc: int, text: str, binary: str) -> str:
-    tail = " | ".join(l.strip() for l in text.strip().splitlines()[-3:]) or "no output"
+    errors = tflite_bench.error_lines(text)
+    tail = " | ".join((errors or [l.strip() for l in text.strip().splitlines()])[-3:]) or "no output"
+    if "but flags call it" in text:   # TF 1.x aborts when the input is named otherwise
+        return f"benchmark_model refused the model's input name (--input_layer={INPUT_LAYER}): {tail}"
     if rc == 126:
         return f"benchmark binary {binary} is not executable on the device ({tail})"
     if rc == 127:
@@ -139,7 +159,8 @@ class AndroidDevice(Device):
                  probe_resolution: int | None = None,
                  cooldown_s: float = 30.0, max_cooldown_s: float = 600.0,
                  remote_dir: str | None = None, model_dir: str | None = None,
-                 timeout_s: float = 900.0, profile: str | None = None,
+                 timeout_s: float = 900.0, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, profile: str | None = None,
                  builder: str = "direct", sleep: Callable[[float], None] = time.sleep):
         from latency_lab.models.files import check_builder
 
@@ -186,7 +207,8 @@ class AndroidDevice(Device):
             raise DeviceError(f"benchmark binary {self.binary} does not exist; {README_HINT}")
         self.binary_sha256 = _sha256(self.binary)
 
-        self.adb = AdbTransport.connect(adb_host, adb_port, serial, self.timeout_s)
+        self.adb = AdbTransport.connect(adb_host, adb_port, serial, connect_timeout_s,
+                                        request_timeout_s)
         self.serial = self.adb.serial
         self._props = self.adb.getprops()
         self._governors = self._read_governors()
@@ -197,6 +219,7 @@ class AndroidDevice(Device):
         self._baseline_us: dict[str, float] = {}  # fingerprint -> probe baseline
         self._calls = 0
         self._throttle: dict[tuple[str, int], dict[str, float]] = {}
+        self._applied: tflite_bench.Applied | None = None   # the binary's report, see applied()
 
     def _read_governors(self) -> dict[str, str]:
         govs = {}
@@ -208,8 +231,31 @@ class AndroidDevice(Device):
                 govs[f"cpu{c}"] = out.strip()
         return govs
 
+    def applied(self) -> tflite_bench.Applied:
+        """What the binary applies of the flags every visit passes, by its own report on a
+        probe model (once per device; a warning line when it is not what was asked)."""
+        if self._applied is None:
+            remote = self._model(PROBE)
+            argv = self.command(remote, PROBE.resolution, 1, 1)
+            text, rc = self.adb.shell(f"{tflite_bench.shell_command(argv)} 2>&1",
+                                      "checking what benchmark_model applies", self.timeout_s)
+            try:
+                tflite_bench.timed_runs(tflite_bench.parse_benchmark_output(text))
+                failed = rc != 0
+            except tflite_bench.BenchmarkOutputError:
+                failed = True   # no timing at all (TF 1.x exits 0 when it fails)
+            if failed:
+                raise DeviceError(f"benchmark_model cannot run a probe model on {self.serial}: "
+                                  f"{_failure_message(rc, text, self._remote_binary)}")
+            self._applied = tflite_bench.applied(argv, text)
+            if self._applied.note():
+                print(f"warning: {self._applied.note()} (an older build?); recorded as "
+                      f"delegate={self._applied.delegate}", file=sys.stderr)
+        return self._applied
+
     # -- Device API ----------------------------------------------------------------------------
     def info(self) -> DeviceInfo:
+        applied = self.applied()
         props = self._props
         model = props.get("ro.product.model", "unknown Android device")
         soc = props.get("ro.soc.model") or props.get("ro.board.platform", "")
@@ -218,7 +264,9 @@ class AndroidDevice(Device):
             "sdk": props.get("ro.build.version.sdk", ""),
             "abi": props.get("ro.product.cpu.abi", ""),
             "build": props.get("ro.build.fingerprint", ""),
-            "delegate": "xnnpack" if self.xnnpack else "none",
+            "delegate": applied.delegate,     # what the binary says it applied
+            **({"delegate_asked": applied.asked} if applied.differs else {}),
+            **({"flags_ignored": " ".join(applied.ignored)} if applied.ignored else {}),
             "governors": ",".join(f"{k}={v}" for k, v in sorted(self._governors.items())),
             "profile": self.profile.name,
             "samples": "per-run" if self.per_run else "summary",
@@ -254,6 +302,7 @@ class AndroidDevice(Device):
         self._remote_binary, self._remote_script = remote_bin, remote_script
 
     def prepare(self, spec: NetworkSpec, resolutions: list[int]) -> None:
+        self.applied()
         self._model(spec)
         if resolutions:
             self._probe_res.setdefault(spec.fingerprint, self.probe_resolution or min(resolutions))
@@ -299,13 +348,14 @@ class AndroidDevice(Device):
             summary_mode = not self.per_run
         finally:
             self.per_run = saved
-        output, _ = self.adb.shell(cmd, f"measuring {spec.name} at {resolution}")
+        output, _ = self.adb.shell(cmd, f"measuring {spec.name} at {resolution}", self.timeout_s)
         invocations = split_invocations(output)
         if not invocations:
             raise DeviceError(f"the run script printed nothing on {self.serial}: "
                               f"{output.strip()[-200:] or 'no output'}")
         samples: list[float] = []
         summary_only = False
+        argv = self.command(model, resolution, 1, 1)
         for text, rc in invocations:
             if rc != 0:
                 raise DeviceError(_failure_message(rc, text, self._remote_binary))
@@ -313,8 +363,13 @@ class AndroidDevice(Device):
                 parsed = tflite_bench.parse_benchmark_output(text)
                 st = tflite_bench.timed_runs(parsed)
             except tflite_bench.BenchmarkOutputError as exc:
+                errors = tflite_bench.error_lines(text)
+                if errors:   # TF 1.x exits 0 whatever happened
+                    raise DeviceError(f"benchmark_model failed at {resolution} (exit status 0): "
+                                      f"{' | '.join(errors[-3:])}") from None
                 raise DeviceError(f"unreadable benchmark_model output at {resolution}: {exc}: "
                                   f"{text.strip()[-200:]}") from None
+            delegate = tflite_bench.applied(argv, text).delegate
             if st is None:
                 samples.append(parsed.inference_avg_us / 1e3)
                 summary_only = True
@@ -325,7 +380,7 @@ class AndroidDevice(Device):
                 summary_only = True
         if not summary_mode and len(samples) != runs:
             raise DeviceError(f"benchmark made {len(samples)} of {runs} runs at {resolution}")
-        return samples, summary_only, parse_probes(output)
+        return samples, summary_only, {**parse_probes(output), "applied": {"delegate": delegate}}
 
     def _probe_us(self, spec: NetworkSpec) -> float:
         res = self._probe_res.get(spec.fingerprint) or self.probe_resolution or 224

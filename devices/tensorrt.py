@@ -10,8 +10,10 @@ resolution, batch, precision, TensorRT version, GPU). Timing: the name-based ten
 
 TensorRT 8.5 introduced that API and 10.x keeps it; TensorRT 11 removed the FP16 builder flag
 (weak typing is gone), so versions outside [8.5, 11) are refused with a clear message.
-On a Jetson, `nvpmodel -q` (power mode) and `jetson_clocks --show` (are clocks pinned) are
-recorded. Everything up to the engine runs without a GPU (and is tested in CI).
+On a Jetson, `nvpmodel -q` (power mode) and `jetson_clocks --show` (are clocks pinned, by what
+`jetson_clocks` itself sets: see `parse_jetson_clocks`) are recorded; `--show` needs root, and
+without it the driver says so in one line and records the clocks as unknown. Everything up to
+the engine runs without a GPU (and is tested in CI).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,41 +101,84 @@ def parse_nvpmodel(text: str) -> dict[str, Any]:
     return out
 
 
-def parse_jetson_clocks(text: str) -> dict[str, Any]:
-    """`jetson_clocks --show` -> {"clocks_pinned": bool, "gpu_cur_hz": ...}.
+# What `jetson_clocks` (no option) sets, read from NVIDIA's script (/usr/bin/jetson_clocks,
+# "Copyright (c) 2015-2023, NVIDIA CORPORATION", L4T R35 / JetPack 5, tegra186/194/210/234):
+#   do_cpu:  scaling_min_freq := scaling_max_freq on every core   -> cpuN: MinFreq == MaxFreq
+#   do_igpu: devfreq min_freq := max_freq                          -> GPU MinFreq == MaxFreq
+#   do_dgpu: nvidia-smi -ac MAX_MEM,MAX_GRA (application clocks)   -> dGPU Current == Max
+#   do_emc:  mrq_rate_locked := 1, rate := max; min_rate untouched -> EMC FreqOverride=1
+# do_dla, do_pva and do_cvnas only *show* their clocks (Orin prints MinFreq=0 there), so those
+# lines say nothing about pinning. As non-root the script prints its "SOC family:..." line and
+# then `Error: Run this script($0) as a root user` on stdout, and exits 1 (main()).
+_FREQ = re.compile(r"(MinFreq|MaxFreq|CurrentFreq|FreqOverride|CurrentMemFreq|MaxMemFreq|"
+                   r"CurrentGraFreq|MaxGraFreq|Online)=(\d+)")
+NEEDS_ROOT = "unknown: jetson_clocks --show must run as root"
 
-    Pinned means every CPU, GPU and EMC line reports MinFreq == MaxFreq (what jetson_clocks
-    sets); the GPU's current frequency is kept when printed.
+
+def parse_jetson_clocks(text: str) -> dict[str, Any]:
+    """`jetson_clocks --show` -> {"clocks_pinned": bool, "gpu_cur_hz": ...}, with
+    "clocks_unpinned" naming what is not pinned, or {"clocks": NEEDS_ROOT} when the script
+    refused to run as non-root, or {} when it printed nothing it knows.
+
+    Pinned means what `jetson_clocks` sets holds (the table above): every online CPU core at
+    MinFreq == MaxFreq, the integrated GPU at MinFreq == MaxFreq (a discrete GPU's application
+    clocks at their maximum) and the EMC (memory) clock overridden to its maximum,
+    `FreqOverride=1`. The GPU's current frequency is kept when printed.
     """
-    lines = [l for l in text.splitlines() if "MinFreq=" in l and "MaxFreq=" in l]
-    if not lines:
-        return {}
-    pinned = True
     out: dict[str, Any] = {}
-    for line in lines:
-        vals = dict(re.findall(r"(MinFreq|MaxFreq|CurrentFreq)=(\d+)", line))
-        if vals.get("MinFreq") != vals.get("MaxFreq"):
-            pinned = False
-        if line.strip().startswith("GPU") and "CurrentFreq" in vals:
-            out["gpu_cur_hz"] = int(vals["CurrentFreq"])
-    out["clocks_pinned"] = pinned
+    unpinned: list[str] = []
+    cpus_seen = cpus_low = 0
+    for line in text.splitlines():
+        name = line.strip().split(":", 1)[0].split(" ", 1)[0]
+        vals = {k: int(v) for k, v in _FREQ.findall(line)}
+        if re.fullmatch(r"cpu\d+", name) and "MinFreq" in vals and vals.get("Online", 1) == 1:
+            cpus_seen += 1
+            cpus_low += vals["MinFreq"] != vals.get("MaxFreq")
+        elif name == "GPU" and "MinFreq" in vals:
+            if vals["MinFreq"] != vals.get("MaxFreq"):
+                unpinned.append(f"GPU MinFreq={vals['MinFreq']} < MaxFreq={vals.get('MaxFreq')}")
+            if "CurrentFreq" in vals:
+                out["gpu_cur_hz"] = vals["CurrentFreq"]
+        elif name == "dGPU" and ("MaxGraFreq" in line or "MaxMemFreq" in line):
+            for cur, top in (("CurrentGraFreq", "MaxGraFreq"), ("CurrentMemFreq", "MaxMemFreq")):
+                if top in vals and vals.get(cur) != vals[top]:
+                    unpinned.append(f"dGPU {cur}={vals.get(cur)} < {top}={vals[top]}")
+        elif name == "EMC" and "FreqOverride" in vals:
+            if vals["FreqOverride"] != 1:
+                unpinned.append("EMC FreqOverride=0")
+    if cpus_low:
+        unpinned.insert(0, f"{cpus_low} of {cpus_seen} CPU cores MinFreq < MaxFreq")
+    if cpus_seen or "gpu_cur_hz" in out or "FreqOverride=" in text:
+        out["clocks_pinned"] = not unpinned
+        if unpinned:
+            out["clocks_unpinned"] = "; ".join(unpinned)
+    elif "as a root user" in text:
+        out["clocks"] = NEEDS_ROOT
     return out
 
 
 def _run_tool(argv: list[str]) -> str:
+    """What the tool printed (stdout and stderr), or "" where it is not installed or hangs."""
     exe = shutil.which(argv[0])
     if not exe:
         return ""
     try:
-        return subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=20).stdout
+        p = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=20)
     except (subprocess.SubprocessError, OSError):
         return ""
+    return p.stdout + p.stderr
 
 
-def jetson_facts() -> dict[str, Any]:
-    """Power mode and clock pinning where the Jetson tools exist (they need root for --show)."""
-    return {**parse_nvpmodel(_run_tool(["nvpmodel", "-q"])),
-            **parse_jetson_clocks(_run_tool(["jetson_clocks", "--show"]))}
+def jetson_facts(say_unknown: bool = False) -> dict[str, Any]:
+    """Power mode and clock pinning where the Jetson tools exist; with `say_unknown`, one
+    line on stderr when `jetson_clocks --show` refused to run as non-root."""
+    facts = {**parse_nvpmodel(_run_tool(["nvpmodel", "-q"])),
+             **parse_jetson_clocks(_run_tool(["jetson_clocks", "--show"]))}
+    if say_unknown and facts.get("clocks") == NEEDS_ROOT:
+        print("warning: jetson_clocks --show must run as root, so whether the clocks are "
+              "pinned is not recorded (pin them with `sudo jetson_clocks` first)",
+              file=sys.stderr)
+    return facts
 
 
 class JetsonDevice(Device):
@@ -168,13 +214,14 @@ class JetsonDevice(Device):
         self.engine_dir.mkdir(parents=True, exist_ok=True)
         self.stream = cuda.Stream()  # non-default stream for every launch
         self._contexts: dict[tuple[str, int], Any] = {}
-        self._facts = jetson_facts()
+        self._facts = jetson_facts(say_unknown=True)
 
     def info(self) -> DeviceInfo:
         return DeviceInfo(name=self.name, hardware=self.gpu, runtime="tensorrt",
                           runtime_version=self.trt.__version__, precision="fp16",
                           batch_size=self.batch_size,
-                          extra={k: v for k, v in self._facts.items() if k != "gpu_cur_hz"})
+                          extra={k: v for k, v in self._facts.items()
+                                 if k not in ("gpu_cur_hz", "clocks_unpinned")})
 
     # -- engines -------------------------------------------------------------------------------
     def _onnx(self, spec: NetworkSpec) -> Path:
@@ -262,7 +309,8 @@ class JetsonDevice(Device):
             end.record(self.stream)
         self.stream.synchronize()
         samples = tuple(start.time_till(end) for start, end in pairs)
-        facts = {k: v for k, v in jetson_facts().items() if k in ("clocks_pinned", "gpu_cur_hz")}
+        facts = {k: v for k, v in jetson_facts().items()
+                 if k in ("clocks_pinned", "clocks_unpinned", "gpu_cur_hz")}
         return RunResult(samples_ms=samples, facts=facts)
 
     def close(self) -> None:

@@ -30,6 +30,17 @@ Per-run samples: the binary has no flag that writes every run's time, so the dri
 them the one way the stock binary allows: one timed run per invocation (`--num_runs=1
 --min_secs=0`, after the warm-up runs in that process); each invocation's timed-run line is
 `count=1 curr=T`, a real single sample. A `count=N` line with N > 1 only gives a summary.
+
+What the binary applied (`applied`): builds differ in what they do with a flag they do not
+know. Current LiteRT and TF 2.x builds say `WARN: Unconsumed cmdline flags: ...` and go on
+(BenchmarkModel::ParseFlags in tflite/tools/benchmark/benchmark_model.cc, LiteRT@f6745779);
+TF 1.x builds (tensorflow/contrib/lite/tools/benchmark/command_line_flags.cc@6a3cd267) leave
+it over and say nothing, so `--use_xnnpack=true` ran without XNNPACK. Every build logs one
+parameter line per flag it consumed (LOG_BENCHMARK_PARAM/LOG_TOOL_PARAM: `Use xnnpack: [1]`;
+TF 1.x's LogFlags: a fixed list), and the delegate it applied (`Explicitly applied XNNPACK
+delegate, and the model graph will be completely executed by the delegate.`, Init() in
+benchmark_tflite_model.cc). So a flag with neither a parameter line nor a place in the
+unconsumed list was not applied, and the delegate is the one the log names.
 """
 
 from __future__ import annotations
@@ -178,6 +189,110 @@ def benchmark_command(binary: str, model: str, resolution: int, *, runs: int, wa
                  f"--input_layer_shape={batch_size},{resolution},{resolution},3"]
     argv += list(extra_flags)
     return argv
+
+
+# -- what the binary says it applied ------------------------------------------------------------
+
+# The parameter line a consumed flag logs (description: [value]): LOG_BENCHMARK_PARAM /
+# LOG_TOOL_PARAM in benchmark_model.cc, benchmark_tflite_model.cc and
+# delegates/xnnpack_delegate_provider.cc (LiteRT@f6745779; tensorflow@08df8c40, @010f3edc,
+# @00ad2689), and TF 1.x's LogFlags (contrib benchmark_model.cc@03a47f81: "Num runs",
+# "Warmup runs"; TF 2.3 logs "Use xnnpack : [0]", a space before the colon).
+PARAM_DESCRIPTIONS = {
+    "graph": ("Graph",), "num_threads": ("Num threads",),
+    "num_runs": ("Min num runs", "Num runs"), "warmup_runs": ("Min warmup runs", "Warmup runs"),
+    "min_secs": ("Min runs duration (seconds)",),
+    "warmup_min_secs": ("Min warmup runs duration (seconds)",),
+    "input_layer": ("Input layers",), "input_layer_shape": ("Input shapes",),
+    "use_xnnpack": ("Use xnnpack",),
+}
+_PARAM_LINE = re.compile(r"^(?:(?:INFO|WARN): )?([A-Za-z#][^:\[\]]*?)\s*: \[(.*)\]\s*$")
+_UNCONSUMED = re.compile(r"Unconsumed cmdline flags:\s*(.*?)\s*$")
+# Init() in benchmark_tflite_model.cc (LiteRT@f6745779, tensorflow@010f3edc); TF 2.2-2.3
+# printed "Applied X delegate, and the model graph will be completely executed w/ the delegate."
+_APPLIED = re.compile(r"(?:Explicitly a|A)pplied (\S+) delegate, and the model graph will be "
+                      r"(completely|partially) executed(?: by| w/)(?: the delegate)?"
+                      r"(?: w/ (\d+) delegate kernels)?")
+_NOT_EXECUTED = re.compile(r"Though (\S+) delegate is explicitly applied, the model graph will "
+                           r"not be executed")
+_FAILED = re.compile(r"Failed to apply (\S+) delegate")
+# the runtime's own default delegate (tflite/delegates/xnnpack/xnnpack_delegate.cc@f6745779)
+_XNNPACK_CREATED = "Created TensorFlow Lite XNNPACK delegate for CPU."
+# what TF 1.x prints when it fails, without a severity prefix and with exit status 0 (its
+# Main returns 0 whatever happened: contrib benchmark_main.cc@a8722694)
+_TF1_ERRORS = ("Please specify the name of your TF Lite input file", "Failed to mmap model",
+               "Failed to construct interpreter", "Failed to allocate tensors",
+               "Failed to invoke", "but flags call it", "usage: ")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one benchmark_model invocation says it did with the flags it was given."""
+
+    delegate: str                 # "xnnpack", "xnnpack partial (N kernels)", "none", "unknown"
+    asked: str                    # "xnnpack" or "none": what --use_xnnpack asked for
+    ignored: tuple[str, ...] = ()  # arguments it did not consume (unconsumed, or no param line)
+
+    @property
+    def differs(self) -> bool:
+        return self.delegate.split(" ")[0] != self.asked
+
+    def note(self) -> str:
+        """One sentence on how this differs from what was asked, or ''."""
+        parts = []
+        if self.ignored:
+            parts.append(f"ignored {' '.join(self.ignored)}")
+        if self.differs:
+            parts.append(f"ran with delegate {self.delegate} where {self.asked} was asked")
+        return "benchmark_model " + " and ".join(parts) if parts else ""
+
+
+def applied(argv: Sequence[str], text: str) -> Applied:
+    """Read the binary's own report (`text`, stdout and stderr) of what it applied of `argv`.
+
+    A flag counts as ignored when the binary lists it as unconsumed, or when it has a known
+    parameter line (PARAM_DESCRIPTIONS: every flag the driver passes) and none was logged;
+    another flag a TF 1.x build ignores leaves no trace to read."""
+    params: dict[str, str] = {}
+    unconsumed: list[str] = []
+    delegate = ""
+    for line in text.splitlines():
+        m = _UNCONSUMED.search(line)
+        if m:
+            unconsumed += m.group(1).split()
+            continue
+        m = _PARAM_LINE.match(line.strip())
+        if m:
+            params.setdefault(m.group(1).strip(), m.group(2))
+        m = _APPLIED.search(line)
+        if m and m.group(1).upper() == "XNNPACK":
+            kernels = m.group(3)
+            delegate = ("xnnpack" if m.group(2) == "completely" else
+                        f"xnnpack partial ({kernels or '?'} kernels)")
+        elif _NOT_EXECUTED.search(line) or (_FAILED.search(line) and "XNNPACK" in line):
+            delegate = delegate or "none"
+    flags = [a for a in argv if a.startswith("--")]
+    ignored = []
+    for arg in flags:
+        descriptions = PARAM_DESCRIPTIONS.get(arg[2:].partition("=")[0])
+        if arg in unconsumed or (descriptions and not any(d in params for d in descriptions)):
+            ignored.append(arg)
+    asked = "xnnpack" if "--use_xnnpack=true" in flags else "none"
+    if not delegate:
+        if _XNNPACK_CREATED in text:
+            delegate = "xnnpack (runtime default)"
+        elif params.get("Use xnnpack") in ("1", "true"):
+            delegate = "unknown"    # consumed, and nothing said of it
+        else:
+            delegate = "none"
+    return Applied(delegate=delegate, asked=asked, ignored=tuple(ignored))
+
+
+def error_lines(text: str) -> list[str]:
+    """The lines of one invocation's output that report a failure: ERROR:/FATAL: lines, and
+    TF 1.x's unprefixed ones."""
+    return [line.strip() for line in text.splitlines()
+            if line.startswith(("ERROR: ", "FATAL: ")) or any(e in line for e in _TF1_ERRORS)]
 
 
 def shell_command(argv: Sequence[str]) -> str:

@@ -2,7 +2,11 @@
 
 There is no phone in CI, so this stands in for `adb` + device, speaking the ADB smart-socket
 protocol as adbutils (and the adb client) use it (platform/packages/modules/adb
-SERVICES.TXT, SYNC.TXT; adbutils' own tests/adb_server.py fakes the same subset):
+SERVICES.TXT, SYNC.TXT; adbutils' own tests/adb_server.py, openatx/adbutils@7c43ec6, fakes the
+same subset; what adbutils sends was read in adbutils/_device.py and sync.py at tags 2.8.10 and
+2.12, and tests/test_adb_floor.py runs the driver through 2.8.10 against this server too).
+Where a real adbd interleaves a v2 shell's stdout and stderr packets as they come, this sends
+all of stdout, then all of stderr; the driver's commands redirect 2>&1, so it reads one stream:
 
 * request: 4 hex digits of length + the service name; reply `OKAY`, or `FAIL` + 4 hex length +
   message (with adb's own messages: "device 'X' not found", "device unauthorized. ...");
@@ -16,7 +20,8 @@ The "device" runs shell commands with /bin/sh on the host, in a sandbox director
 under /data/local/tmp and /sys/devices/system/cpu/ are mapped into it, `getprop` and `dumpsys`
 are small scripts printing what a Pixel 2 prints, and `taskset` maps the phone's 8 cores onto
 the host's. The sandbox file `thermal_status` is what `dumpsys thermalservice` reports; the
-server can drop the device after a number of benchmark visits (an unplugged cable).
+server can drop the device after a number of benchmark visits (an unplugged cable), or take
+device requests and never answer them (`stall`, a hung adbd).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class FakePhone:
     state: str = "device"                  # device | unauthorized | offline
     props: dict = field(default_factory=lambda: dict(PIXEL2_PROPS))
     unplug_after_visits: int | None = None  # drop off the bus after this many benchmark visits
+    stall: bool = False                     # take device requests (shell, sync) and never answer
     visits: int = 0
     commands: list = field(default_factory=list)
 
@@ -240,6 +246,10 @@ class FakeAdbServer:
             self._fail(sock, f"unknown host service '{req}'")
 
     def _device_service(self, sock, p: FakePhone, req: str) -> None:
+        if p.stall:   # a hung adbd: the request is taken, nothing comes back until the client goes
+            while sock.recv(4096):
+                pass
+            return
         if req.startswith("shell,v2:"):
             sock.sendall(b"OKAY")
             out, err, rc = p.run_shell(req[len("shell,v2:"):])

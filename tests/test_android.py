@@ -7,7 +7,10 @@ benchmark binary (real LiteRT timings, the binary's output format).
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +45,30 @@ def binary(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def silent_server():
+    """A real TCP server on loopback that accepts every connection and never answers."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.1)
+    conns, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1], conns
+    stop.set()
+    thread.join(2)
+    for c in conns:
+        c.close()
+    srv.close()
+
+
 def pixel2(adb, binary, model_dir, **kw):
     kw.setdefault("cooldown_s", 0)
     return get_device("pixel2", adb_port=adb.port, binary=str(binary), model_dir=model_dir, **kw)
@@ -62,11 +89,69 @@ def test_no_server_no_device_unauthorized_several(adb, binary, tmp_path):
     with pytest.raises(DeviceError, match="no device 'nope'"):
         pixel2(adb, binary, None, serial="nope")
     dev = pixel2(adb, binary, None, serial=SERIAL)
-    assert dev.serial == SERIAL and dev.info().hardware == "Pixel 2 (msm8998)"
+    assert dev.serial == SERIAL and dev._props["ro.product.model"] == "Pixel 2"
     dev.close()
     # a port nobody listens on: a clear error, and no adb daemon spawned
     with pytest.raises(DeviceError, match="no ADB server at 127.0.0.1"):
         get_device("pixel2", adb_port=1, binary=str(binary))
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout(silent_server, binary):
+    port, conns = silent_server
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=r"127.0.0.1:\d+ accepted the connection but did not "
+                                          r"answer the device list within 0.3 s"):
+        get_device("android", adb_port=port, binary=str(binary), connect_timeout_s=0.3)
+    assert time.monotonic() - t0 < 3 and conns  # it did connect, and gave up on its own
+
+
+@pytest.mark.slow
+def test_cli_against_a_silent_server_is_one_line_within_the_default_timeout(silent_server, binary,
+                                                                           capsys):
+    """The defaults, end to end: `--device android` gives up after the 5 s connect timeout,
+    not the 900 s visit timeout."""
+    t0 = time.monotonic()
+    code = main(["sweep", "--device", "android", "--resolutions", "64",
+                 "-O", f"adb_port={silent_server[0]}", "-O", f"binary={binary}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "did not answer the device list within 5 s" in err
+    assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.slow
+def test_a_device_that_takes_requests_and_never_answers(adb, binary):
+    phone = adb.add_phone(SERIAL, stall=True)   # features answered by the server, shell never
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=f"device {SERIAL} did not answer within 0.5 s while "
+                                          f"reading device properties"):
+        pixel2(adb, binary, None, request_timeout_s=0.5)
+    assert time.monotonic() - t0 < 5
+    phone.stall = False
+    pixel2(adb, binary, None, request_timeout_s=0.5).close()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000"])
+def test_a_bad_adb_port_in_the_environment_is_one_line(monkeypatch, binary, capsys, value):
+    """adbutils reads ANDROID_ADB_SERVER_PORT with int() when it is imported: checked first."""
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", value)
+    code = main(["sweep", "--device", "android", "--resolutions", "64", "-O", f"binary={binary}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"error: ANDROID_ADB_SERVER_PORT='{value}' is not a port number "
+                                 f"(1-65535): unset it or set it to the ADB server's port (adb's "
+                                 f"default 5037)\n")
+    with pytest.raises(DeviceError, match="adb_port=99999 is not a port number"):
+        monkeypatch.delenv("ANDROID_ADB_SERVER_PORT")
+        get_device("android", adb_port=99999, binary=str(binary))
+
+
+@pytest.mark.slow
+def test_the_chosen_phone_describes_itself_with_what_the_binary_applied(adb, binary, model_dir):
+    adb.add_phone(SERIAL)
+    with pixel2(adb, binary, model_dir) as dev:
+        info = dev.info()
+    assert info.hardware == "Pixel 2 (msm8998)" and info.affinity == "mask f0"
+    assert info.extra["delegate"] == "xnnpack" and "flags_ignored" not in info.extra
+    assert info.runtime_version.startswith("benchmark_model sha256:")
 
 
 @pytest.mark.slow
@@ -134,8 +219,9 @@ def test_facts_summary_mode_and_injection_safe_paths(adb, binary, tiny, model_di
         assert run.facts["thermal_status"] == 0
         assert run.facts["cpu4_scaling_governor"] == "schedutil"
         assert run.facts["cpu7_scaling_cur_freq"] == 2457600
+        assert run.facts["delegate_applied"] == "xnnpack"
         models = phone.tmp / "ll dir;touch pwned;" / "models"
-        assert len(list(models.iterdir())) == 1
+        assert len(list(models.iterdir())) == 2   # the network's and the probe's
     assert not list(models.iterdir())
     assert not list(phone.root.rglob("pwned")) and not Path("pwned").exists()
     # every command that takes paths ends its options first: a path is never read as one

@@ -127,18 +127,87 @@ def test_engine_cache_keys_separate_what_changes_an_engine(tiny):
     assert base == engine_key(tiny.fingerprint, 224, "10.3.0", "fp16", 1, "Orin")
 
 
+# `jetson_clocks --show` as NVIDIA's script prints it (/usr/bin/jetson_clocks, Copyright
+# 2015-2023, L4T R35: main(), do_hotplug, do_cpu, do_igpu, do_emc, do_dla, do_pva, do_fan,
+# do_nvpmodel), on an AGX Orin (tegra234) in MAXN, before `sudo jetson_clocks` (the script ends
+# the IdleStates list with a space, left out here):
+ORIN_DYNAMIC = """\
+SOC family:tegra234  Machine:Jetson AGX Orin
+Online CPUs: 0-11
+cpu0: Online=1 Governor=schedutil MinFreq=729600 MaxFreq=2201600 CurrentFreq=1190400 IdleStates: WFI=1 c7=1
+cpu1: Online=1 Governor=schedutil MinFreq=729600 MaxFreq=2201600 CurrentFreq=2201600 IdleStates: WFI=1 c7=1
+GPU MinFreq=306000000 MaxFreq=1300500000 CurrentFreq=306000000
+EMC MinFreq=204000000 MaxFreq=3199000000 CurrentFreq=2133000000 FreqOverride=0
+DLA0_CORE:   Online=1 MinFreq=0 MaxFreq=1600000000 CurrentFreq=1600000000
+DLA0_FALCON: Online=1 MinFreq=0 MaxFreq=844800000 CurrentFreq=844800000
+PVA0_VPS0: Online=1 MinFreq=0 MaxFreq=1152000000 CurrentFreq=1152000000
+PVA0_AXI:  Online=1 MinFreq=0 MaxFreq=832000000 CurrentFreq=832000000
+FAN Dynamic Speed control=active hwmon2_pwm1=55
+NV Power Mode: MAXN
+"""
+# ... and after it: do_cpu copies MaxFreq into MinFreq and disables the idle states, do_igpu
+# copies the GPU's max into its min, do_emc sets FreqOverride=1 and the rate to the maximum but
+# leaves EMC MinFreq alone; DLA/PVA lines are only shown (MinFreq=0 stays).
+ORIN_PINNED = (ORIN_DYNAMIC
+               .replace("MinFreq=729600", "MinFreq=2201600")
+               .replace("CurrentFreq=1190400 IdleStates: WFI=1 c7=1", "CurrentFreq=2201600 IdleStates: WFI=0 c7=0")
+               .replace("GPU MinFreq=306000000 MaxFreq=1300500000 CurrentFreq=306000000",
+                        "GPU MinFreq=1300500000 MaxFreq=1300500000 CurrentFreq=1300500000")
+               .replace("CurrentFreq=2133000000 FreqOverride=0", "CurrentFreq=3199000000 FreqOverride=1"))
+# A Nano (tegra210) after `sudo jetson_clocks` (do_emc's tegra210 branch, same line format).
+NANO_PINNED = """\
+SOC family:tegra210  Machine:NVIDIA Jetson Nano Developer Kit
+Online CPUs: 0-3
+cpu0: Online=1 Governor=schedutil MinFreq=1479000 MaxFreq=1479000 CurrentFreq=1479000 IdleStates: WFI=0 c7=0
+GPU MinFreq=921600000 MaxFreq=921600000 CurrentFreq=921600000
+EMC MinFreq=204000000 MaxFreq=1600000000 CurrentFreq=1600000000 FreqOverride=1
+Fan: PWM=0
+NV Power Mode: MAXN
+"""
+NOT_ROOT = "SOC family:tegra234  Machine:Jetson AGX Orin\nError: Run this script(/usr/bin/jetson_clocks) as a root user\n"
+
+
 def test_jetson_tool_output_parsing():
     assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"power_mode": "MAXN", "power_mode_id": 0}
     assert parse_nvpmodel("NV Power Mode: MODE_30W_ALL\n3\n")["power_mode_id"] == 3
-    pinned = ("SOC family:tegra194  Machine:Jetson-AGX\nOnline CPUs: 0-7\n"
-              "cpu0: Online=1 Governor=schedutil MinFreq=2265600 MaxFreq=2265600 CurrentFreq=2265600 IdleStates: C1=0 c6=0\n"
-              "GPU MinFreq=1377000000 MaxFreq=1377000000 CurrentFreq=1377000000\n"
-              "EMC MinFreq=204000000 MaxFreq=2133000000 CurrentFreq=2133000000 FreqOverride=1\n")
-    got = parse_jetson_clocks(pinned)
-    assert got["gpu_cur_hz"] == 1377000000 and got["clocks_pinned"] is False  # EMC not pinned
-    assert parse_jetson_clocks(pinned.replace("MinFreq=204000000", "MinFreq=2133000000"))[
-        "clocks_pinned"] is True
+    # pinned as jetson_clocks pins: EMC MinFreq stays low, DLA/PVA MinFreq stays 0
+    assert parse_jetson_clocks(ORIN_PINNED) == {"clocks_pinned": True, "gpu_cur_hz": 1300500000}
+    assert parse_jetson_clocks(NANO_PINNED)["clocks_pinned"] is True
+    dynamic = parse_jetson_clocks(ORIN_DYNAMIC)
+    assert dynamic["clocks_pinned"] is False and dynamic["gpu_cur_hz"] == 306000000
+    assert dynamic["clocks_unpinned"] == ("2 of 2 CPU cores MinFreq < MaxFreq; GPU MinFreq=306000000 "
+                                          "< MaxFreq=1300500000; EMC FreqOverride=0")
+    # each part on its own: the memory clock not overridden is enough to be unpinned
+    only_emc = ORIN_PINNED.replace("FreqOverride=1", "FreqOverride=0")
+    assert parse_jetson_clocks(only_emc)["clocks_unpinned"] == "EMC FreqOverride=0"
+    dgpu = ORIN_PINNED.replace("GPU MinFreq=1300500000 MaxFreq=1300500000 CurrentFreq=1300500000",
+                               "dGPU DefaultMemFreq=5001MHz MaxMemFreq=7001MHz CurrentMemFreq=5001MHz\n"
+                               "dGPU DefaultGraFreq=1410MHz MaxGraFreq=1980MHz CurrentGraFreq=1980MHz")
+    assert parse_jetson_clocks(dgpu)["clocks_unpinned"] == "dGPU CurrentMemFreq=5001 < MaxMemFreq=7001"
+    # as non-root the script prints one line and stops: said, not read as "not pinned"
+    assert parse_jetson_clocks(NOT_ROOT) == {"clocks": "unknown: jetson_clocks --show must run as root"}
     assert parse_jetson_clocks("") == {}
+
+
+def test_jetson_facts_run_the_tools(tmp_path, monkeypatch, capsys):
+    """jetson_facts() runs the tools it finds on PATH and reads what they print, stdout and
+    stderr (the root error goes to stdout, as the real script's `echo`)."""
+    from latency_lab.devices.tensorrt import jetson_facts
+
+    for name, text, rc in (("jetson_clocks", NOT_ROOT, 1), ("nvpmodel", "NV Power Mode: MAXN\n0\n", 0)):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\ncat <<'EOF'\n{text}EOF\nexit {rc}\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert jetson_facts() == {"power_mode": "MAXN", "power_mode_id": 0,
+                              "clocks": "unknown: jetson_clocks --show must run as root"}
+    assert capsys.readouterr().err == ""
+    jetson_facts(say_unknown=True)   # what the driver does once when it opens
+    assert capsys.readouterr().err == ("warning: jetson_clocks --show must run as root, so whether "
+                                       "the clocks are pinned is not recorded (pin them with `sudo "
+                                       "jetson_clocks` first)\n")
+    (tmp_path / "jetson_clocks").write_text(f"#!/bin/sh\ncat <<'EOF'\n{ORIN_PINNED}EOF\n")
+    assert jetson_facts()["clocks_pinned"] is True
 
 
 def test_jetson_refuses_clearly_without_tensorrt():
@@ -162,3 +231,36 @@ def test_onnx_export_is_dynamic_and_matches_torch(tiny, tmp_path):
     export_onnx(tiny, tmp_path / "other.onnx", seed=1)
     with pytest.raises(DeviceError, match="disagrees with torch"):
         check_onnx(tiny, tmp_path / "other.onnx", resolutions=(64, 96))
+
+
+@pytest.mark.slow
+def test_onnx_export_on_a_torch_without_the_dynamo_keyword(tiny, tmp_path, monkeypatch):
+    """Jetson wheels (torch 2.0-2.4) have no `dynamo` keyword: torch.onnx.export there is
+    torch/onnx/utils.py's, whose parameters are exactly these (torch 2.1-2.4) and a TypeError
+    for any other. Stand one in front of the real exporter: the export still works."""
+    onnx = pytest.importorskip("onnx")
+    real = torch.onnx.export
+    calls = []
+
+    def export(model, args, f, export_params=True, verbose=False, training=None,
+               input_names=None, output_names=None, operator_export_type=None,
+               opset_version=None, do_constant_folding=True, dynamic_axes=None,
+               keep_initializers_as_inputs=None, custom_opsets=None,
+               export_modules_as_functions=False, autograd_inlining=True):
+        calls.append(opset_version)
+        return real(model, args, f, input_names=input_names, output_names=output_names,
+                    opset_version=opset_version, dynamic_axes=dynamic_axes, dynamo=False)
+
+    monkeypatch.setattr(torch.onnx, "export", export)
+    path = export_onnx(tiny, tmp_path / "old.onnx")
+    assert calls == [17] and onnx.load(str(path)).graph.input[0].name == "image"
+    with pytest.raises(TypeError, match="dynamo"):   # what the keyword did before
+        export(None, (), str(tmp_path / "x.onnx"), dynamo=False)
+
+
+def test_the_torchscript_exporter_is_asked_for_where_the_keyword_exists():
+    from latency_lab.models.build_onnx import torchscript_exporter
+
+    assert torchscript_exporter(torch.onnx.export) == {"dynamo": False}    # torch 2.13 here
+    assert torchscript_exporter(lambda model, args, f, opset_version=None: None) == {}
+    assert torchscript_exporter(lambda model, args, f, **kwargs: None) == {"dynamo": False}

@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from latency_lab.devices.tflite_bench import (BenchmarkOutputError, benchmark_command, parse_benchmark_output,
-                                  parse_stat_line, shell_command, timed_runs)
+from latency_lab.devices.tflite_bench import (Applied, BenchmarkOutputError, applied, benchmark_command,
+                                              error_lines, parse_benchmark_output, parse_stat_line,
+                                              shell_command, timed_runs)
 
 # The binary's output around 2023-2025 (LiteRT/TF 2.1x): TFLITE_LOG lines with "INFO: ".
 CURRENT = """\
@@ -146,3 +147,76 @@ def test_command_without_pinning_or_resize_and_bad_counts():
     assert not any(a.startswith("--input_layer_shape") for a in argv)
     with pytest.raises(ValueError):
         benchmark_command("bm", "m.tflite", 160, runs=0, warmup_runs=1)
+
+
+# -- what the binary says it applied -----------------------------------------------------------
+
+# A TF 2.x build on a Raspberry Pi 4 (2021; lines from a log kept in a public test fixture):
+# no log prefix, a flag it did not know, XNNPACK applied to part of the graph.
+RPI_2021 = """\
+STARTING!
+Unconsumed cmdline flags: --allow_fp16
+Log parameter values verbosely: [0]
+Min num runs: [50]
+Max runs duration (seconds): [180]
+Num threads: [4]
+Graph: [m.tflite]
+#threads used for CPU inference: [4]
+Use gpu: [1]
+Use xnnpack: [1]
+Loaded model m.tflite
+GPU acceleration is unsupported on this platform.
+XNNPACK delegate created.
+Going to apply 1 delegates one after another.
+Explicitly applied XNNPACK delegate, and the model graph will be partially executed by the delegate w/ 22 delegate kernels.
+Initialized session in 18.738ms.
+Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 180 seconds.
+count=6 first=140706 curr=74599 min=74599 max=140706 avg=85791.2 std=24559
+
+Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 180 seconds.
+count=50 first=74456 curr=74516 min=73909 max=75323 avg=74481.6 std=268
+
+Inference timings in us: Init: 18738, First inference: 140706, Warmup (avg): 85791.2, Inference (avg): 74481.6
+"""
+
+
+def test_applied_reads_unconsumed_flags_and_a_partial_delegate():
+    argv = ["--graph=m.tflite", "--num_runs=50", "--max_secs=180", "--num_threads=4",
+            "--use_gpu=true", "--use_xnnpack=true", "--allow_fp16"]
+    report = applied(argv, RPI_2021)
+    assert report == Applied("xnnpack partial (22 kernels)", "xnnpack", ("--allow_fp16",))
+    assert not report.differs and report.note() == "benchmark_model ignored --allow_fp16"
+    assert timed_runs(parse_benchmark_output(RPI_2021)).count == 50
+
+
+@pytest.mark.parametrize("line, delegate", [
+    ("INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the delegate.", "xnnpack"),
+    ("INFO: Though XNNPACK delegate is explicitly applied, the model graph will not be executed by the delegate.", "none"),
+    ("Applied XNNPACK delegate, and the model graph will be completely executed w/ the delegate.", "xnnpack"),  # TF 2.2-2.3
+    ("ERROR: Failed to apply XNNPACK delegate.", "none"),
+    ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", "xnnpack (runtime default)"),
+    ("INFO: Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.", "unknown"),
+])
+def test_the_delegate_is_the_one_the_log_names(line, delegate):
+    text = f"INFO: Use xnnpack: [1]\n{line}\n"
+    assert applied(["--use_xnnpack=true"], text).delegate == delegate
+
+
+def test_a_flag_without_its_parameter_line_was_not_applied():
+    # TF 1.x's LogFlags prints a fixed list; nothing of XNNPACK or the minimum durations
+    tf1 = "Num runs: [1]\nNum threads: [1]\nWarmup runs: [1]\nGraph: [m.tflite]\nUse nnapi : [0]\n"
+    argv = benchmark_command("bm", "m.tflite", 64, runs=1, warmup_runs=1)[1:]
+    report = applied(argv, tf1)
+    assert report.ignored == ("--warmup_min_secs=0", "--min_secs=0", "--use_xnnpack=true")
+    assert report.delegate == "none" and report.differs
+    assert report.note() == ("benchmark_model ignored --warmup_min_secs=0 --min_secs=0 "
+                             "--use_xnnpack=true and ran with delegate none where xnnpack was asked")
+    # TF 2.3 logged every parameter, a space before the colon of some
+    assert applied(["--use_xnnpack=false"], "Use xnnpack : [0]\n") == Applied("none", "none", ())
+
+
+def test_error_lines_with_and_without_a_severity():
+    text = ("INFO: Loaded model m\nERROR: Failed to allocate tensors!\nERROR: Benchmarking failed.\n"
+            "Please specify the name of your TF Lite input file with --graph\ncount=1 curr=5\n")
+    assert error_lines(text) == ["ERROR: Failed to allocate tensors!", "ERROR: Benchmarking failed.",
+                                 "Please specify the name of your TF Lite input file with --graph"]

@@ -188,7 +188,8 @@ class Measurement:
 
 
 # Driver facts that become report columns (see Measurement.row).
-REPORTED_FACTS = ("execution", "launch_bound", "eager_ms", "graph_ms", "eager_over_graph")
+REPORTED_FACTS = ("execution", "launch_bound", "eager_ms", "graph_ms", "eager_over_graph",
+                  "delegate_applied")
 NO_SAMPLES = Stats(count=0, min_ms=float("nan"), median_ms=float("nan"), mean_ms=float("nan"),
                    std_ms=float("nan"), p5_ms=float("nan"), p95_ms=float("nan"),
                    ci_low_ms=float("nan"), ci_high_ms=float("nan"), confidence=0.95)
