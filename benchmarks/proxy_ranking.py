@@ -268,6 +268,17 @@ def separability(rankings, about) -> list[str]:
     return md
 
 
+def separated_text(sep: dict) -> str:
+    """One sentence: the pairs the reference's intervals separate (seeds >= 2 only)."""
+    if sep["own_t"] is None:
+        return "The reference has one draw per candidate: no interval of its own."
+    return (f"The reference separates {sep['own_t']} of its {sep['pairs']} candidate pairs "
+            f"with each candidate's own t-interval over its seeds, and {sep['pooled']} with "
+            f"the seed noise pooled over the 11 candidates (sd {sep['pooled_sd']:.2f} points, "
+            f"{sep['dof']} degrees of freedom); its seed ranges per candidate: "
+            + ", ".join(f"{c} {r:.2f}" for c, r in zip(CANDIDATES, sep["seed_range"])) + ".")
+
+
 def against_reference(rankings, about) -> tuple[list[str], dict]:
     """Markdown lines and a dict: every evaluator with draws against the reference, Kendall
     tau and Spearman rho with 95% bootstrap intervals over seeds (and with one draw per
@@ -309,11 +320,7 @@ def against_reference(rankings, about) -> tuple[list[str], dict]:
           "| evaluator | draws | Kendall tau [95%] | Spearman rho [95%] | tau, one draw [95%] "
           "| epochs | cost / reference (epochs) | seconds | cost / reference (seconds) | aim "
           "met |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
-          f"The reference separates {sep['own_t']} of its {sep['pairs']} candidate pairs with "
-          f"each candidate's own t-interval over its seeds, and {sep['pooled']} with the seed "
-          f"noise pooled over the 11 candidates (sd {sep['pooled_sd']:.2f} points, {sep['dof']} "
-          f"degrees of freedom); its seed ranges per candidate: "
-          + ", ".join(f"{c} {r:.2f}" for c, r in zip(CANDIDATES, sep["seed_range"])) + "."]
+          separated_text(sep)]
     return md, out
 
 

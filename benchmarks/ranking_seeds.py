@@ -45,8 +45,9 @@ def bootstrap(draws: Sequence[Sequence[float]], ref: Sequence[Sequence[float]],
         if not (math.isnan(tau) or math.isnan(rho)):     # every value tied in a replicate
             taus.append(tau)
             rhos.append(rho)
-    ci = lambda xs: [float(np.percentile(xs, 2.5)), float(np.percentile(xs, 97.5))]  # noqa: E731
-    if k is not None:
+    def ci(xs) -> list[float]:      # no interval when every replicate had all values tied
+        return [float(np.percentile(xs, q)) for q in (2.5, 97.5)] if xs else [math.nan] * 2
+    if k is not None and taus:
         point = (float(np.mean(taus)), float(np.mean(rhos)))
     return {"tau": [point[0], *ci(taus)], "rho": [point[1], *ci(rhos)], "n_boot": len(taus)}
 
