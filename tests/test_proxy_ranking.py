@@ -112,3 +112,29 @@ def test_the_reference_table_with_costs(pr):
     assert z["meets_aim"] and z["one_draw"] is not None
     assert any("| zen | 8 |" in line for line in md)
     assert "separates 55 of its 55 candidate pairs" in md[-1]
+
+
+def test_rbis_vs_compound_calls_a_difference_inside_the_noise_a_tie(tmp_path):
+    from benchmark_helpers import load_benchmark
+
+    bench = load_benchmark("rbis_vs_compound")
+    methods = {"baseline": [80.0, 80.4, 79.6], "rbis": [82.0, 82.5, 81.5],
+               "compound": [81.5, 82.6, 81.0]}
+    compare = {"budget_ms": 0.2, "latency_source": "cpu", "evaluator": "train:x,epochs=1",
+               "metric": "accuracy", "methods": {}}
+    for m, seeds in methods.items():
+        compare["methods"][m] = {"latency_ms": 0.1, "resolution": 32, "fingerprint": m,
+                                 "widths": "1", "depths": "1", "accuracy": 70.0}
+        (tmp_path / f"long-{m}.json").write_text(json.dumps({
+            "value": sum(seeds) / 3, "ci": [0, 100], "n": 3, "evaluator": "train:x,seeds=3",
+            "details": {"seed_values": seeds}}))
+    (tmp_path / "compare.json").write_text(json.dumps(compare))
+    r = bench.analyse(tmp_path, list(methods))
+    d = r["differences"]
+    assert set(d) == {"rbis - compound", "rbis - baseline", "compound - baseline"}
+    assert d["rbis - compound"]["diff"] == pytest.approx(0.3) and not d["rbis - compound"][
+        "beyond_noise"]
+    assert d["rbis - baseline"]["beyond_noise"] and d["rbis - baseline"]["ci"][0] > 0
+    assert 2 < d["rbis - baseline"]["dof"] <= 4      # Welch: between n - 1 and 2(n - 1)
+    bench.write(tmp_path, r)
+    assert "| rbis - compound | +0.30 |" in (tmp_path / "verdict.md").read_text()
