@@ -25,17 +25,23 @@ Choices made here where the thesis is silent, each decision-neutral unless state
 - a candidate whose network equals its parent's (a width step that rounds back, e.g.
   16 * 1.1 -> 16) is not a step and is left out of the candidate set (otherwise it would be
   "preferred" and end the search without scaling);
-- an iteration cap (`max_iterations`, default 200) stops a latency source that never grows.
+- an iteration cap (`max_iterations`, default 200) stops a latency source that never grows;
+- for an evaluator with seeds (train:, net2net:) the choice is raced (`search.racing`, not in
+  the thesis): the leader and the candidates whose intervals overlap it get more seeds, up to
+  `max_seeds`, and the trace says which decisions were separated and which tied at the cap;
+  the baseline is evaluated with `max_seeds` seeds, and every winner is reported beside the
+  baseline's interval (a winner inside it is a tie). With `max_seeds` 1 this is the thesis's
+  rule unchanged.
 
-Every (network, resolution) is measured and evaluated at most once: values are cached by
-(fingerprint, resolution) in `DIR/state.json`, written atomically after every latency read and
-every evaluator batch. A rerun with the same sources replays the (deterministic) search from
-that cache, so an interrupted search resumes without repeating work and writes the same trace.
+Every (network, resolution) is measured and evaluated at most once (per number of seeds):
+values are cached by (fingerprint, resolution) in `DIR/state.json` (`search.search_cache`),
+written atomically after every latency read and every evaluator batch. A rerun with the same
+sources replays the (deterministic) search from that cache, so an interrupted search resumes
+without repeating work and writes the same trace.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -53,12 +59,10 @@ from latency_lab.search.racing import DEFAULT_MAX_SEEDS, Decision, race, update_
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 from latency_lab.search.search_cache import STATE_VERSION, Cache, SearchError
 from latency_lab.search.sources import LatencySource
+from latency_lab.search.trace import (TRACE_COLUMNS, decision_text, mark_origins, trace_columns,
+                                      write_trace)
 
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
-                 "score", "chosen", "phase", "kept", "eligible", "preferred",
-                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
-                 "latency_from", "ci_low", "ci_high", "n", "decision"]
 
 
 def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, ...]:
@@ -252,13 +256,6 @@ def _noise(cache: Cache) -> dict | None:
     return {"sd": noise[0], "dof": noise[1]} if noise else None
 
 
-def trace_columns(metric: str = "accuracy") -> list[str]:
-    """TRACE_COLUMNS with the evaluator's value and its parent's named after its metric."""
-    names = {"accuracy": metric, "parent_accuracy": f"parent_{metric}",
-             "ci_low": f"{metric}_ci_low", "ci_high": f"{metric}_ci_high"}
-    return [names.get(c, c) for c in TRACE_COLUMNS]
-
-
 def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, eligible: bool,
          parent: Node | None, chosen: bool, metric: str = "accuracy",
          decision: str = "") -> dict:
@@ -278,26 +275,6 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
             f"{metric}_ci_low": node.ci[0] if node.ci else "",
             f"{metric}_ci_high": node.ci[1] if node.ci else "",
             "n": "" if math.isnan(node.value) else node.n, "decision": decision}
-
-
-def mark_origins(rows: list[dict], cache: "Cache") -> None:
-    """Set each trace row's `latency_from`: which latency source answered it."""
-    for row in rows:
-        row["latency_from"] = cache.origin.get(f"{row['fingerprint']}@{row['resolution']}", "")
-
-
-def write_trace(rows: list[dict], path: Path, metric: str = "accuracy",
-                cache: "Cache | None" = None) -> None:
-    """trace.csv; with `cache`, each row says which latency source answered it."""
-    import io
-
-    if cache is not None:
-        mark_origins(rows, cache)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)   # floats at full precision: the trace re-derives every decision
-    write_atomic(path, buf.getvalue())
 
 
 def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple[int, ...],
@@ -392,7 +369,7 @@ class _Iteration:
         def rows(decision: Decision | None) -> list[dict]:
             pick = decision.leader if decision else None
             return [_row(r, self.it, self.dimension, c, phase, j in kept, c.latency_ms <= budget,
-                         parent, j == pick, metric, _decision_text(decision, j, c))
+                         parent, j == pick, metric, decision_text(decision, j, c))
                     for j, c in enumerate(cands)]
 
         start = len(self.trace)
@@ -407,18 +384,8 @@ class _Iteration:
         if decision.leader is None:
             return None
         chosen = cands[decision.leader]
-        chosen.decision = _decision_text(decision, decision.leader, chosen)
+        chosen.decision = decision_text(decision, decision.leader, chosen)
         return chosen
-
-
-def _decision_text(decision: Decision | None, j: int, node: Node) -> str:
-    """The trace's `decision`: the chosen row's outcome, 'contender' on the rows tied with it."""
-    if decision is None:
-        return ""
-    if j == decision.leader:
-        cap = f" ({node.n} seeds)" if decision.outcome == "tie at cap" else ""
-        return decision.outcome + cap
-    return "contender" if j in decision.contenders else ""
 
 
 def _spread_text(node: Node) -> str:
