@@ -80,6 +80,7 @@ class TableEvaluator(Evaluator):
     """`table:PATH`: recorded values keyed by (fingerprint, resolution)."""
 
     name = "table"
+    instant = True
     summary = "recorded values keyed by (fingerprint, resolution), e.g. from `accuracy export`"
     ARG = "PATH"
     cacheable = False

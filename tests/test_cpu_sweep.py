@@ -27,7 +27,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     err = capsys.readouterr().err
     assert "candidate resolutions" in err
     # plain progress lines, one per round: stderr is not a terminal
-    assert re.search(r"^round [34], 8/8 points done", err, re.M)
+    assert re.search(r"^round [34], \d/8 points at the CI target", err, re.M)
     for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
                 "device", "runtime", "fingerprint", "threads", "stop_reason"):
         assert col in df.columns

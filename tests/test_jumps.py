@@ -229,7 +229,7 @@ def test_analyze_sweep_writes_reports_and_plot(tmp_path):
     # default: the report's own tables must not stand in for the sweep
     from PIL import Image
 
-    assert analysis.title == "efficientnet-b0 · cpu"
+    assert analysis.title.startswith("efficientnet-b0 · cpu · 20")   # network, device, date
     with Image.open(out / "sweep.png") as im:
         assert im.text["Title"] == analysis.title
 

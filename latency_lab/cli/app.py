@@ -129,6 +129,14 @@ def _run(argv: list[str] | None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:   # an optional extra's module, met where no check was
+        from latency_lab.extras import missing_extra_error
+
+        err = missing_extra_error(exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except click.NoArgsIsHelpError as exc:   # `latency-lab`, `latency-lab table`: the help
         exc.show()
         return 2

@@ -71,8 +71,14 @@ def jumps_command(
         frame = _cis_from_store(frame, store_path)
     spec = _swept_network(frame, network, quiet=budget_ms is None)
     step_cost = _step_cost(spec, stages) if budget_ms is not None else None
+    from datetime import date
+
+    from latency_lab.sweeps.report import sweep_title
+
+    when = date.fromtimestamp(sweep_csv.stat().st_mtime).isoformat()   # the CSV's, not today
     try:
         analysis = analyze_sweep(frame, out, neighbours=neighbours, budget_ms=budget_ms,
+                                 title=sweep_title(frame, when),
                                  min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
                                  max_candidates=max_candidates, step_cost=step_cost,
                                  plot=not no_plot, z_min=z_min,
@@ -153,13 +159,15 @@ def summary(analysis) -> str:
     lines = [f"{res.curve.n} points {int(res.curve.resolution[0])}..{int(res.curve.resolution[-1])}"
              f"; noise: {res.noise_source}; method: {res.method}"]
     lines += [f"note: {n}" for n in res.notes]
+    if analysis.verdict:
+        lines.append(analysis.verdict)
     for row in analysis.jumps.itertuples():
         lines.append(f"jump  {row.resolution_before} -> {row.resolution_after}: "
                      f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
     for row in analysis.drops.itertuples():
         lines.append(f"drop  {row.resolution_before} -> {row.resolution_after}: "
                      f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
-    if not len(analysis.jumps):
+    if not len(analysis.jumps) and not analysis.verdict:
         lines.append("no upward jumps found")
     cands = analysis.candidates
     kept = ", ".join(str(r) for r in cands.loc[cands["kept"], "resolution"])
@@ -178,6 +186,9 @@ def report_jumps(console, frame, out_dir: Path, network=None) -> None:
         analysis = analyze_sweep(frame, out_dir, network=network)
     except JumpInputError as exc:  # e.g. too few points: the sweep itself is fine and written
         console.print(f"no jump analysis: {exc}")
+        return
+    if analysis.verdict:
+        console.print(f"jump report in {out_dir}/: {analysis.verdict}", highlight=False)
         return
     before = [int(r) for r in analysis.result.jumps["resolution_before"]]
     from latency_lab.sweeps.candidates import kept

@@ -27,18 +27,22 @@ def sweep_plan_command(
     from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.paths import default_store_path
     from latency_lab.measure.store import Store
-    from latency_lab.scaleout.sweep_plan import check_plan, load_plan, plan_jobs, run_plan
+    from latency_lab.scaleout.sweep_plan import (check_devices, check_plan, load_plan, plan_jobs,
+                                                 run_plan)
 
     spec = parse_executor(executor)
     p = load_plan(plan)
     out = out or p.out or plan.with_name(plan.stem + "_sweeps")
     check_plan(p, out)          # drivers, options, the CSV folder: before the first sweep
+    checked = check_devices(p, open_here=not spec.is_ray)   # each device opens: before any sweep
     store = Store(store_path or default_store_path())
     console = make_console()
     n = len(plan_jobs(p))
     console.print(f"plan {plan}: {len(p.networks)} network(s) x {len(p.devices)} device(s), "
                   f"{len(p.resolutions)} resolutions {p.resolutions[0]}..{p.resolutions[-1]}: "
                   f"{n} sweeps on {spec.text}; store {store.path}")
+    for line in checked:
+        console.print(f"  device {line}", highlight=False)
 
     def report(o) -> None:
         if o.error:

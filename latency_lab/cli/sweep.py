@@ -104,14 +104,21 @@ def sweep(
                           f"again to resume")
             raise
     write_csv(frame, out)
-    reasons = frame["stop_reason"].value_counts().to_dict()
     last = bar.last
     if last is not None and (last.reused or last.resumed):
         console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
                       f"{last.resumed} measured further (--remeasure measures all anew)")
+    reused = frame[frame["reused"].astype(bool)] if "reused" in frame.columns else frame[:0]
+    if len(reused):
+        console.print(f"reused points (they met the protocol): measured "
+                      f"{reused['measured_at'].min()} to {reused['measured_at'].max()}, load "
+                      f"{reused['load_min'].min():.1f}-{reused['load_max'].max():.1f}, "
+                      f"{int(reused['n_rounds'].min())}-{int(reused['n_rounds'].max())} rounds, "
+                      f"CI +-{reused['ci_halfwidth_pct'].median():.2f}% median (CSV columns "
+                      "measured_at, load_min, load_max, reused)", markup=False)
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
-                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
-                  f"stopped: {reasons}")
+                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%; "
+                  f"stopped {stop_words(frame['stop_reason'])}", highlight=False)
     setup = frame["setup_s"].sum() if "setup_s" in frame.columns else 0.0
     if setup >= 1.0:
         console.print(f"per-point set-up (autotuning, warm-up, graph capture of new shapes): "
@@ -150,6 +157,20 @@ def decision_line(frame, planner, last) -> str:
     return "every point reached its CI target before the candidate decision was needed"
 
 
+STOP_WORDS = {"ci_target": "at the CI target", "time_cap": "by the time cap",
+              "max_rounds": "at max rounds", "interrupted": "interrupted",
+              "replayed": "replayed", "predicted": "predicted",
+              "decided": "on a settled candidate decision"}
+
+
+def stop_words(reasons) -> str:
+    """'48 at the CI target, 13 by the time cap' from a column (or list) of stop reasons."""
+    from collections import Counter
+
+    counts = Counter(str(r) for r in reasons)
+    return ", ".join(f"{n} {STOP_WORDS.get(r, r)}" for r, n in counts.most_common())
+
+
 def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
               jumps: bool = True, max_rounds: int = 100) -> str:
     """What to do when points stopped short of the CI target ('' when all reached it); the
@@ -157,7 +178,7 @@ def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
     missed = frame[(frame["ci_halfwidth_pct"] > target_pct) & (frame["stop_reason"] != "decided")]
     if not len(missed):
         return ""
-    why = missed["stop_reason"].value_counts().to_dict()
+    why = set(missed["stop_reason"])
     coarser = max(2, n_points // 2)
     todo = []
     if "time_cap" in why:
@@ -171,6 +192,7 @@ def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
     if "max_rounds" in why:
         todo.append(f"allow more rounds (--max-rounds {2 * max_rounds}) and --remeasure")
     return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
-            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why})"
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped "
+            f"{stop_words(missed['stop_reason'])})"
             + ("; the jump test above used these wider CIs" if jumps else "")
             + ". To narrow them: " + "; ".join(todo) + ".")

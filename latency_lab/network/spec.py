@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from latency_lab.network.complexity import params
 from latency_lab.network.fields import SpecError, _num, float_field, int_field
+from latency_lab.network.memo import IdentityMemo
 from latency_lab.fileio import parse_json
 
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
@@ -236,8 +238,14 @@ def _stage(s: Any, i: int, conflicts: list[str]) -> StageSpec:
     kind = s.get("kind", "mbconv")
     if not isinstance(kind, str):
         raise SpecError(f"{where} kind must be a string, got {kind!r}")
-    return StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
-                     se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+    stage = StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
+                      se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+    # one object per distinct stage read: the networks of a table or a search's state share
+    # most stages, and what is known of a stage is kept per object (memo.py)
+    return _parsed_stages.setdefault(stage, stage)
+
+
+_parsed_stages: "weakref.WeakValueDictionary[StageSpec, StageSpec]" = weakref.WeakValueDictionary()
 
 
 def _from_dict(d: dict[str, Any]) -> NetworkSpec:
@@ -276,6 +284,31 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
     return spec
 
 
+# Stages already validated (by identity: a spec's stages are frozen and shared by the specs a
+# search derives from it; see memo.py)
+_checked = IdentityMemo()
+
+
+def _validate_stage(i: int, s: StageSpec) -> None:
+    if s.kind not in BLOCK_KINDS:
+        raise SpecError(f"stage {i}: unknown block kind {s.kind!r}")
+    if s.width < 1 or not s.blocks:
+        raise SpecError(f"stage {i}: width and depth must be positive")
+    if not 0.0 <= s.se_ratio <= 1.0:
+        raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
+    for j, b in enumerate(s.blocks):
+        if b.kernel < 1 or b.kernel % 2 == 0 or b.kernel > MAX_KERNEL:
+            raise SpecError(f"stage {i} block {j}: kernel must be odd, 1..{MAX_KERNEL} (the "
+                            f"largest depthwise kernel published), got {b.kernel}")
+        if not 1 <= b.expansion <= MAX_EXPANSION:
+            raise SpecError(f"stage {i} block {j}: expansion must be 1..{MAX_EXPANSION} "
+                            f"(published MBConv networks use 1..6), got {b.expansion:g}")
+        if b.stride not in (1, 2):
+            raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
+        if j > 0 and b.stride != 1:
+            raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")
+
+
 def check_resolution(resolution: int) -> int:
     r = int(resolution)
     if not MIN_RESOLUTION <= r <= MAX_RESOLUTION:
@@ -297,25 +330,12 @@ def _validate(n: NetworkSpec) -> None:
                     ("stem stride", n.stem.stride)):
         if v < 1:
             raise SpecError(f"{what} must be positive, got {v}")
+    blocks = 0
     for i, s in enumerate(n.stages):
-        if s.kind not in BLOCK_KINDS:
-            raise SpecError(f"stage {i}: unknown block kind {s.kind!r}")
-        if s.width < 1 or s.depth < 1:
-            raise SpecError(f"stage {i}: width and depth must be positive")
-        if not 0.0 <= s.se_ratio <= 1.0:
-            raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
-        for j, b in enumerate(s.blocks):
-            if b.kernel < 1 or b.kernel % 2 == 0 or b.kernel > MAX_KERNEL:
-                raise SpecError(f"stage {i} block {j}: kernel must be odd, 1..{MAX_KERNEL} (the "
-                                f"largest depthwise kernel published), got {b.kernel}")
-            if not 1 <= b.expansion <= MAX_EXPANSION:
-                raise SpecError(f"stage {i} block {j}: expansion must be 1..{MAX_EXPANSION} "
-                                f"(published MBConv networks use 1..6), got {b.expansion:g}")
-            if b.stride not in (1, 2):
-                raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
-            if j > 0 and b.stride != 1:
-                raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")
-    blocks = sum(s.depth for s in n.stages)
+        if not _checked.get(s, None, False):
+            _validate_stage(i, s)
+            _checked.put(s, None, True)
+        blocks += len(s.blocks)
     if blocks > MAX_BLOCKS:
         raise SpecError(f"{blocks} blocks: at most {MAX_BLOCKS} can be measured ({_BLOCKS_WHY})")
     n_params = params(n)

@@ -222,6 +222,36 @@ def check_plan(plan: Plan, out: Path) -> None:
     check_output_dir(out, "plan output folder")
 
 
+def check_devices(plan: Plan, open_here: bool) -> list[str]:
+    """Every device of the plan, checked before any sweep starts: its driver is known and its
+    options are the driver's (names and types); with `open_here` (the sweeps run on this
+    machine) its extras are installed and it opens (a phone answers, a GPU is there), and is
+    closed again. Returns one line per device (driver, hardware); the first problem is a
+    PlanError naming the plan and the device. On Ray a device opens on its own host, which may
+    have what this one lacks, so only driver and options are checked here."""
+    from latency_lab.measure.api import device_class, driver_options, get_device
+
+    lines = []
+    for dev in plan.devices:
+        where = f"plan {plan.path}: devices.{dev.label}"
+        try:
+            cls = device_class(dev.driver)
+            driver_options(cls, dict(dev.options), dev.driver)
+            if not open_here:
+                lines.append(f"{dev.label}: driver {dev.driver} (opened on its host)")
+                continue
+            device = get_device(dev.driver, **dict(dev.options))
+            try:
+                info = device.info()
+            finally:
+                device.close()
+        except UserError as exc:
+            raise PlanError(f"{where}: {exc}") from None
+        lines.append(f"{dev.label}: {info.name} on {info.hardware}, {info.runtime} "
+                     f"{info.runtime_version}")
+    return lines
+
+
 def plan_jobs(plan: Plan) -> list[SweepJob]:
     """One sweep per (device, network), devices in plan order, networks in plan order."""
     return [SweepJob(dev, net, plan.resolutions) for dev in plan.devices for net in plan.networks]
@@ -287,5 +317,5 @@ def run_plan(plan: Plan, executor, store, out: Path, remeasure: bool = False,
     return [o for o in outcomes if o is not None]
 
 
-__all__ = ["Plan", "PlanError", "SweepJob", "SweepOutcome", "load_plan", "plan_jobs",
-           "run_plan", "check_plan"]
+__all__ = ["Plan", "PlanError", "SweepJob", "SweepOutcome", "check_devices", "check_plan",
+           "load_plan", "plan_jobs", "run_plan"]

@@ -15,17 +15,20 @@ from pathlib import Path
 from latency_lab.fileio import atomic_path
 
 
-def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=None) -> Path:
+def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=None,
+               verdict: str = "", budget_ms: float | None = None) -> Path:
     """Draw `result` (latency_lab.sweeps.jumps.JumpResult) and `candidates` (its candidates table).
     `medians` (a sweep table with resolution and latency_ms): when the jumps were found on the
-    floor, the medians are drawn beside it, faint, and the candidates sit on the floor."""
+    floor, the medians are drawn beside it, faint, and the candidates sit on the floor. With
+    `verdict` (a curve too noisy to judge) the curve and its CIs only, and why; the budget as a
+    horizontal line when one is given."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     curve = result.curve
     r, y = curve.resolution, curve.latency_ms
-    fig = Figure(figsize=(11, 6), dpi=100)
+    fig = Figure(figsize=(11, 6), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if curve.ci_low_ms is not None:
@@ -45,13 +48,14 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=No
     if len(result.outliers):
         ax.plot(r[result.outliers], y[result.outliers], "x", color="tab:orange", ms=8, mew=2,
                 label="single-point outlier (left out)", zorder=4)
-    if result.fitted_ms is not None:      # "model" and "lattice": trend + steps (+ hinges)
+    if result.fitted_ms is not None and not verdict:   # "model", "lattice": trend + steps (+ hinges)
         cut = np.array(sorted({g.k for g in result.tests}), dtype=int)
         xs, ys = np.insert(r, cut + 1, np.nan), np.insert(result.fitted_ms, cut + 1, np.nan)
         ax.plot(xs, ys, "-", color="black", lw=1.2, alpha=0.75, zorder=2,
                 label="fitted model (trend, steps"
                       + (", slope changes)" if result.method == "model" else ")"))
-    for i, (a, b, c0, c1) in enumerate(result.segments() if result.fitted_ms is None else []):
+    pieces = result.segments() if result.fitted_ms is None and not verdict else []
+    for i, (a, b, c0, c1) in enumerate(pieces):
         xs = np.array([r[a], r[b - 1]])
         ax.plot(xs, c0 + c1 * xs, "-", color="black", lw=1.2, alpha=0.75,
                 label="fitted linear pieces" if i == 0 else None, zorder=2)
@@ -73,6 +77,8 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=No
             ax.annotate(str(row.resolution), (row.resolution, row.latency_ms),
                         xytext=(-8, 8), textcoords="offset points", fontsize=9,
                         color="darkgreen", ha="right", fontweight="bold")
+    if budget_ms:
+        ax.axhline(budget_ms, color="crimson", lw=1.2, ls="--", label=f"budget {budget_ms:g} ms")
     ax.set_xlabel("input resolution (px)")
     ax.set_ylabel("latency (ms)")
     n_up, n_down = len(result.jumps), len(result.drops)
@@ -83,7 +89,12 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=No
     sub = (f"{curve.n} points, {n_up} jump(s), {n_down} downward step(s), "
            f"{len(candidates)} candidate(s) kept of {proposed}; method: {result.method}\n"
            f"noise: {result.noise_source}{ci}")
-    ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=10)
+    if verdict:
+        import textwrap
+
+        sub = f"{curve.n} points{ci}\n" + textwrap.fill(verdict.upper()[:1] + verdict[1:], 130)
+    ax.set_title(f"{title}\n{sub}" if title else sub, fontsize=10,
+                 color="crimson" if verdict else "black")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     # fixed margins for the fixed size, not tight_layout: that lays out every text once more

@@ -61,12 +61,38 @@ def with_decision(frame: pd.DataFrame, result: JumpResult, max_candidates: int) 
     return frame
 
 
+# A curve whose median CI half-width is wider than this says nothing about the jumps RBIS
+# looks for (+3 to +14% on this host's sweeps, results/cpu/*_jumps): a 3-round sweep with
+# +-52% CIs reported a +276% jump. Such a curve is reported as too noisy to judge.
+NOISY_CI_PCT = 10.0
+
+
+def noise_verdict(frame: pd.DataFrame) -> str:
+    """'' for a curve the detector can judge; else why not, in one line (CIs needed)."""
+    cols = {"latency_ms", "ci_low_ms", "ci_high_ms"}
+    if not cols <= set(frame.columns):
+        return ""
+    f = frame[list(cols)].apply(pd.to_numeric, errors="coerce").dropna()
+    f = f[f["latency_ms"] > 0]
+    if f.empty:
+        return ""
+    half = 100 * (f["ci_high_ms"] - f["ci_low_ms"]) / 2 / f["latency_ms"]
+    med = float(half.median())
+    if med <= NOISY_CI_PCT:
+        return ""
+    return (f"too noisy to judge: the median CI is +-{med:.1f}% (widest +-{float(half.max()):.0f}"
+            f"%), wider than the jumps a search looks for (+3 to +14% on this host), so no "
+            f"jumps or candidates are reported; measure longer (run the sweep again: it goes on "
+            f"from the store) or on a quieter machine")
+
+
 @dataclass
 class SweepAnalysis:
     result: JumpResult
     candidates: pd.DataFrame
     files: dict[str, Path]
     title: str = ""
+    verdict: str = ""     # why the curve could not be judged ('' when it could)
 
     @property
     def jumps(self) -> pd.DataFrame:
@@ -87,7 +113,8 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
     (candidates: see `candidates`; `step_cost` from `latency_lab.sweeps.candidates.network_step_cost`).
     `curve`: "median", "floor" (the 10th percentile of each point's raw samples) or "auto"
     (when the medians' CIs say the machine was busy, whichever of the two is less noisy
-    about its fit; `latency_lab.sweeps.floor`)."""
+    about its fit; `latency_lab.sweeps.floor`). A curve whose median CI is wider than
+    `NOISY_CI_PCT` is too noisy to judge: nothing is reported but why (`noise_verdict`)."""
     from latency_lab.sweeps.floor import detect_best
 
     result, used = detect_best(frame, curve, **detector_options)
@@ -95,6 +122,11 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
     if used == "floor":
         by_res = dict(zip(frame["resolution"].astype(int), frame["latency_ms"]))
         median = [by_res[int(r)] for r in result.curve.resolution]
+    verdict = noise_verdict(frame) if detector_options.get("use_ci", True) else ""
+    if verdict:    # what the detector saw in the noise is no finding: nothing is reported
+        from dataclasses import replace
+
+        result = replace(result, jumps=result.jumps.iloc[0:0], drops=result.drops.iloc[0:0])
     cands = candidates(result, neighbours, budget_ms, min_latency_ms, min_jump_pct,
                        max_candidates, step_cost, median)
     out = Path(out_dir)
@@ -109,12 +141,16 @@ def analyze_sweep(frame: pd.DataFrame, out_dir: str | Path, neighbours: int = 0,
         from latency_lab.sweeps.plot import plot_sweep
 
         files["plot"] = plot_sweep(result, cands, out / "sweep.png", title=title,
-                                   medians=frame if used == "floor" else None)
-    return SweepAnalysis(result, cands, files, title)
+                                   medians=frame if used == "floor" else None,
+                                   verdict=verdict, budget_ms=budget_ms)
+    return SweepAnalysis(result, cands, files, title, verdict)
 
 
-def sweep_title(frame: pd.DataFrame) -> str:
-    """The figure's title: the network, the hardware and device (or runtime) the sweep names."""
+def sweep_title(frame: pd.DataFrame, when: str | None = None) -> str:
+    """The figure's title: the network, the hardware and device (or runtime) the sweep names,
+    and the date (`when`, default today: the day the curve was measured or analysed)."""
+    from datetime import date
+
     parts = []
     for col in ("network", "hardware", "device", "runtime", "precision"):
         if col in frame.columns and frame[col].notna().any():
@@ -123,4 +159,5 @@ def sweep_title(frame: pd.DataFrame) -> str:
                 parts.append(v)
         if len(parts) >= 3:
             break
-    return " · ".join(parts) or "latency vs input resolution"
+    parts.append(when or date.today().isoformat())
+    return " · ".join(parts)

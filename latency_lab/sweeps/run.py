@@ -4,20 +4,25 @@
 list); `run_sweep` measures it through the protocol (resumable, cached in the store) and
 returns a pandas DataFrame with one row per resolution, which `write_csv` saves.
 `cis_from_store` gives a sweep CSV without CIs its CIs back from the raw samples in the store.
+
+pandas is imported where a frame is made or read (0.25-0.3 s): `parse_resolutions` is every
+command's resolution syntax, and `search` against a table needs no pandas.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from latency_lab.fileio import atomic_path
 from latency_lab.measure.api import Device, Measurement
 from latency_lab.measure.protocol import Planner, Progress, Protocol, measure_points
 from latency_lab.network.spec import NetworkSpec, SpecError, check_resolution
 from latency_lab.measure.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_resolutions(text: str) -> list[int]:
@@ -54,6 +59,8 @@ def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: 
 def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
     """One row per point (`Measurement.row`), and its floor (`floor.floor_ms`: the 10th
     percentile of the raw samples, what the jump report reads on a busy machine)."""
+    import pandas as pd
+
     from latency_lab.sweeps.floor import floor_ms
 
     frame = pd.DataFrame([m.row() for m in measurements])
@@ -114,6 +121,8 @@ def cis_from_store(frame: pd.DataFrame, store: Store) -> tuple[pd.DataFrame, int
     writes: drift-corrected median, cluster bootstrap over rounds). Returns the frame (a copy)
     and the number of rows filled; rows without samples there keep what they had. A frame
     without the identity columns is returned unchanged."""
+    import pandas as pd
+
     if any(c not in frame.columns for c in IDENTITY_COLUMNS):
         return frame, 0
     out = frame.copy()
