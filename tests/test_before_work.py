@@ -36,9 +36,13 @@ def test_a_state_with_negative_latencies_is_not_resumed_from(tmp_path, tiny, mon
     state["latency_ms"] = {k: -v for k, v in state["latency_ms"].items()}
     (tmp_path / "so" / "state.json").write_text(json.dumps(state))
     before = (tmp_path / "so" / "trace.csv").read_bytes()
+    for f in tmp_path.glob("s.sqlite*"):       # no store (nor its -wal): none may be made
+        f.rename(tmp_path / f"kept{f.name[1:]}")
     line = _one_line(capsys, main(args), "not a finite positive number")
     assert "search state" in line and "delete it to start over" in line
     assert (tmp_path / "so" / "trace.csv").read_bytes() == before
+    # checked before a store is opened (after issue 24's split it came after: a new store)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("s.sqlite")]
 
 
 @pytest.mark.parametrize("fmt, out", [("onnx", "x.onnx"), ("keras", "x.keras"),

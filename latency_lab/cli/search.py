@@ -182,6 +182,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.search.sources import parse_latency_sources
 
     from latency_lab.search.rbis import check_stages
+    from latency_lab.search.search_cache import check_state
 
     where = parse_executor(executor)
     spec = load_network(network)
@@ -190,6 +191,7 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         raise UserError(f"--candidates must be at least 1, got {candidates}")
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
+    check_state(out)    # before a store or a device is opened: a refusal touches no file
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
