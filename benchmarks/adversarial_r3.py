@@ -610,8 +610,9 @@ def _catches(pid: int, sig: int) -> bool:
 
 def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
     """SIGINT, SIGTERM and SIGHUP from 0 to 1.6 s after the first line of the program's main
-    (its handlers show in /proc/PID/status): the signal's exit code, at most one line (none
-    needed before the command began), never a traceback. Before that first line Python itself
+    (its handlers show in /proc/PID/status): the signal's exit code, the signal's line last
+    (before the sweep began, its only line), no error (a store left half made by an earlier
+    signal was one), never a traceback. The runs share one store. Before that first line Python itself
     is starting (interpreter, site, the editable install's finder) and its default applies:
     how long that took is reported."""
     checks, seen, before_main = {}, [], []
@@ -629,12 +630,17 @@ def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
             time.sleep(delay)
             p.send_signal(sig)
             err = p.communicate(timeout=120)[1].decode(errors="replace")
-            lines = [x for x in err.strip().splitlines()
-                     if not x.startswith(("round ", "tiny ", "interrupted: wrote",
-                                          "interrupted: nothing measured"))]
-            ok = p.returncode == code and "Traceback" not in err and len(lines) <= 1
+            lines = err.strip().splitlines()
+            # once the sweep began (its header line) it prints its progress and what it wrote;
+            # before, nothing but the signal's line
+            began = any(x.startswith("tiny ") for x in lines)
+            ok = (p.returncode == code and "Traceback" not in err
+                  and not any(x.startswith("error:") for x in lines)
+                  and (not lines or lines[-1].startswith(("interrupted: what was measured",
+                                                          f"terminated ({sig.name})")))
+                  and (began or len(lines) <= 1))
             seen.append({"signal": sig.name, "delay_s": delay, "rc": p.returncode,
-                         "last": lines[-1:] if ok else err.strip().splitlines()[-12:]})
+                         "began": began, "last": lines[-1:] if ok else lines[-12:]})
             checks[f"{sig.name} {delay:g} s after main's first line"] = ok
     return {"clean": all(checks.values()), "checks": checks, "runs": seen,
             "start_before_main_s": [round(min(before_main), 3), round(max(before_main), 3)]}
