@@ -167,6 +167,27 @@ def fixtures(root: Path, tiny: dict, exe: Path, env: dict) -> None:
     (root / "imgs_nonutf8" / "a").joinpath(os.fsdecode(b"\xff\xfe.png")).write_bytes(
         (root / "imgs" / "a" / "00.png").read_bytes())
     (root / "imgs_nonutf8_class" / "b").rename(root / "imgs_nonutf8_class" / os.fsdecode(b"b\xff"))
+    # Fashion-MNIST sources (issue 24's `dataset fashion-mnist`): a tiny real-format one, one
+    # whose train-images header declares 2**22 x 2**21 x 2**21 values (2**64: an int64 is 0),
+    # one whose labels file is cut short
+    import numpy as np
+
+    from latency_lab.training import fashion_mnist as fm
+    from latency_lab.training.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for folder in ("fm", "fm_wrap", "fm_short"):
+        (root / folder).mkdir()
+        for (images, labels), n in zip(fm.FILES.values(), (2, 1)):
+            y = np.repeat(np.arange(10, dtype=np.uint8), n)
+            write_idx(root / folder / images, rng.integers(0, 256, (len(y), 28, 28),
+                                                          dtype=np.uint8), compress=False)
+            write_idx(root / folder / labels, y, compress=False)
+    train_images, train_labels = next(iter(fm.FILES.values()))
+    (root / "fm_wrap" / train_images).write_bytes(
+        b"\0\0\x08\x03" + b"".join((2**k).to_bytes(4, "big") for k in (22, 21, 21)))
+    short = root / "fm_short" / train_labels
+    short.write_bytes(short.read_bytes()[:-3])
     # plans
     w("plan_res64.toml", _plan(["tiny.json"], resolutions="64"))
     w("plan_deep.toml", "x = " + "[" * 50_000 + "]" * 50_000 + "\n" + _plan(["tiny.json"]))
@@ -347,9 +368,11 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
         "dataset synth": lambda x: ["dataset", "synth", "--out", x, "--classes", "2",
                                     "--per-class", "1", "--val-per-class", "1", "--size", "16"],
         "sweep-plan --out": lambda x: ["sweep-plan", "plan_res64.toml", "--out", x],
+        "dataset fashion-mnist": lambda x: ["dataset", "fashion-mnist", "--source", "fm",
+                                            "--out", x],
     }
     folders = {"sweep --jumps-out", "search --out", "compare --out", "jumps --out",
-               "dataset synth", "sweep-plan --out"}
+               "dataset synth", "sweep-plan --out", "dataset fashion-mnist"}
     kinds = {"fifo": stat.S_IFIFO, "sock": stat.S_IFSOCK, "link_fifo": stat.S_IFLNK}
     if ROOT_USER:
         kinds.update(node=stat.S_IFCHR, link_node=stat.S_IFLNK)
@@ -444,6 +467,19 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
                  search[:5] + ["--accuracy", "train:imgs,seed=-1", "--out", "so"],
                  search[:5] + ["--accuracy", "train:imgs,split_seed=-1", "--out", "so"]):
         add("edges", args)
+    for option in ("seed=99999999999999999999", "batch=99999999999999999999",
+                   "seeds=2147483648", "epochs=99999999999999999999"):
+        add("edges", search[:5] + ["--accuracy", f"train:imgs,{option}", "--out", "so"])
+        add("edges", ["accuracy", "evaluate", "tiny.json", "--accuracy", f"train:imgs,{option}",
+                      "--store", "s.sqlite"])
+    add("edges", search[:5] + ["--accuracy", "zen,seed=99999999999999999999", "--out", "so"])
+    for folder in ("fm_wrap", "fm_short", "imgs", "afile", "fifo"):
+        add("edges", ["dataset", "fashion-mnist", "--source", folder, "--out", "d"])
+    for args in (["--train-per-class", "0"], ["--val-per-class", "0"], ["--seed", "-1"],
+                 ["--train-per-class", "99999999999999999999"]):
+        add("edges", ["dataset", "fashion-mnist", "--source", "fm", "--out", "d", *args])
+    add("edges", ["dataset", "fashion-mnist", "--source", "fm", "--out", "d"], "accept",
+        outputs=("d", "d/*", "d/*/*", "d/*/*/*"))
     for plan in ("plan_deep.toml", "plan_nan.toml", "plan_rounds.toml"):
         add("edges", ["sweep-plan", plan, "--store", "s.sqlite"])
     add("edges", ["sweep-plan", "plan_res64.toml", "--store", "s.sqlite"], "accept",
@@ -476,6 +512,9 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
     add("before work", ["search", "--budget-ms", "9", "--latency", "py:m:lat", "--accuracy",
                         "py:m:acc", "--resolutions", "224", "--out", "so_state", "--store",
                         "store.sqlite", "--candidates", "2", "--network", "tiny.json"])
+    add("before work", ["search", "--budget-ms", "9", "--latency", "py:m:lat", "--accuracy",
+                        "py:m:acc", "--resolutions", "224", "--out", "so_state", "--store",
+                        "new.sqlite", "--candidates", "2", "--network", "tiny.json"])
     for args in (["network", "export", "tiny.json", "--format", "onnx", "--builder", "keras",
                   "--out", "x.onnx"],
                  ["network", "export", "tiny.json", "--format", "keras", "--builder", "direct",
@@ -490,6 +529,12 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
                  ["sweep-plan", "plan_out.toml", "--store", "s.sqlite"],
                  ["sweep-plan", "plan_res64.toml", "--store", "s.sqlite", "--out", "afile/x"]):
         add("before work", args)
+    for table in ("garbage.bin", "latin1.csv", "deep.csv", "missing.csv", "adir",
+                  "lat_nan.csv"):   # issue 23's --latency-scale TABLE, read before measuring
+        add("before work", ["search", "--budget-ms", "9", "--latency", "advdev:Curve",
+                            "--accuracy", "py:m:acc", "--out", "so", "--resolutions", "64",
+                            "--network", "tiny.json", "--store", "s.sqlite",
+                            "--latency-scale", table])
     for address in ("ray://h:99999", "ray://h:0", "ray://bad host:10001", "ray://h:10001/x",
                     "ray://h:1e3"):
         add("before work", search + ["--executor", address])
