@@ -247,8 +247,11 @@ class Evaluator:
         try:
             x = float(value)
         except (TypeError, ValueError):
-            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r} (not a number) "
-                                 f"for {request.describe()}") from None
+            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r:.80} (not a "
+                                 f"number) for {request.describe()}") from None
+        except OverflowError:      # an int such as 10**400
+            raise EvaluatorError(f"evaluator {self.describe()} returned an integer too large "
+                                 f"for a float for {request.describe()}") from None
         if not math.isfinite(x):
             raise EvaluatorError(f"evaluator {self.describe()} returned {x!r} for "
                                  f"{request.describe()}: need a finite number")

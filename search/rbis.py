@@ -135,7 +135,16 @@ class Cache:
             # version 1 called the evaluator's values "accuracy" whatever they were
             values = {str(k): float(v) for k, v in d["values" if "values" in d else
                                                     "accuracy"].items()}
-        except (UserError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            bad = next(((k, v) for k, v in latency.items() if not (math.isfinite(v) and v > 0)),
+                       None)   # a negative latency was resumed from (issue 25)
+            if bad:
+                raise ValueError(f"latency {bad[1]!r} ms for {bad[0]}: not a finite positive "
+                                 "number")
+            bad = next(((k, v) for k, v in values.items() if not math.isfinite(v)), None)
+            if bad:
+                raise ValueError(f"value {bad[1]!r} for {bad[0]}: not a finite number")
+        except (UserError, ValueError, KeyError, TypeError, AttributeError,
+                OverflowError) as exc:
             raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
                               f"start over") from None
         for what, mine in self._ids().items():

@@ -24,7 +24,8 @@ import math
 from typing import Any, Sequence
 
 from latency_lab.errors import UserError
-from latency_lab.search.pycall import PyFunction, SourceError
+from latency_lab.search.pycall import SourceError
+from latency_lab.search.pyworker import PyFunction
 from latency_lab.network.spec import NetworkSpec
 
 Point = tuple[NetworkSpec, int]
@@ -99,8 +100,12 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
             raise TypeError
         x = float(value)
     except (TypeError, ValueError):
-        raise SourceError(f"{what} returned {value!r} (not a number) for {spec.name} "
+        raise SourceError(f"{what} returned {value!r:.80} (not a number) for {spec.name} "
                           f"({spec.fingerprint}) at {resolution}") from None
+    except OverflowError:      # an int such as 10**400: no float holds it
+        raise SourceError(f"{what} returned an integer of {len(str(abs(value)))} digits for "
+                          f"{spec.name} ({spec.fingerprint}) at {resolution}: need a finite "
+                          "number") from None
     if not math.isfinite(x) or (positive and x <= 0):
         raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
                           f"{resolution}: need a finite{' positive' if positive else ''} number")
@@ -111,7 +116,7 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
 
 
 def load_py_callable(text: str, label: str = "py:"):
-    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
+    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pyworker.PyFunction`, called as f(arg, about)."""
     return PyFunction(text, label)
 
 

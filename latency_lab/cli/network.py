@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -59,20 +60,27 @@ def network_export(
                                                   "(torch.export .pt2)."),
     out: Path = typer.Option(..., help="File to write."),
     resolution: Resolution = None,
-    builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
-                                               "(the TFLite converter)."),
+    builder: Optional[str] = typer.Option(None, help="tflite only: direct (the emitter, the "
+                                                     "default) or keras (the TFLite "
+                                                     "converter)."),
 ) -> None:
     """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere.
 
     torch, onnx and keras need their extras (one line says which when missing); tflite needs
     none. H and W stay dynamic unless --resolution fixes them. The weights are random, and the
     command says what that means for the outputs, measured on the written file."""
+    from latency_lab.errors import UserError
     from latency_lab.models.export import check_format, export_network, outputs_note
     from latency_lab.fileio import check_output_file
     from latency_lab.models.files import check_builder
     from latency_lab.network.presets import load_network
     from latency_lab.network.spec import check_resolution
 
+    if builder is not None and fmt != "tflite":   # was accepted, and ignored (issue 25)
+        check_format(fmt)
+        raise UserError(f"--builder {builder} applies to --format tflite only; a {fmt} file is "
+                        "made by one builder")
+    builder = builder or "direct"
     check_format(fmt, builder)
     check_builder(builder)
     spec = load_network(name)

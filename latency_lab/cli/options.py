@@ -48,7 +48,8 @@ Rows = Annotated[bool, typer.Option("--rows/--no-rows", help="List every row (--
                                                                "counts only).")]
 AllModels = Annotated[bool, typer.Option("--all", help="Every model of the cache (show: list "
                                                        "each; prune: remove each).")]
-Seed = Annotated[int, typer.Option(help="Seed of what this command draws at random: the same "
+Seed = Annotated[int, typer.Option(min=0, max=2**63 - 1,
+                                   help="Seed of what this command draws at random: the same "
                                         "seed gives the same result.")]
 Resolution = Annotated[Optional[int], typer.Option(
     help="Input resolution R (R x R pixels; default: the network's own, except network "

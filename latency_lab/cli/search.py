@@ -213,12 +213,12 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
             _log(source.report())
         _write_summary(out, result, spec)
         result.cache.flush()
-    except BaseException:
+    except BaseException as exc:
         if source is not None:
             source.close()
         evaluator.close()
         if ex is not None:
-            ex.close()
+            ex.abort() if isinstance(exc, KeyboardInterrupt) else ex.close()
         raise
     return spec, result, source, ex
 

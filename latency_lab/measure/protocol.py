@@ -26,6 +26,11 @@ on the next run); the set-up time of each point is kept as its `setup_s`. An int
 (Ctrl-C, or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point
 as far as it got, so the caller can still write them.
 
+A caller may choose, before each round, which open points it visits, or stop them all
+(`planner`, a `RoundPlan` per round: a sweep measures where its jump decision is uncertain,
+`latency_lab.sweeps.adaptive`); the drift fit works on such partial rounds as on full ones
+(its window is counted in visits, which cost about the same time whichever points they are).
+
 After every round (and while a point is being set up) the caller's `progress` gets a
 `RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time
 left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows as
@@ -94,6 +99,22 @@ class RunStatus:
 Progress = Callable[[RunStatus], None]
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a caller's planner wants of the next round: visit only the open points `visit`
+    (indices into the points; None or none of them open: all), or, with `stop`, stop every
+    open point with that reason (e.g. "decided"). `note` is shown with the progress."""
+
+    visit: frozenset[int] | None = None
+    stop: str = ""
+    note: str = ""
+
+
+# planner({index: the point's measurement so far} for every finished or open point, indices of
+# the open points) -> RoundPlan; called after every round's judgement, before its visits.
+Planner = Callable[[dict[int, Measurement], frozenset[int]], RoundPlan]
+
+
 class Interrupted(KeyboardInterrupt):
     """A measurement interrupted from outside; `measurements` holds every point as far as it
     got (stop reason "interrupted" for the open ones; their store entries stay open)."""
@@ -150,7 +171,8 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
 
 def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
-                   progress: Progress | None = None) -> list[Measurement]:
+                   progress: Progress | None = None,
+                   planner: Planner | None = None) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
     A replay device's points are its recorded measurements, as recorded (no store needed).
 
@@ -172,7 +194,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
             capped = False
             while run.active:
                 run.judge(stop_all="time_cap" if capped else None)
-                order = list(run.active)
+                order = run.plan(planner)
                 rng.shuffle(order)
                 for i in order:
                     # between any two visits, also before a first visit's set-up
@@ -182,6 +204,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                     run.visit(i)
             run.collect_held()
     except KeyboardInterrupt:
+        run.release(everything=True)
         raise Interrupted(run.partial()) from None
     finally:
         run.release()
@@ -214,10 +237,10 @@ class _Run:
         self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
 
     def _reusable(self, measurement_id: int) -> bool:
-        """A finished measurement is taken as it is unless a time cap stopped it short of this
-        protocol's CI target: then it is measured further."""
+        """A finished measurement is taken as it is unless a time cap (or a planner's decision)
+        stopped it short of this protocol's CI target: then it is measured further."""
         done = self.store.measurement(measurement_id)
-        return done.stop_reason != "time_cap" or self._met(done)
+        return done.stop_reason not in ("time_cap", "decided") or self._met(done)
 
     def _met(self, m: Measurement) -> bool:
         """Did a finished measurement meet this protocol's stopping rule for the CI?"""
@@ -293,10 +316,14 @@ class _Run:
                             ", ".join(sorted({c.describe() for c in self._holders.values()})))
             time.sleep(poll_s)
 
-    def release(self) -> None:
-        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+    def release(self, everything: bool = False) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C);
+        `everything`: every lease of this process (it stops on a signal, and one claimed the
+        moment the signal came may not be in `leased` yet)."""
         try:
             lease.release(self.store, self.leased)
+            if everything:
+                lease.release_all_mine(self.store)
         except UserError:
             pass   # the store is unusable (full disk): the lease goes when this process does
 
@@ -331,6 +358,27 @@ class _Run:
         self.store.checkpoint()   # once per round, after the drift rewrite: the WAL stays small
         self._report()
         self.rounds += 1
+
+    def plan(self, planner: Planner | None) -> list[int]:
+        """The open points the next round visits: all, or those the planner picks; a planner's
+        `stop` finishes every open point with its reason."""
+        order = list(self.active)
+        if planner is None or not order:
+            return order
+        p = self.protocol
+        now = dict(self.results)
+        now.update((i, st.measurement(self.info, "", p.confidence))
+                   for i, st in self.active.items())
+        plan = planner(now, frozenset(order))
+        if plan.stop:
+            for i in order:
+                self._finish(i, plan.stop)
+            self._report(plan.note)
+            return []
+        chosen = [i for i in order if plan.visit is None or i in plan.visit]
+        if plan.note:
+            self._report(plan.note)
+        return chosen or order
 
     def status(self, note: str = "") -> RunStatus:
         p = self.protocol

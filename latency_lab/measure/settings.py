@@ -44,7 +44,12 @@ class Protocol:
             raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe (the store and LUT files keep it): no time cap (inf) is None. JSON has no
+        infinity, and `lut record --time-cap-s inf` failed at its very end (issue 25)."""
+        d = asdict(self)
+        if d["time_cap_s"] == float("inf"):
+            d["time_cap_s"] = None
+        return d
 
 
 # A network sweep or a live search: what `Protocol()` gives.

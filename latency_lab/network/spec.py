@@ -212,7 +212,9 @@ def _block(b: Any, where: str) -> BlockSpec:
                      int_field(b.get("stride", 1), f"{where} stride"))
 
 
-def _stage(s: Any, i: int) -> StageSpec:
+def _stage(s: Any, i: int, conflicts: list[str]) -> StageSpec:
+    """A stage from JSON; stage-level fields its blocks contradict go to `conflicts` (raised
+    once the network is otherwise valid, so a kernel of 33 is refused for being 33)."""
     where = f"stage {i}"
     s = _obj(s, where)
     if "width" not in s:
@@ -222,6 +224,11 @@ def _stage(s: Any, i: int) -> StageSpec:
                        for j, b in enumerate(_list(s["blocks"], f"{where} blocks")))
         if "depth" in s and int_field(s["depth"], f"{where} depth") != len(blocks):
             raise SpecError(f"{where}: depth {s['depth']} but {len(blocks)} blocks listed")
+        for key in ("kernel", "expansion", "stride"):   # to_dict writes them: they must agree
+            if key in s and blocks and s[key] != getattr(blocks[0], key):
+                conflicts.append(f"{where}: {key} {s[key]!r} but its first block has "
+                                 f"{getattr(blocks[0], key)!r} (a stage's {key} is its first "
+                                 "block's: give it once, in blocks)")
     else:
         depth = int_field(s.get("depth"), f"{where} depth")
         if not 1 <= depth <= MAX_BLOCKS:   # checked before `depth` blocks are made
@@ -257,11 +264,12 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
     if isinstance(head, dict) and "width" not in head:
         raise SpecError("head lacks 'width'")
     head_width = int_field(head["width"] if isinstance(head, dict) else head, "head width")
-    stages = tuple(_stage(s, i) for i, s in enumerate(_list(d["stages"], "stages")))
+    conflicts: list[str] = []
+    stages = tuple(_stage(s, i, conflicts) for i, s in enumerate(_list(d["stages"], "stages")))
     for key in ("name", "activation", "source"):
         if key in d and not isinstance(d[key], str):
             raise SpecError(f"{key} must be a string, got {d[key]!r}")
-    return NetworkSpec(
+    spec = NetworkSpec(
         name=d.get("name", "custom"),
         stem=stem,
         stages=stages,
@@ -271,6 +279,9 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
         resolution=int_field(d.get("resolution", 224), "resolution"),
         source=d.get("source", ""),
     )
+    if conflicts:    # accepted and silently ignored before (issue 25)
+        raise SpecError(conflicts[0])
+    return spec
 
 
 # Stages already validated (by identity: a spec's stages are frozen and shared by the specs a

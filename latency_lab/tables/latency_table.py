@@ -395,19 +395,29 @@ def _need_pyarrow(what: str) -> None:
                          "(pip install pyarrow), or use a .csv file")
 
 
+def table_suffix(path: Path) -> str:
+    """The format a table file is written in, by its suffix; standard output is CSV."""
+    from latency_lab.fileio import is_std_stream
+
+    if is_std_stream(path):
+        return ".csv"
+    if path.suffix not in (".csv", ".parquet"):
+        raise TableError(f"table file {path} must end in .csv or .parquet")
+    return path.suffix
+
+
 def write_table(table: LatencyTable | Iterable[TableRow], path: str | Path) -> Path:
     import pandas as pd
 
     path = Path(path)
     rows = table.rows if isinstance(table, LatencyTable) else list(table)
-    if path.suffix not in (".csv", ".parquet"):
-        raise TableError(f"table file {path} must end in .csv or .parquet")
+    suffix = table_suffix(path)
     frame = pd.DataFrame([r.record() for r in rows], columns=list(COLUMNS))
     frame["threads"] = frame["threads"].astype("Int64")  # None stays empty, not 1.0
-    if path.suffix == ".parquet":
+    if suffix == ".parquet":
         _need_pyarrow("write")
     with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
+        if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
