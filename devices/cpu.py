@@ -13,6 +13,11 @@ fingerprint), the reference route. The direct route adds
 `builder: direct` to the device context, so its measurements never mix with converted ones
 in the store; the converter route keeps the context it always had. `build_s` / `builds` count
 the time spent making models and interpreters (a search reports the share).
+
+Each visit also reports the host's clock and temperature where Linux exposes them
+(`conditions`: the mean `cpu MHz` of /proc/cpuinfo or cpufreq, the hottest thermal zone), as
+facts kept with the measurement; the protocol adds the load average. On this VM the clock is
+a constant 2600 MHz and there is no thermal zone: then only what exists is reported.
 """
 
 from __future__ import annotations
@@ -42,6 +47,36 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def conditions() -> dict[str, float]:
+    """The host CPUs' mean clock (MHz) and hottest thermal zone (deg C), where readable; read
+    after a visit's runs (about 0.1 ms), never inside a timed run."""
+    out: dict[str, float] = {}
+    mhz = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")]
+    except (OSError, ValueError):
+        pass
+    if mhz:
+        out["cpu_mhz"] = round(sum(mhz) / len(mhz), 1)
+    temps = []
+    for zone in _thermal_zones():
+        try:
+            with open(zone) as f:
+                temps.append(int(f.read().strip()) / 1000)
+        except (OSError, ValueError):
+            pass
+    if temps:
+        out["temp_c"] = max(temps)
+    return out
+
+
+def _thermal_zones() -> list[str]:
+    import glob
+
+    return sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp"))
 
 
 def parse_cpu_set(text: str) -> set[int]:
@@ -162,7 +197,7 @@ class CpuDevice(Device):
             t0 = clock()
             invoke()
             samples.append((clock() - t0) / 1e6)
-        return RunResult(samples_ms=tuple(samples))
+        return RunResult(samples_ms=tuple(samples), facts=conditions())
 
     def close(self) -> None:
         self._interpreters.clear()

@@ -31,6 +31,16 @@ Every (network, resolution) is measured and evaluated at most once: values are c
 (fingerprint, resolution) in `DIR/state.json`, written atomically after every latency read and
 every evaluator batch. A rerun with the same sources replays the (deterministic) search from
 that cache, so an interrupted search resumes without repeating work and writes the same trace.
+The state also keeps each latency's provenance (live, reused, table, lut, lut-calibrated, py;
+its CI; a live batch's factor) and a live device's latency scale, so a resumed search goes on
+on the scale it began (`latency_lab/measure/scale.py`).
+
+The budget test decides on the latency (the median on the search's scale), as the thesis
+does; the trace's `budget_test` says how sure it is: `under` or `over` when the latency's
+95% CI (the scale factor's uncertainty included) lies on one side of T, `tie` when it
+straddles T. A conservative rule (eligible only when the CI's top is under T) would turn
+every near-budget step into a loss and bias the search towards smaller networks; RBIS's
+last step sits near the budget by construction, so the tie is said, not decided.
 """
 
 from __future__ import annotations
@@ -59,7 +69,14 @@ DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one 
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
-                 "latency_from"]
+                 "latency_from", "latency_provenance", "latency_ci_low_ms",
+                 "latency_ci_high_ms", "budget_test", "scale_factor", "scale_batch",
+                 "latency_note"]
+# A point's provenance as the source said it (source_base.LatencySource.provenance), and the
+# trace column each field goes to.
+PROVENANCE_COLUMNS = {"provenance": "latency_provenance", "ci_low_ms": "latency_ci_low_ms",
+                      "ci_high_ms": "latency_ci_high_ms", "scale_factor": "scale_factor",
+                      "scale_batch": "scale_batch", "note": "latency_note"}
 
 
 class SearchError(UserError):
@@ -102,6 +119,7 @@ class Cache:
         self.latency: dict[str, float] = {}
         self.values: dict[str, float] = {}
         self.origin: dict[str, str] = {}    # which source answered (a chain has several)
+        self.provenance: dict[str, dict] = {}   # how (source_base.LatencySource.provenance)
         self.latency_calls = self.evaluations = 0     # made by this process
         self.latency_hits = self.value_hits = self.store_hits = 0
         self.resumed = False
@@ -153,6 +171,9 @@ class Cache:
                                   f"{d.get(what)!r}, not {mine!r}; use another --out or delete it")
         self.latency, self.values, self.resumed = latency, values, True
         self.origin = {str(k): str(v) for k, v in d.get("latency_from", {}).items()}
+        self.provenance = {str(k): dict(v) for k, v in d.get("latency_provenance", {}).items()}
+        if hasattr(self.source, "restore_scale"):
+            self.source.restore_scale(d.get("latency_scale"))
 
     def save(self, instant: bool = False) -> None:
         """Write state.json whole. After `instant` work (a replayed latency, a formula's value:
@@ -169,8 +190,11 @@ class Cache:
                                             "metric": self.evaluator.metric,
                                             "latency_ms": self.latency,
                                             "values": self.values,
-                                            "latency_from": self.origin},
-                                           indent=1, sort_keys=True))
+                                            "latency_from": self.origin,
+                                            "latency_provenance": self.provenance,
+                                            "latency_scale": getattr(
+                                                self.source, "scale_state", lambda: None)()},
+                                           indent=1, sort_keys=True, default=_plain))
 
     def flush(self) -> None:
         if self.dirty:
@@ -178,25 +202,35 @@ class Cache:
 
     def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
         todo: dict[str, tuple[NetworkSpec, int]] = {}
+        seen = getattr(self.source, "seen", None)   # a chain keeps predictions monotone
         for spec, res in points:
             k = self.key(spec, res)
             if k in self.latency or k in todo:
                 self.latency_hits += 1
+                if seen is not None and k in self.latency:
+                    seen(spec, res, self.latency[k])
             else:
                 todo[k] = (spec, res)
         if todo and getattr(self.source, "batched", False):
             values = self.source.latency_many(list(todo.values()))
             self.latency_calls += len(values)
             self.latency.update(zip(todo, (float(v) for v in values)))
-            self.origin.update((k, self.source.origin(*p)) for k, p in todo.items())
+            for k, p in todo.items():
+                self._note(k, p)
             self.save(self.source.instant)
         else:
             for k, (spec, res) in todo.items():
                 self.latency[k] = float(self.source.latency_ms(spec, res))
-                self.origin[k] = self.source.origin(spec, res)
+                self._note(k, (spec, res))
                 self.latency_calls += 1
                 self.save(self.source.instant)
         return [self.latency[self.key(s, r)] for s, r in points]
+
+    def _note(self, k: str, point: tuple[NetworkSpec, int]) -> None:
+        self.origin[k] = self.source.origin(*point)
+        self.provenance[k] = {f: (None if isinstance(v, float) and not math.isfinite(v)
+                                  else v)
+                              for f, v in self.source.provenance(*point).items()}
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         """Values of the requests, in order; each new evaluation saved as it finishes."""
@@ -404,19 +438,39 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
             "depths": " ".join(map(str, node.spec.depths))}
 
 
-def mark_origins(rows: list[dict], cache: "Cache") -> None:
-    """Set each trace row's `latency_from`: which latency source answered it."""
+def _plain(x):
+    """JSON for what a provenance may hold beyond plain types (numpy floats)."""
+    return float(x)
+
+
+def budget_test(low: float, high: float, budget_ms: float | None) -> str:
+    """`under`, `over` or `tie` (the 95% CI straddles the budget); '' where unknown."""
+    if budget_ms is None or not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return "under" if high <= budget_ms else "over" if low > budget_ms else "tie"
+
+
+def mark_origins(rows: list[dict], cache: "Cache", budget_ms: float | None = None) -> None:
+    """Set each trace row's `latency_from` (which latency source answered it), its
+    provenance columns and, given the budget, its `budget_test`."""
     for row in rows:
-        row["latency_from"] = cache.origin.get(f"{row['fingerprint']}@{row['resolution']}", "")
+        k = f"{row['fingerprint']}@{row['resolution']}"
+        row["latency_from"] = cache.origin.get(k, "")
+        p = cache.provenance.get(k, {})
+        for field_, column in PROVENANCE_COLUMNS.items():
+            v = p.get(field_)
+            row[column] = "" if v is None else v
+        low, high = (float(p.get("ci_low_ms") or math.nan), float(p.get("ci_high_ms") or math.nan))
+        row["budget_test"] = budget_test(low, high, budget_ms)
 
 
 def write_trace(rows: list[dict], path: Path, metric: str = "accuracy",
-                cache: "Cache | None" = None) -> None:
-    """trace.csv; with `cache`, each row says which latency source answered it."""
+                cache: "Cache | None" = None, budget_ms: float | None = None) -> None:
+    """trace.csv; with `cache`, each row says which latency source answered it and how."""
     import io
 
     if cache is not None:
-        mark_origins(rows, cache)
+        mark_origins(rows, cache, budget_ms)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
     w.writeheader()
@@ -577,7 +631,7 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log))
             if out and not (source.instant and evaluator.instant):   # else once, at the end
-                write_trace(trace, out / "trace.csv", metric, cache)
+                write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None
         if out:
@@ -588,12 +642,12 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
         cache.flush()
-        mark_origins(trace, cache)
+        mark_origins(trace, cache, budget_ms)
         if out:
-            write_trace(trace, out / "trace.csv", metric, cache)
+            write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
     return result
 
 
 __all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
            "Cache", "Node", "score", "choose", "check_stages", "default_stages", "write_trace",
-           "TRACE_COLUMNS", "trace_columns", "DEFAULT_K"]
+           "TRACE_COLUMNS", "trace_columns", "DEFAULT_K", "budget_test", "PROVENANCE_COLUMNS"]

@@ -77,15 +77,17 @@ def network_export(
     from latency_lab.network.spec import check_resolution
 
     if builder is not None and fmt != "tflite":   # was accepted, and ignored (issue 25)
-        check_format(fmt)
         raise UserError(f"--builder {builder} applies to --format tflite only; a {fmt} file is "
                         "made by one builder")
-    builder = builder or "direct"
+    builder = check_builder(builder or "direct")
     check_format(fmt, builder)
-    check_builder(builder)
     spec = load_network(name)
     res = check_resolution(resolution) if resolution is not None else None
     check_output_file(out, "--out")
     what = export_network(spec, fmt, out, res, builder)
     print(f"wrote {out}: {spec.name} ({spec.fingerprint}), {what}")
-    print(f"note: {outputs_note(spec, fmt, out, res)}")
+    if out.is_file():    # measured on the written file; a stream (/dev/stdout) is not read back
+        print(f"note: {outputs_note(spec, fmt, out, res)}")
+    else:
+        print("note: weights are seeded random initialisations (untrained): the outputs mean "
+              "nothing; the file is for latency and deployment tests, not predictions")

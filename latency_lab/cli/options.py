@@ -103,6 +103,10 @@ MaxRounds = Annotated[int, typer.Option(help="Rounds after which a point stops a
 RunsPerVisit = Annotated[int, typer.Option(help="Samples per point per round.")]
 TimeCap = Annotated[float, typer.Option(help="Wall-time cap of the measuring, seconds (inf: "
                                              "none); a rerun goes on where it stopped.")]
+LatencyScaleTable = Annotated[Optional[Path], typer.Option(
+    "--latency-scale", help="A recorded latency table: a live device's latencies go on its "
+    "scale (each batch's reference, the base network, takes the table's row as its value), so "
+    "live runs at different loads compare with each other and with a budget read there.")]
 BatchTimeCap = Annotated[float, typer.Option(help="A live device: wall-time cap of measuring "
                                                   "each batch of candidates, seconds.")]
 

@@ -34,7 +34,7 @@ def sweep_plan_command(
     p = load_plan(plan)
     out = out or p.out or plan.with_name(plan.stem + "_sweeps")
     check_plan(p, out)          # drivers, options, the CSV folder: before the first sweep
-    checked = check_devices(p, open_here=not spec.is_ray)   # and each device opens
+    checked = check_devices(p, open_here=not spec.is_ray)   # each device opens: before any sweep
     store = Store(store_path or default_store_path())
     console = make_console()
     n = len(plan_jobs(p))

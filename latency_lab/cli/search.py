@@ -21,9 +21,10 @@ import typer
 
 from latency_lab.cli.options import (DEFAULT_NETWORK, Accuracy, BatchTimeCap, BudgetMs, Candidates,
                                      CiTarget, DeviceOptions, Executor, Latency, MaxCandidates,
-                                     MaxRounds, MinRounds, NetworkName, Reevaluate, Resolutions,
-                                     ResolutionsFrom, Stages, StorePath, device_options,
-                                     parse_int_list, protocol)
+                                     LatencyScaleTable, MaxRounds, MinRounds, NetworkName,
+                                     Reevaluate, Remeasure,
+                                     Resolutions, ResolutionsFrom, Stages, StorePath,
+                                     device_options, parse_int_list, protocol)
 from latency_lab.errors import UserError, check_number
 from latency_lab.measure.settings import NETWORK_PROTOCOL as P
 
@@ -166,7 +167,8 @@ def _gc_paused(pause: bool):
 
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
-                max_candidates=4, device_option=(), protocol=None, executor="local"):
+                max_candidates=4, device_option=(), protocol=None, executor="local",
+                remeasure=False, latency_scale=None):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -204,7 +206,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         with _gc_paused(replayed and evaluator.instant):
             source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
                                            device_options=device_options(list(device_option)),
-                                           executor=ex)
+                                           executor=ex, reference=spec, remeasure=remeasure,
+                                           say=_log, scale_table=latency_scale)
             result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates,
                               out, log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
             d = result.to_dict()
@@ -264,6 +267,8 @@ def search_command(
     max_rounds: MaxRounds = P.max_rounds,
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
+    remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
@@ -275,7 +280,8 @@ def search_command(
                                         device_option=device_option,
                                         protocol=protocol(P, ci_target_pct, min_rounds,
                                                           max_rounds, None, batch_time_cap_s),
-                                        executor=executor)
+                                        executor=executor, remeasure=remeasure,
+                                        latency_scale=latency_scale)
     source.close()
     result.cache.evaluator.close()
     ex.close()
@@ -297,7 +303,20 @@ def search_command(
     synthetic = getattr(result.cache.evaluator, "synthetic", "")
     print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {d['latency_source']}")
+    scale_line = _scale_line(result.cache)
+    if scale_line:
+        print(scale_line)
     print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
+
+
+def _scale_line(cache) -> str:
+    """How the search's latencies came to be on one scale, in a line (provenance counts, the
+    live batches' factors)."""
+    from latency_lab.search.summary import provenance_counts, scale_summary
+
+    counts = provenance_counts(cache)
+    return "\n".join(([f"latency provenance: {counts}"] if counts else [])
+                     + scale_summary(cache))
 
 
 def scale_command(
@@ -317,11 +336,13 @@ def scale_command(
     max_rounds: MaxRounds = P.max_rounds,
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
+    remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.network.presets import load_network
-    from latency_lab.search.scaling import get_family, scale_to_budget
+    from latency_lab.search.scaling import family_grid, get_family, scale_to_budget
     from latency_lab.search.sources import parse_latency_sources
 
     where = parse_executor(executor)
@@ -338,9 +359,16 @@ def scale_command(
     proto = protocol(P, ci_target_pct, min_rounds, max_rounds, None, batch_time_cap_s)
     with open_executor(where) as ex, parse_latency_sources(
             latency, store_path=store_path, protocol=proto,
-            device_options=device_options(device_option), executor=ex) as source:
+            device_options=device_options(device_option), executor=ex, reference=spec,
+            remeasure=remeasure, say=_log, scale_table=latency_scale) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
+        grid = dict(family_grid(family, spec))
+        for probe in res.probes:   # where each probe's latency came from (scale, provenance)
+            net = grid[probe["x"]]
+            probe.update({k: v for k, v in source.provenance(net, net.resolution).items()
+                          if not (isinstance(v, float) and v != v)})
+        scale_state = getattr(source, "scale_state", lambda: None)()
     d, w, r = res.factors
     s = res.spec
     print(f"{method} ({res.label}) {family.parameter} = {res.x:.2f}: depth x{d:.3f}, width "
@@ -354,7 +382,8 @@ def scale_command(
 
     out = out or Path(f"scale-{method}.json")
     write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
-                                  "latency_source": described}, indent=2))
+                                  "latency_source": described, "latency_scale": scale_state},
+                                 indent=2))
     print(f"wrote {out}")
 
 
@@ -364,7 +393,8 @@ def compare_command(**options) -> None:
 
     (network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
      max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
-     max_rounds, batch_time_cap_s, executor) = (options[k] for k in SEARCH_OPTIONS)
+     max_rounds, batch_time_cap_s, executor, remeasure, latency_scale) = (
+        options[k] for k in SEARCH_OPTIONS)
 
     from latency_lab.search.plots import plot_compare, run_label, value_title
     from latency_lab.fileio import write_atomic
@@ -379,7 +409,8 @@ def compare_command(**options) -> None:
                                            protocol=protocol(P, ci_target_pct, min_rounds,
                                                              max_rounds, None,
                                                              batch_time_cap_s),
-                                           executor=executor)
+                                           executor=executor, remeasure=remeasure,
+                                           latency_scale=latency_scale)
     cache = result.cache
     ev = cache.evaluator
     try:
@@ -405,6 +436,9 @@ def compare_command(**options) -> None:
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
                                      ev.metric))
             networks[method] = res.spec
+        for row in rows:    # where each latency came from (live, reused, table, lut, ...)
+            p = cache.provenance.get(f"{row['fingerprint']}@{row['resolution']}") or {}
+            row["latency_provenance"] = p.get("provenance") or ""
     finally:
         cache.flush()
         source.close()
@@ -439,6 +473,9 @@ def compare_command(**options) -> None:
               f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
     print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {source.describe()}")
+    scale_line = _scale_line(cache)
+    if scale_line:
+        print(scale_line)
     c = cache
     print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
           f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "

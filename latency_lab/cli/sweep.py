@@ -100,6 +100,18 @@ def sweep(
                           f"as they stopped); run again to resume")
             raise
     write_csv(frame, out)
+    last = bar.last
+    if last is not None and (last.reused or last.resumed):
+        console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
+                      f"{last.resumed} measured further (--remeasure measures all anew)")
+    reused = frame[frame["reused"].astype(bool)] if "reused" in frame.columns else frame[:0]
+    if len(reused):
+        console.print(f"reused points (they met the protocol): measured "
+                      f"{reused['measured_at'].min()} to {reused['measured_at'].max()}, load "
+                      f"{reused['load_min'].min():.1f}-{reused['load_max'].max():.1f}, "
+                      f"{int(reused['n_rounds'].min())}-{int(reused['n_rounds'].max())} rounds, "
+                      f"CI +-{reused['ci_halfwidth_pct'].median():.2f}% median (CSV columns "
+                      "measured_at, load_min, load_max, reused)", markup=False)
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
                   f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%; "
                   f"stopped {stop_words(frame['stop_reason'])}", highlight=False)
@@ -115,26 +127,12 @@ def sweep(
     for note in launch_notes(frame):
         console.print(note)
     if planner is not None:
-        console.print(decision_line(frame, planner, bar.last), highlight=False)
+        console.print(decision_line(frame, planner, last), highlight=False)
     if jumps:
         report_jumps(console, frame, jumps_dir, spec)
     advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
     if advice:
         console.print(advice, highlight=False)
-
-
-STOP_WORDS = {"ci_target": "at the CI target", "time_cap": "by the time cap",
-              "max_rounds": "at max rounds", "interrupted": "interrupted",
-              "replayed": "replayed", "predicted": "predicted",
-              "decided": "on a settled candidate decision"}
-
-
-def stop_words(reasons) -> str:
-    """'48 at the CI target, 13 by the time cap' from a column (or list) of stop reasons."""
-    from collections import Counter
-
-    counts = Counter(str(r) for r in reasons)
-    return ", ".join(f"{n} {STOP_WORDS.get(r, r)}" for r, n in counts.most_common())
 
 
 def decision_line(frame, planner, last) -> str:
@@ -153,6 +151,20 @@ def decision_line(frame, planner, last) -> str:
     if "max_rounds" in reasons:
         return f"the rounds ran out (--max-rounds) before the candidate decision settled: {what}"
     return "every point reached its CI target before the candidate decision was needed"
+
+
+STOP_WORDS = {"ci_target": "at the CI target", "time_cap": "by the time cap",
+              "max_rounds": "at max rounds", "interrupted": "interrupted",
+              "replayed": "replayed", "predicted": "predicted",
+              "decided": "on a settled candidate decision"}
+
+
+def stop_words(reasons) -> str:
+    """'48 at the CI target, 13 by the time cap' from a column (or list) of stop reasons."""
+    from collections import Counter
+
+    counts = Counter(str(r) for r in reasons)
+    return ", ".join(f"{n} {STOP_WORDS.get(r, r)}" for r, n in counts.most_common())
 
 
 def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,

@@ -17,7 +17,7 @@ import typer
 from latency_lab.cli.options import (DEFAULT_NETWORK, Affinity, AsJson, CiTarget, DeviceFilter,
                                      DeviceName, DeviceOptions, LutFile, MaxRounds, MinRounds,
                                      NetworkFilter, NetworkName, Resolution, Resolutions, Rows,
-                                     RunsPerVisit, Seed,
+                                     Remeasure, RunsPerVisit, Seed,
                                      StorePath, Threads, TimeCap, protocol)
 from latency_lab.measure.settings import BLOCK_PROTOCOL as B
 
@@ -178,6 +178,7 @@ def lut_record(
     max_rounds: MaxRounds = B.max_rounds,
     runs_per_visit: RunsPerVisit = B.runs_per_visit,
     time_cap_s: TimeCap = B.time_cap_s,
+    remeasure: Remeasure = False,
 ) -> None:
     """Measure every distinct block of the network's scaled versions (resumable) and save a LUT."""
     from latency_lab.network.scaling import blocks_by_kind, scaled_space_blocks
@@ -222,7 +223,8 @@ def lut_record(
 
             lut = record_lut(dev, spec, grid, max_width_steps, max_depth_steps, store, proto,
                              n_calibration=calibration, seed=seed, progress=progress,
-                             statistic=statistic)
+                             statistic=statistic, remeasure=remeasure,
+                             say=lambda text: console.print(text, markup=False))
     save_lut(lut, out)
     o = lut.overhead
     err = f"{o.expected_error_pct:.2f}%" if o.expected_error_pct is not None else "unknown"

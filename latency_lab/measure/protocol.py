@@ -12,10 +12,12 @@ divided out of each point's samples before its CI is judged (`drift.py`; needs a
 points, so a sweep gets it and a single network does not). Raw samples are kept as taken;
 the CSV gives both the corrected median (`latency_ms`) and the raw one (`raw_median_ms`).
 
-Every visit's samples are committed to the store before the next visit, so an interrupted run
-loses at most one visit; `measure_points` resumes open measurements, reuses finished ones and
-goes on measuring the ones a time cap stopped short of their CI target (a cap is the run's
-limit, not the point's answer).
+Every visit's samples are committed to the store before the next visit, with the host's load
+average then, so an interrupted run loses at most one visit; `measure_points` resumes open
+measurements, reuses finished ones that meet this protocol (its CI target after its minimum
+rounds, or its maximum rounds) and goes on measuring the ones that fall short of it (an
+earlier run with fewer rounds, a wider target, a time cap: the cap is the run's limit, not the
+point's answer). A reused measurement says so (`Measurement.reused`, `conditions()`).
 
 The time cap holds between any two visits, also in the first round: a point's first visit in a
 process may cost seconds of set-up (`Device.setup`: on a GPU, cuDNN autotuning and warm-up of a
@@ -41,10 +43,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from latency_lab.measure import lease
@@ -115,6 +118,25 @@ class RoundPlan:
 Planner = Callable[[dict[int, Measurement], frozenset[int]], RoundPlan]
 
 
+def meets(m: Measurement, protocol: Protocol) -> bool:
+    """Does a finished measurement meet what `protocol` asks: its CI target after at least its
+    minimum rounds, or all of its maximum rounds? (What may be reused as it is.)"""
+    if not m.measured or m.recorded is not None:
+        return False
+    if m.n_rounds >= protocol.max_rounds:
+        return True
+    return (m.n_rounds >= protocol.min_rounds
+            and 100 * m.stats.ci_halfwidth_rel <= protocol.ci_target_pct)
+
+
+def host_load() -> float | None:
+    """The host's 1-minute load average now (None where the OS does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
 class Interrupted(KeyboardInterrupt):
     """A measurement interrupted from outside; `measurements` holds every point as far as it
     got (stop reason "interrupted" for the open ones; their store entries stay open)."""
@@ -135,6 +157,7 @@ class _State:
     drift: list[float]
     visited: bool = False
     facts: dict = field(default_factory=dict)  # merged facts of every visit (as in the store)
+    loads: list[float] = field(default_factory=list)   # host load average at each visit
 
     def measurement(self, device_info, reason: str, confidence: float) -> Measurement:
         corrected = any(d != 1.0 for d in self.drift)
@@ -142,7 +165,11 @@ class _State:
                            fingerprint=self.spec.fingerprint, resolution=self.resolution,
                            samples_ms=tuple(self.samples), rounds=tuple(self.rounds),
                            stop_reason=reason, confidence=confidence, facts=dict(self.facts),
-                           drift=tuple(self.drift) if corrected else ())
+                           drift=tuple(self.drift) if corrected else (),
+                           taken=(min(self.times), max(self.times)) if self.times else None,
+                           times=tuple(self.times),
+                           load=(min(self.loads), max(self.loads)) if self.loads else None,
+                           measurement_id=self.measurement_id)
 
     def visits(self):
         """(round, time, median ms) of every visit."""
@@ -172,9 +199,12 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
 def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
                    progress: Progress | None = None,
-                   planner: Planner | None = None) -> list[Measurement]:
+                   planner: Planner | None = None, fresh: bool = False) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
     A replay device's points are its recorded measurements, as recorded (no store needed).
+    `remeasure`: a new measurement of every point; `fresh`: no finished measurement is
+    reused (a new one is opened), but an open one, left by an interrupted run, is resumed
+    (what a latency scale's batch asks: `scale.py`).
 
     Three phases: `_Run.open` takes each point from the store (finished: reused; open:
     resumed; else a new measurement), `device.prepare` converts or loads each network once,
@@ -185,7 +215,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
     """
     if isinstance(device, ReplayDevice):
         return [device.recorded(spec, res) for spec, res in points]
-    run = _Run(device, store, protocol, progress)
+    run = _Run(device, store, protocol, progress, fresh)
     try:
         run.open(points, remeasure)
         while run.active or run.held:
@@ -217,8 +247,9 @@ class _Run:
     """The state of one `measure_points` call: open points, finished results, timing."""
 
     def __init__(self, device: Device, store: Store, protocol: Protocol,
-                 progress: Progress | None):
+                 progress: Progress | None, fresh: bool = False):
         self.device, self.store, self.protocol, self.progress = device, store, protocol, progress
+        self.fresh = fresh
         self.info = device.info()
         self.results: dict[int, Measurement] = {}
         self.active: dict[int, _State] = {}
@@ -236,11 +267,12 @@ class _Run:
         self.prior_rounds = self.kept_samples = 0   # what resumed points bring from the store
         self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
 
-    def _reusable(self, measurement_id: int) -> bool:
-        """A finished measurement is taken as it is unless a time cap (or a planner's decision)
-        stopped it short of this protocol's CI target: then it is measured further."""
-        done = self.store.measurement(measurement_id)
-        return done.stop_reason not in ("time_cap", "decided") or self._met(done)
+    def _reusable(self, measurement_id: int) -> bool | str:
+        """A finished measurement is taken as it is when it meets this protocol; one that
+        falls short of it is measured further; with `fresh`, a new one is opened ("new")."""
+        if self.fresh:
+            return "new"
+        return meets(self.store.measurement(measurement_id), self.protocol)
 
     def _met(self, m: Measurement) -> bool:
         """Did a finished measurement meet this protocol's stopping rule for the CI?"""
@@ -278,7 +310,7 @@ class _Run:
         spec, res = point
         mid = claim.measurement_id
         if claim.status == "done":
-            self.results[i] = self.store.measurement(mid)
+            self.results[i] = replace(self.store.measurement(mid), reused=True)
             self.reused += 1
             self.met += self._met(self.results[i])
         elif claim.status == "held":
@@ -288,11 +320,13 @@ class _Run:
             self.leased.add(mid)
             self.resumed += claim.status == "resume"
             samples, rounds, times, drift = self.store.samples(mid)
-            facts = dict(self.store.measurement(mid).facts) if samples else {}
+            before = self.store.measurement(mid) if samples else None
             if samples:
                 self.kept_samples += len(samples)
                 self.prior_rounds = max(self.prior_rounds, len(set(rounds)))
-            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift, facts=facts)
+            self.active[i] = _State(spec, res, mid, samples, rounds, times, drift,
+                                    facts=dict(before.facts) if before else {},
+                                    loads=list(before.load) if before and before.load else [])
 
     def collect_held(self, poll_s: float = 1.0, say_every_s: float = 60.0) -> None:
         """Wait for the points another process holds: reuse each once it is finished, take
@@ -410,8 +444,11 @@ class _Run:
         run = self.device.sample(st.spec, st.resolution, self._runs(st), warmup)
         round_index = (max(st.rounds) + 1) if st.rounds else 0
         facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
-        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts)
+        load = host_load()
+        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts, load)
         st.facts.update(facts)
+        if load is not None:
+            st.loads.append(load)
         n = len(run.samples_ms)
         st.samples.extend(run.samples_ms)
         st.rounds.extend([round_index] * n)

@@ -106,14 +106,15 @@ class DeviceHost:
                 "spec": self.spec}
 
     def measure(self, points: Sequence[tuple[NetworkSpec, int]], protocol: "Protocol",
-                remeasure: bool = False):
+                remeasure: bool = False, fresh: bool = False):
         """Measurements of the points (the interleaved protocol, resumable in this host's
-        store) and the dump of their rows to merge into the caller's store."""
+        store; `fresh`: as `measure_points` takes it) and the dump of their rows to merge into
+        the caller's store."""
         from latency_lab.measure.protocol import measure_points
         from latency_lab.measure.store_merge import export_measurements
 
         points = [(s, int(r)) for s, r in points]
-        ms = measure_points(self.device, points, self.store, protocol, remeasure)
+        ms = measure_points(self.device, points, self.store, protocol, remeasure, fresh=fresh)
         dump = export_measurements(self.store, self.info.context_key,
                                    [(s.fingerprint, r) for s, r in points])
         return ms, dump
@@ -143,12 +144,12 @@ class _DeviceActor(DeviceHost):
             return {"host": socket.gethostname(), "pid": os.getpid(), "error": self.error}
         return super().where()
 
-    def measure(self, points, protocol, remeasure=False):
+    def measure(self, points, protocol, remeasure=False, fresh=False):
         if self.error:
             from latency_lab.errors import UserError
 
             raise UserError(self.error)
-        return super().measure(points, protocol, remeasure)
+        return super().measure(points, protocol, remeasure, fresh)
 
     def close(self) -> None:
         if not self.error:

@@ -183,36 +183,6 @@ def load_plan(path: str | Path) -> Plan:
                 path.parent / out if out else None, d.get("host_store_dir"))
 
 
-def check_devices(plan: Plan, open_here: bool) -> list[str]:
-    """Every device of the plan, checked before any sweep starts: its driver is known and its
-    options are the driver's (names and types); with `open_here` (the sweeps run on this
-    machine) its extras are installed and it opens (a phone answers, a GPU is there), and is
-    closed again. Returns one line per device (driver, hardware); the first problem is a
-    PlanError naming the plan and the device. On Ray a device opens on its own host, which may
-    have what this one lacks, so only driver and options are checked here."""
-    from latency_lab.measure.api import device_class, driver_options, get_device
-
-    lines = []
-    for dev in plan.devices:
-        where = f"plan {plan.path}: devices.{dev.label}"
-        try:
-            cls = device_class(dev.driver)
-            driver_options(cls, dict(dev.options), dev.driver)
-            if not open_here:
-                lines.append(f"{dev.label}: driver {dev.driver} (opened on its host)")
-                continue
-            device = get_device(dev.driver, **dict(dev.options))
-            try:
-                info = device.info()
-            finally:
-                device.close()
-        except UserError as exc:
-            raise PlanError(f"{where}: {exc}") from None
-        lines.append(f"{dev.label}: {info.name} on {info.hardware}, {info.runtime} "
-                     f"{info.runtime_version}")
-    return lines
-
-
 def _texts(value: Any, where: str, what: str, numbers: bool = False) -> list:
     """A TOML string (or, with `numbers`, an integer) or a list of them, as a list."""
     ok = (str, int) if numbers else (str,)
@@ -250,6 +220,36 @@ def check_plan(plan: Plan, out: Path) -> None:
         except UserError as exc:
             raise PlanError(f"plan {plan.path}: devices.{dev.label}: {exc}") from None
     check_output_dir(out, "plan output folder")
+
+
+def check_devices(plan: Plan, open_here: bool) -> list[str]:
+    """Every device of the plan, checked before any sweep starts: its driver is known and its
+    options are the driver's (names and types); with `open_here` (the sweeps run on this
+    machine) its extras are installed and it opens (a phone answers, a GPU is there), and is
+    closed again. Returns one line per device (driver, hardware); the first problem is a
+    PlanError naming the plan and the device. On Ray a device opens on its own host, which may
+    have what this one lacks, so only driver and options are checked here."""
+    from latency_lab.measure.api import device_class, driver_options, get_device
+
+    lines = []
+    for dev in plan.devices:
+        where = f"plan {plan.path}: devices.{dev.label}"
+        try:
+            cls = device_class(dev.driver)
+            driver_options(cls, dict(dev.options), dev.driver)
+            if not open_here:
+                lines.append(f"{dev.label}: driver {dev.driver} (opened on its host)")
+                continue
+            device = get_device(dev.driver, **dict(dev.options))
+            try:
+                info = device.info()
+            finally:
+                device.close()
+        except UserError as exc:
+            raise PlanError(f"{where}: {exc}") from None
+        lines.append(f"{dev.label}: {info.name} on {info.hardware}, {info.runtime} "
+                     f"{info.runtime_version}")
+    return lines
 
 
 def plan_jobs(plan: Plan) -> list[SweepJob]:

@@ -5,8 +5,7 @@ command costs), its Figure on an Agg canvas without pyplot's global state, so im
 module is cheap and no display is needed. Modelled on the thesis's Figure 4.1: measured points
 with their confidence band, the fitted curve, upward jumps marked (coloured by the stage whose
 feature map grows there, when the network is known), downward drops marked differently,
-candidate resolutions highlighted and labelled, the network's places as ticks along the axis;
-the budget as a line, and a curve too noisy to judge drawn without jumps, saying so.
+candidate resolutions highlighted and labelled, the network's places as ticks along the axis.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from pathlib import Path
 from latency_lab.fileio import atomic_path
 
 
-def plot_sweep(result, candidates, path: str | Path, title: str = "", verdict: str = "",
-               budget_ms: float | None = None, medians=None) -> Path:
-    """Draw `result` (latency_lab.sweeps.jumps.JumpResult) and `candidates` (its candidates
-    table); with `verdict` (a curve too noisy to judge) the curve and its CIs only, and why;
-    the budget as a horizontal line when one is given. `medians` (a sweep table with
-    resolution and latency_ms): when the jumps were found on the floor, the medians are drawn
-    beside it, faint, and the candidates sit on the floor."""
+def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=None,
+               verdict: str = "", budget_ms: float | None = None) -> Path:
+    """Draw `result` (latency_lab.sweeps.jumps.JumpResult) and `candidates` (its candidates table).
+    `medians` (a sweep table with resolution and latency_ms): when the jumps were found on the
+    floor, the medians are drawn beside it, faint, and the candidates sit on the floor. With
+    `verdict` (a curve too noisy to judge) the curve and its CIs only, and why; the budget as a
+    horizontal line when one is given."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -49,7 +48,7 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", verdict: s
     if len(result.outliers):
         ax.plot(r[result.outliers], y[result.outliers], "x", color="tab:orange", ms=8, mew=2,
                 label="single-point outlier (left out)", zorder=4)
-    if result.fitted_ms is not None and not verdict:   # "model" and "lattice": trend + steps
+    if result.fitted_ms is not None and not verdict:   # "model", "lattice": trend + steps (+ hinges)
         cut = np.array(sorted({g.k for g in result.tests}), dtype=int)
         xs, ys = np.insert(r, cut + 1, np.nan), np.insert(result.fitted_ms, cut + 1, np.nan)
         ax.plot(xs, ys, "-", color="black", lw=1.2, alpha=0.75, zorder=2,

@@ -367,7 +367,8 @@ SWEEP_COLUMNS = ("resolution", "latency_ms", "ci_low_ms", "ci_high_ms", "n_sampl
 def _from_sweep(columns: list[str], records: list[dict[str, Any]], path: Path):
     """A sweep CSV (`latency-lab sweep`) as table columns: the same statistics and context;
     the network's JSON from the preset it names (a sweep CSV has only the fingerprint),
-    origin "sweep" (a sweep CSV does not say when it was measured)."""
+    origin "sweep"; `measured_at` where the CSV has it (each point's last sample, since
+    issue 23), else "not recorded (sweep CSV)"."""
     from latency_lab.network import presets
 
     if "extra" not in columns:
@@ -382,10 +383,13 @@ def _from_sweep(columns: list[str], records: list[dict[str, Any]], path: Path):
                              "sweep CSV keeps only its fingerprint; export a table from the "
                              f"store instead: latency-lab table export OUT.csv --network {fp}")
         specs[fp] = json.dumps(spec.arch_dict(), sort_keys=True, separators=(",", ":"))
-    added = {"format_version": str(FORMAT_VERSION), "measured_at": "not recorded (sweep CSV)",
-             "origin": "sweep"}
-    records = [{**r, "network_json": specs[r["fingerprint"]], **added} for r in records]
-    return columns + [c for c in ("network_json", *added) if c not in columns], records
+    added = {"format_version": str(FORMAT_VERSION), "origin": "sweep"}
+    unrecorded = "not recorded (sweep CSV)"
+    records = [{**r, "network_json": specs[r["fingerprint"]], **added,
+                "measured_at": str(r.get("measured_at") or "").strip() or unrecorded}
+               for r in records]
+    return columns + [c for c in ("network_json", *added, "measured_at")
+                      if c not in columns], records
 
 
 # -- writing -------------------------------------------------------------------------------

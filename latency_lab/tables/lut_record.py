@@ -5,6 +5,17 @@ can contain (`scaling.scaled_space_blocks`), each as a one-block model at its in
 through the ordinary protocol (interleaved rounds, CI stopping rule, every sample committed to
 the store as taken, so an interrupted recording resumes). It also measures a few whole networks
 (the base network at every resolution plus some random scaled ones) to calibrate the predictor.
+
+A recording resumed over several sessions (the README's wide LUT took four, at loads 6-12)
+would otherwise mix the sessions' levels: what a session finished is reused as it was. So it
+goes through a latency scale (`latency_lab.measure.scale`) with two references, measured again
+in every session: a block (the base network's middle MBConv block at the first resolution)
+for the blocks, and the base network at the first resolution for the whole networks (under
+load, whole networks slowed 2.5x while single blocks kept near their quiet times, so one
+factor cannot serve both). The scale is each reference's first finished measurement in the
+store (the first session's); a session's new points are divided by its factor, and points
+reused from an earlier session by that session's. The LUT file keeps the factors
+(`latency_scale`).
 """
 
 from __future__ import annotations
@@ -77,16 +88,29 @@ def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_widt
     return points
 
 
+def reference_block(spec: NetworkSpec, resolution: int) -> tuple[Any, int]:
+    """The block that stands for every block of a LUT on its scale: the base network's middle
+    MBConv block at `resolution` (a typical block: neither the cheapest nor the largest)."""
+    from latency_lab.network.blocks import network_blocks
+
+    sites = [s for s in network_blocks(spec, int(resolution)) if s.block.kind == "mbconv"]
+    site = sites[len(sites) // 2]
+    return site.block, site.size
+
+
 def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
                max_width_steps, max_depth_steps, store, protocol,
                n_calibration: int = 2, seed: int = 0, progress: Progress | None = None,
-               statistic: str = "median") -> Lut:
+               statistic: str = "median", say: Callable[[str], None] | None = None,
+               remeasure: bool = False) -> Lut:
     """Measure every block of the scaled space and a few whole networks; return the LUT.
 
     Resumable: blocks and networks already measured in `store` on this device context are
-    reused (the store keys block points by block fingerprint and input size).
+    reused (the store keys block points by block fingerprint and input size), each put on the
+    recording's scale by the reference measured with it (module docstring; `say` gets what
+    each session reused, measured again and at what level).
     """
-    from latency_lab.measure.protocol import measure_points
+    from latency_lab.measure.scale import LatencyScale, ScaleError
 
     if statistic not in STATISTICS:
         raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
@@ -101,33 +125,38 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
                                  n_calibration, seed)
     # One interleaved run for blocks and calibration networks: the machine's drift and load
     # hit both alike, so the fitted overhead is not the difference of two different moments.
-    measured = measure_points(device, list(points) + calib, store, protocol,
-                              progress=phase("blocks+calibration"))
-    missing = [m for m in measured if not m.measured]
-    if missing:
-        raise LutError(f"the time cap ({protocol.time_cap_s:g} s) came before {len(missing)} of "
-                       f"{len(measured)} block and calibration points were measured; what was "
-                       f"measured is in the store: run again to go on")
+    first = min(int(r) for r in resolutions)
+    ref_block, ref_net = reference_block(spec, first), (spec.with_resolution(first), first)
+    is_block = {b.fingerprint for b, _ in points}
+    scale = LatencyScale(device, store, protocol, remeasure=remeasure, say=say,
+                         progress=phase("blocks+calibration"), first_from_store=True,
+                         reference_of=lambda p: ref_block if p[0].fingerprint in is_block
+                         else ref_net)
+    try:
+        measured = scale.measure(list(points) + calib)
+    except ScaleError as exc:
+        raise LutError(f"{exc} (block and calibration points)") from None
     whole = measured[len(points):]
     rows: dict[tuple[str, int], BlockRow] = {}
-    for (block, size), m in zip(points, measured):
-        s = m.stats
-        rows[(block.fingerprint, size)] = BlockRow(block, size, s.median_ms, s.ci_low_ms,
-                                                   s.ci_high_ms, s.count, s.std_ms,
-                                                   m.stop_reason, s.p5_ms)
+    for (block, size), v in zip(points, measured):
+        s, f = v.measurement.stats, v.factor
+        rows[(block.fingerprint, size)] = BlockRow(block, size, v.latency_ms, v.ci_low_ms,
+                                                   v.ci_high_ms, s.count, s.std_ms / f,
+                                                   v.measurement.stop_reason, s.p5_ms / f)
     lut = Lut(info, spec, sorted(int(r) for r in resolutions), max_width_steps,
               max_depth_steps, rows, protocol=protocol.to_dict(),
               created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              statistic=statistic)
-    lut.calibration = [calibration_point(lut, net, r, m) for (net, r), m in zip(calib, whole)]
+              statistic=statistic, latency_scale=scale.to_dict())
+    lut.calibration = [calibration_point(lut, net, r, v) for (net, r), v in zip(calib, whole)]
     lut.overhead = fit_overhead(lut.calibration,
                                 MAX_CALIBRATION_CI_PCT if statistic == "median" else None)
     return lut
 
 
-def calibration_point(lut: Lut, spec: NetworkSpec, resolution: int, m) -> CalibrationPoint:
-    s = m.stats
+def calibration_point(lut: Lut, spec: NetworkSpec, resolution: int, v) -> CalibrationPoint:
+    """A whole network as calibration point; `v`: its `scale.Scaled` latency."""
+    s, f = v.measurement.stats, v.factor
     return CalibrationPoint(spec.name, spec.fingerprint, int(resolution),
-                            s.median_ms if lut.statistic == "median" else s.p5_ms,
-                            s.ci_low_ms, s.ci_high_ms, s.count,
+                            v.latency_ms if lut.statistic == "median" else s.p5_ms / f,
+                            v.ci_low_ms, v.ci_high_ms, s.count,
                             lut.block_sum(spec, resolution)[0])
