@@ -96,7 +96,8 @@ def main() -> None:
     args = ap.parse_args()
     spec = presets.get("efficientnet-b0")
     grid = parse_resolutions(args.resolutions)
-    a = Protocol(ci_target_pct=args.ci_target_pct, time_cap_s=args.time_cap_s)
+    a = Protocol(ci_target_pct=args.ci_target_pct, time_cap_s=args.time_cap_s,
+                 warmup_per_visit=1)    # the protocol as it was: one warm-up after each switch
     protocols = [("A", a)] + [(chr(ord("B") + i), replace(a, min_visit_s=v))
                               for i, v in enumerate(args.min_visit_s)]
     if args.no_warmup:
