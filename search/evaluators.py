@@ -121,6 +121,8 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     keyed: bool = True        # False: does not change the number (left out of the cache key)
+    omit_default: bool = False  # True: left out of the key at its default (an option added
+    #                             later whose default computes what was computed before it)
 
     def convert(self, evaluator: str, key: str, text: str) -> Any:
         bad = f"evaluator {evaluator}: option {key}={text!r}"
@@ -205,6 +207,22 @@ class Evaluator:
         self.arg = arg
         self.options = {k: o.default for k, o in self.OPTIONS.items()}
         self.options.update(options or {})
+        self.here = evaluates_here()
+
+    def with_options(self, **changes: Any) -> "Evaluator":
+        """The same evaluator with some options changed (converted values), built for the
+        same place (here or elsewhere); e.g. `with_options(seeds=3)` for a race."""
+        token = _HERE.set(self.here)
+        try:
+            return type(self)(self.arg, {**self.options, **changes})
+        finally:
+            _HERE.reset(token)
+
+    @property
+    def seeds(self) -> int | None:
+        """How many seeds the value is the mean of, for an evaluator with a `seeds` option
+        (the training evaluators); None for one without (a search cannot race it)."""
+        return int(self.options["seeds"]) if "seeds" in self.OPTIONS else None
 
     def evaluate(self, request: EvalRequest) -> EvalResult:
         raise NotImplementedError
@@ -222,7 +240,8 @@ class Evaluator:
     def key(self) -> str:
         """The accuracy cache's evaluator key: name, argument, keyed options, version, extras."""
         opts = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.options.items())
-                        if self.OPTIONS[k].keyed)
+                        if self.OPTIONS[k].keyed
+                        and not (self.OPTIONS[k].omit_default and v == self.OPTIONS[k].default))
         arg = f":{self.arg}" if self.arg is not None and self.arg_in_key else ""
         return ";".join([f"{self.name}{arg}" + (f",{opts}" if opts else ""),
                          f"v{self.version}", *self.key_parts()])

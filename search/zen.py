@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from latency_lab.network.spec import NetworkSpec
+from latency_lab.search.intervals import mean_ci
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
                                            Option, evaluates_here)
 
@@ -115,18 +116,6 @@ def zen_score_once(model, batch: int, resolution: int, gamma: float, seed: int,
                      for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     log_delta = math.log(delta) if delta > 0 else -math.inf
     return {"score": log_delta + log_bn, "log_delta": log_delta, "log_bn": log_bn}
-
-
-def mean_ci(values: list[float]) -> tuple[float, tuple[float, float] | None]:
-    """Mean and the 95% Student-t CI of the mean (None for a single value)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1)
-                 / math.sqrt(len(values)))
-    return mean, (mean - half, mean + half)
 
 
 class ZenScore(Evaluator):

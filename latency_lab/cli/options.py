@@ -51,6 +51,9 @@ AllModels = Annotated[bool, typer.Option("--all", help="Every model of the cache
 Seed = Annotated[int, typer.Option(min=0, max=2**63 - 1,
                                    help="Seed of what this command draws at random: the same "
                                         "seed gives the same result.")]
+ValPerClass = Annotated[Optional[int], typer.Option(
+    "--val-per-class", help="Validation images per class, in val/ (fashion-mnist: a seeded "
+                            "choice from the test file; all 1,000 when left out).")]
 Resolution = Annotated[Optional[int], typer.Option(
     help="Input resolution R (R x R pixels; default: the network's own, except network "
          "export, whose default leaves H and W dynamic).")]
@@ -90,6 +93,11 @@ Candidates = Annotated[int, typer.Option(help="K: candidates evaluated per itera
                                               "latency).")]
 Stages = Annotated[Optional[str], typer.Option(help="0-based body stages RBIS scales, e.g. "
                                                     "2,3,4,5,6 (default: the last five).")]
+MaxSeeds = Annotated[int, typer.Option(
+    "--max-seeds", min=1, help="Racing cap: for an evaluator with a seeds option (train:, "
+    "net2net:), the baseline is evaluated with this many seeds and an iteration's leader and "
+    "the candidates whose intervals overlap it get one more seed at a time, up to this many "
+    "(1: no racing).")]
 MaxCandidates = Annotated[int, typer.Option(
     min=0, help="Keep the best N candidate resolutions by the size of the jump after them, "
                 "among those with room for a scaling step under the budget (0: all).")]
