@@ -13,6 +13,11 @@ fingerprint), the reference route. The direct route adds
 `builder: direct` to the device context, so its measurements never mix with converted ones
 in the store; the converter route keeps the context it always had. `build_s` / `builds` count
 the time spent making models and interpreters (a search reports the share).
+
+Each visit also reports the host's clock and temperature where Linux exposes them
+(`conditions`: the mean `cpu MHz` of /proc/cpuinfo or cpufreq, the hottest thermal zone), as
+facts kept with the measurement; the protocol adds the load average. On this VM the clock is
+a constant 2600 MHz and there is no thermal zone: then only what exists is reported.
 """
 
 from __future__ import annotations
@@ -44,6 +49,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def conditions() -> dict[str, float]:
+    """The host CPUs' mean clock (MHz) and hottest thermal zone (deg C), where readable; read
+    after a visit's runs (about 0.1 ms), never inside a timed run."""
+    out: dict[str, float] = {}
+    mhz = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")]
+    except (OSError, ValueError):
+        pass
+    if mhz:
+        out["cpu_mhz"] = round(sum(mhz) / len(mhz), 1)
+    temps = []
+    for zone in _thermal_zones():
+        try:
+            with open(zone) as f:
+                temps.append(int(f.read().strip()) / 1000)
+        except (OSError, ValueError):
+            pass
+    if temps:
+        out["temp_c"] = max(temps)
+    return out
+
+
+def _thermal_zones() -> list[str]:
+    import glob
+
+    return sorted(glob.glob("/sys/class/thermal/thermal_zone*/temp"))
+
+
 def parse_cpu_set(text: str) -> set[int]:
     """'0', '0,2', '0-3' -> set of CPU indices."""
     cpus: set[int] = set()
@@ -58,6 +93,12 @@ def parse_cpu_set(text: str) -> set[int]:
 
 class CpuDevice(Device):
     name = "cpu"
+    # No unrecorded run after switching to another resolution (issue 26): on the sweeps of
+    # benchmarks/sweep_overhead.py (B0 160:400:8, 300 s, load 13) the first run after a resize
+    # was as fast as the visit's other runs (median ratio 0.996 without a warm-up, 1.003 after
+    # one), while the warm-up cost 1 run in 9: wall / recorded time 1.19x with it, 1.07x
+    # without. A point's first visit in a process still gets `warmup_first_visit` (3).
+    warmup_after_switch = 0
 
     def __init__(self, threads: int = 1, affinity: str = "", xnnpack: bool = True,
                  model_dir: str | None = None, builder: str = "direct"):
@@ -123,6 +164,7 @@ class CpuDevice(Device):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from latency_lab.models.files import tflite_bytes, tflite_path
+        from latency_lab.models.litert import quiet_stderr
 
         resolver = (OpResolverType.AUTO if self.xnnpack
                     else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -132,9 +174,12 @@ class CpuDevice(Device):
             path = tflite_path(spec, self.model_dir, self.builder)
             source, what = {"model_path": str(path)}, str(path)
         try:
-            return Interpreter(**source, num_threads=self.threads,
-                               experimental_op_resolver_type=resolver)
-        except ValueError as exc:
+            with quiet_stderr():   # LiteRT's "Created ... XNNPACK delegate" line, not the bar
+                interp = Interpreter(**source, num_threads=self.threads,
+                                     experimental_op_resolver_type=resolver)
+                interp.allocate_tensors()
+            return interp
+        except (ValueError, RuntimeError) as exc:
             raise DeviceError(f"LiteRT cannot load {what}: {exc}") from None
 
     def sample(self, spec: NetworkSpec, resolution: int, runs: int,
@@ -158,7 +203,7 @@ class CpuDevice(Device):
             t0 = clock()
             invoke()
             samples.append((clock() - t0) / 1e6)
-        return RunResult(samples_ms=tuple(samples))
+        return RunResult(samples_ms=tuple(samples), facts=conditions())
 
     def close(self) -> None:
         self._interpreters.clear()

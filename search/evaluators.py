@@ -198,8 +198,10 @@ class Evaluator:
     version = 1
     synthetic = ""          # else what the made-up number is: every output says SYNTHETIC
     uses_parent = False     # True: the result depends on the parent's (trained) state
-    cacheable = True        # False: values are read from a file, not computed
+    cacheable = True        # False: read from a file, or a formula: the store is slower
     arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
+    instant = False         # True: a formula or a file lookup, microseconds (rbis.Cache.save)
+    extras: tuple[str, ...] = ()   # optional extras it needs (latency_lab.extras), e.g. torch
 
     def __init__(self, arg: str | None = None, options: dict[str, Any] | None = None):
         self.arg = arg
@@ -264,8 +266,11 @@ class Evaluator:
         try:
             x = float(value)
         except (TypeError, ValueError):
-            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r} (not a number) "
-                                 f"for {request.describe()}") from None
+            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r:.80} (not a "
+                                 f"number) for {request.describe()}") from None
+        except OverflowError:      # an int such as 10**400
+            raise EvaluatorError(f"evaluator {self.describe()} returned an integer too large "
+                                 f"for a float for {request.describe()}") from None
         if not math.isfinite(x):
             raise EvaluatorError(f"evaluator {self.describe()} returned {x!r} for "
                                  f"{request.describe()}: need a finite number")
@@ -393,6 +398,10 @@ def parse_evaluator(text: str, elsewhere: bool = False) -> Evaluator:
             known = ", ".join(sorted(cls.OPTIONS)) or "none"
             raise EvaluatorError(f"evaluator {name}: unknown option {key!r} (known: {known})")
         options[key] = opt.convert(name, key, value)
+    if cls.extras and not elsewhere:   # workers elsewhere may have what this machine lacks
+        from latency_lab.extras import require
+
+        require(f"--accuracy {name}", *cls.extras)
     token = _HERE.set(not elsewhere)
     try:
         return cls(arg, options)

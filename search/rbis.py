@@ -38,6 +38,16 @@ values are cached by (fingerprint, resolution) in `DIR/state.json` (`search.sear
 written atomically after every latency read and every evaluator batch. A rerun with the same
 sources replays the (deterministic) search from that cache, so an interrupted search resumes
 without repeating work and writes the same trace.
+The state also keeps each latency's provenance (live, reused, table, lut, lut-calibrated, py;
+its CI; a live batch's factor) and a live device's latency scale, so a resumed search goes on
+on the scale it began (`latency_lab/measure/scale.py`).
+
+The budget test decides on the latency (the median on the search's scale), as the thesis
+does; the trace's `budget_test` says how sure it is: `under` or `over` when the latency's
+95% CI (the scale factor's uncertainty included) lies on one side of T, `tie` when it
+straddles T. A conservative rule (eligible only when the CI's top is under T) would turn
+every near-budget step into a loss and bias the search towards smaller networks; RBIS's
+last step sits near the budget by construction, so the tie is said, not decided.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
+from datetime import date
 from itertools import combinations_with_replacement
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,8 +70,8 @@ from latency_lab.search.racing import DEFAULT_MAX_SEEDS, Decision, race, update_
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 from latency_lab.search.search_cache import STATE_VERSION, Cache, SearchError
 from latency_lab.search.sources import LatencySource
-from latency_lab.search.trace import (TRACE_COLUMNS, decision_text, mark_origins, trace_columns,
-                                      write_trace)
+from latency_lab.search.trace import (PROVENANCE_COLUMNS, TRACE_COLUMNS, budget_test,
+                                      decision_text, mark_origins, trace_columns, write_trace)
 
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
 
@@ -229,7 +240,8 @@ class SearchResult:
             "baseline": self.base.name, "baseline_fingerprint": self.base.fingerprint,
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
-            "latency_source": c.source.describe(), "evaluator": ev.describe(),
+            "latency_source": c.source.describe(), "device": c.source.device_label(),
+            "date": date.today().isoformat(), "evaluator": ev.describe(),
             "evaluator_key": ev.key(), "metric": metric, "metric_label": ev.metric_label,
             "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
             "resolution": self.winner.resolution if self.winner else None,
@@ -289,6 +301,9 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
     parent = Node(spec, (0,) * n, (0,) * n, request=cache.request(spec, r))
     metric, unit = cache.evaluator.metric, cache.evaluator.unit
     [parent.latency_ms] = cache.latencies([(parent.spec, r)])
+    if cache.progress is not None:
+        cache.progress.start_resolution(r, parent.latency_ms)
+    cache.where = f"r={r}, baseline"
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
         trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False,
@@ -311,6 +326,8 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
                           result.decisions)
         chosen = step.run(pairs, "pair", k)
         if chosen is not None:
+            if cache.progress is not None:
+                cache.progress.step(r, chosen.latency_ms, it + 1)
             if log:
                 log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
                     f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}"
@@ -328,6 +345,8 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
             result.reason = f"budget reached; last step on one stage ({dim} {chosen.stage_label})"
         else:
             result.reason = "budget reached"
+        if cache.progress is not None:
+            cache.progress.finish_resolution(r, result.iterations)
         if log:
             log(f"r={r} stops after {result.iterations} step(s): {result.reason}")
         return result
@@ -361,6 +380,9 @@ class _Iteration:
                  if c.spec.fingerprint != parent.spec.fingerprint]
         for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
             c.latency_ms = lat
+        if self.it == 0 and cands and self.cache.progress is not None:
+            self.cache.progress.first_candidates(r, [c.latency_ms for c in cands])
+        self.cache.where = f"r={r}, iteration {self.it}"
         order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
         kept = set(order if k is None else order[:k])
 
@@ -431,6 +453,15 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
     stages = check_stages(base, stages)
     out = Path(out_dir) if out_dir is not None else None
     cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache, run)
+    if log:
+        from latency_lab.search.progress import SearchProgress
+
+        cache.progress = SearchProgress(log, float(budget_ms), len(resolutions), k, len(stages),
+                                        evaluator.describe())
+        if cache.resumed:
+            log(f"resuming {cache.path}: {len(cache.latency)} latencies and {len(cache.values)} "
+                f"{evaluator.metric} values kept from the earlier run; only what they lack is "
+                f"measured or evaluated")
     metric = evaluator.metric
     trace: list[dict] = []
     per_res: list[ResolutionResult] = []
@@ -440,8 +471,8 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
         for r in resolutions:
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
                                              max_iterations, log, max_seeds))
-            if out:
-                write_trace(trace, out / "trace.csv", metric, cache)
+            if out and not (source.instant and evaluator.instant):   # else once, at the end
+                write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
         for pr in per_res:      # the verdicts use the seed noise as finally pooled
             for node in pr.path:
                 update_interval(cache, node)
@@ -454,13 +485,14 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             raise SearchError(f"budget {budget_ms:g} ms is below the baseline's latency at every "
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
-        mark_origins(trace, cache)
+        cache.flush()
+        mark_origins(trace, cache, budget_ms)
         if out:
-            write_trace(trace, out / "trace.csv", metric, cache)
+            write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
     return result
 
 
 __all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult",
            "SearchError", "Cache", "Node", "score", "choose", "check_stages", "default_stages",
            "write_trace", "TRACE_COLUMNS", "trace_columns", "DEFAULT_K", "DEFAULT_MAX_SEEDS",
-           "STATE_VERSION"]
+           "STATE_VERSION", "budget_test", "PROVENANCE_COLUMNS"]

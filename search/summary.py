@@ -1,17 +1,55 @@
 """summary.md beside a search's result.json: the baseline against the winner, in one table.
 
 Parameters and MACs come from the specs (`complexity`), the latencies with how sure they are
-(the source's `detail`: a measured CI, a recorded table row's CI, a LUT's expected error),
-the evaluator's values (an accuracy, or a proxy score named as such) with the evaluator that
-gave them, marked SYNTHETIC when it was.
+and where they came from (the provenance the search kept: live on the search's scale with its
+batch factor, reused from the store with when and under what load, a recorded table row's CI,
+a LUT's prediction calibrated to the table), the evaluator's values (an accuracy, or a proxy
+score named as such) with the evaluator that gave them, marked SYNTHETIC when it was. A
+section says how the latencies were put on one scale: how many came from each provenance, the
+live batches' factors, the LUT's calibration.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from pathlib import Path
 
 from latency_lab.network import complexity
 from latency_lab.fileio import write_atomic
+
+
+def _detail(cache, spec, resolution: int) -> str:
+    """How sure a latency is and where it came from: the provenance the search kept (also
+    on resume), else what the source still knows."""
+    p = cache.provenance.get(cache.key(spec, resolution))
+    if p and p.get("detail"):
+        return p["detail"]
+    return cache.source.detail(spec, resolution)
+
+
+def provenance_counts(cache) -> str:
+    """'live 120, reused 3, table 40' over the search's distinct latencies."""
+    counts = Counter((p or {}).get("provenance") or "?" for p in cache.provenance.values())
+    return ", ".join(f"{k} {n}" for k, n in counts.most_common())
+
+
+def scale_summary(cache) -> list[str]:
+    """The live batches' factors and the LUT calibrations, a line each."""
+    parts = []
+    state = getattr(cache.source, "scale_state", lambda: None)()
+    batches = (state or {}).get("batches") or []
+    if batches:
+        f = [b["factor"] for b in batches]
+        rel = [b["factor_rel"] for b in batches]
+        refs = sorted({b["reference"] for b in batches})
+        parts.append(f"{len({b['batch'] for b in batches})} live batches on one scale "
+                     f"(reference {', '.join(refs[:3])}{' ...' if len(refs) > 3 else ''}): "
+                     f"factor {min(f):.3f}-{max(f):.3f}, median {statistics.median(f):.3f}, "
+                     f"its 95% CI +-{100 * statistics.median(rel):.1f}% (median)")
+    for cal in getattr(cache.source, "calibrations", {}).values():
+        parts.append(cal.describe())
+    return parts
 
 
 def _value(value: float, unit: str) -> str:
@@ -43,6 +81,24 @@ def _column(spec, resolution: int, latency_ms: float | None, latency_detail: str
     }
 
 
+def _scale_section(cache, result, w) -> list[str]:
+    """How the latencies came to be on one scale; whether the winner's CI reaches T."""
+    from latency_lab.search.trace import budget_test
+
+    out = ["## Latency provenance and scale", "",
+           f"- provenance of the {len(cache.provenance)} distinct latencies (trace.csv "
+           f"`latency_provenance`, per candidate): {provenance_counts(cache) or 'not recorded'}"]
+    out += [f"- {t}" for t in scale_summary(cache)]
+    p = cache.provenance.get(cache.key(w.best.spec, w.resolution)) or {}
+    test = budget_test(float(p.get("ci_low_ms") or "nan"), float(p.get("ci_high_ms") or "nan"),
+                       result.budget_ms)
+    if test:
+        out.append(f"- the winner's latency against the budget: {test}"
+                   + (" (its 95% CI reaches the budget: inside the noise)" if test == "tie"
+                      else ""))
+    return out + [""]
+
+
 VERDICTS = {"win": "a win (above the baseline's interval)",
             "tie": "a tie (inside the baseline's interval: not a win)",
             "below": "below the baseline's interval", "baseline": "no step was taken",
@@ -62,7 +118,7 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
     an interval show it (the interval decisions used: `search.racing`), and the winner is
     called a tie when it lies inside the baseline's interval."""
     cache, base, w = result.cache, result.base, result.winner
-    ev, src = cache.evaluator, cache.source
+    ev = cache.evaluator
     d = result.to_dict()
     metric, unit = ev.metric, ev.unit
     synthetic = getattr(ev, "synthetic", "")
@@ -70,14 +126,14 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
     cols = {}
     if base_point is not None:
         cols[f"baseline @ {base.resolution}"] = _column(
-            base, base.resolution, base_point[0], src.detail(base, base.resolution),
+            base, base.resolution, base_point[0], _detail(cache, base, base.resolution),
             base_point[1], metric, unit)
     start = w.path[0]
     cols[f"baseline @ {w.resolution}"] = _column(base, w.resolution, start.latency_ms,
-                                                 src.detail(start.spec, w.resolution),
+                                                 _detail(cache, start.spec, w.resolution),
                                                  start.value, metric, unit, start.ci, start.n)
     cols["RBIS winner"] = _column(winner_spec, w.resolution, w.best.latency_ms,
-                                  src.detail(w.best.spec, w.resolution), w.best.value,
+                                  _detail(cache, w.best.spec, w.resolution), w.best.value,
                                   metric, unit, w.best.ci, w.best.n)
     names = list(cols)
     rows = list(next(iter(cols.values())))
@@ -100,6 +156,7 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
               f"- {d['counts']['latency_reads']} latency reads, "
               f"{d['counts']['evaluations']} evaluations; every candidate in trace.csv, the "
               "paths in paths.png", ""]
+    lines += _scale_section(cache, result, w)
     per = []
     for p in d["per_resolution"]:
         if not p["feasible"]:

@@ -4,7 +4,10 @@ Columns (`trace_columns(metric)` names the value columns after the evaluator's m
 resolution, iteration, dimension, stages, latency_ms, the value, score, chosen, phase (pair,
 single, baseline), kept (among the K lowest latencies), eligible (within the budget),
 preferred, the parent's latency and value, fingerprint, widths, depths, latency_from (which
-source answered), and the race's: the value's 95% interval that the decision used
+source answered), the latency's provenance (`latency_provenance`: live, reused, table, lut,
+lut-calibrated, py; its CI, `budget_test`, a live batch's `scale_factor` and `scale_batch`,
+`latency_note`; `latency_lab/measure/scale.py`), and the race's: the value's 95% interval that
+the decision used
 (`<metric>_ci_low`, `<metric>_ci_high`), `n` (seeds or repeats) and `decision` (the chosen
 row's outcome: separated, tie at cap (K seeds), no interval, single candidate; `contender`
 on the rows tied with it; see `search.racing`).
@@ -13,6 +16,7 @@ on the rows tied with it; see `search.racing`).
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +29,14 @@ if TYPE_CHECKING:
 TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
                  "score", "chosen", "phase", "kept", "eligible", "preferred",
                  "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
-                 "latency_from", "ci_low", "ci_high", "n", "decision"]
+                 "latency_from", "latency_provenance", "latency_ci_low_ms",
+                 "latency_ci_high_ms", "budget_test", "scale_factor", "scale_batch",
+                 "latency_note", "ci_low", "ci_high", "n", "decision"]
+# A point's provenance as the source said it (source_base.LatencySource.provenance), and the
+# trace column each field goes to.
+PROVENANCE_COLUMNS = {"provenance": "latency_provenance", "ci_low_ms": "latency_ci_low_ms",
+                      "ci_high_ms": "latency_ci_high_ms", "scale_factor": "scale_factor",
+                      "scale_batch": "scale_batch", "note": "latency_note"}
 
 
 def trace_columns(metric: str = "accuracy") -> list[str]:
@@ -35,19 +46,34 @@ def trace_columns(metric: str = "accuracy") -> list[str]:
     return [names.get(c, c) for c in TRACE_COLUMNS]
 
 
-def mark_origins(rows: list[dict], cache: "Cache") -> None:
-    """Set each trace row's `latency_from`: which latency source answered it."""
+def budget_test(low: float, high: float, budget_ms: float | None) -> str:
+    """`under`, `over` or `tie` (the 95% CI straddles the budget); '' where unknown."""
+    if budget_ms is None or not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    return "under" if high <= budget_ms else "over" if low > budget_ms else "tie"
+
+
+def mark_origins(rows: list[dict], cache: "Cache", budget_ms: float | None = None) -> None:
+    """Set each trace row's `latency_from` (which latency source answered it), its
+    provenance columns and, given the budget, its `budget_test`."""
     for row in rows:
-        row["latency_from"] = cache.origin.get(f"{row['fingerprint']}@{row['resolution']}", "")
+        k = f"{row['fingerprint']}@{row['resolution']}"
+        row["latency_from"] = cache.origin.get(k, "")
+        p = cache.provenance.get(k, {})
+        for field_, column in PROVENANCE_COLUMNS.items():
+            v = p.get(field_)
+            row[column] = "" if v is None else v
+        low, high = (float(p.get("ci_low_ms") or math.nan), float(p.get("ci_high_ms") or math.nan))
+        row["budget_test"] = budget_test(low, high, budget_ms)
 
 
 def write_trace(rows: list[dict], path: Path, metric: str = "accuracy",
-                cache: "Cache | None" = None) -> None:
-    """trace.csv; with `cache`, each row says which latency source answered it."""
+                cache: "Cache | None" = None, budget_ms: float | None = None) -> None:
+    """trace.csv; with `cache`, each row says which latency source answered it and how."""
     import io
 
     if cache is not None:
-        mark_origins(rows, cache)
+        mark_origins(rows, cache, budget_ms)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
     w.writeheader()
@@ -65,4 +91,5 @@ def decision_text(decision: "Decision | None", j: int, node) -> str:
     return "contender" if j in decision.contenders else ""
 
 
-__all__ = ["TRACE_COLUMNS", "trace_columns", "mark_origins", "write_trace", "decision_text"]
+__all__ = ["TRACE_COLUMNS", "PROVENANCE_COLUMNS", "trace_columns", "budget_test", "mark_origins",
+           "write_trace", "decision_text"]

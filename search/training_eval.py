@@ -96,6 +96,7 @@ class TrainEvaluator(Evaluator):
     """`train:DATA_DIR[,...]`: top-1 after training from scratch."""
 
     name = "train"
+    extras = ("torch",)
     summary = "top-1 % on the data set's val/ after training from scratch on its train/"
     metric = "accuracy"
     metric_label = "top-1 accuracy (%)"

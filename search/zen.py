@@ -119,9 +119,10 @@ def zen_score_once(model, batch: int, resolution: int, gamma: float, seed: int,
 
 
 class ZenScore(Evaluator):
-    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]`."""
+    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=1]`."""
 
     name = "zen"
+    extras = ("torch",)
     summary = ("Zen-Score (Zen-NAS): a zero-shot proxy score of an untrained network, not an "
                "accuracy")
     metric = "zen_score"
@@ -139,9 +140,10 @@ class ZenScore(Evaluator):
         # network, measured). On this shared 2-core machine one B0 evaluation (224 px) took
         # 2.8 s with threads=1 and 4.5 s with the default 2 threads at load 2.3-3.1, 7.7 s and
         # 18.8 s at load 7-10 (OpenMP workers spin-waiting): results/benchmarks/zen_benchmark.md
-        # and its earlier version in commit 9fad0d1.
-        "threads": Option(int, 0, "torch CPU threads (0: torch's default)", minimum=0,
-                          keyed=False),
+        # and its earlier version in commit 9fad0d1. So one thread by default (as `train`),
+        # 0 for torch's own choice.
+        "threads": Option(int, 1, "torch CPU threads (0: torch's default; one is fastest on a "
+                          "busy 2-core host)", minimum=0, keyed=False),
     }
 
     def __init__(self, arg=None, options=None):

@@ -61,6 +61,9 @@ def _registered():
 @pytest.fixture
 def cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # the test's evaluator imports the module in this process; `py:` latencies run in a worker
+    # of their own (search/pyworker.py) and no longer put the folder on this process's path
+    monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
 

@@ -15,6 +15,9 @@ TINY = {"name": "tiny", "resolution": 64, "stem": {"width": 8}, "head": {"width"
 
 @pytest.mark.slow
 def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch):
+    """A second source on the same store measures only its batch's reference again (the scale
+    is now); the other point is reused, said to be, and put on the new scale by the reference
+    measured with it then."""
     monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
     spec = NetworkSpec.from_dict(TINY)
     protocol = Protocol(runs_per_visit=3, min_rounds=2, max_rounds=3, ci_target_pct=50.0)
@@ -25,11 +28,19 @@ def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch)
         m = src.measurement(spec, 64)
         assert a > 0 and b > 0 and m.stats.count >= 6 and a == m.latency_ms
         assert "cpu" in src.describe()
-    calls = []
-    with parse_latency_source("cpu", store_path=store, protocol=protocol) as again:
-        monkeypatch.setattr(again.device, "sample", lambda *a, **k: calls.append(a))
-        assert again.latency_ms(spec, 64) == a and again.latency_ms(spec, 72) == b
-    assert calls == []
+        assert src.provenance(spec, 72)["provenance"] == "live"
+    calls, said = [], []
+    with parse_latency_source("cpu", store_path=store, protocol=protocol,
+                              say=said.append) as again:
+        real = again.device.sample
+        monkeypatch.setattr(again.device, "sample",
+                            lambda s, r, *x, **k: calls.append(r) or real(s, r, *x, **k))
+        a2, b2 = again.latency_many([(spec, 64), (spec, 72)])
+        ref_now = again.measurement(spec, 64).latency_ms
+    assert set(calls) == {64}                       # only the reference was measured
+    assert again.provenance(spec, 72)["provenance"] == "reused"
+    assert b2 == pytest.approx(b * ref_now / a)     # on the new scale, by its tie
+    assert any("reused from the store" in t and "load" in t for t in said)
 
 
 @pytest.mark.slow

@@ -82,7 +82,7 @@ def dataset_fashion_mnist(
 def dataset_show(
     data: Path = typer.Argument(..., help="Image folder (train/ and val/, or class folders)."),
     val_fraction: float = typer.Option(0.2, help="Validation share of a seeded split."),
-    split_seed: int = typer.Option(0, help="Seed of a seeded split."),
+    split_seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of a seeded split."),
 ) -> None:
     """Check an image folder as the training evaluators read it: classes, split, fingerprint."""
     show(data, val_fraction, split_seed)

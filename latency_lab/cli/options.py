@@ -48,7 +48,8 @@ Rows = Annotated[bool, typer.Option("--rows/--no-rows", help="List every row (--
                                                                "counts only).")]
 AllModels = Annotated[bool, typer.Option("--all", help="Every model of the cache (show: list "
                                                        "each; prune: remove each).")]
-Seed = Annotated[int, typer.Option(help="Seed of what this command draws at random: the same "
+Seed = Annotated[int, typer.Option(min=0, max=2**63 - 1,
+                                   help="Seed of what this command draws at random: the same "
                                         "seed gives the same result.")]
 ValPerClass = Annotated[Optional[int], typer.Option(
     "--val-per-class", help="Validation images per class, in val/ (fashion-mnist: a seeded "
@@ -110,6 +111,10 @@ MaxRounds = Annotated[int, typer.Option(help="Rounds after which a point stops a
 RunsPerVisit = Annotated[int, typer.Option(help="Samples per point per round.")]
 TimeCap = Annotated[float, typer.Option(help="Wall-time cap of the measuring, seconds (inf: "
                                              "none); a rerun goes on where it stopped.")]
+LatencyScaleTable = Annotated[Optional[Path], typer.Option(
+    "--latency-scale", help="A recorded latency table: a live device's latencies go on its "
+    "scale (each batch's reference, the base network, takes the table's row as its value), so "
+    "live runs at different loads compare with each other and with a budget read there.")]
 BatchTimeCap = Annotated[float, typer.Option(help="A live device: wall-time cap of measuring "
                                                   "each batch of candidates, seconds.")]
 
@@ -142,8 +147,12 @@ def _duration(s: float) -> str:
 
 
 def status_line(st) -> str:
-    """One line for a `protocol.RunStatus`: rounds, points done, current CI, time left."""
-    parts = [f"round {st.rounds}", f"{st.done}/{st.total} points done"]
+    """One line for a `protocol.RunStatus`: the round (counted on from earlier runs), points
+    at the CI target and points stopped short of it (a time cap, max rounds: not "done" in the
+    sense a user reads it), current CI, time left."""
+    parts = [f"round {st.round_label}", f"{st.met}/{st.total} points at the CI target"]
+    if st.done > st.met:
+        parts.append(f"{st.done - st.met} stopped short of it")
     if st.ci_pct is not None:
         parts.append(f"CI +-{st.ci_pct:.2f}% median, {st.worst_ci_pct:.2f}% widest "
                      f"(target {st.target_pct:g}%)")
@@ -151,6 +160,20 @@ def status_line(st) -> str:
     if st.eta_s is not None:
         parts.append(f"~{_duration(st.eta_s)} left" + (" (time cap)" if st.capped_eta else ""))
     return ", ".join(parts)
+
+
+def resume_line(st) -> str:
+    """What a run takes from the store, said once at its start ('' when nothing)."""
+    if not (st.reused or st.resumed):
+        return ""
+    parts = []
+    if st.resumed:
+        parts.append(f"{st.resumed} point(s) measured further ({st.kept_samples} samples and up "
+                     f"to {st.prior_rounds} rounds kept)")
+    if st.reused:
+        parts.append(f"{st.reused} finished point(s) reused as they were")
+    return ("resuming from the store: " + "; ".join(parts)
+            + " (--remeasure measures all anew)")
 
 
 NOTE_EVERY_S = 10.0
@@ -180,6 +203,11 @@ class Progress:
         return self
 
     def __call__(self, status) -> None:
+        if self.last is None:    # the first status: what this run takes from the store
+            said = resume_line(status)
+            if said:
+                self.console.print((f"{self.label}: " if self.label else "") + said,
+                                   highlight=False, soft_wrap=True)
         self.last = status
         text = (f"{self.label}: " if self.label else "") + status_line(status)
         self.note = status.note   # what happens now (a set-up): shown only while it does

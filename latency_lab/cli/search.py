@@ -9,8 +9,10 @@ commands so that `latency-lab --help` stays fast.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import sys
+from contextlib import contextmanager
 import inspect
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,7 +21,8 @@ import typer
 
 from latency_lab.cli.options import (DEFAULT_NETWORK, Accuracy, BatchTimeCap, BudgetMs, Candidates,
                                      CiTarget, DeviceOptions, Executor, Latency, MaxCandidates,
-                                     MaxRounds, MaxSeeds, MinRounds, NetworkName, Reevaluate,
+                                     LatencyScaleTable, MaxRounds, MaxSeeds, MinRounds,
+                                     NetworkName, Reevaluate, Remeasure,
                                      Resolutions, ResolutionsFrom, Stages, StorePath,
                                      device_options, parse_int_list, protocol)
 from latency_lab.errors import UserError, check_number
@@ -145,10 +148,28 @@ def _build_note(source, started: float) -> str:
             f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
 
 
+@contextmanager
+def _gc_paused(pause: bool):
+    """Python's cycle collector off for a search that only replays files and computes a
+    formula: a second or so of work that makes tens of thousands of small objects (specs,
+    rows), on which the collector's passes took 7% of the front page's offline search (1.22 ->
+    1.14 CPU-s, median of 7 at load 8). Reference counting still frees everything without
+    cycles; the collector is back on when the block ends. Live devices and trained evaluators
+    run for hours, so they keep it on."""
+    if not pause:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
                 max_candidates=4, device_option=(), protocol=None, executor="local",
-                max_seeds=1):
+                remeasure=False, latency_scale=None, max_seeds=1):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -156,11 +177,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.paths import default_store_path
     from latency_lab.search.plots import plot_paths
     from latency_lab.network.presets import load_network
-    from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_sources
-    from latency_lab.measure.store import Store
 
     from latency_lab.search.rbis import check_stages
 
@@ -175,28 +194,36 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
     store_path = store_path or default_store_path()
-    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
-        if evaluator.cacheable else None
+    acc_cache = None
+    if evaluator.cacheable:     # the store (SQLite, numpy) only where it keeps something
+        from latency_lab.measure.store import Store
+        from latency_lab.search.accuracy_cache import AccuracyCache
+
+        acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate)
     ex = source = None
+    replayed = all(t.strip().split(":")[0] in ("table", "lut") for t in latency if t.strip())
     try:
         ex = open_executor(where)
-        source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
-                                       device_options=device_options(list(device_option)),
-                                       executor=ex)
-        result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex),
-                          max_seeds=max_seeds)
-        d = result.to_dict()
-        plot_paths(d, result.trace, out / plot_name)
+        with _gc_paused(replayed and evaluator.instant):
+            source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
+                                           device_options=device_options(list(device_option)),
+                                           executor=ex, reference=spec, remeasure=remeasure,
+                                           say=_log, scale_table=latency_scale)
+            result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates,
+                              out, log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex),
+                              max_seeds=max_seeds)
+            d = result.to_dict()
+            plot_paths(d, result.trace, out / plot_name)
         if hasattr(source, "report"):
             _log(source.report())
         _write_summary(out, result, spec)
-    except BaseException:
+        result.cache.flush()
+    except BaseException as exc:
         if source is not None:
             source.close()
         evaluator.close()
         if ex is not None:
-            ex.close()
+            ex.abort() if isinstance(exc, KeyboardInterrupt) else ex.close()
         raise
     return spec, result, source, ex
 
@@ -262,6 +289,8 @@ def search_command(
     max_rounds: MaxRounds = P.max_rounds,
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
+    remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
     max_seeds: MaxSeeds = DEFAULT_MAX_SEEDS,
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
@@ -274,7 +303,8 @@ def search_command(
                                         device_option=device_option,
                                         protocol=protocol(P, ci_target_pct, min_rounds,
                                                           max_rounds, None, batch_time_cap_s),
-                                        executor=executor, max_seeds=max_seeds)
+                                        executor=executor, remeasure=remeasure,
+                                        latency_scale=latency_scale, max_seeds=max_seeds)
     source.close()
     result.cache.evaluator.close()
     ex.close()
@@ -301,7 +331,20 @@ def search_command(
     synthetic = getattr(result.cache.evaluator, "synthetic", "")
     print(f"{metric}: {d['evaluator']}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {d['latency_source']}")
+    scale_line = _scale_line(result.cache)
+    if scale_line:
+        print(scale_line)
     print(f"wrote {out}/result.json, summary.md, trace.csv, paths.png")
+
+
+def _scale_line(cache) -> str:
+    """How the search's latencies came to be on one scale, in a line (provenance counts, the
+    live batches' factors)."""
+    from latency_lab.search.summary import provenance_counts, scale_summary
+
+    counts = provenance_counts(cache)
+    return "\n".join(([f"latency provenance: {counts}"] if counts else [])
+                     + scale_summary(cache))
 
 
 def scale_command(
@@ -321,11 +364,13 @@ def scale_command(
     max_rounds: MaxRounds = P.max_rounds,
     batch_time_cap_s: BatchTimeCap = P.time_cap_s,
     executor: Executor = "local",
+    remeasure: Remeasure = False,
+    latency_scale: LatencyScaleTable = None,
 ) -> None:
     """The largest network of a scaling family (compound, fast, rs) within the budget."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.network.presets import load_network
-    from latency_lab.search.scaling import get_family, scale_to_budget
+    from latency_lab.search.scaling import family_grid, get_family, scale_to_budget
     from latency_lab.search.sources import parse_latency_sources
 
     where = parse_executor(executor)
@@ -342,9 +387,16 @@ def scale_command(
     proto = protocol(P, ci_target_pct, min_rounds, max_rounds, None, batch_time_cap_s)
     with open_executor(where) as ex, parse_latency_sources(
             latency, store_path=store_path, protocol=proto,
-            device_options=device_options(device_option), executor=ex) as source:
+            device_options=device_options(device_option), executor=ex, reference=spec,
+            remeasure=remeasure, say=_log, scale_table=latency_scale) as source:
         res = scale_to_budget(family, spec, budget_ms, source.latency_ms)
         described = source.describe()
+        grid = dict(family_grid(family, spec))
+        for probe in res.probes:   # where each probe's latency came from (scale, provenance)
+            net = grid[probe["x"]]
+            probe.update({k: v for k, v in source.provenance(net, net.resolution).items()
+                          if not (isinstance(v, float) and v != v)})
+        scale_state = getattr(source, "scale_state", lambda: None)()
     d, w, r = res.factors
     s = res.spec
     print(f"{method} ({res.label}) {family.parameter} = {res.x:.2f}: depth x{d:.3f}, width "
@@ -358,7 +410,8 @@ def scale_command(
 
     out = out or Path(f"scale-{method}.json")
     write_atomic(out, json.dumps({**res.to_dict(), "budget_ms": budget_ms,
-                                  "latency_source": described}, indent=2))
+                                  "latency_source": described, "latency_scale": scale_state},
+                                 indent=2))
     print(f"wrote {out}")
 
 
@@ -368,9 +421,10 @@ def compare_command(**options) -> None:
 
     (network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
      max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
-     max_rounds, batch_time_cap_s, executor, max_seeds) = (options[k] for k in SEARCH_OPTIONS)
+     max_rounds, batch_time_cap_s, executor, remeasure, latency_scale, max_seeds) = (
+        options[k] for k in SEARCH_OPTIONS)
 
-    from latency_lab.search.plots import plot_compare, value_title
+    from latency_lab.search.plots import plot_compare, run_label, value_title
     from latency_lab.fileio import write_atomic
     from latency_lab.search.intervals import verdict
     from latency_lab.search.racing import value_interval
@@ -385,7 +439,8 @@ def compare_command(**options) -> None:
                                            protocol=protocol(P, ci_target_pct, min_rounds,
                                                              max_rounds, None,
                                                              batch_time_cap_s),
-                                           executor=executor, max_seeds=max_seeds)
+                                           executor=executor, remeasure=remeasure,
+                                           latency_scale=latency_scale, max_seeds=max_seeds)
     cache = result.cache
     ev = cache.evaluator
     try:
@@ -418,7 +473,11 @@ def compare_command(**options) -> None:
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
                                      ev.metric, ci, n, verdict(value, base_ci)))
             networks[method] = res.spec
+        for row in rows:    # where each latency came from (live, reused, table, lut, ...)
+            p = cache.provenance.get(f"{row['fingerprint']}@{row['resolution']}") or {}
+            row["latency_provenance"] = p.get("provenance") or ""
     finally:
+        cache.flush()
         source.close()
         ev.close()
         ex.close()
@@ -442,8 +501,8 @@ def compare_command(**options) -> None:
         + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
     plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
                  metric_label=label, unit=ev.unit,
-                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
-                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
+                 title=f"{spec.name} scaled to {budget_ms:g} ms {run_label(source.device_label())}\n"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic), 400),
                  footnote=foot)
     word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
     for r in rows:
@@ -455,6 +514,9 @@ def compare_command(**options) -> None:
               f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
     print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {source.describe()}")
+    scale_line = _scale_line(cache)
+    if scale_line:
+        print(scale_line)
     c = cache
     print(f"wrote {out}/compare.csv, compare.json, compare.png, result.json, summary.md, "
           f"trace.csv, paths.png; {c.latency_calls} latency reads, {c.evaluations} evaluations, "

@@ -104,6 +104,28 @@ class Measurement:
     confidence: float = 0.95
     drift: tuple[float, ...] = ()         # machine-drift factor of each sample's visit, or ()
     recorded: Stats | None = None         # a replay's statistics as recorded (no samples here)
+    reused: bool = False                  # taken from the store as it was, not measured now
+    taken: tuple[float, float] | None = None   # unix times of the first and last sample
+    times: tuple[float, ...] = ()         # unix time of each sample's visit (the store's)
+    load: tuple[float, float] | None = None    # host's 1-min load average: lowest, highest visit
+    measurement_id: int | None = None     # its row in the store it came from
+
+    def conditions(self) -> str:
+        """When and how it was measured, in words: 'measured 2026-11-20 14:02-14:09 UTC, 8
+        rounds, 64 samples, CI +-0.8%, load 0.9-1.2' (what a reused latency says)."""
+        import time as _time
+
+        parts = []
+        if self.taken:
+            day = _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(self.taken[0]))
+            parts.append(f"measured {day}-{_time.strftime('%H:%M', _time.gmtime(self.taken[1]))}"
+                         " UTC")
+        s = self.stats
+        parts.append(f"{self.n_rounds} rounds, {s.count} samples, CI +-"
+                     f"{100 * s.ci_halfwidth_rel:.1f}%")
+        parts.append(f"load {self.load[0]:.1f}-{self.load[1]:.1f}" if self.load
+                     else "load not recorded")
+        return ", ".join(parts)
 
     @cached_property
     def stats(self) -> Stats:
@@ -117,6 +139,12 @@ class Measurement:
         if self.drift:
             samples = tuple(s / d for s, d in zip(self.samples_ms, self.drift))
         return summarize(samples, self.rounds or None, self.confidence)
+
+    def corrected_samples(self) -> tuple[float, ...]:
+        """The samples divided by their visits' machine-drift factors (raw where none)."""
+        if not self.drift:
+            return self.samples_ms
+        return tuple(s / d for s, d in zip(self.samples_ms, self.drift))
 
     @cached_property
     def raw_stats(self) -> Stats:
@@ -158,6 +186,10 @@ class Measurement:
             "p5_ms": s.p5_ms,
             "p95_ms": s.p95_ms,
             "ci_halfwidth_pct": 100 * s.ci_halfwidth_rel,
+            "load_min": self.load[0] if self.load else float("nan"),
+            "load_max": self.load[1] if self.load else float("nan"),
+            "measured_at": _iso(self.taken[1]) if self.taken else "",
+            "reused": self.reused,
             "raw_median_ms": self.raw_stats.median_ms if self.drift else s.median_ms,
             "drift_corrected": bool(self.drift),
             "stop_reason": self.stop_reason,
@@ -187,6 +219,12 @@ class Measurement:
         }
 
 
+def _iso(t: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+
+
 # Driver facts that become report columns (see Measurement.row).
 REPORTED_FACTS = ("execution", "launch_bound", "eager_ms", "graph_ms", "eager_over_graph",
                   "delegate_applied")
@@ -202,6 +240,12 @@ class Device(ABC):
     name: str = ""
     #: whether the driver needs a GPU of its own (a Ray actor or a worker is given one)
     needs_gpu: bool = False
+    #: optional extras it needs (latency_lab.extras): checked by `get_device` in one line
+    extras: tuple[str, ...] = ()
+    #: unrecorded runs a visit needs after the device ran the same network at another
+    #: resolution (a protocol's `warmup_per_visit` overrides it; after another network: 1):
+    #: 1 unless the driver measured that it buys nothing
+    warmup_after_switch: int = 1
 
     @abstractmethod
     def info(self) -> DeviceInfo:
@@ -326,6 +370,10 @@ def get_device(name: str, **options: Any) -> Device:
             raise DeviceError(f"device {name!r} names its file; do not give path= as well")
         name, options = head, {**options, "path": arg}
     cls = device_class(name)
+    if getattr(cls, "extras", ()):    # before its options are read or anything is opened
+        from latency_lab.extras import require
+
+        require(f"--device {name}", *cls.extras)
     return cls(**driver_options(cls, {k: v for k, v in options.items() if v is not None}, name))
 
 

@@ -103,28 +103,30 @@ class Claim:
 @sqlite_errors
 def claim(store, info: DeviceInfo, spec: NetworkSpec, resolution: int,
           protocol: dict[str, Any] | None = None, remeasure: bool = False,
-          reuse: Callable[[int], bool] | None = None) -> Claim:
+          reuse: Callable[[int], bool | str] | None = None) -> Claim:
     """Take the point (context, network, resolution) for this process, in one write
     transaction so that two processes cannot both take it: reuse its finished measurement
-    (unless `remeasure`, or `reuse(id)` says it falls short: then it is reopened and
-    resumed), resume its open one unless a running process holds that, or open a new
-    one."""
+    (unless `remeasure`, or `reuse(id)` says it falls short: False, then it is reopened and
+    resumed; "new", then a new one is opened beside it), resume its open one unless a
+    running process holds that, or open a new one."""
     store.register(info, spec)
     db = store.db
     with _write(db):
         latest = store.latest(info.context_key, spec.fingerprint, resolution)
         if latest and not remeasure:
             mid, status = latest
-            if status == "done":
-                if reuse is None or reuse(mid):
-                    return Claim(mid, "done")
+            verdict = reuse(mid) if status == "done" and reuse is not None else True
+            if status == "done" and verdict is True:
+                return Claim(mid, "done")
+            if status == "done" and verdict != "new":
                 db.execute("UPDATE measurements SET status='open', stop_reason='',"
                            " finished_at=NULL WHERE id=?", (mid,))
-            holder = _holder(db, mid)
-            if holder is not None:
-                return Claim(mid, "held", holder)
-            _lease(db, mid)
-            return Claim(mid, "resume")
+            if status != "done" or verdict != "new":
+                holder = _holder(db, mid)
+                if holder is not None:
+                    return Claim(mid, "held", holder)
+                _lease(db, mid)
+                return Claim(mid, "resume")
         cur = db.execute(
             "INSERT INTO measurements (context_key, fingerprint, resolution, status, protocol,"
             " started_at) VALUES (?, ?, ?, 'open', ?, ?)",
@@ -158,6 +160,16 @@ def release(store, measurement_ids: Iterable[int]) -> None:
     with store.db:
         store.db.executemany("DELETE FROM leases WHERE measurement_id=? AND host=? AND pid=?",
                              [(int(m), mine.host, mine.pid) for m in measurement_ids])
+
+
+@sqlite_errors
+def release_all_mine(store) -> None:
+    """Give back every lease this process holds in the store: when it stops on a signal, a
+    lease claimed just before the signal may not have reached the caller's list yet."""
+    mine = me()
+    with store.db:
+        store.db.execute("DELETE FROM leases WHERE host=? AND pid=? AND started=?",
+                         (mine.host, mine.pid, mine.started))
 
 
 def renew(db: sqlite3.Connection, now: float) -> None:

@@ -2,8 +2,9 @@
 
 Tables: `contexts` (DeviceInfo JSON by context key), `networks` (spec JSON by fingerprint),
 `measurements` (one per context x fingerprint x resolution x attempt: status open/done, stop
-reason, facts) and `samples` (every raw sample with its round, time, and the machine-drift
-factor of its visit, see `drift.py`). Samples are committed as they
+reason, facts) and `samples` (every raw sample with its round, time, the machine-drift
+factor of its visit, see `drift.py`, and the host's 1-minute load average at the visit: a
+stored latency says under what load it was taken). Samples are committed as they
 are taken; an interrupted sweep finds its open measurements and goes on. A re-measurement
 opens a new measurement; old samples stay.
 
@@ -36,7 +37,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab.measure import lease
-from latency_lab.measure.store_file import StoreError, explain, guarded, inspect_store
+from latency_lab.measure.store_file import (StoreError, explain, guarded, inspect_store,
+                                            quick_check)
 from latency_lab.measure.api import DeviceInfo, Measurement
 from latency_lab.network.spec import NetworkSpec
 
@@ -64,7 +66,8 @@ CREATE TABLE IF NOT EXISTS samples (
     round INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
     taken_at REAL NOT NULL,
-    drift REAL NOT NULL DEFAULT 1.0
+    drift REAL NOT NULL DEFAULT 1.0,
+    load REAL
 );
 CREATE INDEX IF NOT EXISTS samples_measurement ON samples(measurement_id);
 CREATE TABLE IF NOT EXISTS imported (
@@ -122,11 +125,18 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a directory")
         existed = self.path.exists()
-        # read-only: a foreign file or another schema is refused before any write
-        inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
+        sidecars = {s for s in ("-wal", "-shm") if os.path.lexists(f"{self.path}{s}")}
+        try:
+            # read-only: a foreign file, another schema, a damaged page: refused before any write
+            inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
+        except StoreError:
+            self._remove_sidecars(sidecars)
+            raise
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            if existed:
+                self._quick_check(sidecars)
             self._init_schema()
         except (sqlite3.Error, OSError) as exc:
             if not existed:   # a store that could not be created leaves nothing behind
@@ -135,12 +145,34 @@ class Store:
                 raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
             raise StoreError(explain(self.path, exc)) from None
 
+    def _quick_check(self, sidecars: set[str]) -> None:
+        try:
+            quick_check(self.db, self.path)
+        except StoreError:
+            self.db.close()
+            self._remove_sidecars(sidecars)
+            raise
+
+    def _remove_sidecars(self, had: set[str]) -> None:
+        """A refused store is left as it was: the -wal and -shm files that opening it made
+        (a store in WAL mode gets them from any reader) go again, if the WAL is empty."""
+        wal = Path(f"{self.path}-wal")
+        if "-wal" not in had and wal.exists() and wal.stat().st_size > 0:
+            return      # something was written after all: keep it (never expected)
+        for suffix in {"-wal", "-shm"} - had:
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except OSError:
+                pass
+
     def _init_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
         if "drift" not in columns:  # stores written before drift correction existed
             self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
+        if "load" not in columns:   # stores written before the load was recorded: NULL there
+            self.db.execute("ALTER TABLE samples ADD COLUMN load REAL")
         if self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
@@ -204,11 +236,14 @@ class Store:
         return int(cur.lastrowid)
 
     def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
-                    facts: dict[str, Any] | None = None) -> None:
+                    facts: dict[str, Any] | None = None, load: float | None = None) -> None:
+        """One visit's samples, with the host's load average then (None: not known)."""
         now = time.time()
         with self.db:
-            self.db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, 1.0)",
-                                [(measurement_id, round_index, float(s), now) for s in samples_ms])
+            self.db.executemany("INSERT INTO samples (measurement_id, round, latency_ms, taken_at,"
+                                " drift, load) VALUES (?, ?, ?, ?, 1.0, ?)",
+                                [(measurement_id, round_index, float(s), now, load)
+                                 for s in samples_ms])
             lease.renew(self.db, now)   # another host judges this process's leases by this time
             if facts:
                 old = json.loads(self.db.execute("SELECT facts FROM measurements WHERE id=?",
@@ -252,11 +287,26 @@ class Store:
         ).fetchone()
         if row is None:
             raise KeyError(measurement_id)
-        samples, rounds, _, drift = self.samples(measurement_id)
+        samples, rounds, times, drift = self.samples(measurement_id)
+        loads = [r[0] for r in self.db.execute("SELECT load FROM samples WHERE measurement_id=?"
+                                               " AND load IS NOT NULL", (measurement_id,))]
         return Measurement(context=DeviceInfo.from_dict(json.loads(row[5])), network=row[6],
                            fingerprint=row[1], resolution=row[2], samples_ms=tuple(samples),
                            rounds=tuple(rounds), stop_reason=row[3], facts=json.loads(row[4]),
-                           drift=tuple(drift) if any(d != 1.0 for d in drift) else ())
+                           drift=tuple(drift) if any(d != 1.0 for d in drift) else (),
+                           taken=(min(times), max(times)) if times else None,
+                           times=tuple(times),
+                           load=(min(loads), max(loads)) if loads else None,
+                           measurement_id=measurement_id)
+
+    def done_of(self, context_key: str, fingerprint: str) -> list[tuple[int, int, float, float]]:
+        """(id, resolution, first and last sample time) of every finished measurement of a
+        network in a context: what a latency scale ties stored measurements to (scale.py)."""
+        return [(int(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in self.db.execute(
+            "SELECT m.id, m.resolution, MIN(s.taken_at), MAX(s.taken_at) FROM measurements m"
+            " JOIN samples s ON s.measurement_id = m.id WHERE m.context_key=? AND"
+            " m.fingerprint=? AND m.status='done' GROUP BY m.id ORDER BY m.id",
+            (context_key, fingerprint))]
 
     def network_spec(self, fingerprint: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT name, spec FROM networks WHERE fingerprint=?",

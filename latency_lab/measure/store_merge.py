@@ -6,7 +6,7 @@ plain rows (`export_measurements`) and is merged there (`import_measurements`). 
 is identified across stores by (context key, fingerprint, resolution, started_at): importing the
 same dump twice changes nothing, and importing a newer dump of a measurement that was still
 open replaces its samples, status and facts with the newer ones. Raw samples are copied as
-taken (round, time, drift factor), so statistics recomputed from either store agree.
+taken (round, time, drift factor, load average), so statistics recomputed from either store agree.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def export_measurements(store: Store, context_key: str,
                            (fp,)).fetchone() for fp in fps]
     measurements = []
     for r in rows:
-        samples = db.execute("SELECT round, latency_ms, taken_at, drift FROM samples WHERE"
-                             " measurement_id=? ORDER BY rowid", (r[0],)).fetchall()
+        samples = db.execute("SELECT round, latency_ms, taken_at, drift, load FROM samples"
+                             " WHERE measurement_id=? ORDER BY rowid", (r[0],)).fetchall()
         measurements.append({"row": dict(zip(_MEASUREMENT_COLUMNS, r[1:])),
                              "samples": [tuple(s) for s in samples]})
     return {"context": (context_key, context[0]) if context else None,
@@ -75,7 +75,8 @@ def import_measurements(store: Store, dump: dict[str, Any]) -> int:
                                  f"({', '.join('?' * len(_MEASUREMENT_COLUMNS))})",
                                  [row[c] for c in _MEASUREMENT_COLUMNS]).lastrowid
             db.executemany("INSERT INTO samples (measurement_id, round, latency_ms, taken_at,"
-                           " drift) VALUES (?, ?, ?, ?, ?)", [(mid, *s) for s in samples])
+                           " drift, load) VALUES (?, ?, ?, ?, ?, ?)",
+                           [(mid, *s, None)[:6] for s in samples])
             changed += 1
     return changed
 

@@ -104,7 +104,7 @@ def widen(stage: StageSpec, base_width: int, steps_taken: int) -> StageSpec:
 
 __all__ = ["round_filters_efficientnet", "round_repeats_efficientnet", "round_filters_pycls",
            "round_repeats_pycls", "round_resolution", "round4",
-           "set_depth", "scale_uniform", "add_block", "widen", "default_stages",
+           "set_depth", "scale_uniform", "add_block", "widen", "default_stages", "contains",
            "DEFAULT_N_STAGES"]
 
 
@@ -147,6 +147,25 @@ def random_scaled(spec: NetworkSpec, max_width_steps, max_depth_steps,
     w = per_stage(max_width_steps, n, "max width steps")
     d = per_stage(max_depth_steps, n, "max depth steps")
     return scaled_variant(spec, [rng.randint(0, k) for k in w], [rng.randint(0, k) for k in d])
+
+
+def space_size(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
+               max_depth_steps) -> int:
+    """How many (block, input size) points `scaled_space_blocks` can list, at most, counted
+    without making a block: a LUT's size is known (and bounded) before any work. Listing the
+    space of `--max-width-steps 100000` took minutes before this (issue 25)."""
+    n = len(spec.stages)
+    w_steps = per_stage(max_width_steps, n, "max width steps")
+    d_steps = per_stage(max_depth_steps, n, "max depth steps")
+    options = [len(width_options(s.width, k)) if k <= 10_000 else k + 1
+               for s, k in zip(spec.stages, w_steps)]
+    per_res, inputs = 1, 1                      # the stem; its output width is fixed
+    for stage, opts, d in zip(spec.stages, options, d_steps):
+        later = len({(b.kernel, b.expansion) for b in stage.blocks[1:]}) + (d > 0)
+        per_res += inputs * opts + later * opts
+        inputs = opts
+    per_res += inputs                           # the head, one per last-stage width
+    return per_res * len({int(r) for r in resolutions})
 
 
 def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
@@ -199,3 +218,22 @@ def blocks_by_kind(points: Sequence[BlockPoint]) -> dict[str, int]:
     for b, _ in points:
         counts[b.kind] = counts.get(b.kind, 0) + 1
     return counts
+
+
+def contains(big: NetworkSpec, small: NetworkSpec) -> bool:
+    """True when `big` is `small` grown and nothing shrunk: the same stages, each at least as
+    wide and as deep (its first blocks the same), stem and head at least as wide, the same
+    classes and activation, and not the same network. A width or depth step of RBIS, or any
+    path of them, gives such a pair; a latency that falls along one is a measurement's noise or
+    a prediction's error, never the network's (search/calibration.py keeps predictions
+    monotone in it, benchmarks/check_monotone.py checks committed traces)."""
+    if (len(big.stages) != len(small.stages) or big.num_classes != small.num_classes
+            or big.activation != small.activation or big.fingerprint == small.fingerprint
+            or big.stem.width < small.stem.width or big.head_width < small.head_width
+            or (big.stem.kernel, big.stem.stride) != (small.stem.kernel, small.stem.stride)):
+        return False
+    for b, s in zip(big.stages, small.stages):
+        if (b.width < s.width or b.depth < s.depth or b.kind != s.kind
+                or b.se_ratio != s.se_ratio or b.blocks[:s.depth] != s.blocks):
+            return False
+    return True

@@ -21,7 +21,6 @@ lost driver or link loses nothing and the job resumes from that store on the sam
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,27 @@ class DeviceSpec:
 
     @property
     def file_label(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.label)
+        from latency_lab.fileio import safe_name
+
+        return safe_name(self.label)
+
+    def check(self) -> None:
+        """The driver exists and takes these options (converted as opening it will), without
+        opening the device: a plan is checked whole before its first sweep."""
+        from latency_lab.errors import UserError
+        from latency_lab.measure.api import (DeviceError, device_class, device_names,
+                                             driver_options)
+
+        head, sep, arg = self.driver.partition(":")
+        name = head if sep and head in device_names() else self.driver
+        options = dict(self.options, **({"path": arg} if name != self.driver else {}))
+        try:
+            driver_options(device_class(name), options, self.driver)
+        except UserError:
+            raise
+        except Exception as exc:   # importing a module:Class driver failed
+            raise DeviceError(f"cannot load driver {self.driver!r}: {type(exc).__name__}: "
+                              f"{exc}") from None
 
 
 class DeviceHost:
@@ -87,14 +106,15 @@ class DeviceHost:
                 "spec": self.spec}
 
     def measure(self, points: Sequence[tuple[NetworkSpec, int]], protocol: "Protocol",
-                remeasure: bool = False):
+                remeasure: bool = False, fresh: bool = False):
         """Measurements of the points (the interleaved protocol, resumable in this host's
-        store) and the dump of their rows to merge into the caller's store."""
+        store; `fresh`: as `measure_points` takes it) and the dump of their rows to merge into
+        the caller's store."""
         from latency_lab.measure.protocol import measure_points
         from latency_lab.measure.store_merge import export_measurements
 
         points = [(s, int(r)) for s, r in points]
-        ms = measure_points(self.device, points, self.store, protocol, remeasure)
+        ms = measure_points(self.device, points, self.store, protocol, remeasure, fresh=fresh)
         dump = export_measurements(self.store, self.info.context_key,
                                    [(s.fingerprint, r) for s, r in points])
         return ms, dump
@@ -124,12 +144,12 @@ class _DeviceActor(DeviceHost):
             return {"host": socket.gethostname(), "pid": os.getpid(), "error": self.error}
         return super().where()
 
-    def measure(self, points, protocol, remeasure=False):
+    def measure(self, points, protocol, remeasure=False, fresh=False):
         if self.error:
             from latency_lab.errors import UserError
 
             raise UserError(self.error)
-        return super().measure(points, protocol, remeasure)
+        return super().measure(points, protocol, remeasure, fresh)
 
     def close(self) -> None:
         if not self.error:

@@ -173,6 +173,7 @@ class Lut:
     source: str = ""   # the file it was loaded from
     statistic: str = "median"   # see STATISTICS
     calibrated_on: str = ""     # "" (its own whole networks) or the table it was calibrated on
+    latency_scale: dict[str, Any] = field(default_factory=dict)   # lut_record: references, factors
 
     # -- prediction ------------------------------------------------------------------------
     def block_sum(self, spec: NetworkSpec, resolution: int) -> tuple[float, float, int]:

@@ -68,6 +68,7 @@ def lut_to_dict(lut: Lut) -> dict[str, Any]:
         "overhead": overhead_dict(lut.overhead),
         "calibration": [dict(p.__dict__) for p in lut.calibration],
         "blocks": [block_row_dict(r) for r in rows],
+        **({"latency_scale": lut.latency_scale} if lut.latency_scale else {}),
     }
 
 
@@ -165,7 +166,7 @@ def lut_from_dict(d: Any, source: str = "") -> Lut:
                    _limit(d["max_width_steps"], network, "max_width_steps"),
                    _limit(d["max_depth_steps"], network, "max_depth_steps"), blocks, calibration,
                    overhead, dict(d.get("protocol", {})), str(d.get("created_at", "")), source,
-                   statistic, str(d.get("calibrated_on", "")))
+                   statistic, str(d.get("calibrated_on", "")), dict(d.get("latency_scale", {})))
     except LutError as exc:
         raise LutError(where + str(exc)) from None
     except SpecError as exc:
