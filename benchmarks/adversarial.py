@@ -11,9 +11,17 @@ when it ends as it must:
 - accepted (inputs that are fine, e.g. an accuracy table with a byte-order mark): exit 0 and no
   traceback.
 
+A refused case changes nothing in its sandbox (every entry's type, inode, size, mtime and link
+target compared, nothing opened); an accepted case that names its outputs changes nothing else.
+Round 3 (issue 25, `adversarial_r3.py`) adds outputs that are device nodes, FIFOs, sockets and
+links, names that would leave their folder, damaged stores, hangs (FIFOs among images, link
+loops, a LUT space too large), numbers and files at the edges, and what was refused only after
+work; its cases may make special files in their sandbox and set environment variables.
+
 Then the integrity scenarios: a real 2 MB tmpfs that fills up under a sweep and a table export
 (via `unshare -rm`, skipped where user namespaces are not allowed), two identical sweeps at once
-into one store, kill -9 of a sweep three times, Ctrl-C. Prints "N of M clean" and writes
+into one store, kill -9 of a sweep three times, Ctrl-C, SIGTERM to search, compare and lut
+record, and signals during start-up. Prints "N of M clean" and writes
 results/benchmarks/adversarial.{md,json} (with the machine's load).
 
 Usage: python benchmarks/adversarial.py [--jobs 2] [--only SUBSTRING] [--no-scenarios]
@@ -34,11 +42,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+import adversarial_r3 as r3
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).with_name("latency-lab")
 OUT = ROOT / "results" / "benchmarks"
 TIMEOUT_S = 180
+HANG_S = 60          # the hangs class: a case still running after this has hung
 
 TINY = {"name": "tiny", "resolution": 64, "num_classes": 10, "activation": "relu",
         "stem": {"width": 8, "kernel": 3, "stride": 2}, "head": {"width": 32},
@@ -166,7 +178,13 @@ PY_MODULES = {
             "def none(net):\n    return None\ndef boom(net):\n    raise ValueError('bad net')\n"
             "def quit(net):\n    sys.exit('dataset not mounted')\n"
             "def acc250(net):\n    return 250.0\ndef accneg(net):\n    return -3.0\n"
-            "def lat(net):\n    return 8.0\ndef hang(net):\n    import time\n    time.sleep(600)\n"),
+            "def lat(net):\n    return 8.0\ndef hang(net):\n    import time\n    time.sleep(600)\n"
+            "def big(net):\n    return 10**400\n"
+            "def exit0(net):\n    import os\n    os._exit(0)\n"
+            "def chatty(net, value=8.0):\n    import sys\n    for _ in range(20_000):\n"
+            "        print('x' * 99)\n        print('y' * 99, file=sys.stderr)\n"
+            "    return value\n"
+            "def chatty_acc(net):\n    return chatty(net, 70.0)\n"),
     "json": "def lat(net):\n    return 8.0\n",
 }
 
@@ -175,7 +193,12 @@ PY_MODULES = {
 class Case:
     category: str
     args: list[str]
-    expect: str = "refuse"        # "keep" (refused mid-work, what was done kept), "accept"
+    expect: str = "refuse"   # "keep" (refused mid-work, what was done kept), "accept", or
+    #                          "refuse after a warning" (a data set's left-out files named first)
+    setup: Callable[[Path], None] | None = None     # special files made in the sandbox
+    env: dict = field(default_factory=dict)
+    outputs: tuple[str, ...] | None = None          # globs an accepted case may change
+    check: Callable[[Path, bytes, str], list[str]] | None = None
     result: dict = field(default_factory=dict)
 
     @property
@@ -338,7 +361,7 @@ def cases() -> list[Case]:
     add("accepted", jumps, "accept")
     add("accepted", sweep + ["--store", "zero.sqlite"], "accept")     # a 0-byte file: a new store
     add("accepted", sweep[:5] + ["--resolutions", "64,72,", "--out", "o.csv"], "accept")
-    return out
+    return out + r3.cases(Case, sweep, search, compare, scale, jumps, lut_rec)
 
 
 def _extra_fixtures(root: Path) -> None:
@@ -356,32 +379,47 @@ def _extra_fixtures(root: Path) -> None:
 def run_case(case: Case, template: Path, work: Path, index: int) -> Case:
     box = work / f"case{index:03d}"
     shutil.copytree(template, box, symlinks=True)
-    before = {p.relative_to(box) for p in box.rglob("*")}
+    if case.setup:
+        case.setup(box)
+    before = r3.snapshot(box)
     env = dict(os.environ, LATENCY_LAB_CACHE=str(box / ".cache"),
-               PYTHONPATH=str(box / "devmods"), COLUMNS="100")
+               PYTHONPATH=str(box / "devmods"), COLUMNS="100", **case.env)
     env.pop("LATENCY_LAB_BENCHMARK_BINARY", None)
+    limit = HANG_S if case.category == "hangs" else TIMEOUT_S
     t = time.monotonic()
+    out = b""
     try:
         p = subprocess.run([str(EXE), *case.args], cwd=box, env=env, capture_output=True,
-                           text=True, timeout=TIMEOUT_S)
-        rc, err = p.returncode, p.stderr
+                           timeout=limit, stdin=subprocess.DEVNULL)
+        rc, err, out = p.returncode, p.stderr.decode(errors="replace"), p.stdout
     except subprocess.TimeoutExpired as exc:
         rc, err = "timeout", (exc.stderr or b"").decode(errors="replace")
     seconds = time.monotonic() - t
-    after = {p.relative_to(box) for p in box.rglob("*")}
-    new = sorted(str(p) for p in after - before if not str(p).startswith(".cache"))
+    after = r3.snapshot(box)
+    changed = r3.changes(before, after)
+    new = [c for c in changed if c not in before]
     lines = err.strip().splitlines()
-    if case.expect in ("refuse", "keep"):
+    if case.expect.startswith("refuse") or case.expect == "keep":
         problems = [] if rc == 2 else [f"exit {rc}"]
+        warned = case.expect == "refuse after a warning" and len(lines) == 2 and \
+            lines[0].startswith("warning: ")
         if not lines or not lines[-1].startswith("error: ") or (
-                case.expect == "refuse" and len(lines) != 1):
+                case.expect.startswith("refuse") and len(lines) != 1 and not warned):
             problems.append(f"{len(lines)} stderr lines")
-        if new and case.expect == "refuse":
-            problems.append(f"left {', '.join(new[:3])}")
+        if changed and case.expect.startswith("refuse"):
+            problems.append(f"changed {', '.join(changed[:3])}")
         if case.expect == "keep" and "so/trace.csv" not in new:
             problems.append("the trace of what was done is lost")
     else:
         problems = [] if rc == 0 else [f"exit {rc}"]
+        if case.outputs is not None:
+            import fnmatch
+
+            stray = [c for c in changed if not any(fnmatch.fnmatch(c, g) for g in case.outputs)]
+            if stray:
+                problems.append(f"changed outside its outputs: {', '.join(stray[:3])}")
+    if case.check:
+        problems += case.check(box, out, err)
     if "Traceback" in err:
         problems.append("traceback")
     case.result = {"clean": not problems, "problems": problems, "exit": rc,
@@ -529,7 +567,9 @@ def scenario_ctrl_c(box: Path) -> dict:
 
 SCENARIOS = {"full disk (2 MB tmpfs)": scenario_full_disk,
              "two identical sweeps at once": scenario_concurrent,
-             "kill -9 of a sweep, 3 times": scenario_kill9, "Ctrl-C": scenario_ctrl_c}
+             "kill -9 of a sweep, 3 times": scenario_kill9, "Ctrl-C": scenario_ctrl_c,
+             **{name: (lambda box, fn=fn: fn(box, EXE, _env(box)))
+                for name, fn in r3.SCENARIOS.items()}}
 
 
 def main() -> None:
@@ -538,6 +578,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run the cases whose command contains this")
     ap.add_argument("--no-scenarios", action="store_true")
     ap.add_argument("--scenarios-only", action="store_true")
+    ap.add_argument("--scenario", default="", help="only the scenarios whose name has this")
+    ap.add_argument("--category", default="", help="only the cases of this class")
     args = ap.parse_args()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="adversarial-"))
@@ -545,24 +587,41 @@ def main() -> None:
     template.mkdir()
     fixtures(template)
     _extra_fixtures(template)
-    todo = [] if args.scenarios_only else [c for c in cases() if args.only in c.name]
+    r3.fixtures(template, TINY, EXE, _env(template))
+    shutil.rmtree(template / ".cache", ignore_errors=True)
+    todo = [] if args.scenarios_only else [c for c in cases() if args.only in c.name
+                                           and args.category in ("", c.category)]
     t0 = time.monotonic()
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda ic: run_case(ic[1], template, work, ic[0]), enumerate(todo)))
     scen = {}
-    if not args.no_scenarios and not args.only:
+    if not args.no_scenarios and not args.only and not args.category:
         for name, fn in SCENARIOS.items():
+            if args.scenario and args.scenario not in name:
+                continue
             box = work / name.split()[0].replace("-", "")
-            shutil.copytree(template, box)
+            shutil.copytree(template, box, symlinks=True)
             scen[name] = fn(box)
             print(f"scenario {name}: {'clean' if scen[name]['clean'] else scen[name]}",
                   flush=True)
     wall = time.monotonic() - t0
     shutil.rmtree(work, ignore_errors=True)
-    report(done, scen, wall, load_before, os.getloadavg())
+    partial = bool(args.only or args.category or args.scenario or args.scenarios_only
+                   or args.no_scenarios)
+    report(done, scen, wall, load_before, os.getloadavg(), write=not partial)
 
 
-def report(done: list[Case], scen: dict, wall: float, load_before, load_after) -> None:
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def report(done: list[Case], scen: dict, wall: float, load_before, load_after,
+           write: bool = True) -> None:
+    """Print the summary; a full run (no filter) also writes results/benchmarks/."""
     clean = sum(c.result["clean"] for c in done)
     by_cat: dict[str, list[int]] = {}
     for c in done:
@@ -573,10 +632,16 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after) -
     lines = [f"# Adversarial replay: {clean} of {len(done)} malformed or edge inputs clean",
              "", f"`python benchmarks/adversarial.py` ({wall:.0f} s; load average "
              f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
-             f"{os.cpu_count()} CPUs). Clean: a refusal is exit 2 with one `error:` line and no "
-             "file left behind (an evaluator failing mid-search: exit 2, the error as the last "
-             "line, the trace of what was done kept); an accepted input exits 0; none shows a "
-             "traceback.", "",
+             f"{os.cpu_count()} CPUs; commit {_commit()}). Clean: a refusal is exit 2 with one "
+             "`error:` line (after one `warning:` line where a data set's left-out files are "
+             "named) and nothing in its sandbox changed, every entry's type, inode, size, mtime "
+             "and link target compared (an evaluator failing mid-search: exit 2, the error as "
+             "the last line, the trace of what was done kept); an accepted input exits 0 and "
+             "changes only the outputs it names; a hang is a case still running after "
+             f"{HANG_S} s (the hangs class) or {TIMEOUT_S} s; none shows a traceback. Device "
+             "nodes, FIFOs and sockets are made in each case's sandbox (mknod needs root: "
+             f"{'made' if os.geteuid() == 0 else 'NOT made, not root'}); standard output is a "
+             "link to /proc/self/fd/1 there, never /dev/stdout.", "",
              "| class | clean | cases |", "|---|---|---|"]
     lines += [f"| {k} | {v[0]} | {v[1]} |" for k, v in by_cat.items()]
     lines += ["", f"## Scenarios: {sum(v['clean'] for v in ran)} of {len(ran)} clean", ""]
@@ -590,11 +655,14 @@ def report(done: list[Case], scen: dict, wall: float, load_before, load_after) -
               for c in bad] or ["none"]
     text = "\n".join(lines) + "\n"
     print(text)
+    if not write:
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "adversarial.md").write_text(text)
     (OUT / "adversarial.json").write_text(json.dumps(
         {"clean": clean, "cases": len(done), "by_class": by_cat, "scenarios": scen,
          "wall_s": round(wall, 1), "load_before": load_before, "load_after": load_after,
+         "commit": _commit(),
          "results": [{"class": c.category, "args": c.args, "expect": c.expect, **c.result}
                      for c in done]}, indent=1) + "\n")
 

@@ -45,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.ranking_seeds import bootstrap, cost, separated_pairs  # noqa: E402
+
 CANDIDATES = ("w1", "w2", "w3", "w4", "w5", "d1", "d2", "d3", "d4", "d5", "r")
 THESIS = {"thesis FT (full training)": (10, 1, 2, 3, 7, 6, 9, 5, 8, 4, 11),
           "thesis NT (net transformation)": (7, 2, 1, 3, 5, 6, 8, 10, 11, 4, 9)}
@@ -54,14 +56,23 @@ BASE_RES, R_STEP = 224, 240
 SYNTHETIC = "py:benchmarks.analytic_sources"   # a made-up function, not a measurement
 
 
-def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES):
-    """[(label, spec, resolution, description)] in the thesis's column order: a width and a
-    depth step on each of the five scalable stages (the last five), then the resolution step."""
+def base_network(network: str, resolution: int | None = None):
+    """The preset, at `resolution` when given (else its own)."""
     from latency_lab.network import presets
+
+    base = presets.get(network)
+    return base.with_resolution(resolution) if resolution else base
+
+
+def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES,
+               resolution: int | None = None):
+    """[(label, spec, resolution, description)] in the thesis's column order: a width and a
+    depth step on each of the five scalable stages (the last five), then the resolution step;
+    at the preset's resolution or at `resolution`."""
     from latency_lab.network.scaling import default_stages
     from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
 
-    base = presets.get(network)
+    base = base_network(network, resolution)
     zero = (0,) * len(base.stages)
     res = base.resolution
     out = []
@@ -77,14 +88,13 @@ def candidates(network: str = "efficientnet-b0", r_step: int = R_STEP - BASE_RES
     return out
 
 
-def requests(ev, cands, network: str = "efficientnet-b0"):
+def requests(ev, cands, network: str = "efficientnet-b0", resolution: int | None = None):
     """One request per candidate; for an evaluator that starts from the parent (net2net:),
     the baseline's request is every candidate's parent, with the step that made it."""
-    from latency_lab.network import presets
     from latency_lab.network.scaling import default_stages
     from latency_lab.search.evaluators import Step
 
-    base = presets.get(network)
+    base = base_network(network, resolution)
     scaled = default_stages(base)
     parent = ev.request(base, base.resolution) if ev.uses_parent else None
     out = []
@@ -113,7 +123,7 @@ def short_name(ev) -> str:
 
 
 def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
-                 r_step=R_STEP - BASE_RES, executor="local"):
+                 r_step=R_STEP - BASE_RES, executor="local", resolution=None):
     """{ranking name: (values or None, ranks)}, and per evaluator its label and details.
     `executor`: where the evaluations of each evaluator run, as one batch (--executor)."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -121,7 +131,7 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.measure.store import Store
 
-    cands = candidates(network, r_step)
+    cands = candidates(network, r_step, resolution)
     rankings, about = {}, {}
     store = Store(store_path)
     where = parse_executor(executor)
@@ -129,24 +139,26 @@ def evaluate_all(texts, store_path, log=print, network="efficientnet-b0",
         for text in texts:
             _evaluate_one(text, cands, network, store, rankings, about, log, ex,
                           parse_evaluator(text, elsewhere=where.kind != "local"),
-                          evaluation_runner(ex))
+                          evaluation_runner(ex), resolution)
     store.close()
     for name, r in THESIS.items():
         rankings[name] = (None, list(r))
     return rankings, about
 
 
-def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run):
+def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run,
+                  resolution=None):
     """One evaluator's 11 values (one batch; cached ones not evaluated again) and ranks."""
     from latency_lab.search.accuracy_cache import AccuracyCache
 
     t0 = time.perf_counter()
-    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network), run)
+    got = AccuracyCache(store, ev).get_many(requests(ev, cands, network, resolution), run)
     fresh = sum(now for _, now in got)
     values = [result.value for result, _ in got]
     cis = [list(result.ci) if result.ci else None for result, _ in got]
-    firsts = [result.details["repeats"][0] for result, _ in got
-              if len(result.details.get("repeats", [])) > 1]
+    draws = [list(result.details.get("seed_values") or result.details.get("repeats")
+                  or [result.value]) for result, _ in got]
+    firsts = [d[0] for d in draws if len(d) > 1]
     name = short_name(ev) + (" [SYNTHETIC]" if text.startswith(SYNTHETIC) else "")
     rankings[name] = (values, ranks(values))
     if len(firsts) == len(cands):
@@ -156,9 +168,33 @@ def _evaluate_one(text, cands, network, store, rankings, about, log, ex, ev, run
                    "seconds_this_run": time.perf_counter() - t0,
                    "evaluation_seconds": sum(result.seconds for result, _ in got),
                    "epochs": ev.options.get("epochs"), "executor": ex.spec.text,
-                   "ci95": cis if all(cis) else None}
+                   "ci95": cis if all(cis) else None, "draws": draws,
+                   "cost": cost(ev, [r.details for r, _ in got], [r.seconds for r, _ in got],
+                                _base_seconds(ev, got, base_network(network, resolution)
+                                              .fingerprint))}
     log(f"{name}: {fresh} evaluated, {len(cands) - fresh} from the cache, "
         f"{time.perf_counter() - t0:.1f} s on {ex.describe()}; ranks {rankings[name][1]}")
+
+
+def _base_seconds(ev, got, base_fp: str) -> float:
+    """Seconds of net2net:'s baseline trainings (one per seed), read from their run results:
+    the runs of the baseline network with the evaluator's base recipe and each seed."""
+    if ev.name != "net2net":
+        return 0.0
+    from dataclasses import replace
+
+    from latency_lab.training.train import runs_dir
+
+    d = got[0][0].details
+    want = {f"scratch(seed={s})": replace(ev.base_recipe, seed=s).to_dict()
+            for s in d.get("seeds", [ev.options["seed"]])}
+    total = 0.0
+    for path in runs_dir().glob("*/result.json"):
+        r = json.loads(path.read_text())
+        if (r.get("network") == base_fp and r.get("data") == d["data"]
+                and want.get(r.get("init")) == r.get("recipe")):
+            total += r["train_seconds"]
+    return total
 
 
 def correlations(rankings):
@@ -232,13 +268,69 @@ def separability(rankings, about) -> list[str]:
     return md
 
 
+def separated_text(sep: dict) -> str:
+    """One sentence: the pairs the reference's intervals separate (seeds >= 2 only)."""
+    if sep["own_t"] is None:
+        return "The reference has one draw per candidate: no interval of its own."
+    return (f"The reference separates {sep['own_t']} of its {sep['pairs']} candidate pairs "
+            f"with each candidate's own t-interval over its seeds, and {sep['pooled']} with "
+            f"the seed noise pooled over the 11 candidates (sd {sep['pooled_sd']:.2f} points, "
+            f"{sep['dof']} degrees of freedom); its seed ranges per candidate: "
+            + ", ".join(f"{c} {r:.2f}" for c, r in zip(CANDIDATES, sep["seed_range"])) + ".")
+
+
+def against_reference(rankings, about) -> tuple[list[str], dict]:
+    """Markdown lines and a dict: every evaluator with draws against the reference, Kendall
+    tau and Spearman rho with 95% bootstrap intervals over seeds (and with one draw per
+    candidate: what a single seed ranks), the cost per candidate and seed in epochs and in
+    seconds, and the pairs the reference's own intervals separate."""
+    ref = reference(rankings, about)
+    if ref is None or not about.get(ref, {}).get("draws"):
+        return [], {}
+    ref_draws, ref_cost = about[ref]["draws"], about[ref]["cost"]
+    rows, out = [], {"reference": ref, "separated": separated_pairs(ref_draws), "evaluators": {}}
+    for name, a in about.items():
+        if name == ref or not a.get("draws"):
+            continue
+        b = bootstrap(a["draws"], ref_draws)
+        one = bootstrap(a["draws"], ref_draws, k=1) if min(map(len, a["draws"])) > 1 else None
+        c = a["cost"]
+        by_epochs = (c["epochs_per_candidate_seed"] / ref_cost["epochs_per_candidate_seed"]
+                     if c["epochs_per_candidate_seed"] else None)
+        by_seconds = c["seconds_per_candidate_seed"] / ref_cost["seconds_per_candidate_seed"]
+        ratio = by_epochs if by_epochs is not None else by_seconds
+        out["evaluators"][name] = {**b, "one_draw": one, "cost": c, "cost_ratio_epochs": by_epochs,
+                                   "cost_ratio_seconds": by_seconds,
+                                   "meets_aim": bool(b["tau"][0] >= 0.6 and ratio <= 0.2)}
+        fmt = lambda v: f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"  # noqa: E731
+        rows.append(f"| {_short(name)} | {len(a['draws'][0])} | {fmt(b['tau'])} | "
+                    f"{fmt(b['rho'])} | {fmt(one['tau']) if one else ''} | "
+                    f"{c['epochs_per_candidate_seed']:.2f} | "
+                    + (f"{by_epochs:.2f}" if by_epochs is not None else "") + " | "
+                    f"{c['seconds_per_candidate_seed']:.1f} | {by_seconds:.3f} | "
+                    f"{'yes' if out['evaluators'][name]['meets_aim'] else 'no'} |")
+    sep = out["separated"]
+    md = ["", f"Against the reference, {_short(ref)} ({len(ref_draws[0])} seeds), with 95% "
+          "bootstrap intervals over seeds (each candidate's draws resampled with replacement, "
+          "in both rankings, 2000 times); 'one draw' resamples a single draw per candidate: "
+          "what an evaluator with one seed would rank. Cost per candidate and seed: epochs "
+          "of training (net2net: its fine-tuning plus the baseline's training spread over the "
+          "11 candidates) and the seconds measured on this shared machine. The aim: tau >= "
+          "0.6 at a fifth of the reference's cost or less.", "",
+          "| evaluator | draws | Kendall tau [95%] | Spearman rho [95%] | tau, one draw [95%] "
+          "| epochs | cost / reference (epochs) | seconds | cost / reference (seconds) | aim "
+          "met |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+          separated_text(sep)]
+    return md, out
+
+
 def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficientnet-b0",
-                  r_step=R_STEP - BASE_RES, prefix="proxy_ranking") -> None:
+                  r_step=R_STEP - BASE_RES, prefix="proxy_ranking", resolution=None) -> None:
     import pandas as pd
 
     from latency_lab.fileio import write_atomic
 
-    cands = candidates(network, r_step)
+    cands = candidates(network, r_step, resolution)
     frame = pd.DataFrame({"candidate": [c[0] for c in cands],
                           "change": [c[3] for c in cands],
                           "fingerprint": [c[1].fingerprint for c in cands],
@@ -269,6 +361,8 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
                "between full training and network transformation, on B0 and ImageNet):", ""]
         md += [f"- {_short(n)}: {tau[n][ref]:+.2f}" for n in names if n != ref]
     md += separability(rankings, about)
+    seeded_md, seeded = against_reference(rankings, about)
+    md += seeded_md
     md += ["", "Evaluators (a [SYNTHETIC] one is benchmarks/analytic_sources.py's made-up "
            "accuracy function, shown as a reference point, not a result):", ""]
     md += [f"- {k}: `{v['evaluator']}`, {v['label']} (cache key `{v['key']}`); the 11 "
@@ -279,7 +373,7 @@ def write_outputs(out: Path, rankings, about, tau, rho, meta, network="efficient
     write_atomic(out / f"{prefix}.md", "\n".join(md) + "\n")
     write_atomic(out / f"{prefix}.json", json.dumps(
         {"meta": {**meta, "network": network, "reference": ref}, "evaluators": about,
-         "rankings": {k: v[1] for k, v in rankings.items()},
+         "rankings": {k: v[1] for k, v in rankings.items()}, "against_reference": seeded,
          "values": {k: v[0] for k, v in rankings.items() if v[0] is not None},
          "kendall_tau": tau, "spearman_rho": rho}, indent=2))
     plot(out / f"{prefix}.png", rankings, tau, network, r_step, cands[0][2])
@@ -335,6 +429,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     ap.add_argument("--network", default="efficientnet-b0", help="preset whose single steps "
                     "are ranked (mbconv-tiny for the training evaluators)")
+    ap.add_argument("--resolution", type=int, help="the baseline's resolution (default: the "
+                    "preset's own)")
     ap.add_argument("--r-step", type=int, default=R_STEP - BASE_RES,
                     help="pixels added by the resolution candidate r")
     ap.add_argument("--prefix", default="proxy_ranking", help="output file names")
@@ -350,7 +446,8 @@ def main() -> int:
             "load": [round(x, 2) for x in os.getloadavg()]}
     rankings, about = evaluate_all(args.evaluator or DEFAULT_EVALUATORS,
                                    args.store or default_store_path(), network=args.network,
-                                   r_step=args.r_step, executor=args.executor)
+                                   r_step=args.r_step, executor=args.executor,
+                                   resolution=args.resolution)
     tau, rho = correlations(rankings)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
     ft = reference(rankings) or "thesis FT (full training)"
@@ -358,7 +455,7 @@ def main() -> int:
         print(f"{_short(name):36s} ranks {rankings[name][1]}  tau vs {_short(ft)} "
               f"{tau[name][ft]:+.2f}  rho {rho[name][ft]:+.2f}")
     write_outputs(args.out, rankings, about, tau, rho, meta, args.network, args.r_step,
-                  args.prefix)
+                  args.prefix, args.resolution)
     print(f"wrote {args.out}/{args.prefix}.csv, .md, .json, .png")
     return 0
 

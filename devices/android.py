@@ -147,6 +147,7 @@ def _failure_message(rc: int, text: str, binary: str) -> str:
 
 class AndroidDevice(Device):
     name = "android"
+    extras = ("android",)
     profile_name = "android"
 
     def __init__(self, serial: str | None = None, adb_host: str | None = None,

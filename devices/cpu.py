@@ -158,6 +158,7 @@ class CpuDevice(Device):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         from latency_lab.models.files import tflite_bytes, tflite_path
+        from latency_lab.models.litert import quiet_stderr
 
         resolver = (OpResolverType.AUTO if self.xnnpack
                     else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -167,9 +168,12 @@ class CpuDevice(Device):
             path = tflite_path(spec, self.model_dir, self.builder)
             source, what = {"model_path": str(path)}, str(path)
         try:
-            return Interpreter(**source, num_threads=self.threads,
-                               experimental_op_resolver_type=resolver)
-        except ValueError as exc:
+            with quiet_stderr():   # LiteRT's "Created ... XNNPACK delegate" line, not the bar
+                interp = Interpreter(**source, num_threads=self.threads,
+                                     experimental_op_resolver_type=resolver)
+                interp.allocate_tensors()
+            return interp
+        except (ValueError, RuntimeError) as exc:
             raise DeviceError(f"LiteRT cannot load {what}: {exc}") from None
 
     def sample(self, spec: NetworkSpec, resolution: int, runs: int,

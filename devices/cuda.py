@@ -149,6 +149,7 @@ class _Shape:
 
 class CudaDevice(Device):
     name = "cuda"
+    extras = ("torch",)
     needs_gpu = True
 
     def __init__(self, precision: str = "fp32", batch_size: int = 1, channels_last: bool = True,

@@ -183,6 +183,7 @@ def jetson_facts(say_unknown: bool = False) -> dict[str, Any]:
 
 class JetsonDevice(Device):
     name = "jetson"
+    extras = ("torch", "onnx")   # TensorRT itself: its own message below (JetPack on a Jetson)
     needs_gpu = True
 
     def __init__(self, batch_size: int = 1, engine_dir: str | None = None,

@@ -42,6 +42,7 @@ class ChainSource(LatencySource):
                  say: Callable[[str], None] | None = None):
         self.sources = list(sources)
         self.batched = any(s.batched for s in self.sources)
+        self.instant = all(s.instant for s in self.sources)
         self.answered: dict[tuple[str, int], int] = {}
         self.misses = [0] * len(self.sources)
         self.first_miss: dict[int, str] = {}
@@ -180,6 +181,9 @@ class ChainSource(LatencySource):
 
     def describe(self) -> str:
         return " else ".join(s.describe() for s in self.sources)
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        return [p for s in self.sources for p in s.device_parts()]
 
     def report(self) -> str:
         """How many points each source answered and missed, in words."""

@@ -121,6 +121,8 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     keyed: bool = True        # False: does not change the number (left out of the cache key)
+    omit_default: bool = False  # True: left out of the key at its default (an option added
+    #                             later whose default computes what was computed before it)
 
     def convert(self, evaluator: str, key: str, text: str) -> Any:
         bad = f"evaluator {evaluator}: option {key}={text!r}"
@@ -196,13 +198,31 @@ class Evaluator:
     version = 1
     synthetic = ""          # else what the made-up number is: every output says SYNTHETIC
     uses_parent = False     # True: the result depends on the parent's (trained) state
-    cacheable = True        # False: values are read from a file, not computed
+    cacheable = True        # False: read from a file, or a formula: the store is slower
     arg_in_key = True       # False where ARG is a path whose content is keyed instead (data)
+    instant = False         # True: a formula or a file lookup, microseconds (rbis.Cache.save)
+    extras: tuple[str, ...] = ()   # optional extras it needs (latency_lab.extras), e.g. torch
 
     def __init__(self, arg: str | None = None, options: dict[str, Any] | None = None):
         self.arg = arg
         self.options = {k: o.default for k, o in self.OPTIONS.items()}
         self.options.update(options or {})
+        self.here = evaluates_here()
+
+    def with_options(self, **changes: Any) -> "Evaluator":
+        """The same evaluator with some options changed (converted values), built for the
+        same place (here or elsewhere); e.g. `with_options(seeds=3)` for a race."""
+        token = _HERE.set(self.here)
+        try:
+            return type(self)(self.arg, {**self.options, **changes})
+        finally:
+            _HERE.reset(token)
+
+    @property
+    def seeds(self) -> int | None:
+        """How many seeds the value is the mean of, for an evaluator with a `seeds` option
+        (the training evaluators); None for one without (a search cannot race it)."""
+        return int(self.options["seeds"]) if "seeds" in self.OPTIONS else None
 
     def evaluate(self, request: EvalRequest) -> EvalResult:
         raise NotImplementedError
@@ -220,7 +240,8 @@ class Evaluator:
     def key(self) -> str:
         """The accuracy cache's evaluator key: name, argument, keyed options, version, extras."""
         opts = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.options.items())
-                        if self.OPTIONS[k].keyed)
+                        if self.OPTIONS[k].keyed
+                        and not (self.OPTIONS[k].omit_default and v == self.OPTIONS[k].default))
         arg = f":{self.arg}" if self.arg is not None and self.arg_in_key else ""
         return ";".join([f"{self.name}{arg}" + (f",{opts}" if opts else ""),
                          f"v{self.version}", *self.key_parts()])
@@ -245,8 +266,11 @@ class Evaluator:
         try:
             x = float(value)
         except (TypeError, ValueError):
-            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r} (not a number) "
-                                 f"for {request.describe()}") from None
+            raise EvaluatorError(f"evaluator {self.describe()} returned {value!r:.80} (not a "
+                                 f"number) for {request.describe()}") from None
+        except OverflowError:      # an int such as 10**400
+            raise EvaluatorError(f"evaluator {self.describe()} returned an integer too large "
+                                 f"for a float for {request.describe()}") from None
         if not math.isfinite(x):
             raise EvaluatorError(f"evaluator {self.describe()} returned {x!r} for "
                                  f"{request.describe()}: need a finite number")
@@ -374,6 +398,10 @@ def parse_evaluator(text: str, elsewhere: bool = False) -> Evaluator:
             known = ", ".join(sorted(cls.OPTIONS)) or "none"
             raise EvaluatorError(f"evaluator {name}: unknown option {key!r} (known: {known})")
         options[key] = opt.convert(name, key, value)
+    if cls.extras and not elsewhere:   # workers elsewhere may have what this machine lacks
+        from latency_lab.extras import require
+
+        require(f"--accuracy {name}", *cls.extras)
     token = _HERE.set(not elsewhere)
     try:
         return cls(arg, options)

@@ -38,6 +38,7 @@ class DeviceLatency(LatencySource):
         self.device = get_device(name, **(device_options or {}))
         # a replay answers from its file: nothing is measured, so nothing goes to a store
         self.replay = isinstance(self.device, ReplayDevice)
+        self.instant = self.replay
         self.store = None if self.replay else Store(store_path or default_store_path())
         self.protocol = protocol or Protocol()
         self.progress = progress
@@ -143,6 +144,11 @@ class DeviceLatency(LatencySource):
     def restore_scale(self, state: dict | None) -> None:
         if self.scale is not None and state:
             self.scale.restore(state, NetworkSpec.from_dict)
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        info = self.device.info()
+        return [(info.hardware, f"recorded {self.label}")] if self.replay \
+            else [(f"{info.name}: {info.hardware}", "live")]
 
     def describe(self) -> str:
         info = self.device.info()

@@ -17,10 +17,8 @@ name found nowhere else can come from there.
 
 A module that fails to import (syntax error, an exception, `sys.exit(...)`) and a function that
 raises or calls `sys.exit("message")` are one-line `SourceError`s that keep the user's message.
-With `timeout=`, the module is loaded and every call runs in a worker process (spawned once,
-reused), and a call that has not returned after SECONDS is stopped by killing the worker: a
-hanging function otherwise runs forever, and only a process can be stopped in the middle of C
-code.
+The function runs in a worker process of its own (`search/pyworker.py`: `PyFunction`), which
+uses what is here to load and call it.
 """
 
 from __future__ import annotations
@@ -29,9 +27,7 @@ import hashlib
 import importlib
 import importlib.util
 import math
-import multiprocessing
 import os
-import signal
 import sys
 import types
 from pathlib import Path
@@ -136,114 +132,3 @@ def synthetic_mark(func) -> str:
     "synthetic") is said wherever its values are shown."""
     mark = getattr(func, "synthetic", "")
     return (mark if isinstance(mark, str) else "synthetic") if mark else ""
-
-
-class PyFunction:
-    """A `py:` function, called in this process or, with a timeout, in a worker process."""
-
-    def __init__(self, text: str, label: str):
-        module_name, func_name, self.timeout = parse_target(text)
-        self.label = label
-        self.where = locate(module_name)
-        self.func_name = func_name
-        self._worker: _Worker | None = None
-        self.synthetic = ""   # what a function marked `synthetic` says it is (made-up values)
-        if self.timeout is None:
-            self.func = load(self.where, func_name, label)
-            self.synthetic = synthetic_mark(self.func)
-        else:
-            self._start()
-
-    def __call__(self, arg: Any, about: str) -> Any:
-        if self.timeout is None:
-            return call(self.func, arg, self.label, about)
-        if self._worker is None:
-            self._start()
-        try:
-            return self._worker.call(arg, self.timeout, about)
-        finally:
-            if not self._worker.process.is_alive():   # stopped at the timeout: a fresh one next
-                self._worker = None
-
-    def _start(self) -> None:
-        self._worker = _Worker(self.where, self.func_name, self.label)
-        try:
-            self.synthetic = self._worker.wait_loaded(max(self.timeout, 60.0))
-        except SourceError:
-            self._worker = None
-            raise
-
-    def source_file(self) -> str | None:
-        """The module's file (for a cache key), found without importing it here again."""
-        directory, module_name = self.where
-        if directory:
-            base = Path(directory, *module_name.split("."))
-            return str(base / "__init__.py" if base.is_dir() else base.with_suffix(".py"))
-        spec = importlib.util.find_spec(module_name)
-        return spec.origin if spec else None
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-
-def _serve(conn, where: Where, func_name: str, label: str) -> None:
-    """The worker: load the function, then answer calls until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the caller's to handle
-    try:
-        func = load(where, func_name, label)
-    except SourceError as exc:
-        conn.send(("error", str(exc)))
-        return
-    conn.send(("ok", synthetic_mark(func)))
-    while True:
-        try:
-            arg, about = conn.recv()
-        except EOFError:
-            return
-        try:
-            value = call(func, arg, label, about)
-            conn.send(("ok", value))
-        except SourceError as exc:
-            conn.send(("error", str(exc)))
-        except Exception as exc:   # e.g. a value that cannot be sent back
-            conn.send(("error", f"{label} returned what cannot be used: {exc}"))
-
-
-class _Worker:
-    def __init__(self, where: Where, func_name: str, label: str):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.label = label
-        self.process = ctx.Process(target=_serve, args=(child, where, func_name, label),
-                                   daemon=True)
-        self.process.start()
-        child.close()
-
-    def _answer(self, timeout: float, what: str):
-        if not self.conn.poll(timeout):
-            self.stop()
-            raise SourceError(f"{self.label} did not return within {timeout:g} s {what} "
-                              "(timeout= option); stopped it")
-        try:
-            status, value = self.conn.recv()
-        except EOFError:
-            self.stop()
-            raise SourceError(f"{self.label}: its worker process died {what}") from None
-        if status == "error":
-            raise SourceError(value)
-        return value
-
-    def wait_loaded(self, timeout: float) -> str:
-        return self._answer(timeout, "while importing")
-
-    def call(self, arg: Any, timeout: float, about: str) -> Any:
-        self.conn.send((arg, about))
-        return self._answer(timeout, f"for {about}")
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-        self.conn.close()

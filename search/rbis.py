@@ -25,12 +25,19 @@ Choices made here where the thesis is silent, each decision-neutral unless state
 - a candidate whose network equals its parent's (a width step that rounds back, e.g.
   16 * 1.1 -> 16) is not a step and is left out of the candidate set (otherwise it would be
   "preferred" and end the search without scaling);
-- an iteration cap (`max_iterations`, default 200) stops a latency source that never grows.
+- an iteration cap (`max_iterations`, default 200) stops a latency source that never grows;
+- for an evaluator with seeds (train:, net2net:) the choice is raced (`search.racing`, not in
+  the thesis): the leader and the candidates whose intervals overlap it get more seeds, up to
+  `max_seeds`, and the trace says which decisions were separated and which tied at the cap;
+  the baseline is evaluated with `max_seeds` seeds, and every winner is reported beside the
+  baseline's interval (a winner inside it is a tie). With `max_seeds` 1 this is the thesis's
+  rule unchanged.
 
-Every (network, resolution) is measured and evaluated at most once: values are cached by
-(fingerprint, resolution) in `DIR/state.json`, written atomically after every latency read and
-every evaluator batch. A rerun with the same sources replays the (deterministic) search from
-that cache, so an interrupted search resumes without repeating work and writes the same trace.
+Every (network, resolution) is measured and evaluated at most once (per number of seeds):
+values are cached by (fingerprint, resolution) in `DIR/state.json` (`search.search_cache`),
+written atomically after every latency read and every evaluator batch. A rerun with the same
+sources replays the (deterministic) search from that cache, so an interrupted search resumes
+without repeating work and writes the same trace.
 The state also keeps each latency's provenance (live, reused, table, lut, lut-calibrated, py;
 its CI; a live batch's factor) and a live device's latency scale, so a resumed search goes on
 on the scale it began (`latency_lab/measure/scale.py`).
@@ -45,40 +52,28 @@ last step sits near the budget by construction, so the tie is said, not decided.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field, replace
+from datetime import date
 from itertools import combinations_with_replacement
 from pathlib import Path
 from typing import Callable, Sequence
 
-from latency_lab.errors import UserError
-from latency_lab.fileio import parse_json, read_text, write_atomic
+from latency_lab.fileio import write_atomic
 from latency_lab.network.scaling import default_stages
 from latency_lab.network.spec import NetworkSpec, check_resolution
-from latency_lab.search.accuracy_cache import AccuracyCache, lineage_id
+from latency_lab.search.accuracy_cache import AccuracyCache
 from latency_lab.search.evaluators import EvalRequest, Evaluator, Runner, Step, evaluate_locally
+from latency_lab.search.intervals import verdict
+from latency_lab.search.racing import DEFAULT_MAX_SEEDS, Decision, race, update_interval
 from latency_lab.search.scaling import DEPTH, WIDTH, rbis_step
+from latency_lab.search.search_cache import STATE_VERSION, Cache, SearchError
 from latency_lab.search.sources import LatencySource
+from latency_lab.search.trace import (PROVENANCE_COLUMNS, TRACE_COLUMNS, budget_test,
+                                      decision_text, mark_origins, trace_columns, write_trace)
 
-STATE_VERSION = 2
 DEFAULT_K = 10          # the thesis evaluated 10 candidates per iteration (one per TPU)
-TRACE_COLUMNS = ["resolution", "iteration", "dimension", "stages", "latency_ms", "accuracy",
-                 "score", "chosen", "phase", "kept", "eligible", "preferred",
-                 "parent_latency_ms", "parent_accuracy", "fingerprint", "widths", "depths",
-                 "latency_from", "latency_provenance", "latency_ci_low_ms",
-                 "latency_ci_high_ms", "budget_test", "scale_factor", "scale_batch",
-                 "latency_note"]
-# A point's provenance as the source said it (source_base.LatencySource.provenance), and the
-# trace column each field goes to.
-PROVENANCE_COLUMNS = {"provenance": "latency_provenance", "ci_low_ms": "latency_ci_low_ms",
-                      "ci_high_ms": "latency_ci_high_ms", "scale_factor": "scale_factor",
-                      "scale_batch": "scale_batch", "note": "latency_note"}
-
-
-class SearchError(UserError):
-    """A search that cannot go on (bad input, unusable state); the trace so far is kept."""
 
 
 def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, ...]:
@@ -92,151 +87,6 @@ def check_stages(spec: NetworkSpec, stages: Sequence[int] | None) -> tuple[int, 
     if len(set(stages)) != len(stages) or not stages:
         raise SearchError(f"stages {list(stages)}: give distinct indices, at least one")
     return tuple(sorted(stages))
-
-
-# -- cache and its file -------------------------------------------------------------------------
-class Cache:
-    """Latencies and evaluator values by (fingerprint, resolution), persisted to `path` if given.
-
-    Values come, in this order, from this search's state, from the store's accuracy cache
-    (`accuracy_cache`, shared by every search; skipped for values recorded before this run
-    with --reevaluate), or from the evaluator; each new one is recorded in both as it
-    finishes. For an evaluator that depends on the parent (`uses_parent`) the state's key
-    also holds the lineage, as the store's does.
-
-    The evaluations an iteration still needs are handed to `run` together (default:
-    `evaluate_locally`, one after the other in this process); `run` yields (index, result)
-    in any order as they finish, each is recorded at once, and the caller gets the values
-    when all are in, so where they ran cannot change the search's decisions.
-    """
-
-    def __init__(self, source: LatencySource, evaluator: Evaluator, path: Path | None = None,
-                 accuracy_cache: AccuracyCache | None = None, run: Runner = evaluate_locally):
-        self.source, self.evaluator, self.path = source, evaluator, path
-        self.accuracy_cache, self.run = accuracy_cache, run
-        self.latency: dict[str, float] = {}
-        self.values: dict[str, float] = {}
-        self.origin: dict[str, str] = {}    # which source answered (a chain has several)
-        self.provenance: dict[str, dict] = {}   # how (source_base.LatencySource.provenance)
-        self.latency_calls = self.evaluations = 0     # made by this process
-        self.latency_hits = self.value_hits = self.store_hits = 0
-        self.resumed = False
-        if path is not None and path.exists():
-            self._load()
-
-    @staticmethod
-    def key(spec: NetworkSpec, resolution: int) -> str:
-        return f"{spec.fingerprint}@{int(resolution)}"
-
-    def request(self, spec: NetworkSpec, resolution: int, parent: EvalRequest | None = None,
-                step: Step | None = None) -> EvalRequest:
-        return self.evaluator.request(spec, resolution, parent, step)
-
-    def _value_key(self, req: EvalRequest) -> str:
-        lineage = lineage_id(self.evaluator, req)
-        return self.key(req.spec, req.resolution) + (f"#{lineage}" if lineage else "")
-
-    def _ids(self) -> dict[str, str]:
-        return {"latency_source": self.source.describe(), "evaluator": self.evaluator.describe()}
-
-    def _load(self) -> None:
-        try:
-            d = parse_json(read_text(self.path, "search state"), "search state")
-            if d.get("version") not in (1, STATE_VERSION):
-                raise ValueError(f"version {d.get('version')}")
-            latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
-            # version 1 called the evaluator's values "accuracy" whatever they were
-            values = {str(k): float(v) for k, v in d["values" if "values" in d else
-                                                    "accuracy"].items()}
-        except (UserError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
-                              f"start over") from None
-        for what, mine in self._ids().items():
-            if d.get(what) != mine:
-                raise SearchError(f"search state {self.path} was made with {what} "
-                                  f"{d.get(what)!r}, not {mine!r}; use another --out or delete it")
-        self.latency, self.values, self.resumed = latency, values, True
-        self.origin = {str(k): str(v) for k, v in d.get("latency_from", {}).items()}
-        self.provenance = {str(k): dict(v) for k, v in d.get("latency_provenance", {}).items()}
-        if hasattr(self.source, "restore_scale"):
-            self.source.restore_scale(d.get("latency_scale"))
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        write_atomic(self.path, json.dumps({"version": STATE_VERSION, **self._ids(),
-                                            "metric": self.evaluator.metric,
-                                            "latency_ms": self.latency,
-                                            "values": self.values,
-                                            "latency_from": self.origin,
-                                            "latency_provenance": self.provenance,
-                                            "latency_scale": getattr(
-                                                self.source, "scale_state", lambda: None)()},
-                                           indent=1, sort_keys=True, default=_plain))
-
-    def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
-        todo: dict[str, tuple[NetworkSpec, int]] = {}
-        seen = getattr(self.source, "seen", None)   # a chain keeps predictions monotone
-        for spec, res in points:
-            k = self.key(spec, res)
-            if k in self.latency or k in todo:
-                self.latency_hits += 1
-                if seen is not None and k in self.latency:
-                    seen(spec, res, self.latency[k])
-            else:
-                todo[k] = (spec, res)
-        if todo and getattr(self.source, "batched", False):
-            values = self.source.latency_many(list(todo.values()))
-            self.latency_calls += len(values)
-            self.latency.update(zip(todo, (float(v) for v in values)))
-            for k, p in todo.items():
-                self._note(k, p)
-            self.save()
-        else:
-            for k, (spec, res) in todo.items():
-                self.latency[k] = float(self.source.latency_ms(spec, res))
-                self._note(k, (spec, res))
-                self.latency_calls += 1
-                self.save()
-        return [self.latency[self.key(s, r)] for s, r in points]
-
-    def _note(self, k: str, point: tuple[NetworkSpec, int]) -> None:
-        self.origin[k] = self.source.origin(*point)
-        self.provenance[k] = {f: (None if isinstance(v, float) and not math.isfinite(v)
-                                  else v)
-                              for f, v in self.source.provenance(*point).items()}
-
-    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
-        """Values of the requests, in order; each new evaluation saved as it finishes."""
-        todo: dict[str, EvalRequest] = {}
-        for req in requests:
-            k = self._value_key(req)
-            if k in self.values or k in todo:
-                self.value_hits += 1
-            else:
-                todo[k] = req
-        missing: list[tuple[str, EvalRequest]] = []
-        for k, req in todo.items():
-            cached = self.accuracy_cache.lookup(req) if self.accuracy_cache else None
-            if cached is None:
-                missing.append((k, req))
-                continue
-            self.store_hits += 1
-            self.values[k] = cached.value
-        if len(missing) < len(todo):
-            self.save()
-        for i, result in self.run(self.evaluator, [req for _, req in missing]):
-            k, req = missing[i]
-            self.values[k] = self.evaluator.check(req, result.value)
-            self.evaluations += 1
-            if self.accuracy_cache:
-                self.accuracy_cache.record(req, result)
-            self.save()
-        return [self.values[self._value_key(req)] for req in requests]
-
-    def value_of(self, spec: NetworkSpec, resolution: int) -> float:
-        """The value of a network that is no search step (a baseline family's member)."""
-        return self.evaluate([self.request(spec, resolution)])[0]
 
 
 # -- the search ---------------------------------------------------------------------------------
@@ -253,6 +103,18 @@ class Node:
     dimension: str = ""
     stages: tuple[int, ...] = ()
     request: EvalRequest | None = None  # its evaluation, with its parent's and the step
+    eval_request: EvalRequest | None = None  # what gave `value`: `request`, or with more seeds
+    ci: tuple[float, float] | None = None   # the interval decisions used (search.racing)
+    n: int = 1                          # seeds (or repeats) the value is the mean of
+    decision: str = ""                  # the chosen row: separated, tie at cap, ...
+
+    def __post_init__(self) -> None:
+        if self.eval_request is None:
+            self.eval_request = self.request
+
+    def spread(self) -> dict:
+        """value, its interval and n, for result files."""
+        return {"value": self.value, "ci": list(self.ci) if self.ci else None, "n": self.n}
 
     @property
     def label(self) -> str:
@@ -310,10 +172,20 @@ class ResolutionResult:
     reason: str
     path: list[Node] = field(default_factory=list)
     iterations: int = 0
+    decisions: list[dict] = field(default_factory=list)   # one per iteration run (racing)
 
     @property
     def best(self) -> Node | None:
         return self.path[-1] if self.path else None
+
+    @property
+    def verdict(self) -> str:
+        """The best network against the baseline's interval at this resolution: win, tie
+        (inside the baseline's noise), below, or 'no interval'; 'baseline' when no step was
+        taken."""
+        if len(self.path) < 2:
+            return "baseline"
+        return verdict(self.best.value, self.path[0].ci)
 
     def to_dict(self, metric: str = "accuracy") -> dict:
         d = {"resolution": self.resolution, "feasible": self.feasible, "reason": self.reason,
@@ -324,8 +196,10 @@ class ResolutionResult:
                      fingerprint=b.spec.fingerprint, widths=list(b.spec.widths),
                      depths=list(b.spec.depths), width_steps=list(b.width_steps),
                      depth_steps=list(b.depth_steps), network=b.spec.to_dict(),
-                     path=[{"step": n.label, "latency_ms": n.latency_ms, metric: n.value}
-                           for n in self.path])
+                     ci=b.spread()["ci"], n=b.n, baseline=self.path[0].spread(),
+                     verdict=self.verdict, decisions=self.decisions,
+                     path=[{"step": n.label, "latency_ms": n.latency_ms, metric: n.value,
+                            "ci": n.spread()["ci"], "n": n.n} for n in self.path])
         return d
 
 
@@ -340,6 +214,7 @@ class SearchResult:
     trace: list[dict]
     cache: Cache
     winner: ResolutionResult | None = None
+    max_seeds: int = DEFAULT_MAX_SEEDS
 
     def provenance(self, r: "ResolutionResult") -> NetworkSpec:
         """The network of `r` named and sourced as what it is: scaled, from what, by what."""
@@ -365,13 +240,20 @@ class SearchResult:
             "baseline": self.base.name, "baseline_fingerprint": self.base.fingerprint,
             "budget_ms": self.budget_ms, "resolutions": self.resolutions,
             "stages": list(self.stages), "candidates_k": self.k,
-            "latency_source": c.source.describe(), "evaluator": ev.describe(),
+            "latency_source": c.source.describe(), "device": c.source.device_label(),
+            "date": date.today().isoformat(), "evaluator": ev.describe(),
             "evaluator_key": ev.key(), "metric": metric, "metric_label": ev.metric_label,
             "accuracy_synthetic": bool(getattr(ev, "synthetic", "")),
             "resolution": self.winner.resolution if self.winner else None,
             "network": w.to_dict() if w else None,
             metric: self.winner.best.value if w else None,
+            "ci": self.winner.best.spread()["ci"] if w else None,
+            "n": self.winner.best.n if w else None,
+            "baseline_at_winner_resolution": self.winner.path[0].spread() if w else None,
+            "verdict": self.winner.verdict if w else None,
             "latency_ms": self.winner.best.latency_ms if w else None,
+            "racing": {"max_seeds": self.max_seeds, "seeds_option": ev.seeds is not None,
+                       "seed_noise": _noise(c)},
             "per_resolution": per_res,
             "counts": {"latency_reads": c.latency_calls, "evaluations": c.evaluations,
                        "latency_cache_hits": c.latency_hits, "value_cache_hits": c.value_hits,
@@ -381,14 +263,14 @@ class SearchResult:
         }
 
 
-def trace_columns(metric: str = "accuracy") -> list[str]:
-    """TRACE_COLUMNS with the evaluator's value and its parent's named after its metric."""
-    names = {"accuracy": metric, "parent_accuracy": f"parent_{metric}"}
-    return [names.get(c, c) for c in TRACE_COLUMNS]
+def _noise(cache: Cache) -> dict | None:
+    noise = cache.noise() if cache.evaluator.seeds is not None else None
+    return {"sd": noise[0], "dof": noise[1]} if noise else None
 
 
 def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, eligible: bool,
-         parent: Node | None, chosen: bool, metric: str = "accuracy") -> dict:
+         parent: Node | None, chosen: bool, metric: str = "accuracy",
+         decision: str = "") -> dict:
     preferred, s = (False, math.nan)
     if parent is not None and not math.isnan(node.value):
         preferred, s = score(node.value, node.latency_ms, parent.value, parent.latency_ms)
@@ -401,58 +283,27 @@ def _row(r: int, it: int | str, dim: str, node: Node, phase: str, kept: bool, el
             f"parent_{metric}": parent.value if parent else "",
             "fingerprint": node.spec.fingerprint,
             "widths": " ".join(map(str, node.spec.widths)),
-            "depths": " ".join(map(str, node.spec.depths))}
-
-
-def _plain(x):
-    """JSON for what a provenance may hold beyond plain types (numpy floats)."""
-    return float(x)
-
-
-def budget_test(low: float, high: float, budget_ms: float | None) -> str:
-    """`under`, `over` or `tie` (the 95% CI straddles the budget); '' where unknown."""
-    if budget_ms is None or not (math.isfinite(low) and math.isfinite(high)):
-        return ""
-    return "under" if high <= budget_ms else "over" if low > budget_ms else "tie"
-
-
-def mark_origins(rows: list[dict], cache: "Cache", budget_ms: float | None = None) -> None:
-    """Set each trace row's `latency_from` (which latency source answered it), its
-    provenance columns and, given the budget, its `budget_test`."""
-    for row in rows:
-        k = f"{row['fingerprint']}@{row['resolution']}"
-        row["latency_from"] = cache.origin.get(k, "")
-        p = cache.provenance.get(k, {})
-        for field_, column in PROVENANCE_COLUMNS.items():
-            v = p.get(field_)
-            row[column] = "" if v is None else v
-        low, high = (float(p.get("ci_low_ms") or math.nan), float(p.get("ci_high_ms") or math.nan))
-        row["budget_test"] = budget_test(low, high, budget_ms)
-
-
-def write_trace(rows: list[dict], path: Path, metric: str = "accuracy",
-                cache: "Cache | None" = None, budget_ms: float | None = None) -> None:
-    """trace.csv; with `cache`, each row says which latency source answered it and how."""
-    import io
-
-    if cache is not None:
-        mark_origins(rows, cache, budget_ms)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=trace_columns(metric), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)   # floats at full precision: the trace re-derives every decision
-    write_atomic(path, buf.getvalue())
+            "depths": " ".join(map(str, node.spec.depths)),
+            f"{metric}_ci_low": node.ci[0] if node.ci else "",
+            f"{metric}_ci_high": node.ci[1] if node.ci else "",
+            "n": "" if math.isnan(node.value) else node.n, "decision": decision}
 
 
 def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple[int, ...],
                       k: int, cache: Cache, trace: list[dict], max_iterations: int = 200,
-                      log: Callable[[str], None] | None = None) -> ResolutionResult:
-    """RBIS at one resolution; appends its rows to `trace` as it goes."""
+                      log: Callable[[str], None] | None = None,
+                      max_seeds: int = DEFAULT_MAX_SEEDS) -> ResolutionResult:
+    """RBIS at one resolution; appends its rows to `trace` as it goes. The baseline is
+    evaluated with `max_seeds` seeds where the evaluator has seeds, so that its spread is
+    known before the first decision and beside the result."""
     n = len(base.stages)
     spec = base.with_resolution(r)
     parent = Node(spec, (0,) * n, (0,) * n, request=cache.request(spec, r))
     metric, unit = cache.evaluator.metric, cache.evaluator.unit
     [parent.latency_ms] = cache.latencies([(parent.spec, r)])
+    if cache.progress is not None:
+        cache.progress.start_resolution(r, parent.latency_ms)
+    cache.where = f"r={r}, baseline"
     feasible = parent.latency_ms <= budget_ms
     if not feasible:
         trace.append(_row(r, -1, "baseline", parent, "baseline", False, False, None, False,
@@ -460,19 +311,27 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
         return ResolutionResult(r, False, f"baseline latency {parent.latency_ms:.3f} ms exceeds "
                                           f"the budget {budget_ms:g} ms")
     trace.append(_row(r, -1, "baseline", parent, "baseline", False, True, None, True, metric))
-    [parent.value] = cache.evaluate([parent.request])
+    seeds = cache.evaluator.seeds
+    if seeds is not None and max_seeds > seeds:
+        parent.eval_request = cache.seeded(parent.request, max_seeds)
+    [parent.value] = cache.evaluate([parent.eval_request])
+    update_interval(cache, parent)
     trace[-1] = _row(r, -1, "baseline", parent, "baseline", False, True, None, True, metric)
     result = ResolutionResult(r, True, "", [parent])
     pairs = list(combinations_with_replacement(stages, 2))
     singles = [(a,) for a in stages]
     for it in range(max_iterations):
         dim = WIDTH if it % 2 == 0 else DEPTH
-        step = _Iteration(base, r, it, dim, budget_ms, cache, trace, parent)
+        step = _Iteration(base, r, it, dim, budget_ms, cache, trace, parent, max_seeds,
+                          result.decisions)
         chosen = step.run(pairs, "pair", k)
         if chosen is not None:
+            if cache.progress is not None:
+                cache.progress.step(r, chosen.latency_ms, it + 1)
             if log:
                 log(f"r={r} iteration {it} {dim}: stages {chosen.stage_label} -> "
-                    f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}")
+                    f"{chosen.latency_ms:.2f} ms, {metric} {chosen.value:.3f}{unit}"
+                    f"{_spread_text(chosen)}; {chosen.decision}")
             parent = chosen
             result.path.append(parent)
             result.iterations = it + 1
@@ -486,6 +345,8 @@ def search_resolution(base: NetworkSpec, r: int, budget_ms: float, stages: tuple
             result.reason = f"budget reached; last step on one stage ({dim} {chosen.stage_label})"
         else:
             result.reason = "budget reached"
+        if cache.progress is not None:
+            cache.progress.finish_resolution(r, result.iterations)
         if log:
             log(f"r={r} stops after {result.iterations} step(s): {result.reason}")
         return result
@@ -506,6 +367,8 @@ class _Iteration:
     cache: Cache
     trace: list[dict]
     parent: Node
+    max_seeds: int = DEFAULT_MAX_SEEDS
+    decisions: list[dict] = field(default_factory=list)
 
     def run(self, groups: Sequence[tuple[int, ...]], phase: str, k: int | None) -> Node | None:
         """Candidates for each stage group (minus steps that leave the network unchanged); the
@@ -517,23 +380,41 @@ class _Iteration:
                  if c.spec.fingerprint != parent.spec.fingerprint]
         for c, lat in zip(cands, self.cache.latencies([(c.spec, r) for c in cands])):
             c.latency_ms = lat
+        if self.it == 0 and cands and self.cache.progress is not None:
+            self.cache.progress.first_candidates(r, [c.latency_ms for c in cands])
+        self.cache.where = f"r={r}, iteration {self.it}"
         order = sorted(range(len(cands)), key=lambda j: (cands[j].latency_ms, j))
         kept = set(order if k is None else order[:k])
 
         metric = self.cache.evaluator.metric
 
-        def rows(pick: int | None) -> list[dict]:
+        def rows(decision: Decision | None) -> list[dict]:
+            pick = decision.leader if decision else None
             return [_row(r, self.it, self.dimension, c, phase, j in kept, c.latency_ms <= budget,
-                         parent, j == pick, metric) for j, c in enumerate(cands)]
+                         parent, j == pick, metric, decision_text(decision, j, c))
+                    for j, c in enumerate(cands)]
 
         start = len(self.trace)
         self.trace.extend(rows(None))   # latencies are in the trace before evaluation starts
         to_eval = [j for j in sorted(kept) if cands[j].latency_ms <= budget]
         for j, v in zip(to_eval, self.cache.evaluate([cands[j].request for j in to_eval])):
             cands[j].value = v
-        pick = choose(cands, parent)
-        self.trace[start:] = rows(pick)
-        return None if pick is None else cands[pick]
+        decision = race(cands, parent, self.cache, choose, self.max_seeds)
+        self.trace[start:] = rows(decision)
+        self.decisions.append({"iteration": self.it, "phase": phase,
+                               **decision.to_dict([c.label for c in cands])})
+        if decision.leader is None:
+            return None
+        chosen = cands[decision.leader]
+        chosen.decision = decision_text(decision, decision.leader, chosen)
+        return chosen
+
+
+def _spread_text(node: Node) -> str:
+    if node.ci is None:
+        return ""
+    return f" [{node.ci[0]:.3f}, {node.ci[1]:.3f}], n={node.n}"
+
 
 
 def pick_winner(per_res: Sequence[ResolutionResult]) -> ResolutionResult | None:
@@ -549,11 +430,13 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
              k: int = DEFAULT_K, out_dir: str | Path | None = None, max_iterations: int = 200,
              log: Callable[[str], None] | None = None,
              accuracy_cache: AccuracyCache | None = None,
-             run: Runner = evaluate_locally) -> SearchResult:
+             run: Runner = evaluate_locally,
+             max_seeds: int = DEFAULT_MAX_SEEDS) -> SearchResult:
     """Run RBIS at every resolution; write DIR/state.json, trace.csv, result.json if out_dir.
 
     `accuracy_cache`: the store's cache of evaluations, consulted before the evaluator and
-    given every new evaluation as it finishes; `run`: where evaluations run (`Cache`).
+    given every new evaluation as it finishes; `run`: where evaluations run (`Cache`);
+    `max_seeds`: the cap of a race (`search.racing`) for an evaluator with seeds.
 
     Raises SearchError when no resolution is feasible (after writing the trace), and passes
     on the source's and evaluator's errors (after writing the trace).
@@ -562,23 +445,37 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
         raise SearchError(f"budget must be a positive number of ms, got {budget_ms}")
     if k < 1:
         raise SearchError(f"--candidates must be at least 1, got {k}")
+    if max_seeds < 1:
+        raise SearchError(f"--max-seeds must be at least 1, got {max_seeds}")
     resolutions = sorted({check_resolution(r) for r in resolutions})
     if not resolutions:
         raise SearchError("no resolutions to search")
     stages = check_stages(base, stages)
     out = Path(out_dir) if out_dir is not None else None
     cache = Cache(source, evaluator, out / "state.json" if out else None, accuracy_cache, run)
+    if log:
+        from latency_lab.search.progress import SearchProgress
+
+        cache.progress = SearchProgress(log, float(budget_ms), len(resolutions), k, len(stages),
+                                        evaluator.describe())
+        if cache.resumed:
+            log(f"resuming {cache.path}: {len(cache.latency)} latencies and {len(cache.values)} "
+                f"{evaluator.metric} values kept from the earlier run; only what they lack is "
+                f"measured or evaluated")
     metric = evaluator.metric
     trace: list[dict] = []
     per_res: list[ResolutionResult] = []
     result = SearchResult(base, float(budget_ms), list(resolutions), stages, k, per_res, trace,
-                          cache)
+                          cache, max_seeds=max_seeds)
     try:
         for r in resolutions:
             per_res.append(search_resolution(base, r, budget_ms, stages, k, cache, trace,
-                                             max_iterations, log))
-            if out:
+                                             max_iterations, log, max_seeds))
+            if out and not (source.instant and evaluator.instant):   # else once, at the end
                 write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
+        for pr in per_res:      # the verdicts use the seed noise as finally pooled
+            for node in pr.path:
+                update_interval(cache, node)
         result.winner = pick_winner(per_res)
         feasible = result.winner is not None
         if out:
@@ -588,12 +485,14 @@ def run_rbis(base: NetworkSpec, budget_ms: float, resolutions: Sequence[int],
             raise SearchError(f"budget {budget_ms:g} ms is below the baseline's latency at every "
                               f"resolution (fastest: {lat:.3f} ms at {r})")
     finally:
+        cache.flush()
         mark_origins(trace, cache, budget_ms)
         if out:
             write_trace(trace, out / "trace.csv", metric, cache, budget_ms)
     return result
 
 
-__all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult", "SearchError",
-           "Cache", "Node", "score", "choose", "check_stages", "default_stages", "write_trace",
-           "TRACE_COLUMNS", "trace_columns", "DEFAULT_K", "budget_test", "PROVENANCE_COLUMNS"]
+__all__ = ["run_rbis", "pick_winner", "search_resolution", "SearchResult", "ResolutionResult",
+           "SearchError", "Cache", "Node", "score", "choose", "check_stages", "default_stages",
+           "write_trace", "TRACE_COLUMNS", "trace_columns", "DEFAULT_K", "DEFAULT_MAX_SEEDS",
+           "STATE_VERSION", "budget_test", "PROVENANCE_COLUMNS"]

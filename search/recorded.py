@@ -7,7 +7,7 @@
   accuracy cache (`cacheable = False`).
 - `py:MODULE:FUNCTION[,timeout=SECONDS]`: `FUNCTION(network_dict) -> float`, the dict being
   the network's JSON with `resolution` set: the user's own code, loaded alone and called as
-  `search/pycall.py` says (with `timeout`, in a worker process stopped when a call hangs). Its
+  `search/pyworker.py` says (in a worker process, stopped with `timeout` when a call hangs). Its
   values are taken as top-1 accuracy in %, so a value outside 0..100 (or a bool, or a string)
   is an error. The cache key holds a hash of the module's source file, so editing the
   function invalidates its cached values; the timeout does not change a value and is not in it.
@@ -80,6 +80,7 @@ class TableEvaluator(Evaluator):
     """`table:PATH`: recorded values keyed by (fingerprint, resolution)."""
 
     name = "table"
+    instant = True
     summary = "recorded values keyed by (fingerprint, resolution), e.g. from `accuracy export`"
     ARG = "PATH"
     cacheable = False

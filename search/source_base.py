@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from latency_lab.search.pycall import PyFunction, SourceError
+from latency_lab.search.pycall import SourceError
+from latency_lab.search.pyworker import PyFunction
 from latency_lab.network.spec import NetworkSpec
 
 Point = tuple[NetworkSpec, int]
@@ -24,6 +25,9 @@ class LatencySource:
     """Interface: the latency in ms of a network at a resolution."""
 
     batched = False  # True: the search calls latency_many once per iteration (e.g. a device)
+    # True: answers from a file in microseconds (a replayed table or LUT), so the search need not
+    # save its state after each answer (rbis.Cache.save)
+    instant = False
 
     def latency_ms(self, spec: NetworkSpec, resolution: int) -> float:
         raise NotImplementedError
@@ -43,6 +47,19 @@ class LatencySource:
     def label(self) -> str:
         """A short name: table, lut, py, or the device's name."""
         return self.describe()
+
+    def device_parts(self) -> list[tuple[str, str]]:
+        """(hardware, how: "live", "recorded table"...) of the latencies this source gives."""
+        return [(self.label, "")]
+
+    def device_label(self) -> str:
+        """The hardware the latencies are of, in a few words (plot titles): "AMD EPYC (2
+        logical CPUs, x86_64) (recorded table, recorded lut)"."""
+        by_hw: dict[str, list[str]] = {}
+        for hw, how in self.device_parts():
+            by_hw.setdefault(hw, []).append(how)
+        return " / ".join(hw + (f" ({', '.join(h for h in how if h)})" if any(how) else "")
+                          for hw, how in by_hw.items())
 
     def origin(self, spec: NetworkSpec, resolution: int) -> str:
         """Which source answered for this point (a chain has several)."""
@@ -93,8 +110,12 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
             raise TypeError
         x = float(value)
     except (TypeError, ValueError):
-        raise SourceError(f"{what} returned {value!r} (not a number) for {spec.name} "
+        raise SourceError(f"{what} returned {value!r:.80} (not a number) for {spec.name} "
                           f"({spec.fingerprint}) at {resolution}") from None
+    except OverflowError:      # an int such as 10**400: no float holds it
+        raise SourceError(f"{what} returned an integer of {len(str(abs(value)))} digits for "
+                          f"{spec.name} ({spec.fingerprint}) at {resolution}: need a finite "
+                          "number") from None
     if not math.isfinite(x) or (positive and x <= 0):
         raise SourceError(f"{what} returned {x!r} for {spec.name} ({spec.fingerprint}) at "
                           f"{resolution}: need a finite{' positive' if positive else ''} number")
@@ -105,7 +126,7 @@ def check_value(value: Any, what: str, spec: NetworkSpec, resolution: int,
 
 
 def load_py_callable(text: str, label: str = "py:"):
-    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pycall.PyFunction`, called as f(arg, about)."""
+    """`MODULE:FUNCTION[,timeout=SECONDS]` -> a `pyworker.PyFunction`, called as f(arg, about)."""
     return PyFunction(text, label)
 
 

@@ -52,8 +52,22 @@ def scale_summary(cache) -> list[str]:
     return parts
 
 
+def _value(value: float, unit: str) -> str:
+    return f"{value:.3f}{unit}" if unit else f"{value:.4f}"
+
+
+def _with_spread(value: float | None, unit: str, ci=None, n: int | None = None) -> str:
+    if value is None:
+        return "not evaluated"
+    text = _value(value, unit)
+    if ci:
+        text += f" (95% CI {_value(ci[0], unit)} to {_value(ci[1], unit)}, n={n})"
+    return text
+
+
 def _column(spec, resolution: int, latency_ms: float | None, latency_detail: str,
-            value: float | None, metric: str, unit: str) -> dict[str, str]:
+            value: float | None, metric: str, unit: str, ci=None,
+            n: int | None = None) -> dict[str, str]:
     return {
         "network": f"{spec.name} ({spec.fingerprint})",
         "resolution": f"{resolution} px",
@@ -63,14 +77,13 @@ def _column(spec, resolution: int, latency_ms: float | None, latency_detail: str
         "MACs": f"{complexity.macs(spec, resolution) / 1e9:.3f} G",
         "latency": (f"{latency_ms:.3f} ms" if latency_ms is not None else "not read")
                    + (f" ({latency_detail})" if latency_detail else ""),
-        metric: (f"{value:.3f}{unit}" if unit else f"{value:.4f}") if value is not None
-                else "not evaluated",
+        metric: _with_spread(value, unit, ci, n),
     }
 
 
 def _scale_section(cache, result, w) -> list[str]:
     """How the latencies came to be on one scale; whether the winner's CI reaches T."""
-    from latency_lab.search.rbis import budget_test
+    from latency_lab.search.trace import budget_test
 
     out = ["## Latency provenance and scale", "",
            f"- provenance of the {len(cache.provenance)} distinct latencies (trace.csv "
@@ -86,9 +99,24 @@ def _scale_section(cache, result, w) -> list[str]:
     return out + [""]
 
 
+VERDICTS = {"win": "a win (above the baseline's interval)",
+            "tie": "a tie (inside the baseline's interval: not a win)",
+            "below": "below the baseline's interval", "baseline": "no step was taken",
+            "no interval": "no verdict: the values have no interval"}
+
+
+def _decisions(r) -> str:
+    counts: dict[str, int] = {}
+    for d in r.decisions:
+        counts[d["outcome"]] = counts.get(d["outcome"], 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
+
+
 def write_search_summary(path: str | Path, result, base_point: tuple | None) -> Path:
     """`result`: a search.rbis.SearchResult with a winner; `base_point`: (latency, value) of
-    the baseline at its own resolution, or None where the sources do not have it."""
+    the baseline at its own resolution, or None where the sources do not have it. Values with
+    an interval show it (the interval decisions used: `search.racing`), and the winner is
+    called a tie when it lies inside the baseline's interval."""
     cache, base, w = result.cache, result.base, result.winner
     ev = cache.evaluator
     d = result.to_dict()
@@ -103,10 +131,10 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
     start = w.path[0]
     cols[f"baseline @ {w.resolution}"] = _column(base, w.resolution, start.latency_ms,
                                                  _detail(cache, start.spec, w.resolution),
-                                                 start.value, metric, unit)
+                                                 start.value, metric, unit, start.ci, start.n)
     cols["RBIS winner"] = _column(winner_spec, w.resolution, w.best.latency_ms,
                                   _detail(cache, w.best.spec, w.resolution), w.best.value,
-                                  metric, unit)
+                                  metric, unit, w.best.ci, w.best.n)
     names = list(cols)
     rows = list(next(iter(cols.values())))
     lines = [f"# RBIS: {base.name} scaled to {result.budget_ms:g} ms", ""]
@@ -119,6 +147,8 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
                   f"{', '.join(map(str, result.stages))}; K = {result.k}",
               f"- winner: {w.resolution} px after {w.iterations} steps: "
               + " ".join(n.label for n in w.path[1:]),
+              f"- against the baseline at {w.resolution} px: {VERDICTS[w.verdict]}",
+              f"- decisions (racing up to {result.max_seeds} seeds): " + _decisions(w),
               f"- {metric} evaluator: {d['evaluator']}"
               + (f" (SYNTHETIC: {synthetic})" if synthetic else ""),
               f"- latency source: {d['latency_source']}",
@@ -127,10 +157,15 @@ def write_search_summary(path: str | Path, result, base_point: tuple | None) -> 
               f"{d['counts']['evaluations']} evaluations; every candidate in trace.csv, the "
               "paths in paths.png", ""]
     lines += _scale_section(cache, result, w)
-    fmt = (lambda v: f"{v:.3f}{unit}") if unit else (lambda v: f"{v:.4f}")
-    per = [f"| {p['resolution']} | " + (f"{fmt(p[metric])} | {p['latency_ms']:.3f} ms | "
-                                         f"{p['iterations']} |" if p["feasible"]
-                                         else f"infeasible: {p['reason']} | | |")
-           for p in d["per_resolution"]]
-    lines += [f"| resolution | best {metric} | latency | steps |", "|---|---|---|---|", *per, ""]
+    per = []
+    for p in d["per_resolution"]:
+        if not p["feasible"]:
+            per.append(f"| {p['resolution']} | infeasible: {p['reason']} | | | | |")
+            continue
+        b = p["baseline"]
+        per.append(f"| {p['resolution']} | {_with_spread(p[metric], unit, p['ci'], p['n'])} | "
+                   f"{_with_spread(b['value'], unit, b['ci'], b['n'])} | {p['verdict']} | "
+                   f"{p['latency_ms']:.3f} ms | {p['iterations']} |")
+    lines += [f"| resolution | best {metric} | baseline | verdict | latency | steps |",
+              "|---|---|---|---|---|---|", *per, ""]
     return write_atomic(path, "\n".join(lines))

@@ -1,6 +1,6 @@
 """Training evaluators: top-1 accuracy (%) on an image folder, from scratch or warm-started.
 
-    train:DATA_DIR[,epochs=10,batch=32,lr=0,opt=sgd,...,device=cpu,workers=1,threads=1]
+    train:DATA_DIR[,epochs=10,batch=32,lr=0,opt=sgd,...,seeds=1,device=cpu,workers=1,threads=1]
     net2net:DATA_DIR[,epochs=2,base_epochs=10,...same options]
 
 `train:` trains every candidate from scratch at its resolution with the recipe of
@@ -18,8 +18,16 @@ same epochs and the same restart; the chosen candidate of an iteration is the pa
 the next, so weights are inherited along the RBIS path. A parent whose weights are not in the
 cache (another machine, a deleted cache) is rebuilt by replaying its lineage.
 
-Both report the accuracy with a 95% Wilson interval over the validation images (`ci`), and in
-`details` the data set, the recipe, the run key of the weights, seconds, images/s, and for
+Seeds: `seeds=K` trains K times, with seeds seed, seed + 1, ... (net2net: K lineages, the
+baseline trained with each seed and every step fine-tuned with it), and the value is the mean
+with its 95% Student-t interval over the K values (`n` = K): training noise, which is what
+separates two networks evaluated on the same images; `details` has every seed's value and run.
+Each training is cached by its own run key, so `seeds=3` after `seeds=2` trains one more, and
+a search's race (`search.racing`) adds seeds the same way. With one seed (the default, left
+out of the cache key so that older evaluations stay valid) the interval is the 95% Wilson
+interval over the validation images, which knows nothing of training noise.
+
+Both report in `details` the data set, the recipe, the run key of the weights, seconds, images/s, and for
 `net2net:` whether the transform was exact and the deviation it measured. The cache key holds
 every option that changes the number (not workers, threads), the data set's fingerprint
 (file list and sizes, split) instead of its path, and the trainer's code version.
@@ -28,13 +36,15 @@ every option that changes the number (not workers, threads), the data set's fing
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
                                            Option, evaluates_here)
+from latency_lab.search.intervals import mean_ci
 
 NET2NET_VERSION = 2
 
@@ -64,6 +74,9 @@ def _recipe_options(epochs: int, warmup: float) -> dict[str, Option]:
 
 def _common_options() -> dict[str, Option]:
     return {
+        "seeds": Option(int, 1, "trainings with seeds seed, seed+1, ...: the value is their "
+                        "mean, the CI a Student-t interval over them (from 2 seeds on)",
+                        minimum=1, omit_default=True),
         "val_fraction": Option(float, 0.2, "held-out share of a seeded split", minimum=0),
         "split_seed": Option(int, 0, "seed of a seeded split", minimum=0),
         "device": Option(str, "cpu", "torch device", ("cpu", "cuda")),
@@ -73,6 +86,9 @@ def _common_options() -> dict[str, Option]:
                           minimum=1, keyed=False),
         "progress": Option(bool, True, "a progress bar per training on a terminal",
                            keyed=False),
+        "decode": Option(str, "once", "once: train from the folder decoded once into a "
+                         "cached array; files: decode every image file every epoch (the same "
+                         "pixels, so the same number)", ("once", "files"), keyed=False),
     }
 
 
@@ -80,6 +96,7 @@ class TrainEvaluator(Evaluator):
     """`train:DATA_DIR[,...]`: top-1 after training from scratch."""
 
     name = "train"
+    extras = ("torch",)
     summary = "top-1 % on the data set's val/ after training from scratch on its train/"
     metric = "accuracy"
     metric_label = "top-1 accuracy (%)"
@@ -104,7 +121,7 @@ class TrainEvaluator(Evaluator):
         self.recipe = self._recipe(o["epochs"])
         self.runtime = training.Runtime(device=o["device"], workers=o["workers"],
                                         threads=o["threads"], amp=o["amp"],
-                                        progress=o["progress"])
+                                        progress=o["progress"], decode=o["decode"])
         if evaluates_here():    # no CUDA: one line now, not after the first training
             self.runtime.torch_device()
         self.version = training.TRAINER_VERSION
@@ -138,22 +155,40 @@ class TrainEvaluator(Evaluator):
                   file=sys.stderr, flush=True)
         return run
 
-    def _result(self, run, t0: float, **extra: Any) -> EvalResult:
+    def seed_list(self) -> list[int]:
+        """The seeds of the trainings a value averages: seed, seed + 1, ..."""
+        return [self.recipe.seed + i for i in range(self.options["seeds"])]
+
+    def _result(self, runs: list, t0: float, **extra: Any) -> EvalResult:
+        """One training: its top-1 with the Wilson interval over the validation images. K
+        seeds: the mean with the Student-t interval over the K values (training noise on this
+        validation set), and per seed its value, run and seconds in `details`."""
         n = len(self.data.val)
+        run = runs[0]
         h = run.history[-1] if run.history else {}
+        values = [r.top1 for r in runs]
+        mean, ci = mean_ci(values)
         details = {"data": self.data.fingerprint, "data_dir": str(self.data.root),
-                   "val_images": n, "ci": "Wilson 95% over the validation images",
-                   "recipe": run_recipe(run), "run": run.key, "epochs": run.epochs,
-                   "train_seconds": run.train_seconds, "images_per_s": h.get("images_per_s"),
-                   "final_loss": h.get("loss"), "resumed_from": run.resumed_from,
-                   "from_weights_cache": run.cached, **extra}
+                   "val_images": n, "recipe": run_recipe(run), "run": run.key,
+                   "epochs": run.epochs, "train_seconds": sum(r.train_seconds for r in runs),
+                   "images_per_s": h.get("images_per_s"), "final_loss": h.get("loss"),
+                   "resumed_from": run.resumed_from, "from_weights_cache": run.cached,
+                   "seeds": self.seed_list(), "seed_values": values, "wilson": wilson(mean, n),
+                   **extra}
+        if len(runs) > 1:
+            details.update(ci=f"Student-t 95% over {len(runs)} seeds", runs=[r.key for r in runs],
+                           seed_train_seconds=[r.train_seconds for r in runs],
+                           seed_sd=statistics.stdev(values),
+                           seed_range=max(values) - min(values))
+            return EvalResult(mean, len(runs), ci, time.perf_counter() - t0, details)
+        details["ci"] = "Wilson 95% over the validation images"
         return EvalResult(run.top1, 1, wilson(run.top1, n), time.perf_counter() - t0, details)
 
     def evaluate(self, request: EvalRequest) -> EvalResult:
         t0 = time.perf_counter()
-        run = self._train(request.spec, request.resolution, self.recipe,
-                          init=f"scratch(seed={self.recipe.seed})")
-        return self._result(run, t0)
+        runs = [self._train(request.spec, request.resolution, replace(self.recipe, seed=s),
+                            init=f"scratch(seed={s})") for s in self.seed_list()]
+        return self._result(runs, t0)
 
 
 class Net2NetEvaluator(TrainEvaluator):
@@ -172,8 +207,6 @@ class Net2NetEvaluator(TrainEvaluator):
 
     def __init__(self, arg=None, options=None):
         super().__init__(arg, options)
-        from dataclasses import replace
-
         o = self.options
         # the baseline's training: the same recipe for base_epochs, one warm-up epoch
         self.base_recipe = replace(self._recipe(o["base_epochs"]), warmup=1.0, lr=o["base_lr"])
@@ -181,15 +214,16 @@ class Net2NetEvaluator(TrainEvaluator):
             self.recipe = replace(self.recipe, lr=0.3 * replace(self.recipe, lr=0.0).base_lr)
         self.version = self.version * 1000 + NET2NET_VERSION
 
-    def weights_of(self, request: EvalRequest):
+    def weights_of(self, request: EvalRequest, seed: int):
         """The run whose weights `request`'s children start from: the baseline's training
-        for the baseline, the candidate's own fine-tuning otherwise."""
+        for the baseline, the candidate's own fine-tuning otherwise (each seed has its own
+        lineage: the baseline trained with that seed, every step fine-tuned with it)."""
         if request.parent is None:
-            return self._train(request.spec, request.resolution, self.base_recipe,
-                               init=f"scratch(seed={self.base_recipe.seed})")
-        return self.run_for(request)[0]
+            return self._train(request.spec, request.resolution,
+                               replace(self.base_recipe, seed=seed), init=f"scratch(seed={seed})")
+        return self.run_for(request, seed)[0]
 
-    def run_for(self, request: EvalRequest):
+    def run_for(self, request: EvalRequest, seed: int):
         """The fine-tuning run that gives `request` its value, replaying the lineage when a
         parent's weights are not cached, and the transform's report. The baseline is
         fine-tuned too, from its own trained weights with no transform: a control that saw
@@ -204,11 +238,10 @@ class Net2NetEvaluator(TrainEvaluator):
         from latency_lab.training.train import fit_classes, load_weights
 
         origin = request.parent if request.parent is not None else request
-        parent_run = self.weights_of(origin)
+        parent_run = self.weights_of(origin, seed)
         parent_spec = fit_classes(origin.spec, self.data)
         parent = build_torch(parent_spec.with_resolution(request.resolution))
         parent.load_state_dict(load_weights(parent_run))
-        seed = self.recipe.seed
         try:
             child, report = transfer(parent, fit_classes(request.spec, self.data), seed=seed,
                                      init_seed=seed)
@@ -224,18 +257,19 @@ class Net2NetEvaluator(TrainEvaluator):
         step = "none" if request.parent is None else (request.step.label if request.step
                                                       else "?")
         init = f"net2net(parent={parent_run.key},step={step},seed={seed})"
-        run = self._train(request.spec, request.resolution, self.recipe, init=init,
-                          init_weights=lambda: state)
+        run = self._train(request.spec, request.resolution, replace(self.recipe, seed=seed),
+                          init=init, init_weights=lambda: state)
         return run, {"parent_run": parent_run.key, "step": step, "exact": report.exact,
                      "deviation": deviation, "notes": report.notes,
                      "widened": report.widened, "new_blocks": report.new_blocks}
 
     def evaluate(self, request: EvalRequest) -> EvalResult:
         t0 = time.perf_counter()
-        run, transform = self.run_for(request)
+        done = [self.run_for(request, s) for s in self.seed_list()]
         role = "baseline" if request.parent is None else "fine-tuned"
         extra = {"base_epochs": self.base_recipe.epochs} if request.parent is None else {}
-        return self._result(run, t0, role=role, transform=transform, **extra)
+        return self._result([run for run, _ in done], t0, role=role, transform=done[0][1],
+                            parent_runs=[t["parent_run"] for _, t in done], **extra)
 
 
 def run_recipe(run) -> dict:

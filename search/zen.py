@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from latency_lab.network.spec import NetworkSpec
+from latency_lab.search.intervals import mean_ci
 from latency_lab.search.evaluators import (EvalRequest, EvalResult, Evaluator, EvaluatorError,
                                            Option, evaluates_here)
 
@@ -117,22 +118,11 @@ def zen_score_once(model, batch: int, resolution: int, gamma: float, seed: int,
     return {"score": log_delta + log_bn, "log_delta": log_delta, "log_bn": log_bn}
 
 
-def mean_ci(values: list[float]) -> tuple[float, tuple[float, float] | None]:
-    """Mean and the 95% Student-t CI of the mean (None for a single value)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1)
-                 / math.sqrt(len(values)))
-    return mean, (mean - half, mean + half)
-
-
 class ZenScore(Evaluator):
-    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=0]`."""
+    """`zen[,batch=16,repeats=1,seed=0,gamma=0.01,se=drop,device=cpu,threads=1]`."""
 
     name = "zen"
+    extras = ("torch",)
     summary = ("Zen-Score (Zen-NAS): a zero-shot proxy score of an untrained network, not an "
                "accuracy")
     metric = "zen_score"
@@ -150,9 +140,10 @@ class ZenScore(Evaluator):
         # network, measured). On this shared 2-core machine one B0 evaluation (224 px) took
         # 2.8 s with threads=1 and 4.5 s with the default 2 threads at load 2.3-3.1, 7.7 s and
         # 18.8 s at load 7-10 (OpenMP workers spin-waiting): results/benchmarks/zen_benchmark.md
-        # and its earlier version in commit 9fad0d1.
-        "threads": Option(int, 0, "torch CPU threads (0: torch's default)", minimum=0,
-                          keyed=False),
+        # and its earlier version in commit 9fad0d1. So one thread by default (as `train`),
+        # 0 for torch's own choice.
+        "threads": Option(int, 1, "torch CPU threads (0: torch's default; one is fastest on a "
+                          "busy 2-core host)", minimum=0, keyed=False),
     }
 
     def __init__(self, arg=None, options=None):

@@ -42,7 +42,8 @@ def main(folder: str, module: str, budget: float, out: str) -> None:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
         warm_a_worker_on(ray, [doomed.node_id, survivor.node_id])
-        (Path(folder) / "doomed").write_text(doomed.node_id)
+        (Path(folder) / "doomed").write_text(
+            str(doomed.all_processes["raylet"][0].process.pid))
 
         def remove_when_blocked():
             while not log.exists() or "doomed" not in log.read_text():

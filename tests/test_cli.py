@@ -199,14 +199,42 @@ def test_progress_prints_plain_lines_off_a_terminal_and_advice_when_cis_are_wide
     buf = io.StringIO()
     with _progress(Console(file=buf, width=200)) as bar:
         bar(RunStatus(0, 61, 0.0, 0, None, None, 1.0, None, 900.0))
-        bar(RunStatus(3, 61, 125.0, 4, 2.5, 6.0, 1.0, 800.0, 900.0))
+        bar(RunStatus(3, 61, 125.0, 4, 2.5, 6.0, 1.0, 800.0, 900.0, met=3))
+        bar(RunStatus(61, 61, 900.0, 9, None, None, 1.0, 0.0, 900.0, met=3))
     lines = buf.getvalue().splitlines()
-    assert lines[0] == "round 0, 0/61 points done, 0s elapsed"
-    assert lines[1] == ("round 4, 3/61 points done, CI +-2.50% median, 6.00% widest (target 1%), "
-                        "2m05s elapsed, ~13m20s left (time cap)")
+    assert lines[0] == "round 0, 0/61 points at the CI target, 0s elapsed"
+    assert lines[1] == ("round 4, 3/61 points at the CI target, CI +-2.50% median, 6.00% widest "
+                        "(target 1%), 2m05s elapsed, ~13m20s left (time cap)")
+    # the cap stopped the other 58: stopped, not "done"
+    assert lines[2].startswith("round 9, 3/61 points at the CI target, 58 stopped short of it")
     frame = pd.DataFrame({"ci_halfwidth_pct": [2.9, 3.1, 0.8],
                           "stop_reason": ["time_cap", "time_cap", "ci_target"]})
     advice = ci_advice(frame, 1.0, 900, 61)
     assert "missed at 2 of 3 points" in advice and "--affinity" in advice
     assert "--time-cap-s 1800" in advice and "run the same command again" in advice
     assert ci_advice(frame.iloc[2:], 1.0, 900, 61) == ""
+
+
+def test_a_resumed_run_says_what_it_takes_and_counts_rounds_on():
+    """A rerun of a capped sweep: what is resumed, once at the start, and the round counter
+    going on from the store's rounds (issue 26: it started at 1 again, silently)."""
+    import io
+
+    from rich.console import Console
+
+    from latency_lab.cli.options import Progress as _progress
+    from latency_lab.measure.protocol import RunStatus
+
+    buf = io.StringIO()
+    with _progress(Console(file=buf, width=300)) as bar:
+        bar(RunStatus(0, 61, 0.0, 0, 13.0, 26.0, 1.0, None, 900.0, reused=2, resumed=59,
+                      prior_rounds=4, kept_samples=1888))
+        bar(RunStatus(2, 61, 30.0, 1, 12.0, 20.0, 1.0, 600.0, 900.0, reused=2, resumed=59,
+                      met=2, prior_rounds=4, kept_samples=1888))
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == ("resuming from the store: 59 point(s) measured further (1888 samples "
+                        "and up to 4 rounds kept); 2 finished point(s) reused as they were "
+                        "(--remeasure measures all anew)")
+    assert lines[1].startswith("round 4 (4 before this run), 0/61 points at the CI target")
+    assert lines[2].startswith("round 5 (4 before this run), 2/61 points at the CI target")
+    assert len(lines) == 3      # said once

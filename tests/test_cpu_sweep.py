@@ -27,7 +27,7 @@ def test_sweep_command_writes_the_curve_and_resumes(tmp_path, tiny, capsys):
     err = capsys.readouterr().err
     assert "candidate resolutions" in err
     # plain progress lines, one per round: stderr is not a terminal
-    assert re.search(r"^round [34], 8/8 points done", err, re.M)
+    assert re.search(r"^round [34], \d/8 points at the CI target", err, re.M)
     for col in ("latency_ms", "ci_low_ms", "ci_high_ms", "n_samples", "p5_ms", "p95_ms",
                 "device", "runtime", "fingerprint", "threads", "stop_reason"):
         assert col in df.columns
@@ -52,3 +52,26 @@ def test_cpu_device_info_and_samples(tiny, model_dir):
     assert len(run.samples_ms) == 5 and all(s > 0 for s in run.samples_ms)
     other = CpuDevice(threads=2, model_dir=model_dir).info()
     assert other.context_key != info.context_key  # threads change the context
+
+
+def test_adaptive_sweep_says_whether_the_decision_settled(tmp_path, tiny, capsys):
+    """A real sweep whose CI target cannot be met: after 5 rounds of every point the planner
+    decides (stop reason decided, some points then measured more than others) or the rounds
+    run out; either way the sweep says which, and candidates.csv says whether it settled."""
+    net = tmp_path / "tiny.json"
+    net.write_text(tiny.to_json())
+    out = tmp_path / "sweep.csv"
+    assert main(["sweep", "--device", "cpu", "--network", str(net), "--resolutions", "64:128:4",
+                 "--out", str(out), "--store", str(tmp_path / "s.sqlite"), "--min-rounds", "3",
+                 "--max-rounds", "9", "--runs-per-visit", "3", "--ci-target-pct", "0.01"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    df = pd.read_csv(out)
+    reasons = set(df["stop_reason"])
+    assert reasons <= {"decided", "max_rounds"}
+    assert (df["n_rounds"] >= 5).all()
+    if "decided" in reasons:
+        assert "candidate decision settled" in err and "stop reason decided" in err
+    else:
+        assert "candidate decision" in err
+    cands = pd.read_csv(tmp_path / "sweep_jumps" / "candidates.csv")
+    assert {"jump_z", "jump_ci_low_pct", "jump_ci_high_pct", "place", "decision"} <= set(cands)

@@ -1,5 +1,5 @@
 """benchmarks/cuda_sweep.py end to end against a simulated GPU (tests/fake_gpu.py), and its
-refusal without one. The real run is on a GPU machine (README, Benchmarks)."""
+refusal without one. The real run is on a GPU machine (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

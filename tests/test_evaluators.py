@@ -46,7 +46,7 @@ def test_options_are_typed_checked_and_canonical():
     assert ev.options["batch"] == 8 and ev.options["seed"] == 3
     # every option spelled out, sorted: the text reads back to the same evaluator and key
     text = ev.describe()
-    assert text == "zen-tuned,batch=8,device=cpu,gamma=0.01,repeats=1,se=drop,seed=3,threads=0"
+    assert text == "zen-tuned,batch=8,device=cpu,gamma=0.01,repeats=1,se=drop,seed=3,threads=1"
     assert parse_evaluator(text).key() == ev.key()
     assert parse_evaluator("zen-tuned,batch=16").key() == parse_evaluator("zen-tuned").key()
     assert parse_evaluator("zen,seed=1").key() != parse_evaluator("zen").key()

@@ -229,7 +229,7 @@ def test_analyze_sweep_writes_reports_and_plot(tmp_path):
     # default: the report's own tables must not stand in for the sweep
     from PIL import Image
 
-    assert analysis.title == "efficientnet-b0 · cpu"
+    assert analysis.title.startswith("efficientnet-b0 · cpu · 20")   # network, device, date
     with Image.open(out / "sweep.png") as im:
         assert im.text["Title"] == analysis.title
 
@@ -263,12 +263,19 @@ def test_cli_jumps_missing_file(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_cli_default_threshold_matches_library():
+def test_cli_leaves_the_threshold_to_each_detector():
+    """--z-min's default is the detector's own: 3.5 for model and pelt (the library's
+    DEFAULT_Z_MIN), 2.5 at a place for lattice (jumps_lattice.DEFAULT_Z_PLACE)."""
     import inspect
 
     from latency_lab.cli.jumps import jumps_command
 
-    assert inspect.signature(jumps_command).parameters["z_min"].default.default == J.DEFAULT_Z_MIN
+    assert inspect.signature(jumps_command).parameters["z_min"].default.default is None
+    y = noisy(stepped({240: 4.0}, quadratic=True), 0.01, seed=5)
+    for method in ("model", "pelt"):
+        default = J.detect(sweep(y, 0.01 * y * 1.96), method=method)
+        given = J.detect(sweep(y, 0.01 * y * 1.96), method=method, z_min=J.DEFAULT_Z_MIN)
+        assert default.jumps.equals(given.jumps)
 
 
 def test_auto_method_is_model_with_cis_and_pelt_without():

@@ -63,6 +63,38 @@ def test_block_enumeration_counts_by_hand(small, w, d, resolutions, expected):
     assert len({(b.fingerprint, s) for b, s in points}) == len(points)
 
 
+@pytest.mark.parametrize("w, d, resolutions", [(0, 0, [64]), (1, 1, [64, 96]), (2, 0, [64]),
+                                                (3, 2, [64, 80, 96]), ([0, 5], 1, [64])])
+def test_the_space_is_counted_before_any_block_is_made(small, w, d, resolutions):
+    """`space_size` bounds what `scaled_space_blocks` lists, without making a block."""
+    from latency_lab.network.scaling import space_size
+
+    n = space_size(small, resolutions, w, d)
+    assert len(scaled_space_blocks(small, resolutions, w, d)) <= n <= 2 * n
+
+
+def test_a_space_too_large_is_refused_with_its_size_and_time(small, capsys, tmp_path):
+    """--max-width-steps 100000 listed blocks silently for minutes; now one line, at once."""
+    import time
+
+    from latency_lab.tables.lut_record import MAX_POINTS, check_space
+
+    assert "up to 20 block points, about 7 s" in check_space(small, [64], 2, 1)
+    t = time.monotonic()
+    with pytest.raises(LutError, match=r"has up to 20,001,400,014 block points, about 222 years to "
+                                       r"measure .* at most 50,000"):
+        check_space(small, [64, 96], 100_000, 1)
+    assert time.monotonic() - t < 1.0
+    assert MAX_POINTS == 50_000
+    (tmp_path / "small.json").write_text(small.to_json())
+    rc = main(["lut", "record", "--device", "conftest:CurveDevice", "--network",
+               str(tmp_path / "small.json"), "--max-width-steps", "100000", "--store",
+               str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "block points" in err[0]
+    assert not (tmp_path / "s.sqlite").exists()
+
+
 def test_enumerated_blocks_have_the_right_channels_and_sizes(small):
     points = scaled_space_blocks(small, [64], 1, 1)
     firsts = {(b.c_in, b.c_out, s) for b, s in points if b.kind == "mbconv" and b.stride == 2}

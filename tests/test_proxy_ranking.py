@@ -74,3 +74,67 @@ def test_the_same_rankings_when_evaluated_in_worker_processes(pr, tmp_path, monk
     pooled, about = pr.evaluate_all([text], tmp_path / "b.sqlite", log=lambda m: None,
                                     executor="local:2")
     assert pooled == local and about[f"{text} [SYNTHETIC]"]["evaluated_now"] == 11
+
+
+@pytest.mark.slow
+def test_bootstrap_over_seeds_and_the_pairs_a_reference_separates(pr):
+    from benchmarks.ranking_seeds import bootstrap, separated_pairs
+
+    ref = [[float(10 * i), 10 * i + 0.5, 10 * i - 0.5] for i in range(11)]   # well apart
+    same = [[x + 0.1 for x in d] for d in ref]
+    b = bootstrap(same, ref, n_boot=200)
+    assert b["tau"] == [1.0, 1.0, 1.0] and b["rho"][0] == pytest.approx(1.0)
+    noisy = [[10 * i + 40 * s for s in (-1, 0, 1)] for i in range(11)]      # noise >> steps
+    b = bootstrap(noisy, ref, n_boot=400, seed=1)
+    assert b["tau"][0] == pytest.approx(1.0) and b["tau"][1] < 0.8 < b["tau"][2] <= 1.0
+    one = bootstrap(noisy, ref, n_boot=400, seed=1, k=1)
+    assert one["tau"][0] < b["tau"][0]             # one seed ranks worse than three
+    sep = separated_pairs(ref)
+    assert sep["pairs"] == 55 and sep["own_t"] == 55 and sep["pooled"] == 55
+    assert sep["dof"] == 22 and sep["pooled_sd"] == pytest.approx(0.5)
+    assert separated_pairs(noisy)["pooled"] < 20
+
+
+@pytest.mark.slow
+def test_the_reference_table_with_costs(pr):
+    ref = [[float(i), i + 0.2, i - 0.2] for i in range(11)]
+    rankings = {"train:x,epochs=6": (None, list(range(11, 0, -1))),
+                "zen": (None, list(range(11, 0, -1)))}
+    about = {"train:x,epochs=6": {"epochs": 6, "draws": ref,
+                                  "cost": {"epochs_per_candidate_seed": 6.0,
+                                           "seconds_per_candidate_seed": 300.0}},
+             "zen": {"epochs": None, "draws": [[i + 0.01 * j for j in range(8)] for i in range(11)],
+                     "cost": {"epochs_per_candidate_seed": 0.0,
+                              "seconds_per_candidate_seed": 3.0}}}
+    md, out = pr.against_reference(rankings, about)
+    z = out["evaluators"]["zen"]
+    assert z["tau"][0] == pytest.approx(1.0) and z["cost_ratio_seconds"] == pytest.approx(0.01)
+    assert z["meets_aim"] and z["one_draw"] is not None
+    assert any("| zen | 8 |" in line for line in md)
+    assert "separates 55 of its 55 candidate pairs" in md[-1]
+
+
+def test_rbis_vs_compound_calls_a_difference_inside_the_noise_a_tie(tmp_path):
+    from benchmark_helpers import load_benchmark
+
+    bench = load_benchmark("rbis_vs_compound")
+    methods = {"baseline": [80.0, 80.4, 79.6], "rbis": [82.0, 82.5, 81.5],
+               "compound": [81.5, 82.6, 81.0]}
+    compare = {"budget_ms": 0.2, "latency_source": "cpu", "evaluator": "train:x,epochs=1",
+               "metric": "accuracy", "methods": {}}
+    for m, seeds in methods.items():
+        compare["methods"][m] = {"latency_ms": 0.1, "resolution": 32, "fingerprint": m,
+                                 "widths": "1", "depths": "1", "accuracy": 70.0}
+        (tmp_path / f"long-{m}.json").write_text(json.dumps({
+            "value": sum(seeds) / 3, "ci": [0, 100], "n": 3, "evaluator": "train:x,seeds=3",
+            "details": {"seed_values": seeds}}))
+    (tmp_path / "compare.json").write_text(json.dumps(compare))
+    r = bench.analyse(tmp_path, list(methods))
+    d = r["differences"]
+    assert set(d) == {"rbis - compound", "rbis - baseline", "compound - baseline"}
+    assert d["rbis - compound"]["diff"] == pytest.approx(0.3) and not d["rbis - compound"][
+        "beyond_noise"]
+    assert d["rbis - baseline"]["beyond_noise"] and d["rbis - baseline"]["ci"][0] > 0
+    assert 2 < d["rbis - baseline"]["dof"] <= 4      # Welch: between n - 1 and 2(n - 1)
+    bench.write(tmp_path, r)
+    assert "| rbis - compound | +0.30 |" in (tmp_path / "verdict.md").read_text()

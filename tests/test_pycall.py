@@ -154,3 +154,53 @@ def test_timeout_option_errors(here, text, message):
     (here / "w.py").write_text("1 / 0\n")
     with pytest.raises(SourceError, match=message):
         parse_latency_source(text)
+
+
+# -- the worker process (search/pyworker.py, issue 25) ---------------------------------------
+
+def test_a_function_that_exits_the_process_is_one_line_naming_the_network(here, capsys):
+    """os._exit(0) in a py: function ended search with exit code 0 and no word."""
+    (here / "ex.py").write_text("import os\ndef lat(net):\n    return 10.0\n"
+                                "def acc(net):\n    os._exit(0)\n")
+    with pytest.raises(SourceError, match=r"its worker process exited \(os._exit\(0\) or a crash\)"
+                                          r" for efficientnet-b0"):
+        ev = parse_evaluator("py:ex:acc")
+        ev.evaluate(ev.request(B0, 224))
+    rc = main(["search", "--budget-ms", "12", "--latency", "py:ex:lat", "--accuracy", "py:ex:acc",
+               "--out", "o"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "exited (os._exit(0)" in err[-1] and "efficientnet-b0" in err[-1]
+    assert (here / "o" / "trace.csv").exists()       # what was done before is kept
+
+
+@pytest.mark.slow   # five worker processes
+def test_a_worker_killed_by_a_signal_is_replaced_and_the_call_made_again(here):
+    (here / "k.py").write_text("import os, signal\ndef f(net):\n"
+                               "    if not os.path.exists('killed'):\n"
+                               "        open('killed', 'w').close()\n"
+                               "        os.kill(os.getpid(), signal.SIGKILL)\n"
+                               "    return 4.0\n")
+    src = parse_latency_source("py:k:f")
+    try:
+        assert src.latency_ms(B0, 224) == 4.0 and (here / "killed").exists()
+    finally:
+        src.close()
+    (here / "always.py").write_text("import os, signal\ndef f(net):\n"
+                                    "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    src = parse_latency_source("py:always:f")
+    with pytest.raises(SourceError, match="was killed by SIGKILL for .*, 4 times; giving up"):
+        src.latency_ms(B0, 224)
+
+
+def test_what_a_function_prints_is_capped_and_summarised(here, capfd):
+    from latency_lab.search.pyworker import OUTPUT_CAP
+
+    (here / "loud.py").write_text("import os, sys\ndef f(net):\n"
+                                  "    for _ in range(10_000):\n        print('x' * 99)\n"
+                                  "    os.write(2, b'y' * 500_000)\n    return 3.0\n")
+    src = parse_latency_source("py:loud:f")
+    assert src.latency_ms(B0, 224) == 3.0 and src.latency_ms(B0, 256) == 3.0
+    src.close()
+    err = capfd.readouterr().err
+    assert len(err) < OUTPUT_CAP + 1000
+    assert "latency function py:loud:f printed 3,000,000 bytes; the first 65,536 are shown" in err

@@ -44,10 +44,10 @@ def logged(net):
 def blocks_on_doomed_node(net):
     # on the Ray node whose id is in DOOMED: log, then block until the node is removed;
     # elsewhere take SLEEP, so that a batch's tasks overlap and SPREAD gives both nodes some
-    import ray
     _log("start", net)
-    if os.path.exists(DOOMED) and \
-            open(DOOMED).read() == ray.get_runtime_context().get_node_id():
+    # (a py: function runs in a process of its own, spawned by the Ray worker: the node is
+    # told by its raylet's pid, which Ray gives its workers and they their children)
+    if os.path.exists(DOOMED) and open(DOOMED).read() == os.environ.get("RAY_RAYLET_PID"):
         _log("doomed", net)
         time.sleep(120)
     time.sleep(SLEEP)

@@ -121,7 +121,7 @@ def test_integral_floats_are_integers(tiny):
     (lambda d: (d["stages"][1].pop("blocks"), d["stages"][1].update(depth=10_000)),
      r"depth must be 1..200, got 10000 \(converting a model takes 0.3-1.9 s per block"),
     (lambda d: (d["stages"][1].pop("blocks"), d["stages"][1].update(depth=10**12)),
-     "depth must be 1..200"),
+     "depth must be an integer of at most 2,147,483,647"),
     (lambda d: d.update(stages=[{"width": 8, "blocks": [{"kernel": 3, "expansion": 1}] * 150}] * 2),
      "300 blocks: at most 200"),
     (lambda d: d["stages"][0]["blocks"][0].update(kernel=33), "largest depthwise kernel"),

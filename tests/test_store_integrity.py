@@ -88,6 +88,61 @@ def test_a_damaged_page_is_one_line_wherever_it_is_met(tmp_path, tiny, curve_dev
     assert not (tmp_path / "t.csv").exists()
 
 
+def _quietly_damaged(tmp_path, tiny, curve_device) -> Path:
+    """A store whose header, schema and meta read fine but one b-tree page's cells are garbage
+    (the page header kept): only PRAGMA quick_check finds it, so every command met it."""
+    good = tmp_path / "good.sqlite"
+    with Store(good) as store:
+        measure_points(curve_device(noise=0.01), [(tiny, r) for r in range(64, 400, 8)], store,
+                       FAST)
+    data, page = good.read_bytes(), 4096
+    bad = tmp_path / "s.sqlite"
+    for p in range(len(data) // page - 1, 1, -1):
+        damaged = bytearray(data)
+        damaged[p * page + 8:(p + 1) * page] = bytes((i * 37 + p) % 251 for i in range(page - 8))
+        bad.write_bytes(bytes(damaged))
+        try:
+            with sqlite3.connect(f"file:{bad}?mode=ro", uri=True) as db:
+                db.execute("SELECT value FROM meta").fetchall()
+                failed = db.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+        except sqlite3.DatabaseError:
+            failed = False        # met on opening: the test above covers that
+        for suffix in ("-wal", "-shm"):
+            Path(f"{bad}{suffix}").unlink(missing_ok=True)
+        if failed:
+            return bad
+    raise AssertionError("no page whose damage only quick_check finds")
+
+
+@pytest.mark.slow   # measures a store, then three commands
+def test_a_store_that_fails_quick_check_is_refused_before_anything_is_written(
+        tmp_path, tiny, curve_device, capsys):
+    """sweep wrote into such a store and table export read it with exit 0; jumps --store never
+    opened it (issue 25). Now each says it is damaged and what to do, and leaves it as it was."""
+    bad = _quietly_damaged(tmp_path, tiny, curve_device)
+    sha = _sha(bad)
+    (tmp_path / "sweep.csv").write_text("resolution,latency_ms,ci_low_ms,ci_high_ms\n" + "".join(
+        f"{r},{r / 100},{r / 100 - 0.01},{r / 100 + 0.01}\n" for r in range(160, 320, 8)))
+    for args in (["sweep", "--device", "conftest:CurveDevice", "--network", str(tmp_path / "n.json"),
+                  "--resolutions", "64", "--out", str(tmp_path / "o.csv")],
+                 ["table", "export", str(tmp_path / "t.csv")],
+                 ["jumps", str(tmp_path / "sweep.csv"), "--out", str(tmp_path / "j")]):
+        (tmp_path / "n.json").write_text(tiny.to_json())
+        assert main(args + ["--store", str(bad)]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is damaged (quick_check: " in err[0] and ".recover" in err[0]
+        assert _sha(bad) == sha
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("s.sqlite")) == \
+            ["s.sqlite"]
+        assert not any((tmp_path / n).exists() for n in ("o.csv", "t.csv", "j"))
+
+
+def test_a_store_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(StoreError, match="not a regular file"):
+        Store(tmp_path / "fifo")
+
+
 # -- a full disk (a file-size limit stands in for it: the same write errors, no root needed) ----
 
 LIMITED = """

@@ -133,7 +133,8 @@ def test_rbis_with_net2net_inherits_weights_along_the_path(data_dir, tmp_path, m
     args = ["search", "--network", "mini.json", "--budget-ms", f"{budget:.4f}",
             "--latency", f"py:{mod}:latency_ms", "--accuracy",
             f"net2net:{data_dir},epochs=1,base_epochs=1,{QUICK}", "--stages", "0,1",
-            "--candidates", "2", "--resolutions", "32", "--store", str(store), "--out", "out"]
+            "--candidates", "2", "--resolutions", "32", "--store", str(store), "--max-seeds", "1",
+            "--out", "out"]
     assert main(args) == 0
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["metric"] == "accuracy" and result["evaluator"].startswith("net2net:")

@@ -1,8 +1,10 @@
-"""`latency-lab accuracy show|export`: the accuracy cache of the store, listed or as a table.
+"""`latency-lab accuracy evaluate|show|export`: one evaluation, and the accuracy cache.
 
 Every evaluation a search makes (Zen-Score, a py: function, a training) is kept in the store
-(`latency_lab.search.accuracy_cache`); `show` lists what is there per evaluator, `export`
-writes one evaluator's values as a CSV that `--accuracy table:PATH` reads back.
+(`latency_lab.search.accuracy_cache`); `evaluate` makes one without a search (a network a user
+checks, or a search's winner: `result.json`, `compare.json#compound`), cached the same way;
+`show` lists what is there per evaluator, `export` writes one evaluator's values as a CSV that
+`--accuracy table:PATH` reads back.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from latency_lab.cli.options import AsJson, EvaluatorFilter, NetworkFilter, Rows, StorePath
+from latency_lab.cli.options import (Accuracy, AsJson, EvaluatorFilter, NetworkFilter, Reevaluate,
+                                     Resolution, Rows, StorePath)
 
 from latency_lab.errors import UserError
 
@@ -44,6 +47,62 @@ def _value(row: dict) -> str:
           if row["ci_low"] not in ("", None) else "")
     unit = "%" if row["metric"] == "accuracy" else ""
     return f"{row['value']:.4f}{unit}{ci}"
+
+
+@accuracy_app.command("evaluate")
+def accuracy_evaluate(
+    network: str = typer.Argument(..., help="Preset name, network JSON, or a result file "
+                                            "(result.json, compare.json#METHOD)."),
+    accuracy: Accuracy = ...,
+    resolution: Resolution = None,
+    store_path: StorePath = None,
+    reevaluate: Reevaluate = False,
+    as_json: AsJson = False,
+) -> None:
+    """Evaluate one network at one resolution (cached like every evaluation)."""
+    import json
+    import time
+
+    from latency_lab.network.presets import load_network
+    from latency_lab.network.spec import check_resolution
+    from latency_lab.paths import default_store_path
+    from latency_lab.search.accuracy_cache import AccuracyCache
+    from latency_lab.search.evaluators import parse_evaluator
+    from latency_lab.measure.store import Store
+
+    spec = load_network(network)
+    res = check_resolution(spec.resolution if resolution is None else resolution)
+    evaluator = parse_evaluator(accuracy)
+    t0 = time.perf_counter()
+    try:
+        request = evaluator.request(spec.with_resolution(res), res)
+        if evaluator.cacheable:
+            with Store(store_path or default_store_path()) as store:
+                result, fresh = AccuracyCache(store, evaluator, reevaluate).get(request)
+        else:
+            result, fresh = evaluator.evaluate(request), True
+            evaluator.check(request, result.value)
+    finally:
+        evaluator.close()
+    synthetic = getattr(evaluator, "synthetic", "")
+    out = {"value": result.value, "n": result.n, "ci": list(result.ci) if result.ci else None,
+           "seconds": result.seconds, "evaluator": evaluator.describe(),
+           "evaluator_key": evaluator.key(), "metric": evaluator.metric, "unit": evaluator.unit,
+           "network": spec.name, "fingerprint": spec.fingerprint, "resolution": res,
+           "cached": not fresh, "wall_seconds": time.perf_counter() - t0,
+           "synthetic": bool(synthetic), "details": result.details}
+    if as_json:
+        print(json.dumps(out, indent=2, default=str))
+        return
+    unit = evaluator.unit
+    fmt = (lambda v: f"{v:.2f}{unit}") if unit else (lambda v: f"{v:.4f}")
+    ci = (f" (95% CI {fmt(result.ci[0])} to {fmt(result.ci[1])}, n={result.n}"
+          + (f": {result.details['ci']}" if isinstance(result.details.get("ci"), str) else "")
+          + ")") if result.ci else f" (n={result.n}, no interval)"
+    word = f"SYNTHETIC {evaluator.metric}" if synthetic else evaluator.metric
+    print(f"{spec.name} ({spec.fingerprint}) at {res} px: {word} {fmt(result.value)}{ci}")
+    print(f"  {'from the accuracy cache' if not fresh else 'evaluated now'}; "
+          f"{result.seconds:.1f} s when made; evaluator {evaluator.describe()}")
 
 
 @accuracy_app.command("show")

@@ -50,10 +50,10 @@ def cache_prune(
     used; measurements in the store are kept)."""
     from latency_lab.models import cache as model_cache
 
-    if max_mb is not None and max_mb < 0:
-        raise UserError(f"--max-mb must be >= 0, got {max_mb:g}")
-    limit = 0 if remove_all else (int(max_mb * 2 ** 20) if max_mb is not None
-                                   else model_cache.max_bytes())
+    if remove_all and max_mb is not None:
+        raise UserError("give --all (remove every model) or --max-mb, not both")
+    limit = 0 if remove_all else (model_cache.mb_to_bytes(max_mb, "--max-mb", allow_zero=True)
+                                   if max_mb is not None else model_cache.max_bytes())
     removed = model_cache.prune(limit, keep_used=False)
     freed = sum(e.bytes for e in removed)
     print(f"removed {len(removed)} models ({freed / 2 ** 20:.1f} MB); left: "

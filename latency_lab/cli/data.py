@@ -1,13 +1,16 @@
-"""CLI commands `dataset synth` and `dataset show` (registered in latency_lab/cli/app.py)."""
+"""CLI commands `dataset synth`, `dataset fashion-mnist` and `dataset show` (registered in
+latency_lab/cli/app.py)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from typing import Optional
+
 import typer
 
-from latency_lab.cli.options import Seed
+from latency_lab.cli.options import Seed, ValPerClass
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Image-folder data sets for the training "
                                                      "evaluators.")
@@ -18,7 +21,7 @@ def dataset_synth(
     out: Path = typer.Option(..., help="Folder to create (absent or empty)."),
     classes: int = typer.Option(10, help="Number of classes (2..10)."),
     per_class: int = typer.Option(100, "--per-class", help="Training images per class."),
-    val_per_class: int = typer.Option(40, "--val-per-class", help="Validation images per class."),
+    val_per_class: ValPerClass = 40,
     size: int = typer.Option(96, help="Image side in pixels (fine detail: 2.2-4 px periods)."),
     seed: Seed = 0,
 ) -> None:
@@ -39,11 +42,47 @@ def dataset_synth(
     show(out)
 
 
+def _progress_printer(total_hint: str = "images"):
+    state = {"last": -1}
+
+    def progress(done: int, n: int) -> None:
+        tenth = done * 10 // n
+        if tenth != state["last"] or done == n:
+            state["last"] = tenth
+            print(f"\r{done}/{n} {total_hint}", end="" if done < n else "\n", file=sys.stderr,
+                  flush=True)
+    return progress
+
+
+@dataset_app.command("fashion-mnist")
+def dataset_fashion_mnist(
+    out: Path = typer.Option(..., help="Folder to create (absent or empty): train/ and val/."),
+    source: Optional[Path] = typer.Option(
+        None, help="Folder of the four Fashion-MNIST IDX files (.gz or plain; default: where "
+                   "Debian's dataset-fashion-mnist puts them, /usr/share/datasets/"
+                   "fashion-mnist)."),
+    train_per_class: Optional[int] = typer.Option(
+        None, "--train-per-class", help="A seeded random N training images per class "
+                                        "(default: all 6,000)."),
+    val_per_class: ValPerClass = None,
+    seed: Seed = 0,
+) -> None:
+    """Write Fashion-MNIST (real 28x28 grey images, 10 classes) as an image folder."""
+    from latency_lab.fileio import check_output_dir
+    from latency_lab.training.fashion_mnist import check_counts, export, locate
+
+    check_counts(train_per_class, val_per_class)
+    check_output_dir(out, "--out")
+    locate(source)
+    export(out, source, train_per_class, val_per_class, seed, progress=_progress_printer())
+    show(out)
+
+
 @dataset_app.command("show")
 def dataset_show(
     data: Path = typer.Argument(..., help="Image folder (train/ and val/, or class folders)."),
     val_fraction: float = typer.Option(0.2, help="Validation share of a seeded split."),
-    split_seed: int = typer.Option(0, help="Seed of a seeded split."),
+    split_seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of a seeded split."),
 ) -> None:
     """Check an image folder as the training evaluators read it: classes, split, fingerprint."""
     show(data, val_fraction, split_seed)

@@ -32,13 +32,20 @@ def jumps_command(
     min_jump_pct: Optional[float] = typer.Option(None, help="Only jumps of at least this many "
                                                             "percent give candidates (all are "
                                                             "still listed in jumps.csv)."),
-    z_min: float = typer.Option(3.5, help="Step needed, in standard errors (the library's "
-                                          "DEFAULT_Z_MIN; higher: fewer false jumps)."),
+    z_min: Optional[float] = typer.Option(None, help="Step needed, in standard errors (default "
+                                                     "per detector: lattice 2.5 at a place, 5 "
+                                                     "elsewhere; model and pelt 3.5)."),
     no_ci: bool = typer.Option(False, "--no-ci", help="Ignore CI columns; estimate noise from "
                                                       "the curve."),
-    detector: str = typer.Option("auto", "--detector", help="auto (model with CIs, else pelt), model (sparse "
-                                            "model of the whole curve) or pelt (Pelt + local "
-                                            "step tests); see docs/jumps.md."),
+    detector: str = typer.Option("auto", "--detector", help="auto (lattice when the swept "
+                                 "network is known, else model with CIs, else pelt), lattice "
+                                 "(trend + steps where the network's feature maps grow), model "
+                                 "(sparse model of the whole curve) or pelt (Pelt + local step "
+                                 "tests); see docs/jumps.md."),
+    curve: str = typer.Option("auto", "--curve", help="auto (the floor when the medians' CIs "
+                              "say the machine was busy, over +-2%), median, or floor (the "
+                              "10th percentile of each point's raw samples, column floor_ms); "
+                              "see docs/jumps.md."),
     store_path: StorePath = None,
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw sweep.png."),
 ) -> None:
@@ -62,25 +69,31 @@ def jumps_command(
         raise UserError(f"cannot read {sweep_csv} as CSV: {str(exc).splitlines()[0]}") from None
     if not no_ci:
         frame = _cis_from_store(frame, store_path)
-    step_cost = _step_cost(frame, network, stages) if budget_ms is not None else None
+    spec = _swept_network(frame, network, quiet=budget_ms is None)
+    step_cost = _step_cost(spec, stages) if budget_ms is not None else None
+    from datetime import date
+
+    from latency_lab.sweeps.report import sweep_title
+
+    when = date.fromtimestamp(sweep_csv.stat().st_mtime).isoformat()   # the CSV's, not today
     try:
         analysis = analyze_sweep(frame, out, neighbours=neighbours, budget_ms=budget_ms,
+                                 title=sweep_title(frame, when),
                                  min_latency_ms=min_latency_ms, min_jump_pct=min_jump_pct,
                                  max_candidates=max_candidates, step_cost=step_cost,
                                  plot=not no_plot, z_min=z_min,
-                                 use_ci=not no_ci, method=detector)
+                                 use_ci=not no_ci, method=detector, network=spec,
+                                 curve=curve)
     except PermissionError as exc:
         raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     print(summary(analysis))
 
 
-def _step_cost(frame, network: Optional[str], stages: Optional[str]):
-    """The cheapest-step estimate of the swept network (`latency_lab.sweeps.candidates`), or None with
-    a note when the network is not known (then only the baseline is checked against T)."""
-    from latency_lab.sweeps.candidates import network_step_cost
-    from latency_lab.cli.options import parse_int_list
+def _swept_network(frame, network: Optional[str], quiet: bool):
+    """The swept network: --network, or the CSV's network column when it names one preset; None
+    with a note when neither (then no lattice detector, and only the baseline is checked
+    against a budget)."""
     from latency_lab.network.presets import load_network, names
-    from latency_lab.search.rbis import check_stages
 
     if network is None and "network" in frame.columns:
         named = {str(v) for v in frame["network"].dropna()}
@@ -88,12 +101,25 @@ def _step_cost(frame, network: Optional[str], stages: Optional[str]):
             network = next(iter(named))
     if network is None:
         print("note: the swept network is unknown (no --network, no preset in the CSV's network"
-              " column): only the baseline latency is checked against the budget")
+              " column): no lattice detector"
+              + ("" if quiet else "; only the baseline latency is checked against the budget"))
         return None
     spec = load_network(network)
     if "fingerprint" in frame.columns and spec.fingerprint not in set(frame["fingerprint"].astype(str)):
         raise UserError(f"--network {network} (fingerprint {spec.fingerprint}) is not the network "
                         f"of this sweep (fingerprint {frame['fingerprint'].iloc[0]})")
+    return spec
+
+
+def _step_cost(spec, stages: Optional[str]):
+    """The cheapest-step estimate of the swept network (`latency_lab.sweeps.candidates`), or None
+    when the network is not known."""
+    from latency_lab.sweeps.candidates import network_step_cost
+    from latency_lab.cli.options import parse_int_list
+    from latency_lab.search.rbis import check_stages
+
+    if spec is None:
+        return None
     chosen = check_stages(spec, parse_int_list(stages, "stages") if stages else None)
     return network_step_cost(spec, chosen)
 
@@ -106,8 +132,17 @@ def _cis_from_store(frame, store_path: Optional[Path]):
 
     has_ci = {"ci_low_ms", "ci_high_ms"} <= set(frame.columns) and \
         frame[["ci_low_ms", "ci_high_ms"]].notna().all().all()
+    if store_path is not None:   # named: opened and checked even when its CIs are not needed
+        if not store_path.is_file():
+            raise UserError(f"no such store: {store_path}")
+        Store(store_path).close()
     if has_ci or any(c not in frame.columns for c in IDENTITY_COLUMNS):
+        if store_path is not None:
+            print(f"note: --store {store_path} not read: every row of the CSV has its CI"
+                  if has_ci else f"note: --store {store_path} not read: the CSV lacks "
+                  f"{', '.join(c for c in IDENTITY_COLUMNS if c not in frame.columns)}")
         return frame
+
     path = store_path or default_store_path()
     if not path.is_file():
         if store_path is not None:
@@ -124,13 +159,15 @@ def summary(analysis) -> str:
     lines = [f"{res.curve.n} points {int(res.curve.resolution[0])}..{int(res.curve.resolution[-1])}"
              f"; noise: {res.noise_source}; method: {res.method}"]
     lines += [f"note: {n}" for n in res.notes]
+    if analysis.verdict:
+        lines.append(analysis.verdict)
     for row in analysis.jumps.itertuples():
         lines.append(f"jump  {row.resolution_before} -> {row.resolution_after}: "
                      f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
     for row in analysis.drops.itertuples():
         lines.append(f"drop  {row.resolution_before} -> {row.resolution_after}: "
                      f"{row.jump_ms:+.2f} ms ({row.jump_pct:+.1f}%), z {row.z:.1f}")
-    if not len(analysis.jumps):
+    if not len(analysis.jumps) and not analysis.verdict:
         lines.append("no upward jumps found")
     cands = analysis.candidates
     kept = ", ".join(str(r) for r in cands.loc[cands["kept"], "resolution"])
@@ -141,14 +178,17 @@ def summary(analysis) -> str:
     return "\n".join(lines)
 
 
-def report_jumps(console, frame, out_dir: Path) -> None:
+def report_jumps(console, frame, out_dir: Path, network=None) -> None:
     from latency_lab.errors import JumpInputError
     from latency_lab.sweeps.report import analyze_sweep
 
-    try:
-        analysis = analyze_sweep(frame, out_dir)   # points never reached are left out
+    try:   # points never reached are left out
+        analysis = analyze_sweep(frame, out_dir, network=network)
     except JumpInputError as exc:  # e.g. too few points: the sweep itself is fine and written
         console.print(f"no jump analysis: {exc}")
+        return
+    if analysis.verdict:
+        console.print(f"jump report in {out_dir}/: {analysis.verdict}", highlight=False)
         return
     before = [int(r) for r in analysis.result.jumps["resolution_before"]]
     from latency_lab.sweeps.candidates import kept

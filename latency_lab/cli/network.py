@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -59,20 +60,34 @@ def network_export(
                                                   "(torch.export .pt2)."),
     out: Path = typer.Option(..., help="File to write."),
     resolution: Resolution = None,
-    builder: str = typer.Option("direct", help="tflite only: direct (the emitter) or keras "
-                                               "(the TFLite converter)."),
+    builder: Optional[str] = typer.Option(None, help="tflite only: direct (the emitter, the "
+                                                     "default) or keras (the TFLite "
+                                                     "converter)."),
 ) -> None:
-    """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere."""
-    from latency_lab.models.export import check_format, export_network
+    """Write a network as a model file (random initial weights) to deploy or benchmark elsewhere.
+
+    torch, onnx and keras need their extras (one line says which when missing); tflite needs
+    none. H and W stay dynamic unless --resolution fixes them. The weights are random, and the
+    command says what that means for the outputs, measured on the written file."""
+    from latency_lab.errors import UserError
+    from latency_lab.models.export import check_format, export_network, outputs_note
     from latency_lab.fileio import check_output_file
     from latency_lab.models.files import check_builder
     from latency_lab.network.presets import load_network
     from latency_lab.network.spec import check_resolution
 
-    check_format(fmt)
-    check_builder(builder)
+    if builder is not None and fmt != "tflite":   # was accepted, and ignored (issue 25)
+        raise UserError(f"--builder {builder} applies to --format tflite only; a {fmt} file is "
+                        "made by one builder")
+    builder = check_builder(builder or "direct")
+    check_format(fmt, builder)
     spec = load_network(name)
     res = check_resolution(resolution) if resolution is not None else None
     check_output_file(out, "--out")
     what = export_network(spec, fmt, out, res, builder)
     print(f"wrote {out}: {spec.name} ({spec.fingerprint}), {what}")
+    if out.is_file():    # measured on the written file; a stream (/dev/stdout) is not read back
+        print(f"note: {outputs_note(spec, fmt, out, res)}")
+    else:
+        print("note: weights are seeded random initialisations (untrained): the outputs mean "
+              "nothing; the file is for latency and deployment tests, not predictions")

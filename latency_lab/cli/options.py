@@ -48,8 +48,12 @@ Rows = Annotated[bool, typer.Option("--rows/--no-rows", help="List every row (--
                                                                "counts only).")]
 AllModels = Annotated[bool, typer.Option("--all", help="Every model of the cache (show: list "
                                                        "each; prune: remove each).")]
-Seed = Annotated[int, typer.Option(help="Seed of what this command draws at random: the same "
+Seed = Annotated[int, typer.Option(min=0, max=2**63 - 1,
+                                   help="Seed of what this command draws at random: the same "
                                         "seed gives the same result.")]
+ValPerClass = Annotated[Optional[int], typer.Option(
+    "--val-per-class", help="Validation images per class, in val/ (fashion-mnist: a seeded "
+                            "choice from the test file; all 1,000 when left out).")]
 Resolution = Annotated[Optional[int], typer.Option(
     help="Input resolution R (R x R pixels; default: the network's own, except network "
          "export, whose default leaves H and W dynamic).")]
@@ -89,6 +93,11 @@ Candidates = Annotated[int, typer.Option(help="K: candidates evaluated per itera
                                               "latency).")]
 Stages = Annotated[Optional[str], typer.Option(help="0-based body stages RBIS scales, e.g. "
                                                     "2,3,4,5,6 (default: the last five).")]
+MaxSeeds = Annotated[int, typer.Option(
+    "--max-seeds", min=1, help="Racing cap: for an evaluator with a seeds option (train:, "
+    "net2net:), the baseline is evaluated with this many seeds and an iteration's leader and "
+    "the candidates whose intervals overlap it get one more seed at a time, up to this many "
+    "(1: no racing).")]
 MaxCandidates = Annotated[int, typer.Option(
     min=0, help="Keep the best N candidate resolutions by the size of the jump after them, "
                 "among those with room for a scaling step under the budget (0: all).")]
@@ -138,8 +147,12 @@ def _duration(s: float) -> str:
 
 
 def status_line(st) -> str:
-    """One line for a `protocol.RunStatus`: rounds, points done, current CI, time left."""
-    parts = [f"round {st.rounds}", f"{st.done}/{st.total} points done"]
+    """One line for a `protocol.RunStatus`: the round (counted on from earlier runs), points
+    at the CI target and points stopped short of it (a time cap, max rounds: not "done" in the
+    sense a user reads it), current CI, time left."""
+    parts = [f"round {st.round_label}", f"{st.met}/{st.total} points at the CI target"]
+    if st.done > st.met:
+        parts.append(f"{st.done - st.met} stopped short of it")
     if st.ci_pct is not None:
         parts.append(f"CI +-{st.ci_pct:.2f}% median, {st.worst_ci_pct:.2f}% widest "
                      f"(target {st.target_pct:g}%)")
@@ -147,6 +160,20 @@ def status_line(st) -> str:
     if st.eta_s is not None:
         parts.append(f"~{_duration(st.eta_s)} left" + (" (time cap)" if st.capped_eta else ""))
     return ", ".join(parts)
+
+
+def resume_line(st) -> str:
+    """What a run takes from the store, said once at its start ('' when nothing)."""
+    if not (st.reused or st.resumed):
+        return ""
+    parts = []
+    if st.resumed:
+        parts.append(f"{st.resumed} point(s) measured further ({st.kept_samples} samples and up "
+                     f"to {st.prior_rounds} rounds kept)")
+    if st.reused:
+        parts.append(f"{st.reused} finished point(s) reused as they were")
+    return ("resuming from the store: " + "; ".join(parts)
+            + " (--remeasure measures all anew)")
 
 
 NOTE_EVERY_S = 10.0
@@ -176,6 +203,11 @@ class Progress:
         return self
 
     def __call__(self, status) -> None:
+        if self.last is None:    # the first status: what this run takes from the store
+            said = resume_line(status)
+            if said:
+                self.console.print((f"{self.label}: " if self.label else "") + said,
+                                   highlight=False, soft_wrap=True)
         self.last = status
         text = (f"{self.label}: " if self.label else "") + status_line(status)
         self.note = status.note   # what happens now (a set-up): shown only while it does

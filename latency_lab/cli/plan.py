@@ -27,17 +27,22 @@ def sweep_plan_command(
     from latency_lab.scaleout.executors import open_executor, parse_executor
     from latency_lab.paths import default_store_path
     from latency_lab.measure.store import Store
-    from latency_lab.scaleout.sweep_plan import load_plan, plan_jobs, run_plan
+    from latency_lab.scaleout.sweep_plan import (check_devices, check_plan, load_plan, plan_jobs,
+                                                 run_plan)
 
     spec = parse_executor(executor)
     p = load_plan(plan)
     out = out or p.out or plan.with_name(plan.stem + "_sweeps")
+    check_plan(p, out)          # drivers, options, the CSV folder: before the first sweep
+    checked = check_devices(p, open_here=not spec.is_ray)   # each device opens: before any sweep
     store = Store(store_path or default_store_path())
     console = make_console()
     n = len(plan_jobs(p))
     console.print(f"plan {plan}: {len(p.networks)} network(s) x {len(p.devices)} device(s), "
                   f"{len(p.resolutions)} resolutions {p.resolutions[0]}..{p.resolutions[-1]}: "
                   f"{n} sweeps on {spec.text}; store {store.path}")
+    for line in checked:
+        console.print(f"  device {line}", highlight=False)
 
     def report(o) -> None:
         if o.error:
@@ -53,7 +58,7 @@ def sweep_plan_command(
             report_jumps(console, to_frame(o.measurements),
                           o.csv.with_name(o.csv.stem + "_jumps"))
 
-    with open_executor(spec) as ex:
+    with store, open_executor(spec) as ex:
         outcomes = run_plan(p, ex, store, out, remeasure, on_done=report)
     failed = [o for o in outcomes if o.error]
     if failed:

@@ -9,8 +9,10 @@ commands so that `latency-lab --help` stays fast.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import sys
+from contextlib import contextmanager
 import inspect
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,12 +21,13 @@ import typer
 
 from latency_lab.cli.options import (DEFAULT_NETWORK, Accuracy, BatchTimeCap, BudgetMs, Candidates,
                                      CiTarget, DeviceOptions, Executor, Latency, MaxCandidates,
-                                     LatencyScaleTable, MaxRounds, MinRounds, NetworkName,
-                                     Reevaluate, Remeasure,
+                                     LatencyScaleTable, MaxRounds, MaxSeeds, MinRounds,
+                                     NetworkName, Reevaluate, Remeasure,
                                      Resolutions, ResolutionsFrom, Stages, StorePath,
                                      device_options, parse_int_list, protocol)
 from latency_lab.errors import UserError, check_number
 from latency_lab.measure.settings import NETWORK_PROTOCOL as P
+from latency_lab.search.racing import DEFAULT_MAX_SEEDS
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -145,10 +148,28 @@ def _build_note(source, started: float) -> str:
             f"of {wall:.0f} s wall ({getattr(dev, 'builder', '?')} builder)")
 
 
+@contextmanager
+def _gc_paused(pause: bool):
+    """Python's cycle collector off for a search that only replays files and computes a
+    formula: a second or so of work that makes tens of thousands of small objects (specs,
+    rows), on which the collector's passes took 7% of the front page's offline search (1.22 ->
+    1.14 CPU-s, median of 7 at load 8). Reference counting still frees everything without
+    cycles; the collector is back on when the block ends. Live devices and trained evaluators
+    run for hours, so they keep it on."""
+    if not pause:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages,
                 candidates, out, store_path=None, reevaluate=False, plot_name="paths.png",
                 max_candidates=4, device_option=(), protocol=None, executor="local",
-                remeasure=False, latency_scale=None):
+                remeasure=False, latency_scale=None, max_seeds=1):
     """Shared by `search` and `compare`: returns (spec, result, source, executor); the caller
     closes the source, the evaluator and the executor."""
     from latency_lab.scaleout.executors import open_executor, parse_executor
@@ -156,11 +177,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.paths import default_store_path
     from latency_lab.search.plots import plot_paths
     from latency_lab.network.presets import load_network
-    from latency_lab.search.accuracy_cache import AccuracyCache
     from latency_lab.search.evaluators import parse_evaluator
     from latency_lab.search.rbis import run_rbis
     from latency_lab.search.sources import parse_latency_sources
-    from latency_lab.measure.store import Store
 
     from latency_lab.search.rbis import check_stages
 
@@ -175,28 +194,36 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")
     store_path = store_path or default_store_path()
-    acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate) \
-        if evaluator.cacheable else None
+    acc_cache = None
+    if evaluator.cacheable:     # the store (SQLite, numpy) only where it keeps something
+        from latency_lab.measure.store import Store
+        from latency_lab.search.accuracy_cache import AccuracyCache
+
+        acc_cache = AccuracyCache(Store(store_path), evaluator, reevaluate)
     ex = source = None
+    replayed = all(t.strip().split(":")[0] in ("table", "lut") for t in latency if t.strip())
     try:
         ex = open_executor(where)
-        source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
-                                       device_options=device_options(list(device_option)),
-                                       executor=ex, reference=spec, remeasure=remeasure,
-                                       say=_log, scale_table=latency_scale)
-        result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates, out,
-                          log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex))
-        d = result.to_dict()
-        plot_paths(d, result.trace, out / plot_name)
+        with _gc_paused(replayed and evaluator.instant):
+            source = parse_latency_sources(latency, store_path=store_path, protocol=protocol,
+                                           device_options=device_options(list(device_option)),
+                                           executor=ex, reference=spec, remeasure=remeasure,
+                                           say=_log, scale_table=latency_scale)
+            result = run_rbis(spec, budget_ms, grid, source, evaluator, stage_list, candidates,
+                              out, log=_log, accuracy_cache=acc_cache, run=evaluation_runner(ex),
+                              max_seeds=max_seeds)
+            d = result.to_dict()
+            plot_paths(d, result.trace, out / plot_name)
         if hasattr(source, "report"):
             _log(source.report())
         _write_summary(out, result, spec)
-    except BaseException:
+        result.cache.flush()
+    except BaseException as exc:
         if source is not None:
             source.close()
         evaluator.close()
         if ex is not None:
-            ex.close()
+            ex.abort() if isinstance(exc, KeyboardInterrupt) else ex.close()
         raise
     return spec, result, source, ex
 
@@ -207,7 +234,7 @@ def _write_summary(out: Path, result, spec) -> None:
 
     try:
         base_point = (result.cache.latencies([(spec, spec.resolution)])[0],
-                      result.cache.value_of(spec, spec.resolution))
+                      result.cache.value_of(spec, spec.resolution, race_seeds(result)))
     except UserError:
         base_point = None
     write_search_summary(out / "summary.md", result, base_point)
@@ -215,6 +242,26 @@ def _write_summary(out: Path, result, spec) -> None:
 
 def _value(x: float, unit: str) -> str:
     return f"{x:.3f}{unit}" if unit else f"{x:.4f}"
+
+
+def race_seeds(result) -> int | None:
+    """The seeds a value outside the race is evaluated with (the baseline at its own
+    resolution, a scaling family's member): the race's cap, for an evaluator with seeds."""
+    seeds = result.cache.evaluator.seeds
+    return max(seeds, result.max_seeds) if seeds is not None else None
+
+
+def spread_text(d: dict | None, unit: str) -> str:
+    """' [lo, hi] (n=3)' for a value with an interval, else ''."""
+    if not d or not d.get("ci"):
+        return ""
+    lo, hi = d["ci"]
+    return f" [{_value(lo, unit)}, {_value(hi, unit)}] (n={d.get('n')})"
+
+
+VERDICT = {"win": "above the baseline's interval", "tie": "a tie: inside the baseline's "
+           "interval", "below": "below the baseline's interval",
+           "no interval": "the baseline has no interval", "baseline": "no step taken"}
 
 
 def metric_word(d: dict) -> str:
@@ -244,6 +291,7 @@ def search_command(
     executor: Executor = "local",
     remeasure: Remeasure = False,
     latency_scale: LatencyScaleTable = None,
+    max_seeds: MaxSeeds = DEFAULT_MAX_SEEDS,
 ) -> None:
     """RBIS: scale a network to a latency budget, stage by stage, at each candidate resolution."""
     import time
@@ -256,7 +304,7 @@ def search_command(
                                         protocol=protocol(P, ci_target_pct, min_rounds,
                                                           max_rounds, None, batch_time_cap_s),
                                         executor=executor, remeasure=remeasure,
-                                        latency_scale=latency_scale)
+                                        latency_scale=latency_scale, max_seeds=max_seeds)
     source.close()
     result.cache.evaluator.close()
     ex.close()
@@ -266,12 +314,17 @@ def search_command(
     word = metric_word(d)
     for pr in d["per_resolution"]:
         if pr["feasible"]:
-            print(f"{pr['resolution']:5d}  {word} {_value(pr[metric], unit)}  "
-                  f"{pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
-                  f"depths {pr['depths']}")
+            ties = sum(x["outcome"] == "tie at cap" for x in pr["decisions"])
+            print(f"{pr['resolution']:5d}  {word} {_value(pr[metric], unit)}{spread_text(pr, unit)}"
+                  f"  {pr['latency_ms']:.3f} ms  {pr['iterations']} steps  widths {pr['widths']} "
+                  f"depths {pr['depths']}; baseline {_value(pr['baseline']['value'], unit)}"
+                  f"{spread_text(pr['baseline'], unit)}: {VERDICT[pr['verdict']]}"
+                  + (f"; {ties} of {len(pr['decisions'])} decisions tied at the cap" if ties
+                     else ""))
         else:
             print(f"{pr['resolution']:5d}  infeasible: {pr['reason']}")
-    print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}, "
+    print(f"winner: {d['resolution']} px, {word} {_value(d[metric], unit)}"
+          f"{spread_text(d, unit)} ({VERDICT[d['verdict']]}), "
           f"{d['latency_ms']:.3f} ms (budget {budget_ms:g} ms); {c['latency_reads']} latency "
           f"reads, {c['evaluations']} evaluations, {c['accuracy_cache_hits']} taken from the "
           f"accuracy cache{' (resumed)' if c['resumed'] else ''}{_build_note(source, started)}")
@@ -368,11 +421,13 @@ def compare_command(**options) -> None:
 
     (network, budget_ms, latency, accuracy, resolutions, resolutions_from, stages, candidates,
      max_candidates, out, store_path, reevaluate, device_option, ci_target_pct, min_rounds,
-     max_rounds, batch_time_cap_s, executor, remeasure, latency_scale) = (
+     max_rounds, batch_time_cap_s, executor, remeasure, latency_scale, max_seeds) = (
         options[k] for k in SEARCH_OPTIONS)
 
-    from latency_lab.search.plots import plot_compare, value_title
+    from latency_lab.search.plots import plot_compare, run_label, value_title
     from latency_lab.fileio import write_atomic
+    from latency_lab.search.intervals import verdict
+    from latency_lab.search.racing import value_interval
     from latency_lab.search.scaling import FAMILIES, scale_to_budget
 
     started = time.monotonic()
@@ -385,7 +440,7 @@ def compare_command(**options) -> None:
                                                              max_rounds, None,
                                                              batch_time_cap_s),
                                            executor=executor, remeasure=remeasure,
-                                           latency_scale=latency_scale)
+                                           latency_scale=latency_scale, max_seeds=max_seeds)
     cache = result.cache
     ev = cache.evaluator
     try:
@@ -393,28 +448,36 @@ def compare_command(**options) -> None:
         rows, networks = [], {}
         [base_lat] = cache.latencies([(spec, spec.resolution)])
         scaled = {m: scale_to_budget(f, spec, budget_ms, lat) for m, f in FAMILIES.items()}
-        # the baseline and the three family members are one batch of evaluations
-        base_value, *values = cache.evaluate(
-            [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]])
+        # the baseline and the three family members are one batch of evaluations, with the
+        # race's seeds for an evaluator that has seeds (their spreads beside their values)
+        seeds = race_seeds(result)
+        reqs = [cache.request(s, s.resolution) for s in [spec, *(r.spec for r in scaled.values())]]
+        reqs = [cache.seeded(q, seeds) for q in reqs] if seeds else reqs
+        base_value, *values = cache.evaluate(reqs)
+        ivs = [value_interval(cache, q) for q in reqs]
+        ns = [cache.spread_of(q)["n"] for q in reqs]
+        base_ci = ivs[0]
         rows.append(_compare_row("baseline", spec.name, spec, base_lat, base_value, "",
-                                 ev.metric))
+                                 ev.metric, base_ci, ns[0], "baseline"))
         networks["baseline"] = spec
         w = result.winner.best
         rows.append(_compare_row("rbis", "RBIS", w.spec, w.latency_ms, w.value,
-                                 f"{result.winner.iterations} steps", ev.metric))
+                                 f"{result.winner.iterations} steps", ev.metric, w.ci, w.n,
+                                 verdict(w.value, base_ci)))
         networks["rbis"] = result.provenance(result.winner)
-        for (method, res), value in zip(scaled.items(), values):
+        for (method, res), value, ci, n in zip(scaled.items(), values, ivs[1:], ns[1:]):
             family = FAMILIES[method]
             d, wm, r = res.factors
             rows.append(_compare_row(method, f"{method} ({family.label})", res.spec,
                                      res.latency_ms, value, f"{family.parameter}={res.x:.2f} "
                                      f"d{d:.3f} w{wm:.3f} r{r:.3f} {res.note}".strip(),
-                                     ev.metric))
+                                     ev.metric, ci, n, verdict(value, base_ci)))
             networks[method] = res.spec
         for row in rows:    # where each latency came from (live, reused, table, lut, ...)
             p = cache.provenance.get(f"{row['fingerprint']}@{row['resolution']}") or {}
             row["latency_provenance"] = p.get("provenance") or ""
     finally:
+        cache.flush()
         source.close()
         ev.close()
         ex.close()
@@ -438,12 +501,16 @@ def compare_command(**options) -> None:
         + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
     plot_compare(rows, budget_ms, out / "compare.png", metric=ev.metric,
                  metric_label=label, unit=ev.unit,
-                 title=f"{spec.name} scaled to {budget_ms:g} ms\n"
-                       + value_title(ev.metric_label, ev.describe(), bool(synthetic)),
+                 title=f"{spec.name} scaled to {budget_ms:g} ms {run_label(source.device_label())}\n"
+                       + value_title(ev.metric_label, ev.describe(), bool(synthetic), 400),
                  footnote=foot)
     word = f"SYNTHETIC {ev.metric}" if synthetic else ev.metric
     for r in rows:
-        print(f"{r['label']:16s} {word} {_value(r[ev.metric], ev.unit):>10s}  "
+        ci = r[f"{ev.metric}_ci_low"] != ""
+        spread = (f" [{_value(r[f'{ev.metric}_ci_low'], ev.unit)}, "
+                  f"{_value(r[f'{ev.metric}_ci_high'], ev.unit)}] (n={r['n']}), "
+                  f"{r['verdict']}" if ci else "")
+        print(f"{r['label']:16s} {word} {_value(r[ev.metric], ev.unit):>10s}{spread}  "
               f"{r['latency_ms']:9.3f} ms  {r['resolution']:4d} px  {r['detail']}")
     print(f"{ev.metric}: {ev.describe()}" + (f" (SYNTHETIC: {synthetic})" if synthetic else "")
           + f"\nlatency: {source.describe()}")
@@ -456,12 +523,16 @@ def compare_command(**options) -> None:
           f"{c.store_hits} taken from the accuracy cache{_build_note(source, started)}")
 
 
-def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy") -> dict:
+def _compare_row(method, label, spec, latency_ms, value, detail, metric="accuracy", ci=None,
+                 n=1, verdict="") -> dict:
+    """One method's row; `ci` the interval of its value, `verdict` against the baseline's
+    (win, tie: inside the baseline's noise, below)."""
     return {"method": method, "label": label, "resolution": spec.resolution,
             "latency_ms": round(latency_ms, 6), metric: round(value, 6),
             "fingerprint": spec.fingerprint, "widths": " ".join(map(str, spec.widths)),
             "depths": " ".join(map(str, spec.depths)), "head_width": spec.head_width,
-            "detail": detail}
+            "detail": detail, f"{metric}_ci_low": round(ci[0], 6) if ci else "",
+            f"{metric}_ci_high": round(ci[1], 6) if ci else "", "n": n, "verdict": verdict}
 
 
 # `compare` takes exactly `search`'s options (declared once, above), with its own --out.

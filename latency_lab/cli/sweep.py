@@ -45,11 +45,16 @@ def sweep(
     jumps_out: Annotated[Optional[Path], typer.Option(help="Directory of the jump report "
                                                            "(default: next to --out, "
                                                            "OUT_jumps/).")] = None,
+    adaptive: Annotated[bool, typer.Option(
+        help="After 5 rounds of every point, measure only beside the steps whose call could "
+             "still change the candidates, and stop when none is left (stop reason decided); "
+             "--no-adaptive measures every point to its CI target (docs/jumps.md).")] = True,
 ) -> None:
     """Sweep a network's input resolution on a device and write the latency curve as CSV.
 
     At the end, the jump detector writes jumps.csv, drops.csv, candidates.csv and sweep.png
-    (see `latency-lab jumps`) unless --no-jumps.
+    (see `latency-lab jumps`) unless --no-jumps. With --adaptive (the default, with jumps) the
+    sweep stops when the candidate decision is settled, or at the cap, and says which.
     """
     from latency_lab.fileio import check_output_dir, check_output_file
     from latency_lab.measure.api import get_device
@@ -77,9 +82,15 @@ def sweep(
                   f"{f', {info.threads} thread(s)' if info.threads else ''}"
                   f"{f', batch {info.batch_size}' if info.batch_size > 1 else ''}; "
                   f"{len(grid)} resolutions {grid[0]}..{grid[-1]}; store {store.path}")
+    planner = None
+    if adaptive and jumps:
+        from latency_lab.sweeps.adaptive import DecisionPlanner
+
+        planner = DecisionPlanner(spec)
     with dev, Progress(console) as bar, sigterm_interrupts():
         try:
-            frame = run_sweep(dev, spec, grid, store, proto, remeasure, progress=bar)
+            frame = run_sweep(dev, spec, grid, store, proto, remeasure, progress=bar,
+                              planner=planner)
         except Interrupted as exc:   # what was measured still reaches the CSV
             bar.__exit__()
             frame = to_frame(exc.measurements)
@@ -89,7 +100,6 @@ def sweep(
                           f"as they stopped); run again to resume")
             raise
     write_csv(frame, out)
-    reasons = frame["stop_reason"].value_counts().to_dict()
     last = bar.last
     if last is not None and (last.reused or last.resumed):
         console.print(f"from the store: {last.reused} finished point(s) reused as they were, "
@@ -103,8 +113,8 @@ def sweep(
                       f"CI +-{reused['ci_halfwidth_pct'].median():.2f}% median (CSV columns "
                       "measured_at, load_min, load_max, reused)", markup=False)
     console.print(f"wrote {out}: {len(frame)} points, {int(frame['n_samples'].sum())} samples, "
-                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%, "
-                  f"stopped: {reasons}")
+                  f"median CI half-width {frame['ci_halfwidth_pct'].median():.2f}%; "
+                  f"stopped {stop_words(frame['stop_reason'])}", highlight=False)
     setup = frame["setup_s"].sum() if "setup_s" in frame.columns else 0.0
     if setup >= 1.0:
         console.print(f"per-point set-up (autotuning, warm-up, graph capture of new shapes): "
@@ -116,20 +126,55 @@ def sweep(
                       f"measured (rows without samples); run again to resume them")
     for note in launch_notes(frame):
         console.print(note)
+    if planner is not None:
+        console.print(decision_line(frame, planner, last), highlight=False)
     if jumps:
-        report_jumps(console, frame, jumps_dir)
+        report_jumps(console, frame, jumps_dir, spec)
     advice = ci_advice(frame, ci_target_pct, time_cap_s, len(grid), jumps, max_rounds)
     if advice:
         console.print(advice, highlight=False)
 
 
+def decision_line(frame, planner, last) -> str:
+    """Whether the sweep stopped on a settled candidate decision or at the cap, and why."""
+    reasons = set(frame["stop_reason"].astype(str))
+    d = planner.last
+    took = f" after {last.elapsed_s / 60:.1f} min" if last else ""
+    if "decided" in reasons and d is not None:
+        return (f"candidate decision {d.why}{took} ({planner.decided_at_round} rounds of "
+                f"every point, {planner.partial_rounds} partial round(s) beside the steps in "
+                f"doubt): the sweep stopped there (stop reason decided)")
+    what = d.why if d is not None else (f"not settled: fewer than {planner.full_rounds} "
+                                        f"rounds of every point")
+    if "time_cap" in reasons:
+        return f"the time cap came before the candidate decision settled{took}: {what}"
+    if "max_rounds" in reasons:
+        return f"the rounds ran out (--max-rounds) before the candidate decision settled: {what}"
+    return "every point reached its CI target before the candidate decision was needed"
+
+
+STOP_WORDS = {"ci_target": "at the CI target", "time_cap": "by the time cap",
+              "max_rounds": "at max rounds", "interrupted": "interrupted",
+              "replayed": "replayed", "predicted": "predicted",
+              "decided": "on a settled candidate decision"}
+
+
+def stop_words(reasons) -> str:
+    """'48 at the CI target, 13 by the time cap' from a column (or list) of stop reasons."""
+    from collections import Counter
+
+    counts = Counter(str(r) for r in reasons)
+    return ", ".join(f"{n} {STOP_WORDS.get(r, r)}" for r, n in counts.most_common())
+
+
 def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
               jumps: bool = True, max_rounds: int = 100) -> str:
-    """What to do when points stopped short of the CI target ('' when all reached it)."""
-    missed = frame[frame["ci_halfwidth_pct"] > target_pct]
+    """What to do when points stopped short of the CI target ('' when all reached it); the
+    points stopped on a settled candidate decision missed it on purpose and are left out."""
+    missed = frame[(frame["ci_halfwidth_pct"] > target_pct) & (frame["stop_reason"] != "decided")]
     if not len(missed):
         return ""
-    why = missed["stop_reason"].value_counts().to_dict()
+    why = set(missed["stop_reason"])
     coarser = max(2, n_points // 2)
     todo = []
     if "time_cap" in why:
@@ -143,6 +188,7 @@ def ci_advice(frame, target_pct: float, time_cap_s: float, n_points: int,
     if "max_rounds" in why:
         todo.append(f"allow more rounds (--max-rounds {2 * max_rounds}) and --remeasure")
     return (f"CI target +-{target_pct:g}% missed at {len(missed)} of {len(frame)} points (their "
-            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped: {why})"
+            f"median +-{missed['ci_halfwidth_pct'].median():.2f}%; stopped "
+            f"{stop_words(missed['stop_reason'])})"
             + ("; the jump test above used these wider CIs" if jumps else "")
             + ". To narrow them: " + "; ".join(todo) + ".")

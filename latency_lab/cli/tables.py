@@ -68,6 +68,9 @@ def table_export(
     out = out or out_arg or Path("latency-table.csv")
 
     check_output_file(out, "table")
+    from latency_lab.tables.latency_table import table_suffix
+
+    table_suffix(out)
     with _store(store_path) as store:
         table = export_table(store, out, device=device, network=_network_filter(network))
     nets = len({r.spec.fingerprint for r in table.rows})
@@ -182,7 +185,7 @@ def lut_record(
     from latency_lab.cli.options import Progress, make_console
     from latency_lab.fileio import check_output_file
     from latency_lab.tables.lut_file import save_lut
-    from latency_lab.tables.lut_record import record_lut
+    from latency_lab.tables.lut_record import check_space, record_lut
     from latency_lab.measure.api import get_device, parse_device_options
     from latency_lab.network.presets import load_network
     from latency_lab.sweeps.run import parse_resolutions
@@ -198,13 +201,17 @@ def lut_record(
         raise UserError("--calibration must be >= 0")
     max_width_steps = _step_limit(max_width_steps, spec, "--max-width-steps")
     max_depth_steps = _step_limit(max_depth_steps, spec, "--max-depth-steps")
-    out = out or Path(f"lut-{spec.name}-{device.split(':')[0]}.json")
+    from latency_lab.fileio import safe_name
+
+    out = out or Path(f"lut-{safe_name(spec.name)}-{safe_name(device.split(':')[0])}.json")
     check_output_file(out, "LUT")
     proto = protocol(B, ci_target_pct, min_rounds, max_rounds, runs_per_visit, time_cap_s)
-    points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
+    estimate = check_space(spec, grid, max_width_steps, max_depth_steps)
     console = make_console()
+    points = scaled_space_blocks(spec, grid, max_width_steps, max_depth_steps)
     with _store(store_path) as store, get_device(device, **options) as dev:
         info = dev.info()
+        console.print(f"LUT space: {estimate}", highlight=False)
         console.print(f"[bold]{spec.name}[/] on {info.name} ({info.context_key}): "
                       f"{len(points)} block points {blocks_by_kind(points)}, "
                       f"{len({b.fingerprint for b, _ in points})} block models, resolutions "

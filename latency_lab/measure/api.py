@@ -240,6 +240,8 @@ class Device(ABC):
     name: str = ""
     #: whether the driver needs a GPU of its own (a Ray actor or a worker is given one)
     needs_gpu: bool = False
+    #: optional extras it needs (latency_lab.extras): checked by `get_device` in one line
+    extras: tuple[str, ...] = ()
 
     @abstractmethod
     def info(self) -> DeviceInfo:
@@ -364,6 +366,10 @@ def get_device(name: str, **options: Any) -> Device:
             raise DeviceError(f"device {name!r} names its file; do not give path= as well")
         name, options = head, {**options, "path": arg}
     cls = device_class(name)
+    if getattr(cls, "extras", ()):    # before its options are read or anything is opened
+        from latency_lab.extras import require
+
+        require(f"--device {name}", *cls.extras)
     return cls(**driver_options(cls, {k: v for k, v in options.items() if v is not None}, name))
 
 

@@ -162,6 +162,16 @@ def release(store, measurement_ids: Iterable[int]) -> None:
                              [(int(m), mine.host, mine.pid) for m in measurement_ids])
 
 
+@sqlite_errors
+def release_all_mine(store) -> None:
+    """Give back every lease this process holds in the store: when it stops on a signal, a
+    lease claimed just before the signal may not have reached the caller's list yet."""
+    mine = me()
+    with store.db:
+        store.db.execute("DELETE FROM leases WHERE host=? AND pid=? AND started=?",
+                         (mine.host, mine.pid, mine.started))
+
+
 def renew(db: sqlite3.Connection, now: float) -> None:
     """Renew this process's leases (another host judges by this time); inside the caller's
     transaction."""

@@ -28,6 +28,11 @@ on the next run); the set-up time of each point is kept as its `setup_s`. An int
 (Ctrl-C, or SIGTERM where the caller maps it) raises `Interrupted`, which carries every point
 as far as it got, so the caller can still write them.
 
+A caller may choose, before each round, which open points it visits, or stop them all
+(`planner`, a `RoundPlan` per round: a sweep measures where its jump decision is uncertain,
+`latency_lab.sweeps.adaptive`); the drift fit works on such partial rounds as on full ones
+(its window is counted in visits, which cost about the same time whichever points they are).
+
 After every round (and while a point is being set up) the caller's `progress` gets a
 `RunStatus`: rounds so far, the open points' current CI half-widths, an estimate of the time
 left (each open point needs about n * (CI / target)^2 rounds, since a CI narrows as
@@ -58,6 +63,7 @@ log = logging.getLogger(__name__)
 
 
 Point = tuple[NetworkSpec, int]
+MAX_RUNS_PER_VISIT = 200      # a block of a LUT runs in microseconds: a visit stays bounded
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,16 @@ class RunStatus:
     reused: int = 0               # finished points taken from the store as they were
     resumed: int = 0              # open or time-capped points measured further
     note: str = ""                # what happens now ("setting up 224 px"), or ""
+    met: int = 0                  # finished points that met the CI target (reused ones too)
+    prior_rounds: int = 0         # rounds the resumed points had from earlier runs (the most)
+    kept_samples: int = 0         # samples of the resumed points kept from earlier runs
+
+    @property
+    def round_label(self) -> str:
+        """The round the points are in: a resumed sweep goes on counting where it stopped."""
+        if not self.prior_rounds:
+            return str(self.rounds)
+        return f"{self.prior_rounds + self.rounds} ({self.prior_rounds} before this run)"
 
     @property
     def capped_eta(self) -> bool:
@@ -84,6 +100,22 @@ class RunStatus:
 
 
 Progress = Callable[[RunStatus], None]
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a caller's planner wants of the next round: visit only the open points `visit`
+    (indices into the points; None or none of them open: all), or, with `stop`, stop every
+    open point with that reason (e.g. "decided"). `note` is shown with the progress."""
+
+    visit: frozenset[int] | None = None
+    stop: str = ""
+    note: str = ""
+
+
+# planner({index: the point's measurement so far} for every finished or open point, indices of
+# the open points) -> RoundPlan; called after every round's judgement, before its visits.
+Planner = Callable[[dict[int, Measurement], frozenset[int]], RoundPlan]
 
 
 def meets(m: Measurement, protocol: Protocol) -> bool:
@@ -166,7 +198,8 @@ def _correct_drift(states: list[_State], open_states: list[_State], store: Store
 
 def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                    protocol: Protocol = Protocol(), remeasure: bool = False,
-                   progress: Progress | None = None, fresh: bool = False) -> list[Measurement]:
+                   progress: Progress | None = None,
+                   planner: Planner | None = None, fresh: bool = False) -> list[Measurement]:
     """Measure every (network, resolution) point, interleaved; results in input order.
     A replay device's points are its recorded measurements, as recorded (no store needed).
     `remeasure`: a new measurement of every point; `fresh`: no finished measurement is
@@ -191,7 +224,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
             capped = False
             while run.active:
                 run.judge(stop_all="time_cap" if capped else None)
-                order = list(run.active)
+                order = run.plan(planner)
                 rng.shuffle(order)
                 for i in order:
                     # between any two visits, also before a first visit's set-up
@@ -201,6 +234,7 @@ def measure_points(device: Device, points: Sequence[Point], store: Store | None,
                     run.visit(i)
             run.collect_held()
     except KeyboardInterrupt:
+        run.release(everything=True)
         raise Interrupted(run.partial()) from None
     finally:
         run.release()
@@ -229,6 +263,8 @@ class _Run:
         self.rounds = 0
         self.visits = 0
         self.reused = self.resumed = 0
+        self.met = 0                         # finished at the CI target (reused ones too)
+        self.prior_rounds = self.kept_samples = 0   # what resumed points bring from the store
         self.ci_pct: dict[int, float] = {}   # current CI half-width % of each open point
 
     def _reusable(self, measurement_id: int) -> bool | str:
@@ -237,6 +273,11 @@ class _Run:
         if self.fresh:
             return "new"
         return meets(self.store.measurement(measurement_id), self.protocol)
+
+    def _met(self, m: Measurement) -> bool:
+        """Did a finished measurement meet this protocol's stopping rule for the CI?"""
+        return (m.n_rounds >= self.protocol.min_rounds
+                and 100 * m.stats.ci_halfwidth_rel <= self.protocol.ci_target_pct)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -271,6 +312,7 @@ class _Run:
         if claim.status == "done":
             self.results[i] = replace(self.store.measurement(mid), reused=True)
             self.reused += 1
+            self.met += self._met(self.results[i])
         elif claim.status == "held":
             self.held[i] = (point, mid)
             self._holders[i] = claim.holder
@@ -279,6 +321,9 @@ class _Run:
             self.resumed += claim.status == "resume"
             samples, rounds, times, drift = self.store.samples(mid)
             before = self.store.measurement(mid) if samples else None
+            if samples:
+                self.kept_samples += len(samples)
+                self.prior_rounds = max(self.prior_rounds, len(set(rounds)))
             self.active[i] = _State(spec, res, mid, samples, rounds, times, drift,
                                     facts=dict(before.facts) if before else {},
                                     loads=list(before.load) if before and before.load else [])
@@ -305,10 +350,14 @@ class _Run:
                             ", ".join(sorted({c.describe() for c in self._holders.values()})))
             time.sleep(poll_s)
 
-    def release(self) -> None:
-        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C)."""
+    def release(self, everything: bool = False) -> None:
+        """Give back every lease this call took (it ends: normally, by an error, by Ctrl-C);
+        `everything`: every lease of this process (it stops on a signal, and one claimed the
+        moment the signal came may not be in `leased` yet)."""
         try:
             lease.release(self.store, self.leased)
+            if everything:
+                lease.release_all_mine(self.store)
         except UserError:
             pass   # the store is unusable (full disk): the lease goes when this process does
 
@@ -344,6 +393,27 @@ class _Run:
         self._report()
         self.rounds += 1
 
+    def plan(self, planner: Planner | None) -> list[int]:
+        """The open points the next round visits: all, or those the planner picks; a planner's
+        `stop` finishes every open point with its reason."""
+        order = list(self.active)
+        if planner is None or not order:
+            return order
+        p = self.protocol
+        now = dict(self.results)
+        now.update((i, st.measurement(self.info, "", p.confidence))
+                   for i, st in self.active.items())
+        plan = planner(now, frozenset(order))
+        if plan.stop:
+            for i in order:
+                self._finish(i, plan.stop)
+            self._report(plan.note)
+            return []
+        chosen = [i for i in order if plan.visit is None or i in plan.visit]
+        if plan.note:
+            self._report(plan.note)
+        return chosen or order
+
     def status(self, note: str = "") -> RunStatus:
         p = self.protocol
         cis = [self.ci_pct[i] for i in self.active if i in self.ci_pct]
@@ -353,7 +423,8 @@ class _Run:
             eta = min(left * self.elapsed() / self.visits, max(0.0, p.time_cap_s - self.elapsed()))
         return RunStatus(len(self.results), self.total, self.elapsed(), self.rounds,
                          statistics.median(cis) if cis else None, max(cis) if cis else None,
-                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note)
+                         p.ci_target_pct, eta, p.time_cap_s, self.reused, self.resumed, note,
+                         self.met, self.prior_rounds, self.kept_samples)
 
     def _rounds_left(self, i: int) -> int:
         """Rounds point i still needs: a CI narrows as 1/sqrt(rounds)."""
@@ -370,7 +441,7 @@ class _Run:
         st, p = self.active[i], self.protocol
         setup = {} if st.visited else self._setup(st)
         warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
-        run = self.device.sample(st.spec, st.resolution, p.runs_per_visit, warmup)
+        run = self.device.sample(st.spec, st.resolution, self._runs(st), warmup)
         round_index = (max(st.rounds) + 1) if st.rounds else 0
         facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
         load = host_load()
@@ -385,6 +456,19 @@ class _Run:
         st.drift.extend([1.0] * n)
         st.visited = True
         self.visits += 1
+
+    def _runs(self, st: _State) -> int:
+        """Runs of this visit: `runs_per_visit`, or more where a sample is cheap enough that
+        `min_visit_s` holds more: each visit pays one unrecorded warm-up run after the
+        interpreter switched (8 runs a visit: 1/8 more inference than recorded, most of the
+        sweep's 1.17x wall / recorded time). Judged on the point's median sample so far."""
+        p = self.protocol
+        if not p.min_visit_s or not st.samples:
+            return p.runs_per_visit
+        typical_s = statistics.median(st.samples[-p.runs_per_visit:]) / 1000
+        if typical_s <= 0:
+            return p.runs_per_visit
+        return max(p.runs_per_visit, min(MAX_RUNS_PER_VISIT, math.ceil(p.min_visit_s / typical_s)))
 
     def _setup(self, st: _State) -> dict:
         """`Device.setup` of a point, timed and shown while it happens."""
@@ -402,6 +486,7 @@ class _Run:
         if st.samples:   # a point never reached stays open in the store: the next run resumes it
             self.store.finish(st.measurement_id, reason)
         self.results[i] = st.measurement(self.info, reason, self.protocol.confidence)
+        self.met += reason == "ci_target"
         self.ci_pct.pop(i, None)
 
     def _report(self, status: str = "") -> None:

@@ -27,6 +27,9 @@ class Protocol:
     time_cap_s: float = 900.0     # for the whole call; unfinished points stop as "time_cap"
     confidence: float = 0.95
     seed: int = 0                 # visiting order of each round
+    # A visit lasts at least this long where samples are cheap: more runs per warm-up (see
+    # protocol._Run.visit). 0: always `runs_per_visit`.
+    min_visit_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
@@ -35,11 +38,18 @@ class Protocol:
                      "the median", ProtocolError, low_open=True)
         check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",
                      ProtocolError, low_open=True, allow_inf=True)
+        check_number(self.min_visit_s, "min_visit_s", 0, 60, "seconds a visit lasts at least",
+                     ProtocolError)
         if not 0 < self.confidence < 1:   # also false for NaN
             raise ProtocolError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe (the store and LUT files keep it): no time cap (inf) is None. JSON has no
+        infinity, and `lut record --time-cap-s inf` failed at its very end (issue 25)."""
+        d = asdict(self)
+        if d["time_cap_s"] == float("inf"):
+            d["time_cap_s"] = None
+        return d
 
 
 # A network sweep or a live search: what `Protocol()` gives.

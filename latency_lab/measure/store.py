@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from latency_lab.measure import lease
-from latency_lab.measure.store_file import StoreError, explain, guarded, inspect_store
+from latency_lab.measure.store_file import (StoreError, explain, guarded, inspect_store,
+                                            quick_check)
 from latency_lab.measure.api import DeviceInfo, Measurement
 from latency_lab.network.spec import NetworkSpec
 
@@ -124,11 +125,18 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"store {self.path} is a directory")
         existed = self.path.exists()
-        # read-only: a foreign file or another schema is refused before any write
-        inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
+        sidecars = {s for s in ("-wal", "-shm") if os.path.lexists(f"{self.path}{s}")}
+        try:
+            # read-only: a foreign file, another schema, a damaged page: refused before any write
+            inspect_store(self.path, SCHEMA_VERSION, _CORE_TABLES)
+        except StoreError:
+            self._remove_sidecars(sidecars)
+            raise
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            if existed:
+                self._quick_check(sidecars)
             self._init_schema()
         except (sqlite3.Error, OSError) as exc:
             if not existed:   # a store that could not be created leaves nothing behind
@@ -136,6 +144,26 @@ class Store:
             if isinstance(exc, OSError):
                 raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
             raise StoreError(explain(self.path, exc)) from None
+
+    def _quick_check(self, sidecars: set[str]) -> None:
+        try:
+            quick_check(self.db, self.path)
+        except StoreError:
+            self.db.close()
+            self._remove_sidecars(sidecars)
+            raise
+
+    def _remove_sidecars(self, had: set[str]) -> None:
+        """A refused store is left as it was: the -wal and -shm files that opening it made
+        (a store in WAL mode gets them from any reader) go again, if the WAL is empty."""
+        wal = Path(f"{self.path}-wal")
+        if "-wal" not in had and wal.exists() and wal.stat().st_size > 0:
+            return      # something was written after all: keep it (never expected)
+        for suffix in {"-wal", "-shm"} - had:
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except OSError:
+                pass
 
     def _init_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -38,15 +38,26 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
+def mb_to_bytes(mb: float, name: str, allow_zero: bool = False) -> int:
+    """A size in MB as bytes: a number > 0 (>= 0 with `allow_zero`), `inf` for no cap; NaN
+    and 1e308-style sizes no longer overflow int() (issue 25)."""
+    import sys
+
+    from latency_lab.errors import check_number
+
+    mb = check_number(mb, name, 0, None, "a size in MB; inf for no cap", low_open=not allow_zero,
+                      allow_inf=True)
+    return int(min(mb, sys.maxsize / 2 ** 20) * 2 ** 20)
+
+
 def max_bytes() -> int:
+    """The cap (LATENCY_LAB_CACHE_MAX_MB, checked by the CLI before any command runs)."""
     text = os.environ.get("LATENCY_LAB_CACHE_MAX_MB", "")
     try:
         mb = float(text) if text else DEFAULT_MAX_MB
     except ValueError:
         raise UserError(f"LATENCY_LAB_CACHE_MAX_MB={text!r} is not a number of MB") from None
-    if mb <= 0:
-        raise UserError(f"LATENCY_LAB_CACHE_MAX_MB={text!r} must be positive")
-    return int(mb * 2 ** 20)
+    return mb_to_bytes(mb, f"LATENCY_LAB_CACHE_MAX_MB={text}")
 
 
 def touch(path: Path) -> None:

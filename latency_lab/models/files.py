@@ -32,6 +32,10 @@ _warned: set[str] = set()
 def check_builder(builder: str) -> str:
     if builder not in BUILDERS:
         raise UserError(f"unknown builder {builder!r}; known: {', '.join(BUILDERS)}")
+    if builder == "keras":
+        from latency_lab.extras import require
+
+        require("the Keras builder (builder=keras)", "keras")
     return builder
 
 
@@ -43,6 +47,9 @@ def emit_or_none(spec, resolution: int | None = None) -> bytes | None:
     try:
         return emit_tflite(spec, resolution)
     except EmitterUnsupported as exc:
+        from latency_lab.extras import require
+
+        require(f"{spec.name}, which the direct TFLite emitter cannot express ({exc}),", "keras")
         if spec.fingerprint not in _warned:
             _warned.add(spec.fingerprint)
             print(f"warning: the direct TFLite emitter cannot express {spec.name} "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latency_lab.network.blocks import NetworkLike, network_blocks
+from latency_lab.network.blocks import NetworkLike, network_blocks, network_params
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def layer_counts(spec: NetworkLike, resolution: int | None = None) -> list[Layer
 
 
 def params(spec: NetworkLike) -> int:
-    return sum(site.block.params for site in network_blocks(spec))
+    return network_params(spec)
 
 
 def macs(spec: NetworkLike, resolution: int | None = None) -> int:

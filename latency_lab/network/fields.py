@@ -21,13 +21,19 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
+MAX_INT = 2**31 - 1   # no count in a network comes near; 1e308 passed as an integral float
+
+
 def int_field(value: Any, where: str) -> int:
     """A JSON integer: 16 or 16.0, never 16.7, "16" or true (bool is an int in Python, and
-    int() would truncate, giving B0's fingerprint to a network that is not B0)."""
+    int() would truncate, giving B0's fingerprint to a network that is not B0), and within
+    +-MAX_INT: a width of 1e308 is integral, and overflowed the counts later (issue 25)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{where} must be an integer, got {value!r}")
     if isinstance(value, float) and not value.is_integer():
         raise SpecError(f"{where} must be an integer, got {value!r}")
+    if abs(value) > MAX_INT:
+        raise SpecError(f"{where} must be an integer of at most {MAX_INT:,d}, got {value!r:.20}")
     return int(value)
 
 

@@ -169,9 +169,10 @@ def network_from_document(doc, where: str, key: str = "") -> NetworkSpec:
                             + (f" ('{key}' is not one of them)" if key else ""))
         return network_from_document(methods[key], f"{where}#{key}")
     if key and isinstance(doc.get("per_resolution"), list):   # search result, one resolution
-        hit = [r for r in doc["per_resolution"] if str(r.get("resolution")) == key]
+        rows = [r for r in doc["per_resolution"] if isinstance(r, dict)]   # not lists: refused
+        hit = [r for r in rows if str(r.get("resolution")) == key]
         if not hit or not isinstance(hit[0].get("network"), dict):
-            done = [str(r.get("resolution")) for r in doc["per_resolution"] if r.get("network")]
+            done = [str(r.get("resolution")) for r in rows if isinstance(r.get("network"), dict)]
             raise SpecError(f"{where} has no network at resolution {key} (it has "
                             f"{', '.join(done) or 'none'})")
         return NetworkSpec.from_dict(hit[0]["network"])

@@ -149,6 +149,25 @@ def random_scaled(spec: NetworkSpec, max_width_steps, max_depth_steps,
     return scaled_variant(spec, [rng.randint(0, k) for k in w], [rng.randint(0, k) for k in d])
 
 
+def space_size(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
+               max_depth_steps) -> int:
+    """How many (block, input size) points `scaled_space_blocks` can list, at most, counted
+    without making a block: a LUT's size is known (and bounded) before any work. Listing the
+    space of `--max-width-steps 100000` took minutes before this (issue 25)."""
+    n = len(spec.stages)
+    w_steps = per_stage(max_width_steps, n, "max width steps")
+    d_steps = per_stage(max_depth_steps, n, "max depth steps")
+    options = [len(width_options(s.width, k)) if k <= 10_000 else k + 1
+               for s, k in zip(spec.stages, w_steps)]
+    per_res, inputs = 1, 1                      # the stem; its output width is fixed
+    for stage, opts, d in zip(spec.stages, options, d_steps):
+        later = len({(b.kernel, b.expansion) for b in stage.blocks[1:]}) + (d > 0)
+        per_res += inputs * opts + later * opts
+        inputs = opts
+    per_res += inputs                           # the head, one per last-stage width
+    return per_res * len({int(r) for r in resolutions})
+
+
 def scaled_space_blocks(spec: NetworkSpec, resolutions: Iterable[int], max_width_steps,
                         max_depth_steps) -> list[BlockPoint]:
     """Every distinct (block, input size) that a scaled version of `spec` can contain.

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from latency_lab.network.complexity import params
 from latency_lab.network.fields import SpecError, _num, float_field, int_field
+from latency_lab.network.memo import IdentityMemo
 from latency_lab.fileio import parse_json
 
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish")
@@ -210,7 +212,9 @@ def _block(b: Any, where: str) -> BlockSpec:
                      int_field(b.get("stride", 1), f"{where} stride"))
 
 
-def _stage(s: Any, i: int) -> StageSpec:
+def _stage(s: Any, i: int, conflicts: list[str]) -> StageSpec:
+    """A stage from JSON; stage-level fields its blocks contradict go to `conflicts` (raised
+    once the network is otherwise valid, so a kernel of 33 is refused for being 33)."""
     where = f"stage {i}"
     s = _obj(s, where)
     if "width" not in s:
@@ -220,6 +224,11 @@ def _stage(s: Any, i: int) -> StageSpec:
                        for j, b in enumerate(_list(s["blocks"], f"{where} blocks")))
         if "depth" in s and int_field(s["depth"], f"{where} depth") != len(blocks):
             raise SpecError(f"{where}: depth {s['depth']} but {len(blocks)} blocks listed")
+        for key in ("kernel", "expansion", "stride"):   # to_dict writes them: they must agree
+            if key in s and blocks and s[key] != getattr(blocks[0], key):
+                conflicts.append(f"{where}: {key} {s[key]!r} but its first block has "
+                                 f"{getattr(blocks[0], key)!r} (a stage's {key} is its first "
+                                 "block's: give it once, in blocks)")
     else:
         depth = int_field(s.get("depth"), f"{where} depth")
         if not 1 <= depth <= MAX_BLOCKS:   # checked before `depth` blocks are made
@@ -229,8 +238,14 @@ def _stage(s: Any, i: int) -> StageSpec:
     kind = s.get("kind", "mbconv")
     if not isinstance(kind, str):
         raise SpecError(f"{where} kind must be a string, got {kind!r}")
-    return StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
-                     se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+    stage = StageSpec(width=int_field(s["width"], f"{where} width"), blocks=blocks,
+                      se_ratio=float_field(s.get("se_ratio", 0.0), f"{where} se_ratio"), kind=kind)
+    # one object per distinct stage read: the networks of a table or a search's state share
+    # most stages, and what is known of a stage is kept per object (memo.py)
+    return _parsed_stages.setdefault(stage, stage)
+
+
+_parsed_stages: "weakref.WeakValueDictionary[StageSpec, StageSpec]" = weakref.WeakValueDictionary()
 
 
 def _from_dict(d: dict[str, Any]) -> NetworkSpec:
@@ -249,11 +264,12 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
     if isinstance(head, dict) and "width" not in head:
         raise SpecError("head lacks 'width'")
     head_width = int_field(head["width"] if isinstance(head, dict) else head, "head width")
-    stages = tuple(_stage(s, i) for i, s in enumerate(_list(d["stages"], "stages")))
+    conflicts: list[str] = []
+    stages = tuple(_stage(s, i, conflicts) for i, s in enumerate(_list(d["stages"], "stages")))
     for key in ("name", "activation", "source"):
         if key in d and not isinstance(d[key], str):
             raise SpecError(f"{key} must be a string, got {d[key]!r}")
-    return NetworkSpec(
+    spec = NetworkSpec(
         name=d.get("name", "custom"),
         stem=stem,
         stages=stages,
@@ -263,6 +279,34 @@ def _from_dict(d: dict[str, Any]) -> NetworkSpec:
         resolution=int_field(d.get("resolution", 224), "resolution"),
         source=d.get("source", ""),
     )
+    if conflicts:    # accepted and silently ignored before (issue 25)
+        raise SpecError(conflicts[0])
+    return spec
+
+
+# Stages already validated (by identity: a spec's stages are frozen and shared by the specs a
+# search derives from it; see memo.py)
+_checked = IdentityMemo()
+
+
+def _validate_stage(i: int, s: StageSpec) -> None:
+    if s.kind not in BLOCK_KINDS:
+        raise SpecError(f"stage {i}: unknown block kind {s.kind!r}")
+    if s.width < 1 or not s.blocks:
+        raise SpecError(f"stage {i}: width and depth must be positive")
+    if not 0.0 <= s.se_ratio <= 1.0:
+        raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
+    for j, b in enumerate(s.blocks):
+        if b.kernel < 1 or b.kernel % 2 == 0 or b.kernel > MAX_KERNEL:
+            raise SpecError(f"stage {i} block {j}: kernel must be odd, 1..{MAX_KERNEL} (the "
+                            f"largest depthwise kernel published), got {b.kernel}")
+        if not 1 <= b.expansion <= MAX_EXPANSION:
+            raise SpecError(f"stage {i} block {j}: expansion must be 1..{MAX_EXPANSION} "
+                            f"(published MBConv networks use 1..6), got {b.expansion:g}")
+        if b.stride not in (1, 2):
+            raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
+        if j > 0 and b.stride != 1:
+            raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")
 
 
 def check_resolution(resolution: int) -> int:
@@ -286,25 +330,12 @@ def _validate(n: NetworkSpec) -> None:
                     ("stem stride", n.stem.stride)):
         if v < 1:
             raise SpecError(f"{what} must be positive, got {v}")
+    blocks = 0
     for i, s in enumerate(n.stages):
-        if s.kind not in BLOCK_KINDS:
-            raise SpecError(f"stage {i}: unknown block kind {s.kind!r}")
-        if s.width < 1 or s.depth < 1:
-            raise SpecError(f"stage {i}: width and depth must be positive")
-        if not 0.0 <= s.se_ratio <= 1.0:
-            raise SpecError(f"stage {i}: se_ratio must be in [0, 1]")
-        for j, b in enumerate(s.blocks):
-            if b.kernel < 1 or b.kernel % 2 == 0 or b.kernel > MAX_KERNEL:
-                raise SpecError(f"stage {i} block {j}: kernel must be odd, 1..{MAX_KERNEL} (the "
-                                f"largest depthwise kernel published), got {b.kernel}")
-            if not 1 <= b.expansion <= MAX_EXPANSION:
-                raise SpecError(f"stage {i} block {j}: expansion must be 1..{MAX_EXPANSION} "
-                                f"(published MBConv networks use 1..6), got {b.expansion:g}")
-            if b.stride not in (1, 2):
-                raise SpecError(f"stage {i} block {j}: stride must be 1 or 2")
-            if j > 0 and b.stride != 1:
-                raise SpecError(f"stage {i} block {j}: only a stage's first block may have stride 2")
-    blocks = sum(s.depth for s in n.stages)
+        if not _checked.get(s, None, False):
+            _validate_stage(i, s)
+            _checked.put(s, None, True)
+        blocks += len(s.blocks)
     if blocks > MAX_BLOCKS:
         raise SpecError(f"{blocks} blocks: at most {MAX_BLOCKS} can be measured ({_BLOCKS_WHY})")
     n_params = params(n)

@@ -98,11 +98,19 @@ class Executor:
     def close(self) -> None:
         """Stop what this executor started (worker processes, a local Ray instance)."""
 
+    def abort(self) -> None:
+        """Stop at once what this executor started, abandoning running tasks (after Ctrl-C or
+        SIGTERM: waiting for them to finish would outlive the signal). Default: close()."""
+        self.close()
+
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.abort()
+        else:
+            self.close()
 
 
 def _call_in(cwd: str, fn: Callable[[Any], Any], item: Any) -> Any:

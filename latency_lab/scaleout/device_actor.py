@@ -21,7 +21,6 @@ lost driver or link loses nothing and the job resumes from that store on the sam
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,27 @@ class DeviceSpec:
 
     @property
     def file_label(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.label)
+        from latency_lab.fileio import safe_name
+
+        return safe_name(self.label)
+
+    def check(self) -> None:
+        """The driver exists and takes these options (converted as opening it will), without
+        opening the device: a plan is checked whole before its first sweep."""
+        from latency_lab.errors import UserError
+        from latency_lab.measure.api import (DeviceError, device_class, device_names,
+                                             driver_options)
+
+        head, sep, arg = self.driver.partition(":")
+        name = head if sep and head in device_names() else self.driver
+        options = dict(self.options, **({"path": arg} if name != self.driver else {}))
+        try:
+            driver_options(device_class(name), options, self.driver)
+        except UserError:
+            raise
+        except Exception as exc:   # importing a module:Class driver failed
+            raise DeviceError(f"cannot load driver {self.driver!r}: {type(exc).__name__}: "
+                              f"{exc}") from None
 
 
 class DeviceHost:

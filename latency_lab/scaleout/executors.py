@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 
+from latency_lab.interrupts import children_deaf
 from latency_lab.scaleout.base import (DEFAULT_RETRIES, RAY_HINT, Executor, ExecutorError,
                                        ExecutorSpec, Resources, _call_in, _short)
 
@@ -186,7 +187,8 @@ class ProcessExecutor(Executor):
         todo = set(range(len(items)))
         while todo:
             pool = self._open(resources)
-            futures = {pool.submit(_call_in, cwd, fn, items[i]): i for i in sorted(todo)}
+            with children_deaf():   # workers spawn on submit: Ctrl-C is this process's
+                futures = {pool.submit(_call_in, cwd, fn, items[i]): i for i in sorted(todo)}
             broken = False
             try:
                 pending = set(futures)
@@ -237,6 +239,9 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         self._shutdown()
+
+    def abort(self) -> None:
+        self._shutdown(kill=True)
 
 
 EXECUTOR_HELP = executor_help()

@@ -18,6 +18,7 @@ Faults, as Ray handles them and where this module adds to it:
 from __future__ import annotations
 
 import logging
+import re
 import os
 import time
 from typing import Any
@@ -39,15 +40,55 @@ def import_ray():
     return ray
 
 
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+PROBE_S = 5.0
+
+
+def client_address(text: str) -> tuple[str, int]:
+    """`ray://HOST:PORT` -> (HOST, PORT), checked before anything connects: a host name or
+    IP address (IPv6 in brackets) and a port 1..65535."""
+    host, colon, port = text[len("ray://"):].rpartition(":")
+    usage = (f"--executor {text!r}: give the Ray Client address as ray://HOST:PORT (a head "
+             "node serves port 10001)")
+    if not host or not colon or not port.isdigit():
+        raise ExecutorError(usage)
+    if not _HOST.match(host):
+        raise ExecutorError(f"{usage}; {host!r} is not a host name or IP address")
+    if not 1 <= int(port) <= 65535:
+        raise ExecutorError(f"{usage}; port {port} is not in 1..65535")
+    return host, int(port)
+
+
+def _probe(spec: ExecutorSpec) -> None:
+    """Ray Client waits 30 s for an address where nothing listens, then warns in three lines;
+    one TCP connection with a PROBE_S timeout says it in one line first."""
+    import socket
+
+    host, port = client_address(spec.address)
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=PROBE_S).close()
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
+        raise ExecutorError(f"--executor {spec.text}: cannot reach {host}:{port} ({why}); is "
+                            "`ray start --head` running there, with its Ray Client port open?"
+                            ) from None
+
+
 def connect(spec: ExecutorSpec) -> bool:
     """Join or start Ray as the spec says; True when this call initialised it (and so should
     shut it down), False when this process was already connected."""
+    import warnings
+
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if spec.address and spec.address.startswith("ray://"):
+        _probe(spec)
     try:
-        ray.init(address=spec.address, include_dashboard=False, namespace=NAMESPACE,
-                 logging_level=logging.WARNING)
+        with warnings.catch_warnings():   # the error below says it, in one line
+            warnings.simplefilter("ignore")
+            ray.init(address=spec.address, include_dashboard=False, namespace=NAMESPACE,
+                     logging_level=logging.WARNING)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
         where = {"auto": "RAY_ADDRESS or a running `ray start` on this machine",
                  None: "this machine"}.get(spec.address, spec.address)
@@ -115,11 +156,11 @@ class RayExecutor(Executor):
         elif arg == "auto":
             spec = ExecutorSpec(text, "ray", address="auto")
         elif arg.startswith("//"):
-            host, colon, port = arg[2:].rpartition(":")
-            if not host or not colon or not port.isdigit():
-                raise ExecutorError(f"--executor {text!r}: give the Ray Client address as "
-                                    f"ray://HOST:PORT (a head node serves port 10001)")
-            spec = ExecutorSpec(text, "ray", address=text)
+            host, port = client_address(text)
+            spec = ExecutorSpec(text, "ray", address=f"ray://{host}:{port}")
+            if importlib.util.find_spec("grpc") is None:
+                raise ExecutorError(f"--executor {text}: Ray Client needs grpcio, which is not "
+                                    f"installed: pip install 'ray[client]'")
         else:
             raise ExecutorError(f"unknown --executor {text!r}; use ray, ray:auto or "
                                 f"ray://HOST:PORT")

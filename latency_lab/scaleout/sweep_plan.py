@@ -77,7 +77,11 @@ class SweepJob:
         return f"{self.network.name} on {self.device.label}"
 
     def csv_path(self, out: Path) -> Path:
-        return out / self.device.file_label / f"{self.network.name}.csv"
+        """OUT/DEVICE/NETWORK.csv, both names through `fileio.safe_name` (a network named
+        `../../x` or `a/b/net` stays one file in its device's folder)."""
+        from latency_lab.fileio import safe_name
+
+        return out / self.device.file_label / f"{safe_name(self.network.name)}.csv"
 
 
 @dataclass
@@ -136,6 +140,8 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(f"cannot read plan {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PlanError(f"plan {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise PlanError(f"plan {path} is nested too deeply to be a plan") from None
     unknown = set(d) - TOP_KEYS
     if unknown:
         raise PlanError(f"plan {path}: unknown key {sorted(unknown)[0]!r} (known: "
@@ -143,9 +149,12 @@ def load_plan(path: str | Path) -> Plan:
     for key in ("networks", "resolutions", "devices"):
         if not d.get(key):
             raise PlanError(f"plan {path} needs {key}")
-    nets, ranges = d["networks"], d["resolutions"]
-    nets = [nets] if isinstance(nets, str) else nets
-    ranges = [ranges] if isinstance(ranges, str) else ranges
+    nets = _texts(d["networks"], f"plan {path}: networks", "preset names or network files")
+    ranges = _texts(d["resolutions"], f"plan {path}: resolutions", "ranges, lists or "
+                    "resolutions", numbers=True)
+    for key in ("out", "host_store_dir"):
+        if key in d and not isinstance(d[key], str):
+            raise PlanError(f"plan {path}: {key} must be a path as text, got {d[key]!r}")
     networks = []
     for i, name in enumerate(nets):
         local = path.parent / str(name)
@@ -153,10 +162,7 @@ def load_plan(path: str | Path) -> Plan:
             networks.append(load_network(str(local) if local.is_file() else str(name)))
         except UserError as exc:
             raise PlanError(f"plan {path}: networks[{i}]: {exc}") from None
-    names = [n.name for n in networks]
-    if len(set(names)) != len(names):
-        raise PlanError(f"plan {path}: two networks are named "
-                        f"{next(n for n in names if names.count(n) > 1)!r}")
+    _unique([n.name for n in networks], f"plan {path}: two networks", "named")
     grid: set[int] = set()
     for i, text in enumerate(ranges):
         try:
@@ -165,13 +171,85 @@ def load_plan(path: str | Path) -> Plan:
             raise PlanError(f"plan {path}: resolutions[{i}]: {exc}") from None
     devices = tuple(_device(str(label), v, f"plan {path}: devices.{label}")
                     for label, v in _table(d["devices"], f"plan {path}: devices").items())
+    _unique([dev.label for dev in devices], f"plan {path}: two devices", "labelled")
     try:
         protocol = Protocol(**_table(d.get("protocol", {}), f"plan {path}: protocol"))
     except TypeError as exc:
         raise PlanError(f"plan {path}: protocol: {exc}") from None
+    except UserError as exc:
+        raise PlanError(f"plan {path}: protocol: {exc}") from None
     out = d.get("out")
     return Plan(path, tuple(networks), tuple(sorted(grid)), devices, protocol,
                 path.parent / out if out else None, d.get("host_store_dir"))
+
+
+def _texts(value: Any, where: str, what: str, numbers: bool = False) -> list:
+    """A TOML string (or, with `numbers`, an integer) or a list of them, as a list."""
+    ok = (str, int) if numbers else (str,)
+    items = value if isinstance(value, list) else [value]
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, ok):
+            raise PlanError(f"{where} must be {what}: text{' or integers' if numbers else ''}, "
+                            f"or a list of them; got {v!r:.60}")
+    return items
+
+
+def _unique(names: list[str], where: str, verb: str) -> None:
+    """Names become file names (`fileio.safe_name`): two that are, or become, one are
+    refused (their CSVs would overwrite each other)."""
+    from latency_lab.fileio import safe_name
+
+    seen: dict[str, str] = {}
+    for name in names:
+        if names.count(name) > 1:
+            raise PlanError(f"{where} are {verb} {name!r}")
+        other = seen.setdefault(safe_name(name), name)
+        if other != name:
+            raise PlanError(f"{where} are {verb} {other!r} and {name!r}, which are one file "
+                            f"name, {safe_name(name)!r}: rename one")
+
+
+def check_plan(plan: Plan, out: Path) -> None:
+    """Everything the plan's sweeps will need, before any is run: every device's driver and
+    its options (converted as they will be), and the CSV folder."""
+    from latency_lab.fileio import check_output_dir
+
+    for dev in plan.devices:
+        try:
+            dev.check()
+        except UserError as exc:
+            raise PlanError(f"plan {plan.path}: devices.{dev.label}: {exc}") from None
+    check_output_dir(out, "plan output folder")
+
+
+def check_devices(plan: Plan, open_here: bool) -> list[str]:
+    """Every device of the plan, checked before any sweep starts: its driver is known and its
+    options are the driver's (names and types); with `open_here` (the sweeps run on this
+    machine) its extras are installed and it opens (a phone answers, a GPU is there), and is
+    closed again. Returns one line per device (driver, hardware); the first problem is a
+    PlanError naming the plan and the device. On Ray a device opens on its own host, which may
+    have what this one lacks, so only driver and options are checked here."""
+    from latency_lab.measure.api import device_class, driver_options, get_device
+
+    lines = []
+    for dev in plan.devices:
+        where = f"plan {plan.path}: devices.{dev.label}"
+        try:
+            cls = device_class(dev.driver)
+            driver_options(cls, dict(dev.options), dev.driver)
+            if not open_here:
+                lines.append(f"{dev.label}: driver {dev.driver} (opened on its host)")
+                continue
+            device = get_device(dev.driver, **dict(dev.options))
+            try:
+                info = device.info()
+            finally:
+                device.close()
+        except UserError as exc:
+            raise PlanError(f"{where}: {exc}") from None
+        lines.append(f"{dev.label}: {info.name} on {info.hardware}, {info.runtime} "
+                     f"{info.runtime_version}")
+    return lines
 
 
 def plan_jobs(plan: Plan) -> list[SweepJob]:
@@ -239,5 +317,5 @@ def run_plan(plan: Plan, executor, store, out: Path, remeasure: bool = False,
     return [o for o in outcomes if o is not None]
 
 
-__all__ = ["Plan", "PlanError", "SweepJob", "SweepOutcome", "load_plan", "plan_jobs",
-           "run_plan"]
+__all__ = ["Plan", "PlanError", "SweepJob", "SweepOutcome", "check_devices", "check_plan",
+           "load_plan", "plan_jobs", "run_plan"]

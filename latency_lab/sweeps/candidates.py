@@ -31,7 +31,12 @@ from latency_lab.network.spec import NetworkSpec
 
 DEFAULT_MAX_CANDIDATES = 4   # the RBIS thesis searched four resolutions
 COLUMNS = ["resolution", "latency_ms", "kept", "rank", "role", "offset",
-           "jump_resolution_before", "jump_pct", "after_step_ms", "reason"]
+           "jump_resolution_before", "jump_pct", "after_step_ms", "reason",
+           "jump_z", "jump_ci_low_pct", "jump_ci_high_pct", "place", "decision"]
+# What a proposal carries of its jump (jumps.csv's column -> candidates.csv's), when known: a
+# candidate says how large and how sure its jump is, and where in the network it comes from.
+JUMP_FIELDS = {"z": "jump_z", "ci_low_pct": "jump_ci_low_pct", "ci_high_pct": "jump_ci_high_pct",
+               "place": "place"}
 
 
 @dataclass(frozen=True)
@@ -85,18 +90,20 @@ def propose(jumps: pd.DataFrame, resolutions: np.ndarray, latency_ms: np.ndarray
                 side = "after" if off > 0 else "before"
                 why = (f"neighbour {off:+d} of {row.resolution_before} ({abs(off)} step(s) {side} "
                        f"the jump{', past the step' if off > 0 else ''})")
+            extra = {new: getattr(row, old, np.nan) for old, new in JUMP_FIELDS.items()}
             picked.setdefault(k + off, []).append((abs(off), off, row.resolution_before,
-                                                   row.jump_pct, why))
+                                                   row.jump_pct, why, extra))
     rows = []
     for i in sorted(picked):
-        claims = sorted(picked[i])
-        _, off, before, pct, _ = claims[0]
+        claims = sorted(picked[i], key=lambda c: c[:4])
+        _, off, before, pct, _, extra = claims[0]
         rows.append({"resolution": int(resolutions[i]), "latency_ms": float(latency_ms[i]),
                      "role": "before-jump" if off == 0 else "neighbour", "offset": off,
                      "jump_resolution_before": before, "jump_pct": pct,
-                     "reason": "; ".join(c[4] for c in claims)})
+                     "reason": "; ".join(c[4] for c in claims), **extra})
     return pd.DataFrame(rows, columns=["resolution", "latency_ms", "role", "offset",
-                                       "jump_resolution_before", "jump_pct", "reason"])
+                                       "jump_resolution_before", "jump_pct", "reason",
+                                       *JUMP_FIELDS.values()])
 
 
 def select(proposals: pd.DataFrame, budget_ms: float | None = None,
@@ -113,6 +120,8 @@ def select(proposals: pd.DataFrame, budget_ms: float | None = None,
     for p in proposals.drop_duplicates("resolution").itertuples(index=False):
         row = {c: getattr(p, c) for c in ("resolution", "latency_ms", "role", "offset",
                                           "jump_resolution_before", "jump_pct")}
+        # a candidates.csv written before these columns existed reads back without them
+        row.update((c, getattr(p, c, np.nan)) for c in (*JUMP_FIELDS.values(), "decision"))
         row.update(kept=False, rank=np.nan, after_step_ms=np.nan)
         why = str(p.reason).split(" | ")[0]
         lat, res = float(p.latency_ms), int(p.resolution)

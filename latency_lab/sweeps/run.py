@@ -4,22 +4,25 @@
 list); `run_sweep` measures it through the protocol (resumable, cached in the store) and
 returns a pandas DataFrame with one row per resolution, which `write_csv` saves.
 `cis_from_store` gives a sweep CSV without CIs its CIs back from the raw samples in the store.
+
+pandas is imported where a frame is made or read (0.25-0.3 s): `parse_resolutions` is every
+command's resolution syntax, and `search` against a table needs no pandas.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from latency_lab.fileio import atomic_path
 from latency_lab.measure.api import Device, Measurement
-from latency_lab.measure.protocol import Progress, Protocol, measure_points
+from latency_lab.measure.protocol import Planner, Progress, Protocol, measure_points
 from latency_lab.network.spec import NetworkSpec, SpecError, check_resolution
 from latency_lab.measure.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_resolutions(text: str) -> list[int]:
@@ -45,14 +48,24 @@ def parse_resolutions(text: str) -> list[int]:
 
 def run_sweep(device: Device, spec: NetworkSpec, resolutions: list[int], store: Store,
               protocol: Protocol = Protocol(), remeasure: bool = False,
-              progress: Progress | None = None) -> pd.DataFrame:
+              progress: Progress | None = None, planner: Planner | None = None) -> pd.DataFrame:
+    """Measure the sweep; `planner` (e.g. `adaptive.DecisionPlanner`) picks each round's
+    points once it has seen a few full rounds, and may stop them all (see protocol.py)."""
     measurements = measure_points(device, [(spec, r) for r in resolutions], store, protocol,
-                                  remeasure, progress)
+                                  remeasure, progress, planner)
     return to_frame(measurements)
 
 
 def to_frame(measurements: list[Measurement]) -> pd.DataFrame:
-    return pd.DataFrame([m.row() for m in measurements])
+    """One row per point (`Measurement.row`), and its floor (`floor.floor_ms`: the 10th
+    percentile of the raw samples, what the jump report reads on a busy machine)."""
+    import pandas as pd
+
+    from latency_lab.sweeps.floor import floor_ms
+
+    frame = pd.DataFrame([m.row() for m in measurements])
+    frame["floor_ms"] = [floor_ms(m.samples_ms) for m in measurements]
+    return frame
 
 
 LAUNCH_NOTE_MAX = 4   # resolutions named in a note
@@ -82,20 +95,14 @@ def launch_notes(frame: pd.DataFrame) -> list[str]:
 
 @contextmanager
 def sigterm_interrupts():
-    """SIGTERM (a `timeout`, a job scheduler) raises KeyboardInterrupt inside, so a stopped
-    sweep still writes what it measured; the old handler is back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """SIGTERM (a `timeout`, a job scheduler) and SIGHUP raise KeyboardInterrupt inside
+    (`latency_lab.interrupts`), so a stopped sweep still writes what it measured; the old
+    handlers are back after. The CLI's main already handles them; this is for callers of the
+    library."""
+    from latency_lab import interrupts
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
+    with interrupts.handled():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -114,6 +121,8 @@ def cis_from_store(frame: pd.DataFrame, store: Store) -> tuple[pd.DataFrame, int
     writes: drift-corrected median, cluster bootstrap over rounds). Returns the frame (a copy)
     and the number of rows filled; rows without samples there keep what they had. A frame
     without the identity columns is returned unchanged."""
+    import pandas as pd
+
     if any(c not in frame.columns for c in IDENTITY_COLUMNS):
         return frame, 0
     out = frame.copy()

@@ -22,6 +22,7 @@ a message naming the row and the problem. Files are parsed as data only (CSV/Par
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -103,9 +104,13 @@ class LatencyTable:
         self.source = source
         self.contexts: dict[str, DeviceInfo] = {}
         self._by_key: dict[tuple[str, str, int], TableRow] = {}
+        # for the messages of a miss, which a chain of sources (table, then LUT) meets often
+        self._by_fp: dict[str, list[int]] = {}
         for r in self.rows:
             self.contexts.setdefault(r.context.context_key, r.context)
             self._by_key[r.key] = r
+            self._by_fp.setdefault(r.spec.fingerprint, []).append(r.resolution)
+        self._networks: str | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -154,13 +159,16 @@ class LatencyTable:
         found = self._by_key.get((ctx, spec.fingerprint, int(resolution)))
         if found is not None:
             return found
-        have = sorted(r.resolution for r in self.rows if r.spec.fingerprint == spec.fingerprint)
+        have = sorted(self._by_fp.get(spec.fingerprint, ()))
         if have:
             raise TableError(f"{self._name} has no latency for network {spec.name} (fingerprint "
                              f"{spec.fingerprint}) at resolution {int(resolution)}; it has this "
                              f"network at resolutions {', '.join(map(str, have))}")
-        nets = sorted({f"{r.network} ({r.spec.fingerprint})" for r in self.rows})
-        shown = ", ".join(nets[:8]) + (f" and {len(nets) - 8} more" if len(nets) > 8 else "")
+        if self._networks is None:
+            nets = sorted({f"{r.network} ({r.spec.fingerprint})" for r in self.rows})
+            self._networks = ", ".join(nets[:8]) + (f" and {len(nets) - 8} more"
+                                                    if len(nets) > 8 else "")
+        shown = self._networks
         raise TableError(f"{self._name} has no rows for network {spec.name} (fingerprint "
                          f"{spec.fingerprint}) at any resolution; networks in it: {shown}")
 
@@ -211,10 +219,31 @@ def _text(v: Any) -> str:
     return "" if _missing(v) else str(v)
 
 
-def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
+_DEVICE_FIELDS = ("device", "hardware", "runtime", "runtime_version", "precision", "threads",
+                  "affinity", "batch_size", "extra", "context_key")
+
+
+def _parse_row(rec: dict[str, Any], line: str, memo: dict | None = None) -> TableRow:
+    """One row, every field checked. `memo` (one per file) keeps the device context and the
+    network of rows already parsed, keyed by their exact text: a table has a few contexts
+    and networks over many rows (325 rows, 65 networks: 0.3 s to 0.1 s)."""
     version = _integer(rec["format_version"], "format_version", line)
     if version != FORMAT_VERSION:
         raise TableError(f"{line}: format_version {version}; this tool reads {FORMAT_VERSION}")
+    memo = {} if memo is None else memo
+    dkey = ("device",) + tuple(str(rec[k]) for k in _DEVICE_FIELDS)
+    info = memo.get(dkey)
+    if info is None:
+        info = memo[dkey] = _parse_context(rec, line)
+    fingerprint = _text(rec["fingerprint"])
+    nkey = ("network", str(rec["network"]), str(rec["network_json"]), fingerprint)
+    spec = memo.get(nkey)
+    if spec is None:
+        spec = memo[nkey] = _parse_network(rec, line, fingerprint)
+    return _parse_figures(rec, line, info, spec)
+
+
+def _parse_context(rec: dict[str, Any], line: str) -> DeviceInfo:
     extra = parse_json(_text(rec["extra"]) or "{}", f"{line}: extra", TableError)
     if not isinstance(extra, dict):
         raise TableError(f"{line}: extra must be a JSON object")
@@ -229,7 +258,10 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
     if info.context_key != _text(rec["context_key"]):
         raise TableError(f"{line}: the device fields hash to context {info.context_key}, but "
                          f"context_key says {_text(rec['context_key'])!r} (hand-edited file?)")
-    fingerprint = _text(rec["fingerprint"])
+    return info
+
+
+def _parse_network(rec: dict[str, Any], line: str, fingerprint: str) -> NetworkSpec:
     arch = parse_json(_text(rec["network_json"]), f"{line}: network_json", TableError)
     try:
         if not isinstance(arch, dict):
@@ -240,6 +272,11 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
     if spec.fingerprint != fingerprint:
         raise TableError(f"{line}: network_json has fingerprint {spec.fingerprint} but the "
                          f"fingerprint column says {fingerprint!r} (hand-edited file?)")
+    return spec
+
+
+def _parse_figures(rec: dict[str, Any], line: str, info: DeviceInfo,
+                   spec: NetworkSpec) -> TableRow:
     try:
         resolution = check_resolution(_integer(rec["resolution"], "resolution", line))
     except SpecError as exc:
@@ -260,42 +297,57 @@ def _parse_row(rec: dict[str, Any], line: str) -> TableRow:
                     stats["p95_ms"], _text(rec["measured_at"]), _text(rec["origin"]) or "measured")
 
 
-def _read_frame(path: Path):
-    import pandas as pd
-
+def _read_records(path: Path) -> tuple[list[str], list[dict[str, Any]], str]:
+    """(columns, one dict per row, "line" or "row"). A CSV is read with the csv module, all
+    text (each field is checked and converted by `_parse_row`, with its line named): pandas
+    took 0.3 s to import, a third of an offline search's CPU time; Parquet needs pandas."""
     if not path.exists():
         raise TableError(f"no latency table at {path}")
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        _need_pyarrow("read")
+        try:
+            frame = pd.read_parquet(path).astype(object)
+        except (ValueError, OSError) as exc:
+            raise TableError(f"cannot parse table {path}: {str(exc).strip().splitlines()[0]} "
+                             "(truncated or not a latency table?)") from None
+        return [str(c) for c in frame.columns], frame.to_dict("records"), "row"
     try:
-        if path.suffix == ".parquet":
-            _need_pyarrow("read")
-            return pd.read_parquet(path).astype(object), "row"
-        # All text: each field is checked and converted here, with the row named on error.
-        return pd.read_csv(path, dtype=str, keep_default_na=False), "line"
-    except TableError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise TableError(f"table {path} is empty (no header)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f, strict=True))   # strict: a quote cut off at EOF is an error
+    except (csv.Error, UnicodeDecodeError, ValueError, OSError) as exc:
         raise TableError(f"cannot parse table {path}: {str(exc).strip().splitlines()[0]} "
                          "(truncated or not a latency table?)") from None
+    rows = [r for r in rows if r]     # blank lines carry nothing
+    if not rows:
+        raise TableError(f"table {path} is empty (no header)")
+    columns, records = rows[0], []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) > len(columns):
+            raise TableError(f"cannot parse table {path}: line {n} has {len(row)} fields, the "
+                             f"header {len(columns)} (truncated or not a latency table?)")
+        records.append(dict(zip(columns, row + [""] * (len(columns) - len(row)))))
+    return columns, records, "line"
 
 
 def load_table(path: str | Path, context: DeviceInfo | str | None = None) -> LatencyTable:
     """Read and validate a latency table; with `context`, refuse one that is not entirely
     from that device context (mixed, or another device)."""
     path = Path(path)
-    frame, unit = _read_frame(path)
-    if "format_version" not in frame.columns and set(SWEEP_COLUMNS) <= set(frame.columns):
-        frame = _from_sweep(frame, path)
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    columns, records, unit = _read_records(path)
+    if "format_version" not in columns and set(SWEEP_COLUMNS) <= set(columns):
+        columns, records = _from_sweep(columns, records, path)
+    missing = [c for c in COLUMNS if c not in columns]
     if missing:
         raise TableError(f"table {path} lacks column(s): {', '.join(missing)}")
     rows: list[TableRow] = []
     seen: dict[tuple[str, str, int], str] = {}
+    memo: dict = {}
     offset = 2 if unit == "line" else 1  # CSV line numbers count the header
-    for i, rec in enumerate(frame.to_dict("records")):
+    for i, rec in enumerate(records):
         where = f"table {path} {unit} {i + offset}"
-        row = _parse_row(rec, where)
+        row = _parse_row(rec, where, memo)
         if row.key in seen:
             raise TableError(f"{where}: duplicate of {seen[row.key]} (same context "
                              f"{row.key[0]}, network {row.network} ({row.key[1]}), resolution "
@@ -312,34 +364,32 @@ SWEEP_COLUMNS = ("resolution", "latency_ms", "ci_low_ms", "ci_high_ms", "n_sampl
                  "stop_reason", "network", "fingerprint", "context_key", "device")
 
 
-def _from_sweep(frame, path: Path):
+def _from_sweep(columns: list[str], records: list[dict[str, Any]], path: Path):
     """A sweep CSV (`latency-lab sweep`) as table columns: the same statistics and context;
     the network's JSON from the preset it names (a sweep CSV has only the fingerprint),
     origin "sweep"; `measured_at` where the CSV has it (each point's last sample, since
     issue 23), else "not recorded (sweep CSV)"."""
     from latency_lab.network import presets
 
-    if "extra" not in frame.columns:
+    if "extra" not in columns:
         raise TableError(f"sweep CSV {path} has no `extra` column (written before sweeps "
                          "recorded it), so its device context cannot be checked; export a "
                          "table from the store instead: latency-lab table export OUT.csv")
-    frame = frame.copy()
     specs = {}
-    for name, fp in set(zip(frame["network"], frame["fingerprint"])):
+    for name, fp in {(r["network"], r["fingerprint"]) for r in records}:
         spec = presets.get(name) if name in presets.PRESETS else None
         if spec is None or spec.fingerprint != fp:
             raise TableError(f"sweep CSV {path}: network {name} ({fp}) is not a preset, and a "
                              "sweep CSV keeps only its fingerprint; export a table from the "
                              f"store instead: latency-lab table export OUT.csv --network {fp}")
         specs[fp] = json.dumps(spec.arch_dict(), sort_keys=True, separators=(",", ":"))
-    frame["network_json"] = frame["fingerprint"].map(specs)
-    frame["format_version"] = str(FORMAT_VERSION)
-    if "measured_at" not in frame.columns:
-        frame["measured_at"] = ""
-    frame["measured_at"] = frame["measured_at"].fillna("").astype(str)
-    frame.loc[frame["measured_at"] == "", "measured_at"] = "not recorded (sweep CSV)"
-    frame["origin"] = "sweep"
-    return frame
+    added = {"format_version": str(FORMAT_VERSION), "origin": "sweep"}
+    unrecorded = "not recorded (sweep CSV)"
+    records = [{**r, "network_json": specs[r["fingerprint"]], **added,
+                "measured_at": str(r.get("measured_at") or "").strip() or unrecorded}
+               for r in records]
+    return columns + [c for c in ("network_json", *added, "measured_at")
+                      if c not in columns], records
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -349,19 +399,29 @@ def _need_pyarrow(what: str) -> None:
                          "(pip install pyarrow), or use a .csv file")
 
 
+def table_suffix(path: Path) -> str:
+    """The format a table file is written in, by its suffix; standard output is CSV."""
+    from latency_lab.fileio import is_std_stream
+
+    if is_std_stream(path):
+        return ".csv"
+    if path.suffix not in (".csv", ".parquet"):
+        raise TableError(f"table file {path} must end in .csv or .parquet")
+    return path.suffix
+
+
 def write_table(table: LatencyTable | Iterable[TableRow], path: str | Path) -> Path:
     import pandas as pd
 
     path = Path(path)
     rows = table.rows if isinstance(table, LatencyTable) else list(table)
-    if path.suffix not in (".csv", ".parquet"):
-        raise TableError(f"table file {path} must end in .csv or .parquet")
+    suffix = table_suffix(path)
     frame = pd.DataFrame([r.record() for r in rows], columns=list(COLUMNS))
     frame["threads"] = frame["threads"].astype("Int64")  # None stays empty, not 1.0
-    if path.suffix == ".parquet":
+    if suffix == ".parquet":
         _need_pyarrow("write")
     with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
+        if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)

@@ -32,6 +32,49 @@ from latency_lab.tables.lut import (MAX_CALIBRATION_CI_PCT, STATISTICS, BlockRow
 
 Progress = Callable[[str, Any], None]   # (phase, protocol.RunStatus)
 
+# What measuring a block point costs once its model exists: 248 points and 57 whole networks
+# in 87 s on the 2-core host (results/benchmarks/lut_benchmark.md, final run), 0.35 s a point.
+SECONDS_PER_POINT = 87 / 248
+# The largest space recorded in one run: 50,000 points, about 5 h at that rate (B0 with 28
+# width steps in every stage at 4 resolutions is 15,364; the README's 0,0,4,5,5,4,28, 904).
+MAX_POINTS = 50_000
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def check_space(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps,
+                max_depth_steps) -> str:
+    """Bound the LUT's space before any block is made: a one-line LutError with its size and
+    time estimate when it has more than MAX_POINTS points, else that estimate (for the
+    header line)."""
+    from latency_lab.network.scaling import per_stage, scaled_variant, space_size
+    from latency_lab.network.spec import MAX_BLOCKS
+
+    n = space_size(spec, resolutions, max_width_steps, max_depth_steps)
+    w = per_stage(max_width_steps, len(spec.stages), "--max-width-steps")
+    d = per_stage(max_depth_steps, len(spec.stages), "--max-depth-steps")
+    deepest = sum(spec.depths) + sum(d)
+    if deepest > MAX_BLOCKS:      # the calibration networks are drawn up to these depths
+        raise LutError(f"--max-depth-steps {max_depth_steps} scales {spec.name} up to "
+                       f"{deepest} blocks; at most {MAX_BLOCKS} can be measured whole (1 "
+                       f"depth step already covers every depth in the LUT)")
+    if n <= MAX_POINTS:
+        scaled_variant(spec, w, d)   # the largest network it covers must be one (SpecError)
+    estimate = (f"up to {n:,d} block points, about {_duration(n * SECONDS_PER_POINT)} to "
+                f"measure at {SECONDS_PER_POINT:.2f} s a point (more to build new block models)")
+    if n > MAX_POINTS:
+        raise LutError(f"the LUT space of {spec.name} at {len(set(resolutions))} "
+                       f"resolution(s) has {estimate}; at most {MAX_POINTS:,d} (about "
+                       f"{_duration(MAX_POINTS * SECONDS_PER_POINT)}) are recorded in one run: "
+                       "lower --max-width-steps or give fewer resolutions")
+    return estimate
+
 
 def calibration_networks(spec: NetworkSpec, resolutions: Sequence[int], max_width_steps,
                          max_depth_steps, n_random: int, seed: int = 0
@@ -72,6 +115,7 @@ def record_lut(device: Device, spec: NetworkSpec, resolutions: Sequence[int],
     if statistic not in STATISTICS:
         raise LutError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
     info = device.info()
+    check_space(spec, resolutions, max_width_steps, max_depth_steps)
     points = scaled_space_blocks(spec, resolutions, max_width_steps, max_depth_steps)
 
     def phase(name: str):

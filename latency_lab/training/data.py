@@ -10,6 +10,9 @@ with Pillow and numpy, following torchvision's definitions:
 - evaluation: a centre crop of `crop_pct` of the shorter side, resized to the resolution
   (the ImageNet convention, 0.875; EfficientNet's 224/(224+32) = 0.875 too).
 
+Pixels come from the image files, or from the split decoded once into a cached array
+(`training.decoded`, `decoded=`): the same pixels, so the same batches.
+
 Workers return uint8 CHW tensors (four times less to pass between processes than floats);
 the trainer converts and normalises them on its device. Randomness never depends on which
 worker handles an image or how many workers there are: the sampler yields (epoch, index) and
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from latency_lab.training.decoded import Decoded
 from latency_lab.training.imagefolder import ImageFolder
 
 MEAN = (0.485, 0.456, 0.406)     # ImageNet statistics, as every torchvision recipe uses
@@ -69,8 +73,9 @@ class ImageDataset(Dataset):
     """Items of an ImageFolder split as (uint8 CHW tensor, label); keys are (epoch, index)."""
 
     def __init__(self, folder: ImageFolder, split: str, resolution: int, train: bool,
-                 min_scale: float = 0.25, crop_pct: float = 0.875, seed: int = 0):
-        self.root = Path(folder.root)
+                 min_scale: float = 0.25, crop_pct: float = 0.875, seed: int = 0,
+                 decoded: Decoded | None = None):
+        self.root, self.decoded = Path(folder.root), decoded
         self.items = folder.train if split == "train" else folder.val
         self.resolution, self.is_train = int(resolution), train
         self.min_scale, self.crop_pct, self.seed = min_scale, crop_pct, seed
@@ -83,8 +88,11 @@ class ImageDataset(Dataset):
 
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rel, label = self.items[index]
-        with Image.open(self.root / rel) as im:
-            im = im.convert("RGB")
+        if self.decoded is not None:     # the same pixels, decoded once (training.decoded)
+            im = self.decoded.image(index).convert("RGB")
+        else:
+            with Image.open(self.root / rel) as im:
+                im = im.convert("RGB")
         size = (self.resolution, self.resolution)
         if self.is_train:
             rng = np.random.default_rng([self.seed, epoch, index])

@@ -9,6 +9,13 @@
   are ignored; every image is decoded once, and the unreadable ones (truncated, not an image)
   are left out with a warning naming them and their count. The check is cached per file
   listing in the cache directory, so a second scan only lists the folder;
+- only regular files are read (issue 25): a FIFO named `x.png` is never opened (opening it
+  blocked `dataset show` and `train:` forever), nor a socket or a device node; a link is
+  followed once (a folder reached twice, as through a link loop, is not listed again; a
+  dangling link is left out); a name that is not UTF-8 is left out (it cannot be written to
+  the check's cache or a fingerprint as text); an image of more pixels than Pillow's
+  decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, 89 Mpx) is left out before decoding.
+  Each is named in the warning with its reason, and counts as unreadable;
 - one clear error (`DataError`) for a missing or empty folder, fewer than two classes, a
   class with no images, class sets that differ between train/ and val/, or a data set in
   which more than `MAX_BAD_FRACTION` of the images cannot be read.
@@ -65,21 +72,89 @@ class ImageFolder:
                 f"{named}{more}")
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:     # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
+
+
+def shown(path) -> str:
+    """A path as text that prints anywhere: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for c in classes:
+        if not _utf8(c.name):
+            raise DataError(f"class folder {shown(c)} has a name that is not UTF-8 text: "
+                            "rename it (class names are written to results)")
+    return classes
 
 
-def _images(folder: Path) -> list[Path]:
+Skipped = list[tuple[Path, str]]
+
+
+def _images(folder: Path, skipped: Skipped, seen: set | None = None) -> list[Path]:
+    """The image files under `folder`, in os.walk's order (files of a folder, sorted, then its
+    sub-folders, sorted): regular files only, each folder once (links followed once); what
+    is left out goes to `skipped` with its reason. Nothing is opened, only stat'ed."""
+    import stat
+
+    seen = set() if seen is None else seen
+    try:
+        st = os.stat(folder)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        skipped.append((folder, exc.strerror or str(exc)))
+        return []
+    if (st.st_dev, st.st_ino) in seen:     # reached again through a link: listed once
+        return []
+    seen.add((st.st_dev, st.st_ino))
+    files, dirs = [], []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        try:
+            is_dir = e.is_dir()            # follows links
+        except OSError:
+            is_dir = False
+        (dirs if is_dir else files).append(e)
     found = []
-    for parent, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(parent) / f for f in sorted(files)
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    for e in files:
+        if not e.name.lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        path = Path(e.path)
+        if not _utf8(e.name):
+            skipped.append((path, "name not UTF-8"))
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            skipped.append((path, f"dangling link to {shown(os.readlink(path))}"
+                            if path.is_symlink() else "gone"))
+            continue
+        except OSError as exc:             # a link loop, no permission
+            skipped.append((path, exc.strerror or str(exc)))
+            continue
+        if stat.S_ISREG(mode):
+            found.append(path)
+        else:
+            skipped.append((path, "not a regular file (a FIFO, socket or device): not opened"))
+    for e in dirs:
+        if not _utf8(e.name):
+            skipped.append((Path(e.path), "folder name not UTF-8"))
+            continue
+        found += _images(Path(e.path), skipped, seen)
     return found
 
 
-def _listing(root: Path, split_dirs: dict[str, Path]) -> dict[str, dict[str, list[Path]]]:
-    """{split: {class: [image paths]}}, erroring on empty classes and class-less folders."""
+def _listing(root: Path, split_dirs: dict[str, Path], skipped: Skipped
+             ) -> dict[str, dict[str, list[Path]]]:
+    """{split: {class: [image paths]}}, erroring on empty classes and class-less folders;
+    files left out go to `skipped`."""
     out = {}
     for split, folder in split_dirs.items():
         classes = _class_dirs(folder)
@@ -88,10 +163,12 @@ def _listing(root: Path, split_dirs: dict[str, Path]) -> dict[str, dict[str, lis
                             f"holding .png/.jpg images)")
         out[split] = {}
         for c in classes:
-            images = _images(c)
+            images = _images(c, skipped)
             if not images:
                 raise DataError(f"class {c.name!r} ({c}) has no images "
-                                f"({'/'.join(IMAGE_EXTENSIONS)})")
+                                f"({'/'.join(IMAGE_EXTENSIONS)})"
+                                + (f"; left out: {shown(skipped[-1][0])} ({skipped[-1][1]})"
+                                   if skipped and c in skipped[-1][0].parents else ""))
             out[split][c.name] = images
     return out
 
@@ -123,12 +200,26 @@ def _check_images(root: Path, paths: list[Path]) -> dict[str, str]:
 
 
 def image_problem(path: Path) -> str | None:
-    """Why Pillow cannot give RGB pixels for `path`, or None."""
+    """Why Pillow cannot give RGB pixels for `path`, or None. Only a regular file is opened,
+    and one of more than Pillow's bomb limit of pixels is refused before it is decoded."""
+    import stat
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.convert("RGB").load()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "not a regular file (a FIFO, socket or device): not opened"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:    # Pillow checks the size here, before decoding
+                im.convert("RGB").load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        import re
+
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        return (f"too large: {int(size.group(1)) if size else 0:,d} pixels, more than "
+                f"{Image.MAX_IMAGE_PIXELS:,d} (Pillow's decompression-bomb limit)")
     except UnidentifiedImageError:
         return "not an image"
     except (OSError, SyntaxError, ValueError) as exc:   # truncated or corrupt data
@@ -157,11 +248,12 @@ def scan(root: str | Path, val_fraction: float = 0.2, split_seed: int = 0) -> Im
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     train_dir, val_dir = root / "train", root / "val"
+    skipped: Skipped = []
     if train_dir.is_dir():
         if not val_dir.is_dir():
             raise DataError(f"{root} has train/ but no val/: add val/, or put the class "
                             f"folders directly in {root} for a seeded split")
-        listing = _listing(root, {"train": train_dir, "val": val_dir})
+        listing = _listing(root, {"train": train_dir, "val": val_dir}, skipped)
         only_train = sorted(set(listing["train"]) - set(listing["val"]))
         only_val = sorted(set(listing["val"]) - set(listing["train"]))
         if only_train or only_val:
@@ -172,7 +264,7 @@ def scan(root: str | Path, val_fraction: float = 0.2, split_seed: int = 0) -> Im
     else:
         if val_dir.is_dir():
             raise DataError(f"{root} has val/ but no train/")
-        listing = _listing(root, {"all": root})
+        listing = _listing(root, {"all": root}, skipped)
         train, val = _seeded_split(listing["all"], val_fraction, split_seed)
         listing = {"train": train, "val": val}
         split = f"seeded(val_fraction={val_fraction:g}, seed={split_seed})"
@@ -182,9 +274,10 @@ def scan(root: str | Path, val_fraction: float = 0.2, split_seed: int = 0) -> Im
                         f"or more")
     every = [p for split_map in listing.values() for ps in split_map.values() for p in ps]
     bad = _check_images(root, every)
-    if len(bad) > MAX_BAD_FRACTION * len(every):
+    bad.update((shown(p.relative_to(root)), why) for p, why in skipped)
+    if len(bad) > MAX_BAD_FRACTION * (len(every) + len(skipped)):
         example = ", ".join(f"{p} ({why})" for p, why in sorted(bad.items())[:3])
-        raise DataError(f"{len(bad)} of {len(every)} images in {root} cannot be read "
+        raise DataError(f"{len(bad)} of {len(every) + len(skipped)} images in {root} cannot be read "
                         f"(e.g. {example}); is this an image folder?")
     items: dict[str, list[tuple[str, int]]] = {"train": [], "val": []}
     digest = hashlib.sha256(f"{split}\n".encode())

@@ -65,7 +65,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         for name, low, high in (("classes", 2, len(COARSE) * len(FINE)), ("per_class", 1, 100_000),
-                                ("val_per_class", 0, 100_000), ("size", 16, 1024)):
+                                ("val_per_class", 1, 100_000), ("size", 16, 1024)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise SynthError(f"--{name.replace('_', '-')} must be in {low}..{high}, "

@@ -126,6 +126,12 @@ class Runtime:
     threads: int = 1
     amp: bool = True                 # mixed precision, used on CUDA only
     progress: bool = True            # a progress bar on a terminal
+    decode: str = "once"             # "once": from the cached array (training.decoded);
+    #                                  "files": every image file read every epoch
+
+    def __post_init__(self) -> None:
+        if self.decode not in ("once", "files"):
+            raise TrainingError(f"decode={self.decode!r}: use once or files")
 
     def torch_device(self) -> torch.device:
         try:
@@ -137,6 +143,14 @@ class Runtime:
         if dev.type not in ("cpu", "cuda"):
             raise TrainingError(f"device={self.device!r}: use cpu or cuda")
         return dev
+
+    def pixels(self, data: ImageFolder, split: str):
+        """The split decoded once (None: read the files): the same pixels either way."""
+        if self.decode == "files":
+            return None
+        from latency_lab.training.decoded import pixels
+
+        return pixels(data, split)
 
     def key(self) -> dict:
         dev = self.torch_device()
@@ -212,7 +226,8 @@ def evaluate(model: nn.Module, data: ImageFolder, resolution: int, recipe: Recip
     """Top-1 (%) of `model` on the validation split (centre crop), in eval mode."""
     dev = runtime.torch_device()
     norm = normalizer(dev, channels_last=True)
-    ds = ImageDataset(data, "val", resolution, train=False, crop_pct=recipe.crop_pct)
+    ds = ImageDataset(data, "val", resolution, train=False, crop_pct=recipe.crop_pct,
+                      decoded=runtime.pixels(data, "val"))
     model.eval()
     correct = total = 0
     with torch.no_grad(), torch.autocast(dev.type, enabled=runtime.key()["amp"]):
@@ -263,7 +278,7 @@ def _fit(model, spec, resolution, data, recipe, runtime, dev, key, folder, init,
     run = _Run(model, spec, resolution, recipe, runtime, dev, key, folder)
     start = run.resume()
     ds = ImageDataset(data, "train", resolution, train=True, min_scale=recipe.min_scale,
-                      seed=recipe.seed)
+                      seed=recipe.seed, decoded=runtime.pixels(data, "train"))
     steps = len(ds) // recipe.batch or 1
     batches = loader(ds, recipe.batch, start, runtime.workers, shuffle=True,
                      drop_last=len(ds) >= recipe.batch, pin=dev.type == "cuda")
