@@ -5,6 +5,7 @@ says. On the committed cpu files of the README's examples."""
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -170,3 +171,17 @@ def test_the_lut_hint_names_the_steps_a_network_needs_or_why_no_lut_of_the_space
     head = replace(B0, head_width=1288)
     assert lut_steps(B0, head) is None
     assert "no `lut record` of efficientnet-b0's scaled space" in lut_hint(lut, head, 228)
+
+
+@pytest.mark.slow
+def test_the_load_pair_report_compares_any_two_committed_runs(tmp_path):
+    """benchmarks/rbis_load_pair.py --pair: the committed 24-round pair read back from its
+    folders (winners, loads, factors, monotone pairs), as for an A/A repeat at one load."""
+    pair = load_benchmark("rbis_load_pair")
+    runs = ROOT / "results/cpu/rbis-load-pair-r24"
+    text = pair.write_pair(tmp_path, {"a": runs / "quiet", "b": runs / "busy"}, "t")
+    assert (tmp_path / "pair.md").read_text() == text
+    for run in ("quiet", "busy"):
+        result = json.loads((runs / run / "result.json").read_text())
+        assert f"{result['latency_ms']:.3f} ms" in text
+    assert "**Same winner: no.**" in text and "2.59" in text and "5.61" in text
