@@ -151,7 +151,7 @@ def describe(folder: Path) -> dict | None:
 def write_pair(out: Path, folders: dict[str, Path] | None = None,
                title: str = "Live RBIS at a quiet and a busy time, on one latency scale") -> str:
     """pair.md in `out`, comparing `folders` (name -> a half's folder; default OUT/quiet and
-    OUT/busy): `--pair A=DIR B=DIR` compares any two runs, e.g. two at the same load (A/A)."""
+    OUT/busy): `--pair A=DIR B=DIR ...` compares any runs, e.g. repeats at one load (A/A)."""
     folders = folders or {h: out / h for h in ("quiet", "busy")}
     halves = {h: describe(f) for h, f in folders.items()}
     cmds = {(f / "run.log").read_text().splitlines()[0].split(" search ", 1)[1]
@@ -185,9 +185,8 @@ def write_pair(out: Path, folders: dict[str, Path] | None = None,
                                                   f"{d['monotone'][2]}")
     row("wall time", lambda d: f"{d['wall_s']} s")
     both = [d for d in halves.values() if d]
-    if len(both) == 2:
-        same = both[0]["fingerprint"] == both[1]["fingerprint"] and \
-            both[0]["resolution"] == both[1]["resolution"]
+    if len(both) >= 2:
+        same = len({(d["resolution"], d["fingerprint"]) for d in both}) == 1
         lines += ["", f"**Same winner: {'yes' if same else 'no'}.**"]
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
@@ -210,16 +209,16 @@ def main() -> None:
     ap.add_argument("--latency-lab", default=str(ROOT / ".venv/bin/latency-lab"))
     ap.add_argument("--max-rounds", type=int, default=MAX_ROUNDS,
                     help="rounds per point at most (the CI target is 2%%)")
-    ap.add_argument("--pair", nargs=2, metavar="NAME=DIR",
-                    help="only write OUT/pair.md comparing two runs' folders, e.g. "
+    ap.add_argument("--pair", nargs="+", metavar="NAME=DIR",
+                    help="only write OUT/pair.md comparing two or more runs' folders, e.g. "
                          "quiet-1=results/cpu/rbis-load-pair-r24/quiet quiet-2=...")
     args = ap.parse_args()
     if args.pair:
-        if any("=" not in p for p in args.pair):
-            sys.exit("--pair takes NAME=DIR NAME=DIR")
+        if len(args.pair) < 2 or any("=" not in p for p in args.pair):
+            sys.exit("--pair takes NAME=DIR NAME=DIR [NAME=DIR ...]")
         folders = {n: Path(d) for n, d in (p.split("=", 1) for p in args.pair)}
-        print(write_pair(args.out.resolve(), folders, "The same live RBIS twice, on one "
-                         "latency scale: " + " and ".join(folders)))
+        print(write_pair(args.out.resolve(), folders, "The same live RBIS repeated, on one "
+                         "latency scale: " + ", ".join(folders)))
         return
     if args.half in ("busy", "both") and not shutil.which("stress-ng"):
         sys.exit("the busy half needs stress-ng (apt-get install stress-ng)")
