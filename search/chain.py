@@ -106,7 +106,7 @@ class ChainSource(LatencySource):
                 for i, v in zip(todo, src.latency_many([points[i] for i in todo])):
                     out[i] = v
                     self.answered[(points[i][0].fingerprint, int(points[i][1]))] = n
-                    self.seen(*points[i], v)
+                    self.known_latency(*points[i], v)
                 todo = []
                 break
             rest = []
@@ -123,14 +123,14 @@ class ChainSource(LatencySource):
                     continue
                 if _replay(src, "lut") is not None:
                     out[i] = self._lut_value(n, spec, int(res), out[i])
-                self.seen(spec, res, out[i])
+                self.known_latency(spec, res, out[i])
             todo = rest
         if todo:
             spec, res = points[todo[0]]
             raise SourceError(lacking(spec, int(res), reasons.get(todo[0], [])))
         return out
 
-    def seen(self, spec: NetworkSpec, resolution: int, latency_ms: float) -> None:
+    def known_latency(self, spec: NetworkSpec, resolution: int, latency_ms: float) -> None:
         """A latency the search holds (also one from its saved state, on resume): what later
         predictions are kept monotone against."""
         self.monotone.add(spec, resolution, latency_ms)

@@ -183,13 +183,14 @@ class Cache:
     # -- latencies --------------------------------------------------------------------------
     def latencies(self, points: Sequence[tuple[NetworkSpec, int]]) -> list[float]:
         todo: dict[str, tuple[NetworkSpec, int]] = {}
-        seen = getattr(self.source, "seen", None)   # a chain keeps predictions monotone
+        # a chain keeps its predictions monotone against what the search already holds
+        known = getattr(self.source, "known_latency", None)
         for spec, res in points:
             k = self.key(spec, res)
             if k in self.latency or k in todo:
                 self.latency_hits += 1
-                if seen is not None and k in self.latency:
-                    seen(spec, res, self.latency[k])
+                if known is not None and k in self.latency:
+                    known(spec, res, self.latency[k])
             else:
                 todo[k] = (spec, res)
         if todo and getattr(self.source, "batched", False):

@@ -32,7 +32,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def adbutils_at(request, tmp_path_factory):
     """adbutils==VERSION installed into its own folder (kept in pytest's cache between runs)."""
+    installed: dict[str, Path] = {}
+
     def install(version: str) -> Path:
+        if version in installed:      # one folder per version (mktemp numbers each call)
+            return installed[version]
         cache = getattr(request.config, "cache", None)
         target = Path(cache.mkdir(f"adbutils-{version}") if cache is not None
                       else tmp_path_factory.mktemp(f"adbutils-{version}"))
@@ -46,6 +50,7 @@ def adbutils_at(request, tmp_path_factory):
                 last = (r.stderr.strip().splitlines() or ["no output"])[-1]
                 pytest.skip(f"cannot install adbutils=={version} here (no package index?): {last}")
             done.write_text(version)
+        installed[version] = target
         return target
     return install
 

@@ -103,7 +103,7 @@ def test_a_dynamic_torch_export_of_a_stride_32_network_runs_at_several_sizes(tmp
     from latency_lab.network import presets
 
     d = presets.get("mbconv-tiny").to_dict()
-    d["stages"][-1]["blocks"][0]["stride"] = 2      # total stride 16 -> 32, still tiny
+    d["stages"][-1]["stride"] = d["stages"][-1]["blocks"][0]["stride"] = 2   # 16 -> 32, tiny
     (tmp_path / "n.json").write_text(json.dumps(d))
     assert main(["network", "export", str(tmp_path / "n.json"), "--format", "torch", "--out",
                  str(tmp_path / "n.pt2")]) == 0
