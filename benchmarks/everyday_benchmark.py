@@ -10,12 +10,20 @@ before and after, the commit and the interpreter.
 | command | what it is | target (issue 26) |
 |---|---|---|
 | offline search | the front page's search against the recorded table and LUT | < 1.0 CPU-s (was 2.7) |
+| jumps | `latency-lab jumps` on a 61-point sweep (`results/cpu/...sweep_c.csv`) | < 1.0 CPU-s (was 2.6) |
 | --help | `latency-lab --help` | < 0.3 CPU-s |
 | import protocol | `python -c "import latency_lab.measure.protocol"` (no scipy) | - |
 | python | `python -c pass`: the interpreter's own start, the floor under all | - |
 
 `--bin DIR` runs another installation's `python` and `latency-lab` (a venv's bin/), e.g. one
 installed from an older commit, for a before/after on the same machine and load.
+
+Bytecode: a user's Python writes each module's compiled bytecode on its first import and reads
+it afterwards. This sandbox sets PYTHONDONTWRITEBYTECODE=1, under which every process compiles
+the project's own modules again (about 0.1 CPU-s of the offline search at load 14). So the
+commands run as a user's do: PYTHONDONTWRITEBYTECODE unset, the bytecode in a temporary
+PYTHONPYCACHEPREFIX (the checkout stays as it is), written by the warm-up run.
+`--compile-every-run` keeps the sandbox's setting instead.
 
 Usage: python benchmarks/everyday_benchmark.py [--repeats 7] [--bin DIR] [--tag T]
 """
@@ -36,7 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "cpu" / "latency-table-b0-search.csv"
 LUT = ROOT / "results" / "cpu" / "lut-efficientnet-b0-to-b2.json"
-TARGETS = {"offline search": 1.0, "--help": 0.3}
+SWEEP = ROOT / "results" / "cpu" / "efficientnet-b0_sweep_c.csv"
+TARGETS = {"offline search": 1.0, "jumps": 1.0, "--help": 0.3}
 
 
 def commands(bin_dir: Path) -> dict[str, list[str]]:
@@ -45,19 +54,21 @@ def commands(bin_dir: Path) -> dict[str, list[str]]:
         "offline search": [exe, "search", "--budget-ms", "20", "--resolutions", "224:288:16",
                            "--accuracy", "synthetic", "--latency", f"table:{TABLE}",
                            "--latency", f"lut:{LUT}", "--out", "rbis-20ms"],
+        "jumps": [exe, "jumps", str(SWEEP), "--out", "sweep_jumps"],
         "--help": [exe, "--help"],
         "import protocol": [py, "-c", "import latency_lab.measure.protocol"],
         "python": [py, "-c", "pass"],
     }
 
 
-def run_once(cmd: list[str]) -> tuple[float, float]:
+def run_once(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(CPU seconds user+sys, wall seconds) of one fresh process in an empty directory."""
     with tempfile.TemporaryDirectory(prefix="everyday-") as tmp:
         times = Path(tmp) / "time.txt"
         t0 = time.perf_counter()
         p = subprocess.run(["/usr/bin/time", "-f", "%U %S", "-o", str(times), *cmd], cwd=tmp,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           env=env)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr[-500:]}")
@@ -84,16 +95,24 @@ def main() -> None:
                     help="bin/ of the installation to time (default: this interpreter's)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    ap.add_argument("--compile-every-run", action="store_true",
+                    help="keep PYTHONDONTWRITEBYTECODE as it is (this sandbox: every process "
+                         "compiles the project's modules)")
     args = ap.parse_args()
     cmds = commands(args.bin.resolve())
+    env = None
+    pycache = tempfile.TemporaryDirectory(prefix="everyday-pycache-")
+    if not args.compile_every_run:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = pycache.name
     load_before = os.getloadavg()
     cpu: dict[str, list[float]] = {k: [] for k in cmds}
     wall: dict[str, list[float]] = {k: [] for k in cmds}
     for name, cmd in cmds.items():      # one unrecorded run each: disk caches warm for all
-        run_once(cmd)
+        run_once(cmd, env)
     for _ in range(args.repeats):
         for name, cmd in cmds.items():
-            c, w = run_once(cmd)
+            c, w = run_once(cmd, env)
             cpu[name].append(c)
             wall[name].append(w)
     load_after = os.getloadavg()
@@ -113,6 +132,9 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in load_after], "repeats": args.repeats,
+            "bytecode": ("compiled in every process (PYTHONDONTWRITEBYTECODE as set)"
+                         if args.compile_every_run else "cached after the warm-up run "
+                         "(PYTHONDONTWRITEBYTECODE unset, PYTHONPYCACHEPREFIX temporary)"),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     tag = f" {args.tag}" if args.tag else ""
     lines = [f"# everyday commands: CPU seconds (user+sys) per whole process{tag}",
@@ -120,7 +142,7 @@ def main() -> None:
              f"commit {meta['commit']}, {meta['bin']}, Python {meta['python']}, {meta['machine']}; "
              f"{args.repeats} runs each, interleaved, after one warm-up run; load average "
              f"(1/5/15 min) {meta['load_before']} before, {meta['load_after']} after; "
-             f"{meta['date']}",
+             f"{meta['date']}; bytecode {meta['bytecode']}",
              "",
              "| command | CPU s median | min | max | wall s median | target | met |",
              "|---|---|---|---|---|---|---|"]

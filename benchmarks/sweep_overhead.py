@@ -7,7 +7,13 @@ store (nothing reused), the model built before the clock starts:
 
 - A: the protocol as it was (`min_visit_s` 0: 8 runs a visit, each after one warm-up run);
 - B, C, ...: visits of at least each `--min-visit-s` where samples are cheap (more runs after
-  each warm-up, so fewer interpreter switches per recorded run; `Protocol.min_visit_s`).
+  each warm-up, so fewer interpreter switches per recorded run; `Protocol.min_visit_s`);
+- W (`--no-warmup`): 8 runs a visit, no warm-up run after a switch (`warmup_per_visit` 0; a
+  point's first visit in the process keeps its 3). Whether that warm-up buys anything is
+  measured on the sweeps themselves: the first recorded run of each visit against the visit's
+  other runs (`first_run_ratio`: the median over visits of first / median of the rest, per
+  point, then over points). Under A the first recorded run follows a warm-up; under W it is
+  the first run after the switch, so W's ratio less A's is the warm-up's effect.
 
 Both stop each point at the same CI target (or the same time cap), so they are compared at
 equal CI: wall time, recorded inference time and their ratio, time spent inside the device's
@@ -16,7 +22,7 @@ the A and B medians agree. The load average is recorded before and after each sw
 shared 2-core machine: compare A and B only within a run, as they alternate).
 
 Usage: python benchmarks/sweep_overhead.py [--resolutions 160:400:8] [--pairs 2]
-           [--min-visit-s 0.4 [1.0 ...]] [--ci-target-pct 1] [--time-cap-s 900] [--tag T]
+           [--min-visit-s [0.4 1.0 ...]] [--no-warmup] [--ci-target-pct 1] [--time-cap-s 900] [--tag T]
 """
 
 from __future__ import annotations
@@ -52,6 +58,13 @@ def one_sweep(spec, grid, protocol: Protocol, store_path: Path) -> tuple:
         ms = measure_points(device, [(spec, r) for r in grid], store, protocol)
         wall = time.perf_counter() - t0
     frame = to_frame(ms)
+    ratios = []
+    k = protocol.runs_per_visit
+    for m in ms:   # visits of k runs each (min_visit_s 0), in the order they were taken
+        x = list(m.samples_ms)
+        per = [x[i] / statistics.median(x[i + 1:i + k]) for i in range(0, len(x) - k + 1, k)]
+        if per and not protocol.min_visit_s:
+            ratios.append(statistics.median(per))
     inference = sum(sum(m.samples_ms) for m in ms) / 1000
     half = frame["ci_halfwidth_pct"]
     return frame, {
@@ -64,6 +77,7 @@ def one_sweep(spec, grid, protocol: Protocol, store_path: Path) -> tuple:
         "max_ci_halfwidth_pct": round(float(half.max()), 3),
         "stop_reasons": {str(k): int(v) for k, v in frame["stop_reason"].value_counts().items()},
         "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
+        "first_run_ratio": round(statistics.median(ratios), 4) if ratios else None,
     }
 
 
@@ -71,7 +85,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolutions", default="160:400:8")
     ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--min-visit-s", type=float, nargs="+", default=[0.4])
+    ap.add_argument("--min-visit-s", type=float, nargs="*", default=[0.4])
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="also W: no warm-up run after a switch (warmup_per_visit 0)")
     ap.add_argument("--ci-target-pct", type=float, default=1.0)
     ap.add_argument("--time-cap-s", type=float, default=900)
     ap.add_argument("--tag", default="")
@@ -80,9 +96,12 @@ def main() -> None:
     args = ap.parse_args()
     spec = presets.get("efficientnet-b0")
     grid = parse_resolutions(args.resolutions)
-    a = Protocol(ci_target_pct=args.ci_target_pct, time_cap_s=args.time_cap_s)
+    a = Protocol(ci_target_pct=args.ci_target_pct, time_cap_s=args.time_cap_s,
+                 warmup_per_visit=1)    # the protocol as it was: one warm-up after each switch
     protocols = [("A", a)] + [(chr(ord("B") + i), replace(a, min_visit_s=v))
                               for i, v in enumerate(args.min_visit_s)]
+    if args.no_warmup:
+        protocols.append(("W", replace(a, warmup_per_visit=0)))
     labels = [label for label, _ in protocols]
     runs: list[dict] = []
     frames = {}
@@ -90,7 +109,8 @@ def main() -> None:
         for pair in range(args.pairs):
             for label, proto in protocols:
                 frame, fig = one_sweep(spec, grid, proto, Path(tmp) / f"{label}{pair}.sqlite")
-                fig.update(protocol=label, pair=pair, min_visit_s=proto.min_visit_s)
+                fig.update(protocol=label, pair=pair, min_visit_s=proto.min_visit_s,
+                           warmup_per_visit=proto.warmup_per_visit)
                 runs.append(fig)
                 frames[(label, pair)] = frame
                 print(json.dumps(fig), flush=True)
@@ -119,19 +139,21 @@ def main() -> None:
     lines = [f"# sweep overhead: wall / recorded inference time, efficientnet-b0 {args.resolutions}"
              f" on the cpu device{' ' + args.tag if args.tag else ''}", "",
              "A: 8 runs a visit after one warm-up; " + "; ".join(
-                 f"{label}: visits of at least {p.min_visit_s:g} s" for label, p in protocols[1:])
-             + f" where samples are cheap. CI target +-{args.ci_target_pct:g}%, time cap "
+                 f"{label}: visits of at least {p.min_visit_s:g} s where samples are cheap"
+                 if p.min_visit_s else f"{label}: 8 runs a visit, no warm-up after a switch"
+                 for label, p in protocols[1:])
+             + f". CI target +-{args.ci_target_pct:g}%, time cap "
              f"{args.time_cap_s:g} s; each sweep in a fresh store, alternating; {out['date']}.", "",
              "| sweep | overhead | wall s | recorded s | inside sample() s | samples | rounds "
-             "(median) | median CI +-% | widest | stopped | load before / after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "(median) | median CI +-% | widest | stopped | load before / after | first run / rest |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['protocol']}{r['pair']} | {r['overhead']:.3f}x | {r['wall_s']} | "
                      f"{r['recorded_inference_s']} | {r['inside_sample_calls_s']} | "
                      f"{r['samples']} | {r['rounds_median']:g} | "
                      f"{r['median_ci_halfwidth_pct']:.2f} | {r['max_ci_halfwidth_pct']:.2f} | "
                      f"{', '.join(f'{k} {v}' for k, v in r['stop_reasons'].items())} | "
-                     f"{r['load_before']} / {r['load_after']} |")
+                     f"{r['load_before']} / {r['load_after']} | {r['first_run_ratio']} |")
     lines += ["", "Medians: " + "; ".join(
         f"{k}: overhead {v['overhead']:.3f}x, wall {v['wall_s']:.0f} s, median CI "
         f"+-{v['median_ci_halfwidth_pct']:.2f}%, {v['samples']:.0f} samples"

@@ -42,8 +42,9 @@ def value_title(label: str, evaluator: str, synthetic: bool, width: int = 100) -
 
 def _figure(width_in: float, height_in: float):
     """A figure (Agg, through `Figure.savefig`) and its axes; no pyplot, no global state."""
-    from matplotlib.figure import Figure
+    from latency_lab.figures import figure_class
 
+    Figure, _ = figure_class()
     fig = Figure(figsize=(width_in, height_in), dpi=120)
     return fig, fig.subplots()
 

@@ -89,6 +89,47 @@ def test_monotone_bounds_a_value_between_its_neighbours():
     assert m.bound(mid, 240, 9.0, lambda a, b: 0.5)[0] == 9.0       # another resolution
 
 
+def _brute_force(known, spec, below):
+    """The rule as first written: every read network tested with `contains`."""
+    pool = [k for k in known if (contains(spec, k.spec) if below else contains(k.spec, spec))]
+    pick = max if below else min
+    return pick(pool, key=lambda k: k.latency_ms, default=None)
+
+
+def test_monotone_finds_the_neighbours_that_every_contains_test_finds():
+    """The array filter (sizes of one family) then `contains` on the nearest gives what testing
+    every read network gives, ties (first read) and re-reads included, on random RBIS-like
+    networks (some with a changed block, which the sizes alone cannot see)."""
+    import random
+
+    rng = random.Random(3)
+    m = Monotone()
+    found = 0
+    nets = []
+    for _ in range(60):
+        widths = [rng.choice([16, 24, 32]), 24, rng.choice([40, 48]), rng.choice([80, 96]),
+                  112, rng.choice([192, 208]), rng.choice([320, 384])]
+        depths = [1, 2, rng.choice([2, 3]), rng.choice([3, 4, 5]), 3, rng.choice([4, 5]), 1]
+        spec = _net(widths, depths)
+        if rng.random() < 0.1:   # same sizes, another kernel in stage 2: not comparable
+            st = spec.stages[2]
+            spec = spec.with_stage(2, replace(st, blocks=(replace(st.blocks[0], kernel=3),)
+                                              + st.blocks[1:]))
+        nets.append(spec)
+    for i, spec in enumerate(nets):
+        lat = float(rng.choice([10, 11, 12, 13]))   # ties on purpose
+        for probe in nets[: i + 1: 3]:
+            for below in (True, False):
+                want = _brute_force(list(m.known.get(224, {}).values()), probe, below)
+                got = m._nearest(probe, 224, below)
+                assert (want is None and got is None) or (got is want), (i, below)
+                found += want is not None
+        m.add(spec, 224, lat)
+        if rng.random() < 0.2:    # a re-read keeps its place and takes the new value
+            m.add(nets[rng.randrange(i + 1)], 224, lat + 0.5)
+    assert found > 100     # the neighbours exist: the comparison is not of Nones
+
+
 @pytest.mark.slow
 def test_a_chain_lacking_a_point_says_in_one_line_which_file_and_how(tmp_path, capsys):
     """`scale --method compound` with the README's table and LUT at a budget whose probes

@@ -24,8 +24,59 @@ def test_every_point_is_visited_once_per_round_in_shuffled_order(tmp_path, tiny,
     # first visit warms up more than later visits
     first = {c[1]: c[3] for c in reversed(dev.calls)}
     assert set(first.values()) == {FAST.warmup_first_visit}
-    assert {c[3] for c in dev.calls[5:]} == {FAST.warmup_per_visit}
+    assert FAST.warmup_per_visit is None     # unset: the device's warmup_after_switch, 1 here
+    assert {c[3] for c in dev.calls[5:]} == {dev.warmup_after_switch} == {1}
     assert ms[0].latency_ms == pytest.approx(curve_device.true_ms(64))
+
+
+@pytest.mark.parametrize("device_says, protocol_says, runs", [(0, None, 0), (1, None, 1),
+                                                             (0, 2, 2), (1, 0, 0)])
+def test_the_warmup_after_a_switch_is_the_devices_unless_the_protocol_sets_it(
+        tmp_path, tiny, curve_device, device_says, protocol_says, runs):
+    dev = curve_device(noise=0.0)
+    dev.warmup_after_switch = device_says
+    p = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=3, warmup_per_visit=protocol_says)
+    with Store(tmp_path / "s.sqlite") as store:      # 41 and 50 ms runs: costly enough
+        measure_points(dev, [(tiny, 640), (tiny, 704)], store, p)
+    assert [c[3] for c in dev.calls[:2]] == [p.warmup_first_visit] * 2
+    assert {c[3] for c in dev.calls[2:]} == {runs}
+
+
+def test_after_another_network_the_device_warms_up_once(tmp_path, tiny, curve_device):
+    """What was measured is a sweep's resize (one network); a switch between networks (a
+    search, a LUT's blocks) keeps one warm-up run unless the protocol sets it."""
+    from dataclasses import replace
+
+    other = replace(tiny, head_width=tiny.head_width * 2)
+    dev = curve_device(noise=0.0)
+    dev.warmup_after_switch = 0
+    p = Protocol(runs_per_visit=4, min_rounds=4, max_rounds=4)
+    with Store(tmp_path / "s.sqlite") as store:
+        measure_points(dev, [(tiny, 640), (tiny, 704), (other, 640)], store, p)
+    later = dev.calls[3:]
+    for prev, call in zip(dev.calls[2:], later):
+        assert call[3] == (0 if prev[0] == call[0] else 1), (prev, call)
+    assert {c[3] for c in later} == {0, 1}
+
+
+def test_cheap_runs_keep_their_warmup(tmp_path, tiny, curve_device):
+    """Below NO_WARMUP_MIN_MS a resize's fixed first-run cost is a large share of a run (a tiny
+    network: +40-70%), so the warm-up stays whatever the device says."""
+    from latency_lab.measure.protocol import NO_WARMUP_MIN_MS
+
+    dev = curve_device(noise=0.0)
+    dev.warmup_after_switch = 0
+    assert curve_device.true_ms(96) < NO_WARMUP_MIN_MS <= curve_device.true_ms(640)
+    p = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=3)
+    with Store(tmp_path / "s.sqlite") as store:
+        measure_points(dev, [(tiny, 64), (tiny, 96)], store, p)
+    assert {c[3] for c in dev.calls[2:]} == {1}
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, 101])
+def test_a_warmup_that_cannot_be_is_refused(bad):
+    with pytest.raises(ProtocolError, match="warmup_per_visit"):
+        Protocol(warmup_per_visit=bad)
 
 
 def test_noisy_points_stop_at_max_rounds(tmp_path, tiny, curve_device):

@@ -34,6 +34,21 @@ def test_a_curve_with_52pct_cis_is_too_noisy_to_judge(tmp_path):
     assert (tmp_path / "j" / "sweep.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_between_10_and_12pct_only_the_lattice_detector_judges(tmp_path):
+    """The lattice detector found real steps on busy curves at +-10.6% (main's busy benchmark);
+    the whole-curve model reported false ones there, so it stays silenced at 10%."""
+    from latency_lab.network.presets import load_network
+
+    frame = _sweep(11.0)
+    lattice = analyze_sweep(frame, tmp_path / "l", network=load_network("efficientnet-b0"),
+                            plot=False)
+    assert lattice.result.method == "lattice" and lattice.verdict == ""
+    model = analyze_sweep(frame, tmp_path / "m", plot=False)
+    assert model.result.method != "lattice" and model.verdict.startswith("too noisy")
+    assert len(model.jumps) == 0
+
+
 def test_a_curve_with_narrow_cis_is_judged():
     assert noise_verdict(_sweep(1.0)) == ""
     assert noise_verdict(_sweep(NOISY_CI_PCT * 0.9)) == ""

@@ -242,6 +242,10 @@ class Device(ABC):
     needs_gpu: bool = False
     #: optional extras it needs (latency_lab.extras): checked by `get_device` in one line
     extras: tuple[str, ...] = ()
+    #: unrecorded runs a visit needs after the device ran the same network at another
+    #: resolution (a protocol's `warmup_per_visit` overrides it; after another network: 1):
+    #: 1 unless the driver measured that it buys nothing
+    warmup_after_switch: int = 1
 
     @abstractmethod
     def info(self) -> DeviceInfo:

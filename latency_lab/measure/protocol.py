@@ -3,7 +3,9 @@
 The host (and a throttling phone) drifts by tens of percent over tens of seconds, so a point
 measured all at once is biased by whatever the machine did then. Instead, every point of a
 sweep is visited once per *round*, in a freshly shuffled order, taking `runs_per_visit`
-samples after `warmup_per_visit` unrecorded runs; drift then hits every point alike. Rounds
+samples after `warmup_per_visit` unrecorded runs (unset: after another resolution of the same
+network, for runs of 10 ms or more, the device's `warmup_after_switch`, 0 for the cpu device;
+else 1); drift then hits every point alike. Rounds
 repeat until each point's 95% CI half-width of the median is under `ci_target_pct` of the
 median (after at least `min_rounds`), or a cap is hit; each point records why it stopped.
 
@@ -64,6 +66,11 @@ log = logging.getLogger(__name__)
 
 Point = tuple[NetworkSpec, int]
 MAX_RUNS_PER_VISIT = 200      # a block of a LUT runs in microseconds: a visit stays bounded
+# A device's `warmup_after_switch` (no warm-up after a resize) applies to runs at least this
+# long. The first run after a resize costs a fixed extra: on a 0.07-0.18 ms tiny network +0.03
+# to +0.06 ms (+40-70%, a CI of +-22% where the warm-up gave +-4%), on EfficientNet-B0's
+# 24-135 ms runs nothing measurable (first run / the visit's others 0.996-1.001).
+NO_WARMUP_MIN_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,7 @@ class _Run:
         self.setup_s = 0.0          # time spent in Device.setup in this call
         self.rounds = 0
         self.visits = 0
+        self._last_spec = None    # the network of the last visit (which warm-up a switch needs)
         self.reused = self.resumed = 0
         self.met = 0                         # finished at the CI target (reused ones too)
         self.prior_rounds = self.kept_samples = 0   # what resumed points bring from the store
@@ -440,8 +448,9 @@ class _Run:
         shown); then warm-up, `runs_per_visit` samples, committed to the store."""
         st, p = self.active[i], self.protocol
         setup = {} if st.visited else self._setup(st)
-        warmup = p.warmup_per_visit if st.visited else p.warmup_first_visit
+        warmup = (self._switch_warmup(st) if st.visited else p.warmup_first_visit)
         run = self.device.sample(st.spec, st.resolution, self._runs(st), warmup)
+        self._last_spec = st.spec
         round_index = (max(st.rounds) + 1) if st.rounds else 0
         facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
         load = host_load()
@@ -457,11 +466,28 @@ class _Run:
         st.visited = True
         self.visits += 1
 
+    def _switch_warmup(self, st: _State) -> int:
+        """Unrecorded runs after a switch: the protocol's `warmup_per_visit` when set; else,
+        after another resolution of the same network and where the point's runs take at least
+        `NO_WARMUP_MIN_MS`, the device's `warmup_after_switch` (what was measured: a sweep's
+        resize); after another network (other weights, a search's or a LUT's switch), for
+        cheaper runs, or on a wrapper without the attribute, 1."""
+        w = self.protocol.warmup_per_visit
+        if w is not None:
+            return w
+        last, spec = self._last_spec, st.spec
+        same = last is spec or (last is not None and getattr(last, "fingerprint", None)
+                                == getattr(spec, "fingerprint", ""))
+        recent = st.samples[-self.protocol.runs_per_visit:]
+        costly = bool(recent) and statistics.median(recent) >= NO_WARMUP_MIN_MS
+        return int(getattr(self.device, "warmup_after_switch", 1)) if same and costly else 1
+
     def _runs(self, st: _State) -> int:
         """Runs of this visit: `runs_per_visit`, or more where a sample is cheap enough that
-        `min_visit_s` holds more: each visit pays one unrecorded warm-up run after the
-        interpreter switched (8 runs a visit: 1/8 more inference than recorded, most of the
-        sweep's 1.17x wall / recorded time). Judged on the point's median sample so far."""
+        `min_visit_s` holds more: a device that warms up after a switch pays one unrecorded
+        run a visit (8 runs a visit: 1/8 more inference than recorded, most of the sweep's
+        1.18x wall / recorded time; the cpu device takes none). Judged on the point's median
+        sample so far."""
         p = self.protocol
         if not p.min_visit_s or not st.samples:
             return p.runs_per_visit

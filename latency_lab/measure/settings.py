@@ -19,7 +19,10 @@ class ProtocolError(UserError):
 @dataclass(frozen=True)
 class Protocol:
     runs_per_visit: int = 8
-    warmup_per_visit: int = 1     # after the interpreter switched to another point
+    # unrecorded runs after the device switched to another point; None: after another
+    # resolution of the same network the device's own `warmup_after_switch` (1, except where a
+    # driver measured that it buys nothing: cpu 0), after another network 1
+    warmup_per_visit: int | None = None
     warmup_first_visit: int = 3   # the first visit of a point in this process
     min_rounds: int = 8
     max_rounds: int = 100
@@ -34,6 +37,11 @@ class Protocol:
     def __post_init__(self) -> None:
         if self.runs_per_visit < 1 or self.min_rounds < 1 or self.max_rounds < self.min_rounds:
             raise ProtocolError("protocol needs runs_per_visit >= 1 and 1 <= min_rounds <= max_rounds")
+        if self.warmup_per_visit is not None and (isinstance(self.warmup_per_visit, bool)
+                                                  or not isinstance(self.warmup_per_visit, int)
+                                                  or not 0 <= self.warmup_per_visit <= 100):
+            raise ProtocolError(f"warmup_per_visit must be an integer from 0 to 100 (or unset: "
+                                f"the device's choice), got {self.warmup_per_visit!r}")
         check_number(self.ci_target_pct, "--ci-target-pct", 0, 100, "a CI half-width in % of "
                      "the median", ProtocolError, low_open=True)
         check_number(self.time_cap_s, "--time-cap-s", 0, None, "seconds; inf for no cap",

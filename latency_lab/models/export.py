@@ -121,6 +121,12 @@ def outputs_note(spec: NetworkSpec, fmt: str, out: Path, resolution: int | None 
     but untrained."""
     import numpy as np
 
+    from latency_lab.fileio import is_std_stream
+
+    if is_std_stream(out) or not Path(out).is_file():   # streamed (/dev/stdout): no file to read
+        return ("weights are seeded random initialisations (untrained): the file is for latency "
+                "and deployment tests, not predictions (its outputs were not measured: it went "
+                "to a stream)")
     size = resolution or spec.resolution
     images = [np.random.default_rng(s).random((1, size, size, 3), np.float32)
               for s in PROBE_SEEDS]

@@ -23,8 +23,9 @@ def plot_sweep(result, candidates, path: str | Path, title: str = "", medians=No
     `verdict` (a curve too noisy to judge) the curve and its CIs only, and why; the budget as a
     horizontal line when one is given."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from latency_lab.figures import figure_class
+
+    Figure, FigureCanvasAgg = figure_class()
 
     curve = result.curve
     r, y = curve.resolution, curve.latency_ms
