@@ -210,10 +210,14 @@ def correlations(rankings):
 
 def _short(name: str) -> str:
     """A label for tables and figures: a training evaluator by its kind and the epochs it
-    names (its data and defaults are in the evaluator list), anything else cut to 36."""
+    names, with the warm-up and seeds where the name sets them (its data and defaults are in
+    the evaluator list), and " (first draw)" kept; anything else cut to 36."""
+    suffix = " (first draw)" if name.endswith(" (first draw)") else ""
+    name = name[:len(name) - len(suffix)]
     kind, _, rest = name.partition(":")
     if kind in ("train", "net2net") and rest:
-        opts = dict(o.split("=", 1) for o in rest.split(",")[1:] if "=" in o)
+        named = dict(o.split("=", 1) for o in rest.split(",")[1:] if "=" in o)
+        opts = dict(named)
         try:          # the name leaves defaults out (short_name): the evaluator knows them
             from latency_lab.search.evaluators import parse_evaluator
 
@@ -221,7 +225,9 @@ def _short(name: str) -> str:
         except Exception:   # noqa: BLE001 - a name that no longer parses keeps what it says
             pass
         keep = [f"{k}={opts[k]}" for k in ("base_epochs", "epochs") if k in opts]
-        return f"{kind}: " + ", ".join(keep)
+        keep += [f"{k}={named[k]}" for k in ("warmup", "seeds") if k in named]
+        return f"{kind}: " + ", ".join(keep) + suffix
+    name += suffix
     name = name.replace("py:benchmarks.analytic_sources:accuracy", "py:analytic_sources")
     return name if len(name) <= 36 else name[:33] + "..."
 

@@ -11,6 +11,7 @@ loads and the batch factors (how much slower than the quiet table each batch ran
 
     PYTHONPATH=. .venv/bin/python benchmarks/rbis_load_pair.py [--half quiet|busy|both|report]
         [--out results/cpu/rbis-load-pair] [--max-rounds 8]
+    PYTHONPATH=. .venv/bin/python benchmarks/rbis_load_pair.py --out DIR --pair A=DIR1 B=DIR2
 
 `--half quiet` reruns only the quiet half (on a machine nobody else uses: load about 1) and
 rewrites `pair.md` from whatever halves OUT holds. Each half's folder keeps the search's files,
@@ -147,15 +148,20 @@ def describe(folder: Path) -> dict | None:
                 / float(r["latency_ms"]) for r in csv.DictReader(open(folder / "trace.csv")))}
 
 
-def write_pair(out: Path) -> str:
-    halves = {h: describe(out / h) for h in ("quiet", "busy")}
-    cmds = {(out / h / "run.log").read_text().splitlines()[0].split(" search ", 1)[1]
-            .split(" --out ")[0] for h in halves if (out / h / "run.log").exists()}
-    lines = ["# Live RBIS at a quiet and a busy time, on one latency scale", "",
+def write_pair(out: Path, folders: dict[str, Path] | None = None,
+               title: str = "Live RBIS at a quiet and a busy time, on one latency scale") -> str:
+    """pair.md in `out`, comparing `folders` (name -> a half's folder; default OUT/quiet and
+    OUT/busy): `--pair A=DIR B=DIR ...` compares any runs, e.g. repeats at one load (A/A)."""
+    folders = folders or {h: out / h for h in ("quiet", "busy")}
+    halves = {h: describe(f) for h, f in folders.items()}
+    cmds = {(f / "run.log").read_text().splitlines()[0].split(" search ", 1)[1]
+            .split(" --out ")[0] for f in folders.values() if (f / "run.log").exists()}
+    lines = [f"# {title}", "",
              "Written by `benchmarks/rbis_load_pair.py` (its docstring says how). Search: `"
              + " / ".join(f"latency-lab search {c}" for c in sorted(cmds)) + " --out HALF --store "
              "HALF/measurements.sqlite`; `busy` with `stress-ng --cpu 1` beside it.", "",
-             "| | " + " | ".join(halves) + " |", "|---|" + "---|" * len(halves)]
+             "| | " + " | ".join(f"{h} (`{_rel(f)}`)" for h, f in folders.items()) + " |",
+             "|---|" + "---|" * len(halves)]
 
     def row(name, f):
         lines.append(f"| {name} | " + " | ".join(f(d) if d else "not run" for d in
@@ -179,13 +185,20 @@ def write_pair(out: Path) -> str:
                                                   f"{d['monotone'][2]}")
     row("wall time", lambda d: f"{d['wall_s']} s")
     both = [d for d in halves.values() if d]
-    if len(both) == 2:
-        same = both[0]["fingerprint"] == both[1]["fingerprint"] and \
-            both[0]["resolution"] == both[1]["resolution"]
+    if len(both) >= 2:
+        same = len({(d["resolution"], d["fingerprint"]) for d in both}) == 1
         lines += ["", f"**Same winner: {'yes' if same else 'no'}.**"]
     text = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
     (out / "pair.md").write_text(text)
     return text
+
+
+def _rel(folder: Path) -> str:
+    try:
+        return str(folder.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(folder)
 
 
 def main() -> None:
@@ -196,7 +209,17 @@ def main() -> None:
     ap.add_argument("--latency-lab", default=str(ROOT / ".venv/bin/latency-lab"))
     ap.add_argument("--max-rounds", type=int, default=MAX_ROUNDS,
                     help="rounds per point at most (the CI target is 2%%)")
+    ap.add_argument("--pair", nargs="+", metavar="NAME=DIR",
+                    help="only write OUT/pair.md comparing two or more runs' folders, e.g. "
+                         "quiet-1=results/cpu/rbis-load-pair-r24/quiet quiet-2=...")
     args = ap.parse_args()
+    if args.pair:
+        if len(args.pair) < 2 or any("=" not in p for p in args.pair):
+            sys.exit("--pair takes NAME=DIR NAME=DIR [NAME=DIR ...]")
+        folders = {n: Path(d) for n, d in (p.split("=", 1) for p in args.pair)}
+        print(write_pair(args.out.resolve(), folders, "The same live RBIS repeated, on one "
+                         "latency scale: " + ", ".join(folders)))
+        return
     if args.half in ("busy", "both") and not shutil.which("stress-ng"):
         sys.exit("the busy half needs stress-ng (apt-get install stress-ng)")
     halves = {"both": ("quiet", "busy"), "report": ()}.get(args.half, (args.half,))

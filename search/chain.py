@@ -227,6 +227,51 @@ def anchor_to_table(sources: Sequence[LatencySource], table, reference: NetworkS
     return len(rows)
 
 
+def lut_steps(base: NetworkSpec, spec: NetworkSpec, limit: int = 40):
+    """(width steps, depth steps) per stage that put `spec` in `base`'s scaled LUT space
+    (`scaling.scaled_space_blocks`), or None when no step count does: another stem or head
+    width (the scaling baselines widen both), other stages or block kinds, a shallower stage."""
+    from latency_lab.network.scaling import width_options
+
+    if (len(spec.stages) != len(base.stages) or spec.stem != base.stem
+            or spec.head_width != base.head_width or spec.activation != base.activation):
+        return None
+    widths, depths = [], []
+    for s, b in zip(spec.stages, base.stages):
+        if ((s.kernel, s.expansion, s.stride, s.se_ratio, s.kind)
+                != (b.kernel, b.expansion, b.stride, b.se_ratio, b.kind) or s.depth < b.depth):
+            return None
+        k = next((k for k in range(limit + 1) if s.width in width_options(b.width, k)), None)
+        if k is None:
+            return None
+        widths.append(k)
+        depths.append(int(s.depth > b.depth))
+    return widths, depths
+
+
+def lut_hint(lut, spec: NetworkSpec, res: int) -> str:
+    """How to record what a LUT lacks for (spec, res): the `lut record` command that covers it
+    (the LUT's own limits raised where the network needs more), or why none of its space does."""
+    base, n = lut.network, len(lut.network.stages)
+    steps = lut_steps(base, spec)
+    if steps is None:
+        return (f"no `lut record` of {base.name}'s scaled space holds {spec.name} (stem "
+                f"{spec.stem.width}, head {spec.head_width}, depths "
+                f"{' '.join(str(s.depth) for s in spec.stages)}: not {base.name} widened or "
+                f"deepened per stage), so a device or a table has to give it")
+    from latency_lab.network.scaling import per_stage
+
+    def merged(have, need):
+        v = [max(a, b) for a, b in zip(per_stage(have, n, "steps"), need)]
+        return str(v[0]) if len(set(v)) == 1 else ",".join(map(str, v))
+
+    grid = ",".join(str(r) for r in sorted({*map(int, lut.resolutions), int(res)}))
+    return (f"`latency-lab lut record --network {base.name} --resolutions {grid} "
+            f"--max-width-steps {merged(lut.max_width_steps, steps[0])} --max-depth-steps "
+            f"{merged(lut.max_depth_steps, steps[1])} --statistic {lut.statistic} ...` records "
+            f"the blocks it lacks")
+
+
 def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]]) -> str:
     """One line: which file lacks what for this point, and how to record it."""
     parts, hints = [], []
@@ -234,9 +279,7 @@ def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]
         first = why.split(";")[0].strip()
         parts.append(f"{getattr(src, 'name', src.label)}: {first}")
         if _replay(src, "lut") is not None:
-            lut = _replay(src, "lut").lut
-            hints.append(f"`latency-lab lut record --network {lut.network.name} --resolutions "
-                         f"{res} ...` records the blocks it lacks")
+            hints.append(lut_hint(_replay(src, "lut").lut, spec, res))
         elif _replay(src, "table") is not None:
             hints.append("`--latency cpu` (a device) last in the chain measures what the files "
                          "lack, on the table's scale; a table gets it from `latency-lab table "
@@ -247,4 +290,4 @@ def lacking(spec: NetworkSpec, res: int, reasons: list[tuple[LatencySource, str]
                                   if hints else ""))
 
 
-__all__ = ["ChainSource", "lacking", "anchor_to_table"]
+__all__ = ["ChainSource", "lacking", "lut_hint", "lut_steps", "anchor_to_table"]

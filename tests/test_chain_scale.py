@@ -5,6 +5,7 @@ says. On the committed cpu files of the README's examples."""
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -190,3 +191,38 @@ def test_check_monotone_finds_a_predicted_violation_and_calls_a_measured_one_a_t
 @pytest.mark.slow
 def test_no_committed_trace_predicts_a_network_faster_than_one_it_contains(capsys):
     assert check_main([str(ROOT / "results")]) == 0, capsys.readouterr().out
+
+
+def test_the_lut_hint_names_the_steps_a_network_needs_or_why_no_lut_of_the_space_holds_it():
+    from types import SimpleNamespace
+
+    from latency_lab.search.chain import lut_hint, lut_steps
+
+    lut = SimpleNamespace(network=B0, resolutions=[224, 240], max_width_steps=[0, 0, 4, 5, 5, 4, 28],
+                          max_depth_steps=1, statistic="median")
+    # stage 3 widened by 6 RBIS width steps (80 -> 128), stage 5 one block deeper
+    wide = _net((16, 24, 40, 128, 112, 192, 320), (1, 2, 2, 3, 3, 5, 1))
+    assert lut_steps(B0, wide) == ([0, 0, 0, 6, 0, 0, 0], [0, 0, 0, 0, 0, 1, 0])
+    hint = lut_hint(lut, wide, 228)
+    assert ("lut record --network efficientnet-b0 --resolutions 224,228,240 --max-width-steps "
+            "0,0,4,6,5,4,28 --max-depth-steps 1 --statistic median") in hint
+    # a width no number of steps gives, a shallower stage, a widened head: outside the space
+    assert lut_steps(B0, _net((16, 24, 40, 82, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1))) is None
+    assert lut_steps(B0, _net((16, 24, 40, 80, 112, 192, 320), (1, 1, 2, 3, 3, 4, 1))) is None
+    head = replace(B0, head_width=1288)
+    assert lut_steps(B0, head) is None
+    assert "no `lut record` of efficientnet-b0's scaled space" in lut_hint(lut, head, 228)
+
+
+@pytest.mark.slow
+def test_the_load_pair_report_compares_any_two_committed_runs(tmp_path):
+    """benchmarks/rbis_load_pair.py --pair: the committed 24-round pair read back from its
+    folders (winners, loads, factors, monotone pairs), as for an A/A repeat at one load."""
+    pair = load_benchmark("rbis_load_pair")
+    runs = ROOT / "results/cpu/rbis-load-pair-r24"
+    text = pair.write_pair(tmp_path, {"a": runs / "quiet", "b": runs / "busy"}, "t")
+    assert (tmp_path / "pair.md").read_text() == text
+    for run in ("quiet", "busy"):
+        result = json.loads((runs / run / "result.json").read_text())
+        assert f"{result['latency_ms']:.3f} ms" in text
+    assert "**Same winner: no.**" in text and "2.59" in text and "5.61" in text

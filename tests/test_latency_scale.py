@@ -297,6 +297,39 @@ def test_lut_record_resumed_on_a_slower_device_keeps_the_first_sessions_scale(tm
 
 
 @pytest.mark.slow
+def test_lut_record_unchanged_when_the_device_slows_after_a_third(tmp_path):
+    """One session, the device 1.8x slower from a third of its samples on. The session is one
+    interleaved batch, so its scale is the reference's level over that batch, whichever it is;
+    what must hold is that every block and calibration network is on that one scale: the LUT is
+    the steady one times one constant, and predicts every network in the same proportion."""
+    from latency_lab.network.scaling import scaled_variant
+    from latency_lab.tables.lut_record import record_lut
+
+    small = presets.get("mbconv-tiny")
+    proto = Protocol(runs_per_visit=4, min_rounds=3, max_rounds=3, ci_target_pct=50)
+    dev = SlowingDevice()
+    with Store(tmp_path / "steady.sqlite") as store:
+        steady = record_lut(dev, small, [64, 80], 1, 1, store, proto)
+    slow_dev = SlowingDevice(slow_after=dev.taken // 3)
+    with Store(tmp_path / "slow.sqlite") as store:
+        slow = record_lut(slow_dev, small, [64, 80], 1, 1, store, proto)
+    assert slow_dev.speed() == 1.8                      # it did slow down during the session
+    assert slow.blocks.keys() == steady.blocks.keys()
+    ratios = [slow.blocks[k].latency_ms / row.latency_ms for k, row in steady.blocks.items()]
+    c = sorted(ratios)[len(ratios) // 2]
+    assert 1.0 <= c <= 1.8 + 1e-9
+    assert all(r == pytest.approx(c, rel=0.01) for r in ratios), (min(ratios), max(ratios))
+    for a, b in zip(steady.calibration, slow.calibration):
+        assert b.measured_ms == pytest.approx(c * a.measured_ms, rel=0.01)
+    n = len(small.stages)
+    nets = [scaled_variant(small, [w] * n, [d] * n) for w in (0, 1) for d in (0, 1)]
+    for net in nets:
+        for r in (64, 80):
+            assert slow.predict_ms(net, r) == pytest.approx(c * steady.predict_ms(net, r),
+                                                            rel=0.02)
+
+
+@pytest.mark.slow
 def test_scale_command_writes_each_probes_provenance_and_the_factors(tmp_path, capsys):
     out = tmp_path / "s.json"
     budget = f"{2.0 * steady_ms(B0, 224):.4f}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -268,16 +269,20 @@ def test_record_and_predict_on_the_real_cpu_device(small, tmp_path, model_dir, c
         said = []
         again = record_lut(dev, small, [64, 96], 1, 1, store, protocol, n_calibration=1,
                            say=said.append)
-        # resumed from the store: only the two references (a block, the base network) are
-        # measured again, to put this session on the first one's scale; the rest is reused
-        # (the figures reloaded from the store may differ in the last digits from the
-        # in-process ones: drift factors are refitted)
+        # resumed from the store: the two references (a block, the base network) are
+        # measured again, to put this session on the first one's scale, and so is whatever
+        # the session says fell short of the protocol (the 120 s cap on a loaded host) or had
+        # no reference measured with it (it went on after its reference stopped); the rest
+        # is reused (the figures reloaded from the store may differ in the last digits from
+        # the in-process ones: drift factors are refitted)
+        redone = sum(int(n) for t in said for n in re.findall(r"batch \d+: (\d+) stored", t))
         assert store.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == \
-            n_measured + 2
+            n_measured + 2 + redone
         assert any("reused from the store" in t for t in said)
         assert again.blocks.keys() == lut.blocks.keys()
-        assert [r.latency_ms for r in again.blocks.values()] == pytest.approx(
-            [lut.blocks[k].latency_ms for k in again.blocks], rel=0.01)
+        same = [again.blocks[k].latency_ms == pytest.approx(lut.blocks[k].latency_ms, rel=0.01)
+                for k in again.blocks]
+        assert sum(same) >= len(same) - redone
         # a network the LUT never saw whole, measured for real
         fresh = scaled_variant(small, [1, 1], [1, 0])
         [m] = measure_points(dev, [(fresh, 96)], store, protocol)

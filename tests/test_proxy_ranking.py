@@ -65,6 +65,11 @@ def test_short_labels_name_a_training_evaluator_by_its_epochs(pr):
     assert pr._short("train:/data/set,epochs=10,seed=0,workers=1") == "train: epochs=10"
     assert pr._short("net2net:d,epochs=1,base_epochs=8") == "net2net: base_epochs=8, epochs=1"
     assert pr._short("thesis FT (full training)") == "thesis FT (full training)"
+    # two rankings of one evaluator (its mean and its first draw) keep apart, and two recipes
+    # that differ in their warm-up or seeds too
+    assert (pr._short("train:d,epochs=1,seeds=3,warmup=0.2 (first draw)")
+            == "train: epochs=1, warmup=0.2, seeds=3 (first draw)")
+    assert pr._short("train:d,epochs=3,seeds=3") == "train: epochs=3, seeds=3"
 
 
 def test_the_same_rankings_when_evaluated_in_worker_processes(pr, tmp_path, monkeypatch):
