@@ -167,6 +167,27 @@ def fixtures(root: Path, tiny: dict, exe: Path, env: dict) -> None:
     (root / "imgs_nonutf8" / "a").joinpath(os.fsdecode(b"\xff\xfe.png")).write_bytes(
         (root / "imgs" / "a" / "00.png").read_bytes())
     (root / "imgs_nonutf8_class" / "b").rename(root / "imgs_nonutf8_class" / os.fsdecode(b"b\xff"))
+    # Fashion-MNIST sources (issue 24's `dataset fashion-mnist`): a tiny real-format one, one
+    # whose train-images header declares 2**22 x 2**21 x 2**21 values (2**64: an int64 is 0),
+    # one whose labels file is cut short
+    import numpy as np
+
+    from latency_lab.training import fashion_mnist as fm
+    from latency_lab.training.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for folder in ("fm", "fm_wrap", "fm_short"):
+        (root / folder).mkdir()
+        for (images, labels), n in zip(fm.FILES.values(), (2, 1)):
+            y = np.repeat(np.arange(10, dtype=np.uint8), n)
+            write_idx(root / folder / images, rng.integers(0, 256, (len(y), 28, 28),
+                                                          dtype=np.uint8), compress=False)
+            write_idx(root / folder / labels, y, compress=False)
+    train_images, train_labels = next(iter(fm.FILES.values()))
+    (root / "fm_wrap" / train_images).write_bytes(
+        b"\0\0\x08\x03" + b"".join((2**k).to_bytes(4, "big") for k in (22, 21, 21)))
+    short = root / "fm_short" / train_labels
+    short.write_bytes(short.read_bytes()[:-3])
     # plans
     w("plan_res64.toml", _plan(["tiny.json"], resolutions="64"))
     w("plan_deep.toml", "x = " + "[" * 50_000 + "]" * 50_000 + "\n" + _plan(["tiny.json"]))
@@ -284,10 +305,24 @@ def _small_output(limit: int) -> Callable[[Path, bytes, str], list[str]]:
     return check
 
 
-def silent_server() -> int:
+def silent_server(reply: bytes | None = None) -> int:
     """A local TCP server that accepts every connection and never answers (an ADB server
-    stuck as in issue 25's report); its port. It lives as long as this process."""
+    stuck as in issue 25's report), or answers each request with `reply` (OKAY and a length
+    that is not hex); its port. It lives as long as this process."""
     import threading
+
+    if reply is not None:
+        server = socket.create_server(("127.0.0.1", 0))
+
+        def answer() -> None:
+            while True:
+                conn = server.accept()[0]
+                if conn.recv(4096):
+                    conn.sendall(reply)
+                conn.close()
+
+        threading.Thread(target=answer, daemon=True).start()
+        return server.getsockname()[1]
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -333,9 +368,11 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
         "dataset synth": lambda x: ["dataset", "synth", "--out", x, "--classes", "2",
                                     "--per-class", "1", "--val-per-class", "1", "--size", "16"],
         "sweep-plan --out": lambda x: ["sweep-plan", "plan_res64.toml", "--out", x],
+        "dataset fashion-mnist": lambda x: ["dataset", "fashion-mnist", "--source", "fm",
+                                            "--out", x],
     }
     folders = {"sweep --jumps-out", "search --out", "compare --out", "jumps --out",
-               "dataset synth", "sweep-plan --out"}
+               "dataset synth", "sweep-plan --out", "dataset fashion-mnist"}
     kinds = {"fifo": stat.S_IFIFO, "sock": stat.S_IFSOCK, "link_fifo": stat.S_IFLNK}
     if ROOT_USER:
         kinds.update(node=stat.S_IFCHR, link_node=stat.S_IFLNK)
@@ -430,6 +467,19 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
                  search[:5] + ["--accuracy", "train:imgs,seed=-1", "--out", "so"],
                  search[:5] + ["--accuracy", "train:imgs,split_seed=-1", "--out", "so"]):
         add("edges", args)
+    for option in ("seed=99999999999999999999", "batch=99999999999999999999",
+                   "seeds=2147483648", "epochs=99999999999999999999"):
+        add("edges", search[:5] + ["--accuracy", f"train:imgs,{option}", "--out", "so"])
+        add("edges", ["accuracy", "evaluate", "tiny.json", "--accuracy", f"train:imgs,{option}",
+                      "--store", "s.sqlite"])
+    add("edges", search[:5] + ["--accuracy", "zen,seed=99999999999999999999", "--out", "so"])
+    for folder in ("fm_wrap", "fm_short", "imgs", "afile", "fifo"):
+        add("edges", ["dataset", "fashion-mnist", "--source", folder, "--out", "d"])
+    for args in (["--train-per-class", "0"], ["--val-per-class", "0"], ["--seed", "-1"],
+                 ["--train-per-class", "99999999999999999999"]):
+        add("edges", ["dataset", "fashion-mnist", "--source", "fm", "--out", "d", *args])
+    add("edges", ["dataset", "fashion-mnist", "--source", "fm", "--out", "d"], "accept",
+        outputs=("d", "d/*", "d/*/*", "d/*/*/*"))
     for plan in ("plan_deep.toml", "plan_nan.toml", "plan_rounds.toml"):
         add("edges", ["sweep-plan", plan, "--store", "s.sqlite"])
     add("edges", ["sweep-plan", "plan_res64.toml", "--store", "s.sqlite"], "accept",
@@ -444,6 +494,10 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
         add("edges", ["network", "show", doc])
     add("edges", ["sweep", "--device", "pixel2", "--network", "tiny.json", "--resolutions",
                   "64", "--out", "o.csv"], env={"ANDROID_ADB_SERVER_PORT": "abc"})
+    for reply in (b"OKAYzzzz", b"OKAY-001"):   # an ADB reply whose length is not 4 hex digits
+        add("edges", ["sweep", "--device", "pixel2", "-O", "binary=afile", "--network",
+                      "tiny.json", "--resolutions", "64", "--out", "o.csv"],
+            env={"ANDROID_ADB_SERVER_PORT": str(silent_server(reply))})
 
     # refused before any work, not after it (or silently accepted)
     add("before work", scale[:-1] + ["py:ret:exit0"])
@@ -458,6 +512,9 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
     add("before work", ["search", "--budget-ms", "9", "--latency", "py:m:lat", "--accuracy",
                         "py:m:acc", "--resolutions", "224", "--out", "so_state", "--store",
                         "store.sqlite", "--candidates", "2", "--network", "tiny.json"])
+    add("before work", ["search", "--budget-ms", "9", "--latency", "py:m:lat", "--accuracy",
+                        "py:m:acc", "--resolutions", "224", "--out", "so_state", "--store",
+                        "new.sqlite", "--candidates", "2", "--network", "tiny.json"])
     for args in (["network", "export", "tiny.json", "--format", "onnx", "--builder", "keras",
                   "--out", "x.onnx"],
                  ["network", "export", "tiny.json", "--format", "keras", "--builder", "direct",
@@ -472,6 +529,12 @@ def cases(Case, sweep, search, compare, scale, jumps, lut_rec) -> list:
                  ["sweep-plan", "plan_out.toml", "--store", "s.sqlite"],
                  ["sweep-plan", "plan_res64.toml", "--store", "s.sqlite", "--out", "afile/x"]):
         add("before work", args)
+    for table in ("garbage.bin", "latin1.csv", "deep.csv", "missing.csv", "adir",
+                  "lat_nan.csv"):   # issue 23's --latency-scale TABLE, read before measuring
+        add("before work", ["search", "--budget-ms", "9", "--latency", "advdev:Curve",
+                            "--accuracy", "py:m:acc", "--out", "so", "--resolutions", "64",
+                            "--network", "tiny.json", "--store", "s.sqlite",
+                            "--latency-scale", table])
     for address in ("ray://h:99999", "ray://h:0", "ray://bad host:10001", "ray://h:10001/x",
                     "ray://h:1e3"):
         add("before work", search + ["--executor", address])
@@ -592,8 +655,9 @@ def _catches(pid: int, sig: int) -> bool:
 
 def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
     """SIGINT, SIGTERM and SIGHUP from 0 to 1.6 s after the first line of the program's main
-    (its handlers show in /proc/PID/status): the signal's exit code, at most one line (none
-    needed before the command began), never a traceback. Before that first line Python itself
+    (its handlers show in /proc/PID/status): the signal's exit code, the signal's line last
+    (before the sweep began, its only line), no error (a store left half made by an earlier
+    signal was one), never a traceback. The runs share one store. Before that first line Python itself
     is starting (interpreter, site, the editable install's finder) and its default applies:
     how long that took is reported."""
     checks, seen, before_main = {}, [], []
@@ -611,11 +675,17 @@ def scenario_startup(box: Path, exe: Path, env: dict) -> dict:
             time.sleep(delay)
             p.send_signal(sig)
             err = p.communicate(timeout=120)[1].decode(errors="replace")
-            lines = [x for x in err.strip().splitlines()
-                     if not x.startswith(("round ", "tiny ", "interrupted: wrote"))]
-            ok = p.returncode == code and "Traceback" not in err and len(lines) <= 1
+            lines = err.strip().splitlines()
+            # once the sweep began (its header line) it prints its progress and what it wrote;
+            # before, nothing but the signal's line
+            began = any(x.startswith("tiny ") for x in lines)
+            ok = (p.returncode == code and "Traceback" not in err
+                  and not any(x.startswith("error:") for x in lines)
+                  and (not lines or lines[-1].startswith(("interrupted: what was measured",
+                                                          f"terminated ({sig.name})")))
+                  and (began or len(lines) <= 1))
             seen.append({"signal": sig.name, "delay_s": delay, "rc": p.returncode,
-                         "last": lines[-1:] if ok else err.strip().splitlines()[-12:]})
+                         "began": began, "last": lines[-1:] if ok else lines[-12:]})
             checks[f"{sig.name} {delay:g} s after main's first line"] = ok
     return {"clean": all(checks.values()), "checks": checks, "runs": seen,
             "start_before_main_s": [round(min(before_main), 3), round(max(before_main), 3)]}

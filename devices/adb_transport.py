@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 import os
 import socket
+import struct
 from pathlib import Path
 
 from latency_lab.measure.api import DeviceError
@@ -38,6 +39,12 @@ MIN_ADBUTILS = "2.8.10"
 DEFAULT_PORT = 5037
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 60.0
+# What adbutils raises on a reply outside the protocol: a length that is not 4 hex digits
+# (`int(length, 16)` in read_string_block, adbutils/_adb.py 2.8.10 to 2.12.0: a ValueError),
+# a sync header cut short (`struct.unpack` in sync.py: struct.error). Text is decoded with
+# errors="replace" there, so no UnicodeDecodeError comes out of it.
+PROTOCOL_ERRORS = (ValueError, struct.error)
+RESUME = "what was measured is in the store: check the phone and run again to resume"
 
 
 def server_address(host: str | None, port: int | None) -> tuple[str, int]:
@@ -101,6 +108,9 @@ class AdbTransport:
                                   f"answer the device list within {connect_timeout_s:g} s: is it "
                                   f"an ADB server? (option connect_timeout_s)") from None
             raise DeviceError(f"ADB server at {where} does not answer: {exc}") from None
+        except PROTOCOL_ERRORS as exc:
+            raise DeviceError(_garbled(where, "the device list", exc, "is it an ADB server?")) \
+                from None
         serial = serial or os.environ.get("ANDROID_SERIAL") or None
         states = {i.serial: i.state for i in infos}
         listed = ", ".join(f"{s} ({st})" for s, st in states.items()) or "none"
@@ -146,6 +156,9 @@ class AdbTransport:
                 features = c.read_string_block()
         except (adbutils.AdbError, OSError, EOFError) as exc:
             raise self._error(adbutils, exc, "reading its features", timeout_s) from None
+        except PROTOCOL_ERRORS as exc:
+            raise DeviceError(_garbled(f"device {self.serial}", "its features", exc,
+                                       "is the ADB server adb's own?")) from None
         if hasattr(self.device, "_features"):
             self.device._features = set(features.split(","))
 
@@ -158,6 +171,9 @@ class AdbTransport:
             r = self.device.shell2(command, timeout=timeout, v2=True)
         except (adbutils.AdbError, OSError, EOFError) as exc:
             raise self._error(adbutils, exc, what, timeout) from None
+        except PROTOCOL_ERRORS as exc:
+            raise DeviceError(_garbled(f"device {self.serial}", f"its reply while {what}", exc,
+                                       RESUME)) from None
         return r.output, r.returncode
 
     def push(self, local: Path | bytes, remote: str, mode: int, what: str) -> None:
@@ -171,6 +187,9 @@ class AdbTransport:
                     from None
             raise DeviceError(f"cannot push {what} to {self.serial}:{remote} ({exc}); what was "
                               f"measured is in the store: run again to resume") from None
+        except PROTOCOL_ERRORS as exc:
+            raise DeviceError(_garbled(f"device {self.serial}", f"its reply while pushing {what}",
+                                       exc, RESUME)) from None
 
     def _error(self, adbutils, exc: BaseException, what: str, timeout_s: float) -> DeviceError:
         if _timed_out(adbutils, exc):
@@ -197,6 +216,12 @@ class AdbTransport:
                 key, _, value = line.partition("]: [")
                 props[key[1:]] = value.rstrip().rstrip("]")
         return props
+
+
+def _garbled(who: str, what: str, exc: BaseException, advice: str) -> str:
+    """One line for a reply outside the ADB protocol (a length that is not hex, a short header):
+    not a server this driver can talk to, or a connection that broke mid-reply."""
+    return f"{who} sent {what} outside the ADB protocol ({exc}): {advice}"
 
 
 def _timed_out(adbutils, exc: BaseException) -> bool:

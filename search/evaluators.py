@@ -111,6 +111,11 @@ class EvalResult:
 
 
 # -- options ------------------------------------------------------------------------------------
+# An integer option is at most 2**31-1 unless it says otherwise: train:'s seed=10**20 was a
+# ValueError traceback in torch's generator (int64), batch=10**20 one in itertools.islice, and
+# seed + seeds - 1 must stay an int64 too (issue 25: numbers at the edges).
+INT_MAX = 2**31 - 1
+
 @dataclass(frozen=True)
 class Option:
     """A declared evaluator option: type (int, float, bool, str), default, allowed values."""
@@ -120,6 +125,7 @@ class Option:
     help: str = ""
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None  # an int: INT_MAX unless declared
     keyed: bool = True        # False: does not change the number (left out of the cache key)
     omit_default: bool = False  # True: left out of the key at its default (an option added
     #                             later whose default computes what was computed before it)
@@ -143,6 +149,9 @@ class Option:
             raise EvaluatorError(f"{bad}: choose one of {', '.join(self.choices)}")
         if self.minimum is not None and value < self.minimum:
             raise EvaluatorError(f"{bad}: must be at least {self.minimum:g}")
+        top = self.maximum if self.maximum is not None else INT_MAX if self.type is int else None
+        if top is not None and value > top:
+            raise EvaluatorError(f"{bad}: must be at most {top}")
         return value
 
 

@@ -124,27 +124,7 @@ class Cache:
         return {"latency_source": self.source.describe(), "evaluator": self.evaluator.describe()}
 
     def _load(self) -> None:
-        try:
-            d = parse_json(read_text(self.path, "search state"), "search state")
-            if d.get("version") not in (1, STATE_VERSION):
-                raise ValueError(f"version {d.get('version')}")
-            latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
-            # version 1 called the evaluator's values "accuracy" whatever they were
-            values = {str(k): float(v) for k, v in d["values" if "values" in d else
-                                                    "accuracy"].items()}
-            spreads = {str(k): dict(v) for k, v in d.get("spreads", {}).items()}
-            bad = next(((k, v) for k, v in latency.items() if not (math.isfinite(v) and v > 0)),
-                       None)   # a negative latency was resumed from (issue 25)
-            if bad:
-                raise ValueError(f"latency {bad[1]!r} ms for {bad[0]}: not a finite positive "
-                                 "number")
-            bad = next(((k, v) for k, v in values.items() if not math.isfinite(v)), None)
-            if bad:
-                raise ValueError(f"value {bad[1]!r} for {bad[0]}: not a finite number")
-        except (UserError, ValueError, KeyError, TypeError, AttributeError,
-                OverflowError) as exc:
-            raise SearchError(f"search state {self.path} is unreadable ({exc}); delete it to "
-                              f"start over") from None
+        d, latency, values, spreads = read_state(self.path)
         for what, mine in self._ids().items():
             if d.get(what) != mine:
                 raise SearchError(f"search state {self.path} was made with {what} "
@@ -283,6 +263,40 @@ class Cache:
         """The value of a network that is no search step (a baseline family's member)."""
         req = self.request(spec, resolution)
         return self.evaluate([self.seeded(req, seeds) if seeds else req])[0]
+
+
+def read_state(path: Path) -> tuple[dict, dict, dict, dict]:
+    """A search state's (document, latencies, values, spreads), every number checked; a
+    SearchError for one that cannot be resumed from. `check_state` runs it before the search
+    opens anything (a store, a device), so a refusal leaves no file touched."""
+    try:
+        d = parse_json(read_text(path, "search state"), "search state")
+        if d.get("version") not in (1, STATE_VERSION):
+            raise ValueError(f"version {d.get('version')}")
+        latency = {str(k): float(v) for k, v in d["latency_ms"].items()}
+        # version 1 called the evaluator's values "accuracy" whatever they were
+        values = {str(k): float(v) for k, v in d["values" if "values" in d else
+                                                "accuracy"].items()}
+        spreads = {str(k): dict(v) for k, v in d.get("spreads", {}).items()}
+        bad = next(((k, v) for k, v in latency.items() if not (math.isfinite(v) and v > 0)),
+                   None)   # a negative latency was resumed from (issue 25)
+        if bad:
+            raise ValueError(f"latency {bad[1]!r} ms for {bad[0]}: not a finite positive "
+                             "number")
+        bad = next(((k, v) for k, v in values.items() if not math.isfinite(v)), None)
+        if bad:
+            raise ValueError(f"value {bad[1]!r} for {bad[0]}: not a finite number")
+    except (UserError, ValueError, KeyError, TypeError, AttributeError,
+            OverflowError) as exc:
+        raise SearchError(f"search state {path} is unreadable ({exc}); delete it to "
+                          f"start over") from None
+    return d, latency, values, spreads
+
+
+def check_state(out: Path) -> None:
+    """Refuse a state in `out` that cannot be resumed from, before any work."""
+    if (out / "state.json").exists():
+        read_state(out / "state.json")
 
 
 def _plain(x):

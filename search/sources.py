@@ -37,14 +37,27 @@ def parse_latency_sources(texts: Sequence[str], scale_table=None, **kw) -> Laten
     scale's references; `say`: where notes go (calibration, reuse, levels); `scale_table`: a
     recorded table whose rows of the base network are the live scale's reference values
     (`--latency-scale`: live searches at different loads on one scale)."""
+    # the table is read before a device or a store is opened: a table that cannot be read is
+    # refused with no file touched (issue 25: it came after, and left a new store)
+    table = read_scale_table(str(scale_table)) if scale_table is not None else None
     source = _parse_sources(texts, **kw)
-    if scale_table is not None:
-        _scale_to(source, str(scale_table), kw.get("reference"), kw.get("say"))
+    if table is not None:
+        _scale_to(source, table, str(scale_table), kw.get("reference"), kw.get("say"))
     return source
 
 
-def _scale_to(source: LatencySource, path: str, reference, say) -> None:
+def read_scale_table(path: str):
+    """The `--latency-scale` table, or a one-line SourceError (what cannot be read is said
+    before a device or a store is opened)."""
     from latency_lab.measure.api import get_device
+
+    try:
+        return get_device(f"table:{path}")
+    except UserError as exc:
+        raise SourceError(f"--latency-scale: {exc}") from None
+
+
+def _scale_to(source: LatencySource, table, path: str, reference, say) -> None:
     from latency_lab.search.chain import anchor_to_table
 
     sources = getattr(source, "sources", [source])
@@ -52,11 +65,6 @@ def _scale_to(source: LatencySource, path: str, reference, say) -> None:
         source.close()
         raise SourceError("--latency-scale puts a live device's latencies on a table's scale; "
                           "give a device as --latency")
-    try:
-        table = get_device(f"table:{path}")
-    except UserError as exc:
-        source.close()
-        raise SourceError(f"--latency-scale: {exc}") from None
     if reference is None or not anchor_to_table(sources, table, reference, say):
         source.close()
         raise SourceError(f"--latency-scale {path} has no row of "
@@ -106,4 +114,5 @@ def parse_latency_source(text: str, store_path=None, protocol=None, device_optio
 
 __all__ = ["LatencySource", "PyLatency", "DeviceLatency", "ChainSource", "SourceError",
            "parse_latency_source", "parse_latency_sources", "ActorLatency", "actor_latency",
-           "load_py_callable", "network_dict", "check_value", "provenance_record"]
+           "load_py_callable", "network_dict", "check_value", "provenance_record",
+           "read_scale_table"]

@@ -20,8 +20,9 @@ The "device" runs shell commands with /bin/sh on the host, in a sandbox director
 under /data/local/tmp and /sys/devices/system/cpu/ are mapped into it, `getprop` and `dumpsys`
 are small scripts printing what a Pixel 2 prints, and `taskset` maps the phone's 8 cores onto
 the host's. The sandbox file `thermal_status` is what `dumpsys thermalservice` reports; the
-server can drop the device after a number of benchmark visits (an unplugged cable), or take
-device requests and never answer them (`stall`, a hung adbd).
+server can drop the device after a number of benchmark visits (an unplugged cable), take
+device requests and never answer them (`stall`, a hung adbd), or answer its features with a
+length that is not hex (`garbled`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class FakePhone:
     props: dict = field(default_factory=lambda: dict(PIXEL2_PROPS))
     unplug_after_visits: int | None = None  # drop off the bus after this many benchmark visits
     stall: bool = False                     # take device requests (shell, sync) and never answer
+    garbled: bool = False                   # features and v2 shells answered with a bad length
     visits: int = 0
     commands: list = field(default_factory=list)
 
@@ -231,7 +233,10 @@ class FakeAdbServer:
             sock.sendall(b"OKAY" + _block("".join(lines)))
         elif req.startswith("host-serial:") and req.endswith(":features"):
             serial = req[len("host-serial:"):-len(":features")]
-            if self._phone(sock, serial):
+            p = self._phone(sock, serial)
+            if p and p.garbled:     # a length that is not 4 hex digits
+                sock.sendall(b"OKAYzz!!shell_v2")
+            elif p:
                 sock.sendall(b"OKAY" + _block("shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir"))
         elif req.startswith("host:tport:serial:") or req.startswith("host:transport:"):
             serial = req.split(":", 3)[-1] if req.startswith("host:tport") else req.split(":", 2)[2]

@@ -7,6 +7,7 @@ benchmark binary (real LiteRT timings, the binary's output format).
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -128,6 +129,36 @@ def test_a_device_that_takes_requests_and_never_answers(adb, binary):
     assert time.monotonic() - t0 < 5
     phone.stall = False
     pixel2(adb, binary, None, request_timeout_s=0.5).close()
+
+
+def test_a_reply_with_a_bad_length_is_one_line(adb, binary, capsys):
+    """adbutils reads a reply's length with int(length, 16): a length that is not hex was a
+    ValueError traceback (issue 25). The server's device list, then a device's features."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def answer():     # the transport's probe connects first, then adbutils asks the list
+        while True:
+            try:
+                conn = srv.accept()[0]
+            except OSError:
+                return
+            if conn.recv(4096):
+                conn.sendall(b"OKAYzzzz")      # OKAY, then a length that is not 4 hex digits
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    code = main(["sweep", "--device", "android", "--resolutions", "64",
+                 "-O", f"adb_port={srv.getsockname()[1]}", "-O", f"binary={binary}"])
+    srv.close()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.fullmatch(r"error: 127.0.0.1:\d+ sent the device list outside the ADB protocol "
+                        r"\(invalid literal for int\(\) with base 16: 'zzzz'\): is it an ADB "
+                        r"server\?\n", err), err
+    adb.add_phone(SERIAL, garbled=True)
+    with pytest.raises(DeviceError, match=f"device {SERIAL} sent its features outside the ADB "
+                                          f"protocol"):
+        pixel2(adb, binary, None)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000"])

@@ -36,9 +36,13 @@ def test_a_state_with_negative_latencies_is_not_resumed_from(tmp_path, tiny, mon
     state["latency_ms"] = {k: -v for k, v in state["latency_ms"].items()}
     (tmp_path / "so" / "state.json").write_text(json.dumps(state))
     before = (tmp_path / "so" / "trace.csv").read_bytes()
+    for f in tmp_path.glob("s.sqlite*"):       # no store (nor its -wal): none may be made
+        f.rename(tmp_path / f"kept{f.name[1:]}")
     line = _one_line(capsys, main(args), "not a finite positive number")
     assert "search state" in line and "delete it to start over" in line
     assert (tmp_path / "so" / "trace.csv").read_bytes() == before
+    # checked before a store is opened (after issue 24's split it came after: a new store)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("s.sqlite")]
 
 
 @pytest.mark.parametrize("fmt, out", [("onnx", "x.onnx"), ("keras", "x.keras"),
@@ -81,3 +85,21 @@ def test_a_ray_client_address_where_nothing_listens_is_one_line_at_once(capsys, 
                "--store", str(tmp_path / "s.sqlite"), "--executor", f"ray://127.0.0.1:{port}"])
     line = _one_line(capsys, rc, f"cannot reach 127.0.0.1:{port} (Connection refused)")
     assert "ray start --head" in line and time.monotonic() - t < 20
+
+
+@pytest.mark.parametrize("table, needle", [("missing.csv", "no latency table at missing.csv"),
+                                           ("bad.csv", "lacks column(s)")])
+def test_a_latency_scale_table_is_read_before_a_store_is_opened(tmp_path, tiny, monkeypatch,
+                                                                capsys, table, needle):
+    """issue 23's --latency-scale was read after the accuracy cache and the device opened the
+    store: a table that could not be read left a new store."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text("def acc(net):\n    return 70.0\n")
+    (tmp_path / "tiny.json").write_text(tiny.to_json())
+    (tmp_path / "bad.csv").write_text("resolution,latency_ms\n64,1.0\n")
+    rc = main(["search", "--budget-ms", "9", "--latency", "conftest:CurveDevice", "--accuracy",
+               "py:m:acc", "--network", "tiny.json", "--resolutions", "64", "--out", "so",
+               "--store", "s.sqlite", "--latency-scale", table])
+    line = _one_line(capsys, rc, needle)
+    assert line.startswith("error: --latency-scale: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "m.py", "tiny.json"]

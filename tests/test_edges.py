@@ -92,6 +92,19 @@ def test_negative_seeds_are_usage_errors(tmp_path, monkeypatch, capsys, args):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("text", ["train:d,seed=99999999999999999999",
+                                  "train:d,batch=99999999999999999999",
+                                  "train:d,seeds=2147483648", "zen,seed=2147483648",
+                                  "net2net:d,epochs=99999999999999999999"])
+def test_integer_evaluator_options_beyond_int32_are_one_line(tmp_path, monkeypatch, text):
+    """train:'s seed=10**20 was a ValueError from torch's int64 generator and batch=10**20 one
+    from itertools.islice; every integer option is at most 2**31-1 unless it says otherwise."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(SourceError, match=r"option \w+='\d+': must be at most 2147483647$"):
+        parse_evaluator(text)
+
+
 @pytest.mark.parametrize("doc, key", [
     ({"network": None, "per_resolution": [[224, 1]]}, "224"),
     ({"methods": [1]}, ""),

@@ -61,6 +61,12 @@ def test_idx_round_trip_and_its_errors(tmp_path):
     huge.write_bytes(b"\0\0\x08\x03" + (70000).to_bytes(4, "big") * 3)
     with pytest.raises(IdxError, match="more than"):
         read_idx(huge, 3)
+    # dimensions whose product is 2**64: an int64 product wrapped to 0 and reshape raised a
+    # ValueError traceback (issue 25's numbers at the edges)
+    huge.write_bytes(b"\0\0\x08\x03" + b"".join((2**k).to_bytes(4, "big") for k in (22, 21, 21)))
+    with pytest.raises(IdxError, match=r"\(4194304, 2097152, 2097152\) values \(18446744073709551616 "
+                                       r"bytes\), more than"):
+        read_idx(huge, 3)
 
 
 def test_export_writes_the_image_folder_the_evaluators_read(tmp_path):

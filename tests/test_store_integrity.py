@@ -137,6 +137,49 @@ def test_a_store_that_fails_quick_check_is_refused_before_anything_is_written(
         assert not any((tmp_path / n).exists() for n in ("o.csv", "t.csv", "j"))
 
 
+class _SignalAfterScript:
+    """A connection whose executescript is followed by a signal (Python handles one between
+    calls, never inside sqlite3's)."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def executescript(self, script):
+        self._db.executescript(script)
+        raise KeyboardInterrupt
+
+
+def test_a_store_interrupted_while_it_is_made_is_none_or_whole(tmp_path, monkeypatch):
+    """Ctrl-C 1.6 s after a sweep started (the corpus's start-up scenario) left a store with
+    its tables and no schema row: every later run was refused ('unreadable schema version')."""
+    from latency_lab.measure import store as store_mod
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(store_mod.sqlite3, "connect",
+                        lambda *a, **kw: _SignalAfterScript(connect(*a, **kw)))
+    with pytest.raises(KeyboardInterrupt):
+        Store(tmp_path / "s.sqlite")
+    assert sorted(os.listdir(tmp_path)) == []    # a new store: nothing left
+    monkeypatch.undo()
+    # one made before the fix: its tables, no schema row, nothing measured; opening completes it
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript(store_mod._SCHEMA)
+    db.close()
+    with Store(tmp_path / "old.sqlite") as store:
+        assert store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == \
+            (str(store_mod.SCHEMA_VERSION),)
+    # the schema row comes in the same transaction as the tables: a script stopped before its
+    # COMMIT leaves no table
+    db = sqlite3.connect(tmp_path / "half.sqlite")
+    db.executescript("BEGIN;\n" + store_mod._SCHEMA)
+    db.close()          # closed before COMMIT: rolled back
+    with sqlite3.connect(tmp_path / "half.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone() == (0,)
+
+
 def test_a_store_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(StoreError, match="not a regular file"):

@@ -182,6 +182,8 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
     from latency_lab.search.sources import parse_latency_sources
 
     from latency_lab.search.rbis import check_stages
+    from latency_lab.search.search_cache import check_state
+    from latency_lab.search.sources import read_scale_table
 
     where = parse_executor(executor)
     spec = load_network(network)
@@ -190,6 +192,9 @@ def _run_search(network, budget_ms, latency, accuracy, resolutions, resolutions_
         raise UserError(f"--candidates must be at least 1, got {candidates}")
     stage_list = parse_int_list(stages, "stages") if stages else None
     _check_out_dir(out)
+    check_state(out)    # before a store or a device is opened: a refusal touches no file
+    if latency_scale is not None:
+        read_scale_table(str(latency_scale))     # read again by the sources (a CSV: ms)
     grid = _resolutions(spec, resolutions, resolutions_from, budget_ms,
                         check_stages(spec, stage_list), max_candidates, out)
     evaluator = parse_evaluator(accuracy, elsewhere=where.kind != "local")

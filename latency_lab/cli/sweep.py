@@ -93,11 +93,15 @@ def sweep(
                               planner=planner)
         except Interrupted as exc:   # what was measured still reaches the CSV
             bar.__exit__()
+            measured = sum(1 for m in exc.measurements if m.samples_ms)
+            if not measured:     # stopped before a sample: an old CSV is not replaced by none
+                console.print(f"interrupted: nothing measured yet; {out} not written")
+                raise
             frame = to_frame(exc.measurements)
             write_csv(frame, out)
-            console.print(f"interrupted: wrote {out} with the {int(frame['n_samples'].gt(0).sum())}"
-                          f" of {len(frame)} points measured so far (stop reason interrupted or "
-                          f"as they stopped); run again to resume")
+            console.print(f"interrupted: wrote {out} with the {measured} of {len(frame)} points "
+                          f"measured so far (stop reason interrupted or as they stopped); run "
+                          f"again to resume")
             raise
     write_csv(frame, out)
     last = bar.last

@@ -144,6 +144,10 @@ class Store:
             if isinstance(exc, OSError):
                 raise StoreError(f"cannot create store {self.path}: {exc.strerror or exc}") from None
             raise StoreError(explain(self.path, exc)) from None
+        except BaseException:   # Ctrl-C, SIGTERM while it is made: no store rather than half a one
+            if not existed:
+                self._remove_files()
+            raise
 
     def _quick_check(self, sidecars: set[str]) -> None:
         try:
@@ -166,15 +170,18 @@ class Store:
                 pass
 
     def _init_schema(self) -> None:
+        """The tables and the schema row in one transaction, in one call (a signal is handled
+        between Python calls): a store stopped while it was made (Ctrl-C 1.6 s after a sweep
+        started, found by the corpus; kill -9) had tables and no schema row, and was refused
+        for ever after as of an 'unreadable schema version'."""
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(f"BEGIN;\n{_SCHEMA}\nINSERT OR IGNORE INTO meta VALUES ('schema', "
+                              f"'{SCHEMA_VERSION}');\nCOMMIT;")
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(samples)")}
         if "drift" not in columns:  # stores written before drift correction existed
             self.db.execute("ALTER TABLE samples ADD COLUMN drift REAL NOT NULL DEFAULT 1.0")
         if "load" not in columns:   # stores written before the load was recorded: NULL there
             self.db.execute("ALTER TABLE samples ADD COLUMN load REAL")
-        if self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
 
     def _remove_files(self) -> None:

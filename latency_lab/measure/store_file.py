@@ -113,6 +113,11 @@ def inspect_store(path: Path, schema_version: int, core_tables: set[str]) -> int
                              f"(tables {', '.join(sorted(tables)[:8])}), left unchanged; give "
                              "another --store")
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None and not db.execute("SELECT 1 FROM measurements LIMIT 1").fetchone():
+            # tables and no schema row, nothing measured: a store whose making was stopped
+            # before its schema row (made in several commits before issue 25's fix, which
+            # makes it in one); opening it completes it
+            return None
     except sqlite3.DatabaseError as exc:
         raise StoreError(explain(path, exc)) from None
     finally:

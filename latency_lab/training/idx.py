@@ -14,6 +14,7 @@ error, and a header declaring more than `MAX_BYTES` is refused before anything i
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -54,7 +55,7 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
             if len(raw) < 4 * ndim:
                 raise IdxError(f"{path} is truncated (in its header)")
             dims = struct.unpack(f">{ndim}I", raw)
-            size = int(np.prod(dims, dtype=np.int64))
+            size = math.prod(dims)    # Python ints: np.prod's int64 wrapped (2**22*2**21*2**21 = 0)
             if size > MAX_BYTES:
                 raise IdxError(f"{path} declares {dims} values ({size} bytes), more than "
                                f"{MAX_BYTES} this reader accepts")
