@@ -20,7 +20,9 @@ def test_device_source_measures_once_then_reads_the_store(tmp_path, monkeypatch)
     measured with it then."""
     monkeypatch.setenv("LATENCY_LAB_CACHE", str(tmp_path / "cache"))
     spec = NetworkSpec.from_dict(TINY)
-    protocol = Protocol(runs_per_visit=3, min_rounds=2, max_rounds=3, ci_target_pct=50.0)
+    # every point the same 3 rounds: a point that ran a round longer than the reference is
+    # tied to it only when their sampling times overlap enough (scale.MIN_OVERLAP)
+    protocol = Protocol(runs_per_visit=3, min_rounds=3, max_rounds=3, ci_target_pct=50.0)
     store = tmp_path / "m.sqlite"
     with parse_latency_source("cpu", store_path=store, protocol=protocol) as src:
         assert isinstance(src, DeviceLatency)

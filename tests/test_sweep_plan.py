@@ -207,7 +207,8 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
     from latency_lab.search.sources import DeviceLatency, parse_latency_source
     from latency_lab.scaleout.executors import open_executor, parse_executor
 
-    fast = Protocol(min_rounds=2, max_rounds=3, runs_per_visit=2, warmup_first_visit=1)
+    # every point the same 3 rounds, so the reused point and its reference overlap in time
+    fast = Protocol(min_rounds=3, max_rounds=3, runs_per_visit=2, warmup_first_visit=1)
     opts = {"threads": 1, "model_dir": model_dir}
     store = tmp_path / "main.sqlite"
     with open_executor(parse_executor("ray")) as ex:
@@ -232,4 +233,6 @@ def test_a_searchs_live_device_on_ray_is_an_actor_merged_into_the_store(tmp_path
         # is measured again, as every new run's first batch measures its reference
         assert [local.provenance(tiny, r)["provenance"] for r in (64, 96)] == ["live", "reused"]
         assert again[1] > again[0] > 0
+        # on this run's scale by its tie: the actor's value times the reference's factor
+        assert again[1] == pytest.approx(values[1] * again[0] / values[0], rel=1e-9)
     assert len(_samples(store)) >= 2 * 2 * 2

@@ -453,15 +453,15 @@ class _Run:
         self._last_spec = st.spec
         round_index = (max(st.rounds) + 1) if st.rounds else 0
         facts = {**setup, **run.facts, **({"summary_only": True} if run.summary_only else {})}
-        load = host_load()
-        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts, load)
+        load, now = host_load(), time.time()
+        self.store.add_samples(st.measurement_id, round_index, run.samples_ms, facts, load, now)
         st.facts.update(facts)
         if load is not None:
             st.loads.append(load)
         n = len(run.samples_ms)
         st.samples.extend(run.samples_ms)
         st.rounds.extend([round_index] * n)
-        st.times.extend([time.time()] * n)
+        st.times.extend([now] * n)     # the store's time, so a reused point pairs as it did
         st.drift.extend([1.0] * n)
         st.visited = True
         self.visits += 1

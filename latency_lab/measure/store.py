@@ -243,9 +243,12 @@ class Store:
         return int(cur.lastrowid)
 
     def add_samples(self, measurement_id: int, round_index: int, samples_ms: Iterable[float],
-                    facts: dict[str, Any] | None = None, load: float | None = None) -> None:
-        """One visit's samples, with the host's load average then (None: not known)."""
-        now = time.time()
+                    facts: dict[str, Any] | None = None, load: float | None = None,
+                    taken_at: float | None = None) -> None:
+        """One visit's samples, with the host's load average then (None: not known), taken at
+        `taken_at` (default now): the caller passes the time it keeps in memory, so that a
+        measurement read back pairs its visits with a reference's exactly as it did live."""
+        now = time.time() if taken_at is None else float(taken_at)
         with self.db:
             self.db.executemany("INSERT INTO samples (measurement_id, round, latency_ms, taken_at,"
                                 " drift, load) VALUES (?, ?, ?, ?, 1.0, ?)",
