@@ -125,15 +125,18 @@ class RoundPlan:
 Planner = Callable[[dict[int, Measurement], frozenset[int]], RoundPlan]
 
 
+def ci_met(m: Measurement, protocol: Protocol) -> bool:
+    """Did a measurement reach `protocol`'s CI target after at least its minimum rounds?"""
+    return (m.n_rounds >= protocol.min_rounds
+            and 100 * m.stats.ci_halfwidth_rel <= protocol.ci_target_pct)
+
+
 def meets(m: Measurement, protocol: Protocol) -> bool:
     """Does a finished measurement meet what `protocol` asks: its CI target after at least its
     minimum rounds, or all of its maximum rounds? (What may be reused as it is.)"""
     if not m.measured or m.recorded is not None:
         return False
-    if m.n_rounds >= protocol.max_rounds:
-        return True
-    return (m.n_rounds >= protocol.min_rounds
-            and 100 * m.stats.ci_halfwidth_rel <= protocol.ci_target_pct)
+    return m.n_rounds >= protocol.max_rounds or ci_met(m, protocol)
 
 
 def host_load() -> float | None:
@@ -282,11 +285,6 @@ class _Run:
             return "new"
         return meets(self.store.measurement(measurement_id), self.protocol)
 
-    def _met(self, m: Measurement) -> bool:
-        """Did a finished measurement meet this protocol's stopping rule for the CI?"""
-        return (m.n_rounds >= self.protocol.min_rounds
-                and 100 * m.stats.ci_halfwidth_rel <= self.protocol.ci_target_pct)
-
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
@@ -320,7 +318,7 @@ class _Run:
         if claim.status == "done":
             self.results[i] = replace(self.store.measurement(mid), reused=True)
             self.reused += 1
-            self.met += self._met(self.results[i])
+            self.met += ci_met(self.results[i], self.protocol)
         elif claim.status == "held":
             self.held[i] = (point, mid)
             self._holders[i] = claim.holder

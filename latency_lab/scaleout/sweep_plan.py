@@ -228,15 +228,15 @@ def check_devices(plan: Plan, open_here: bool) -> list[str]:
     machine) its extras are installed and it opens (a phone answers, a GPU is there), and is
     closed again. Returns one line per device (driver, hardware); the first problem is a
     PlanError naming the plan and the device. On Ray a device opens on its own host, which may
-    have what this one lacks, so only driver and options are checked here."""
-    from latency_lab.measure.api import device_class, driver_options, get_device
+    have what this one lacks, so only driver and options are checked here (`DeviceSpec.check`,
+    as `check_plan` does)."""
+    from latency_lab.measure.api import get_device
 
     lines = []
     for dev in plan.devices:
         where = f"plan {plan.path}: devices.{dev.label}"
         try:
-            cls = device_class(dev.driver)
-            driver_options(cls, dict(dev.options), dev.driver)
+            dev.check()
             if not open_here:
                 lines.append(f"{dev.label}: driver {dev.driver} (opened on its host)")
                 continue
